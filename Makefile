@@ -1,0 +1,102 @@
+# synaptic — build, test, bench, install.
+# Variable names follow LuaRocks so `luarocks make` and a plain `make` agree;
+# every one can be overridden on the command line.
+
+LUA         ?= lua5.4
+LUA_VERSION ?= 5.4
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+LUA_LIBDIR  ?= /usr/lib/x86_64-linux-gnu
+PREFIX      ?= /usr/local
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(PREFIX)/bin
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+             $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
+LIBFLAG ?= -shared
+LIBS    ?= -lrocksdb -lmsgpackc -lz -luuid -lzmq -lm
+
+BUILD   ?= build
+SRCS    := $(wildcard csrc/*.c)
+OBJS    := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
+CORE_SO := $(BUILD)/synaptic/core.so
+CORE_SRCS := $(filter csrc/sn_%.c,$(SRCS))
+
+# Debian packages a fresh machine needs (see SPEC.md "Dependencies").
+DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev uuid-dev \
+                libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
+                lua-sql-sqlite3 pkg-config
+DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
+
+LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+BUSTED  ?= $(LUA) /usr/bin/busted
+
+.PHONY: all deps deps-check test demo bench install clean fuzz asan-test
+
+all: $(CORE_SO)
+
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj:
+	mkdir -p $(BUILD)/obj $(BUILD)/synaptic
+
+$(CORE_SO): $(OBJS)
+	$(CC) $(LIBFLAG) -o $@ $(OBJS) $(LDFLAGS) $(LIBS)
+
+# Installs what is missing when root; otherwise says the one line to run.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+	  echo "deps: missing packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+deps-check:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
+
+test: deps all
+	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' spec
+
+demo: deps all
+	rm -rf $(BUILD)/demo && mkdir -p $(BUILD)/demo
+	cd $(BUILD)/demo && LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;' \
+	  LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' $(LUA) $(CURDIR)/examples/persistence_demo.lua
+
+bench: deps all
+	$(LUA_ENV) $(LUA) bench/bench.lua
+
+# The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
+# LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime
+# must be loaded first.
+asan-test: deps-check
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+	  LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build-asan/?.so;;' \
+	  $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='build-asan/?.so' spec
+
+FUZZ_SECONDS ?= 30
+fuzz: deps-check
+	mkdir -p $(BUILD)/fuzz $(BUILD)/fuzz/corpus-record
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
+	  fuzz/fuzz_record.c $(CORE_SRCS) -o $(BUILD)/fuzz/fuzz_record -lrocksdb -lmsgpackc -lz -luuid -lzmq -lm
+	$(BUILD)/fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus-record fuzz/seeds
+
+install: all
+	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic $(DESTDIR)$(INST_BINDIR)
+	cp $(CORE_SO) $(DESTDIR)$(INST_LIBDIR)/synaptic/core.so
+	cp lua/synaptic/*.lua $(DESTDIR)$(INST_LUADIR)/synaptic/
+	[ ! -f bin/synaptic ] || install -m 0755 bin/synaptic $(DESTDIR)$(INST_BINDIR)/synaptic
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,31 @@
+--- synaptic: persistent memory for a mesh of neural micro-experts.
+-- The C core (synaptic.core) does storage, encoding and compression; this
+-- front end gathers it into one module and keeps the Lua-side helpers.
+local core = require "synaptic.core"
+
+local synaptic = {
+  version = core.version,
+  uuid = core.uuid,
+  floats = core.floats,
+  codecs = core.codecs,
+  compress = core.compress,
+  decompress = core.decompress,
+  list_backups = core.list_backups,
+  restore_backup = core.restore_backup,
+  now = core.now,
+}
+
+--- Open (or create) a store. Returns the store, or nil and a message.
+-- opts: compression (true/false or codec name), sync_writes, write_buffer_mb,
+-- cache_mb, read_only, max_weight_versions, blob_files.
+function synaptic.open(path, opts)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'open' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  return core.open(path, opts)
+end
+
+return synaptic

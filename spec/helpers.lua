@@ -1,0 +1,50 @@
+-- Shared test helpers: fresh temporary directories that are removed after
+-- the run, and small float utilities.
+local helpers = {}
+
+local made = {}
+
+function helpers.tmpdir(tag)
+  local p = os.tmpname()
+  os.remove(p)
+  p = p .. "-synaptic-" .. (tag or "t")
+  assert(os.execute("mkdir -p '" .. p .. "'"))
+  made[#made + 1] = p
+  return p
+end
+
+function helpers.cleanup()
+  for i = #made, 1, -1 do
+    os.execute("rm -rf '" .. made[i] .. "'")
+    made[i] = nil
+  end
+end
+
+-- Deterministic Gaussian-ish weights (sigma 0.05) without math.random state
+-- leaking between tests.
+function helpers.weights(n, seed)
+  local s = seed or 1
+  local t = {}
+  for i = 1, n do
+    s = (s * 1103515245 + 12345) % 2147483648
+    local u1 = (s + 1) / 2147483649
+    s = (s * 1103515245 + 12345) % 2147483648
+    local u2 = s / 2147483648
+    t[i] = 0.05 * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+  end
+  return t
+end
+
+-- float32 rounding of a Lua number, to compare what comes back exactly.
+function helpers.f32(x)
+  return (string.unpack("<f", string.pack("<f", x)))
+end
+
+function helpers.run(cmd)
+  local f = io.popen(cmd .. " 2>&1")
+  local out = f:read("a")
+  local ok, _, code = f:close()
+  return ok, code, out
+end
+
+return helpers
