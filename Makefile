@@ -34,7 +34,7 @@ DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: all deps deps-check test demo bench install clean fuzz asan-test
+.PHONY: all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test
 
 all: $(CORE_SO)
 
@@ -86,11 +86,36 @@ asan-test: deps-check
 	  $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='build-asan/?.so' spec
 
 FUZZ_SECONDS ?= 30
+FUZZ_CC     ?= clang
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc
+CODEC_SRCS   = csrc/sn_record.c csrc/sn_schema.c csrc/sn_value.c csrc/sn_mpcheck.c \
+               csrc/sn_compress.c csrc/sn_err.c
+
+# The record decoder against arbitrary bytes, seeded with one valid record
+# of each type and codec.
 fuzz: deps-check
-	mkdir -p $(BUILD)/fuzz $(BUILD)/fuzz/corpus-record
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
-	  fuzz/fuzz_record.c $(CORE_SRCS) -o $(BUILD)/fuzz/fuzz_record -lrocksdb -lmsgpackc -lz -luuid -lzmq -lm
-	$(BUILD)/fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus-record fuzz/seeds
+	mkdir -p $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/make_seeds.c $(CODEC_SRCS) \
+	  -o $(BUILD)/fuzz/make_seeds -lmsgpackc -lz -lm
+	$(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/seeds
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_record.c $(CODEC_SRCS) -o $(BUILD)/fuzz/fuzz_record -lmsgpackc -lz -lm
+	$(BUILD)/fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
+
+fuzz-compress: deps-check
+	mkdir -p $(BUILD)/fuzz/corpus-compress
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_compress.c csrc/sn_compress.c csrc/sn_err.c \
+	  -o $(BUILD)/fuzz/fuzz_compress -lz
+	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  $(BUILD)/fuzz/corpus-compress
+
+# Prove the rockspec: build it into a scratch tree and require it from there.
+rockcheck: deps-check
+	rm -rf $(BUILD)/rocktree
+	luarocks --lua-version=$(LUA_VERSION) make rockspec/synaptic-scm-1.rockspec --tree $(BUILD)/rocktree
+	LUA_PATH='$(BUILD)/rocktree/share/lua/$(LUA_VERSION)/?.lua;$(BUILD)/rocktree/share/lua/$(LUA_VERSION)/?/init.lua' \
+	  LUA_CPATH='$(BUILD)/rocktree/lib/lua/$(LUA_VERSION)/?.so' \
+	  $(LUA) -e 'local s = require "synaptic"; assert(s.floats(3)); print("rockspec ok: synaptic " .. s.version)'
 
 install: all
 	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic $(DESTDIR)$(INST_BINDIR)

@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "synaptic"
+version = "scm-1"
+source = {
+   url = "git+file:///work/main",
+}
+description = {
+   summary = "Persistent, synchronised memory for a mesh of neural micro-experts",
+   detailed = [[
+A Lua 5.4 module with a C core: RocksDB storage of versioned, compressed
+float32 weights, configs, checkpoints and metrics, with integrity checks and
+incremental backups.
+]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.4",
+}
+external_dependencies = {
+   ROCKSDB = { header = "rocksdb/c.h", library = "rocksdb" },
+   ZLIB = { header = "zlib.h", library = "z" },
+   UUID = { header = "uuid/uuid.h", library = "uuid" },
+   MSGPACK = { header = "msgpack.h", library = "msgpackc" },
+   ZMQ = { header = "zmq.h", library = "zmq" },
+}
+build = {
+   type = "make",
+   build_variables = {
+      CFLAGS = "$(CFLAGS)",
+      LIBFLAG = "$(LIBFLAG)",
+      LUA_INCDIR = "$(LUA_INCDIR)",
+      LUA_LIBDIR = "$(LUA_LIBDIR)",
+      LUA = "$(LUA)",
+      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
+   },
+   install_variables = {
+      INST_LIBDIR = "$(LIBDIR)",
+      INST_LUADIR = "$(LUADIR)",
+      INST_BINDIR = "$(BINDIR)",
+   },
+   build_target = "all",
+   install_target = "install",
+}
