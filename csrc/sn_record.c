@@ -185,7 +185,7 @@ int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
         if (!raw) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
         size_t off = 0;
         for (size_t i = 0; i < nparts; i++) {
-            memcpy(raw + off, parts[i].p, parts[i].len);
+            if (parts[i].len) memcpy(raw + off, parts[i].p, parts[i].len);
             off += parts[i].len;
         }
         sn_codec_quantize(codec, raw, raw_len);
@@ -213,7 +213,7 @@ int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
     if (!bad && packed)
         bad = msgpack_pack_bin_body(&pk, packed, packed_len);
     for (size_t i = 0; !bad && !packed && i < nparts; i++)
-        bad = msgpack_pack_bin_body(&pk, parts[i].p, parts[i].len);
+        if (parts[i].len) bad = msgpack_pack_bin_body(&pk, parts[i].p, parts[i].len);
     if (bad) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
     sbuf_take(&env, out);
 
@@ -306,7 +306,7 @@ int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_e
     if (r->codec == SN_CODEC_NONE) {
         size_t off = 0;
         for (size_t i = 0; i < nparts; i++) {
-            memcpy(parts[i].p, r->blob + off, parts[i].len);
+            if (parts[i].len) memcpy(parts[i].p, r->blob + off, parts[i].len);
             crc = sn_crc32(crc, parts[i].p, parts[i].len);
             off += parts[i].len;
         }
@@ -322,7 +322,7 @@ int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_e
             crc = sn_crc32(crc, dst, total);
             size_t off = 0;
             for (size_t i = 0; scratch && i < nparts; i++) {
-                memcpy(parts[i].p, scratch + off, parts[i].len);
+                if (parts[i].len) memcpy(parts[i].p, scratch + off, parts[i].len);
                 off += parts[i].len;
             }
         }
