@@ -8,7 +8,13 @@
  *
  * The shuffled codecs use raw deflate (no zlib/gzip wrapper): the record
  * envelope carries its own CRC over the decoded bytes, so a second checksum
- * would only cost time. */
+ * would only cost time.
+ *
+ * The shuffled stream is never materialised. Compression gathers it a chunk
+ * at a time just before deflate reads it; decompression scatters each
+ * inflated chunk straight into its lane of dst. A payload-sized scratch
+ * buffer would cost memory at the largest payloads and, measured, fresh
+ * page faults on every call whenever malloc hands memory back to the OS. */
 #define ZLIB_CONST
 #include <limits.h>
 #include <stdlib.h>
@@ -31,10 +37,10 @@ typedef struct {
 } zparams;
 
 static const zparams GZIP_Z = {6, 15 + 16, 8, Z_DEFAULT_STRATEGY};
-/* Huffman-only ignores the level (any non-zero) and the window; memLevel 9
- * doubles the block size, so fewer block headers and slightly faster. The
- * measurements behind this choice are in fuzz/test_compress.c's report. */
-static const zparams SHUFFLE_Z = {1, -15, 9, Z_HUFFMAN_ONLY};
+/* Huffman-only ignores the level (any non-zero) and, as it never matches,
+ * the window. memLevel 8 keeps deflateBound tight (raw + 0.03%) where 9
+ * makes it fall back to raw + 13%, for 0.04% better ratio. */
+static const zparams SHUFFLE_Z = {1, -15, 8, Z_HUFFMAN_ONLY};
 /* RLE rather than Huffman-only: it costs ~0.4% on dense weights but turns
  * runs of zeros (pruned weights, zero-initialised biases) into a few bytes. */
 static const zparams BF16_Z = {1, -15, 8, Z_RLE};
@@ -46,6 +52,10 @@ static const zparams BF16_Z = {1, -15, 8, Z_RLE};
 /* Inner loops run a fixed BLOCK iterations so the compiler vectorizes them
  * at -O2 without needing a runtime trip-count epilogue. */
 #define BLOCK 32
+
+/* Stream bytes per zlib call: enough to amortise the call, small enough for
+ * L1 and the stack. */
+#define CHUNK 16384
 
 static const char *const codec_names[SN_CODEC_COUNT] = {"none", "gzip", "shuffle", "bf16"};
 
@@ -75,7 +85,7 @@ static int nomem(sn_err *e)
     return sn_fail(e, SN_ENOMEM, "out of memory");
 }
 
-/* memcpy keeps the loads legal for any alignment and any effective type;
+/* memcpy keeps the accesses legal for any alignment and effective type;
  * compilers turn it into a plain move. */
 static inline uint32_t load32(const unsigned char *p)
 {
@@ -119,129 +129,252 @@ void sn_codec_quantize(sn_codec c, void *buf, size_t len)
     for (; i < n; i++) quantize_one(p, i);
 }
 
-/* ---- lane shuffles ----------------------------------------------------- */
+/* ---- lane kernels ------------------------------------------------------ */
 
-/* Each lane is its own restrict parameter: derived from one pointer, the
- * compiler could not prove the lanes disjoint and would not vectorize. The
- * kernels stay out of line because GCC drops restrict when it inlines. */
-static inline void shuffle4_one(unsigned char *restrict l0, unsigned char *restrict l1,
-                                unsigned char *restrict l2, unsigned char *restrict l3,
-                                const unsigned char *restrict src, size_t i)
+/* The kernels stay out of line: GCC drops restrict when it inlines, and
+ * without it these loops need an alias check that its -O2 cost model will
+ * not pay for, so they would not vectorize. */
+
+static inline unsigned char lane_byte(const unsigned char *src, size_t i, unsigned shift)
 {
-    uint32_t w = load32(src + 4 * i);
-    l0[i] = (unsigned char)w;
-    l1[i] = (unsigned char)(w >> 8);
-    l2[i] = (unsigned char)(w >> 16);
-    l3[i] = (unsigned char)(w >> 24);
+    return (unsigned char)(load32(src + 4 * i) >> shift);
 }
 
-__attribute__((noinline)) static void shuffle4_lanes(unsigned char *restrict l0, unsigned char *restrict l1,
-                           unsigned char *restrict l2, unsigned char *restrict l3,
-                           const unsigned char *restrict src, size_t n)
+static inline unsigned char bf16_lane_byte(const unsigned char *src, size_t i, unsigned shift)
 {
-    size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK)
-        for (size_t j = 0; j < BLOCK; j++) shuffle4_one(l0, l1, l2, l3, src, i + j);
-    for (; i < n; i++) shuffle4_one(l0, l1, l2, l3, src, i);
+    return (unsigned char)(bf16_round(load32(src + 4 * i)) >> shift);
 }
 
-/* n float32s from src into 4 lanes of n bytes at dst. */
-static void shuffle4(unsigned char *dst, const unsigned char *src, size_t n)
-{
-    shuffle4_lanes(dst, dst + n, dst + 2 * n, dst + 3 * n, src, n);
-}
-
-static inline void unshuffle4_one(unsigned char *restrict dst, const unsigned char *restrict src,
-                                  size_t n, size_t i)
-{
-    uint32_t w = (uint32_t)src[i] | (uint32_t)src[n + i] << 8 | (uint32_t)src[2 * n + i] << 16 |
-                 (uint32_t)src[3 * n + i] << 24;
-    store32(dst + 4 * i, w);
-}
-
-static void unshuffle4(unsigned char *restrict dst, const unsigned char *restrict src, size_t n)
+/* dst[i] = byte (shift / 8) of the i-th float32 at src */
+__attribute__((noinline)) static void get_lane(unsigned char *restrict dst,
+                                               const unsigned char *restrict src, size_t m,
+                                               unsigned shift)
 {
     size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK)
-        for (size_t j = 0; j < BLOCK; j++) unshuffle4_one(dst, src, n, i + j);
-    for (; i < n; i++) unshuffle4_one(dst, src, n, i);
+    for (; i + BLOCK <= m; i += BLOCK)
+        for (size_t j = 0; j < BLOCK; j++) dst[i + j] = lane_byte(src, i + j, shift);
+    for (; i < m; i++) dst[i] = lane_byte(src, i, shift);
 }
 
-static inline void bf16_split_one(unsigned char *restrict hi, unsigned char *restrict lo,
-                                  const unsigned char *restrict src, size_t i)
-{
-    uint32_t w = bf16_round(load32(src + 4 * i));
-    hi[i] = (unsigned char)(w >> 24);
-    lo[i] = (unsigned char)(w >> 16);
-}
-
-/* bf16 lanes: high byte of every value, then low byte. */
-__attribute__((noinline)) static void bf16_split(unsigned char *restrict hi, unsigned char *restrict lo,
-                       const unsigned char *restrict src, size_t n)
+/* the same after rounding each value to bfloat16 */
+__attribute__((noinline)) static void get_bf16_lane(unsigned char *restrict dst,
+                                                    const unsigned char *restrict src, size_t m,
+                                                    unsigned shift)
 {
     size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK)
-        for (size_t j = 0; j < BLOCK; j++) bf16_split_one(hi, lo, src, i + j);
-    for (; i < n; i++) bf16_split_one(hi, lo, src, i);
+    for (; i + BLOCK <= m; i += BLOCK)
+        for (size_t j = 0; j < BLOCK; j++) dst[i + j] = bf16_lane_byte(src, i + j, shift);
+    for (; i < m; i++) dst[i] = bf16_lane_byte(src, i, shift);
 }
 
-static inline void bf16_join_one(unsigned char *restrict dst, const unsigned char *restrict src,
-                                 size_t n, size_t i)
+static inline void put_one(unsigned char *dst, const unsigned char *src, size_t i, unsigned shift)
 {
-    store32(dst + 4 * i, (uint32_t)src[i] << 24 | (uint32_t)src[n + i] << 16);
+    store32(dst + 4 * i, (uint32_t)src[i] << shift);
 }
 
-static void bf16_join(unsigned char *restrict dst, const unsigned char *restrict src, size_t n)
+static inline void or_one(unsigned char *dst, const unsigned char *src, size_t i, unsigned shift)
+{
+    store32(dst + 4 * i, load32(dst + 4 * i) | (uint32_t)src[i] << shift);
+}
+
+/* The first lane of the stream sets whole float32s, zeroing the other
+ * bytes; later lanes OR theirs in. No read of dst before it is written. */
+__attribute__((noinline)) static void put_lane(unsigned char *restrict dst,
+                                               const unsigned char *restrict src, size_t m,
+                                               unsigned shift)
 {
     size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK)
-        for (size_t j = 0; j < BLOCK; j++) bf16_join_one(dst, src, n, i + j);
-    for (; i < n; i++) bf16_join_one(dst, src, n, i);
+    for (; i + BLOCK <= m; i += BLOCK)
+        for (size_t j = 0; j < BLOCK; j++) put_one(dst, src, i + j, shift);
+    for (; i < m; i++) put_one(dst, src, i, shift);
 }
 
-/* ---- zlib -------------------------------------------------------------- */
+__attribute__((noinline)) static void or_lane(unsigned char *restrict dst,
+                                              const unsigned char *restrict src, size_t m,
+                                              unsigned shift)
+{
+    size_t i = 0;
+    for (; i + BLOCK <= m; i += BLOCK)
+        for (size_t j = 0; j < BLOCK; j++) or_one(dst, src, i + j, shift);
+    for (; i < m; i++) or_one(dst, src, i, shift);
+}
+
+/* ---- stream layouts ---------------------------------------------------- */
+
+/* A codec's stream is a function of its raw bytes. gather writes stream
+ * bytes [off, off + m) from the raw payload; scatter writes them back. The
+ * span may cross lane boundaries, so both walk it lane segment by segment. */
+typedef void (*gather_fn)(unsigned char *dst, const unsigned char *raw, size_t raw_len,
+                          size_t off, size_t m);
+typedef void (*scatter_fn)(unsigned char *raw, size_t raw_len, size_t off,
+                           const unsigned char *src, size_t m);
+
+/* shuffle: lanes of byte 0, 1, 2, 3 of every float32, then the ragged tail
+ * as is (lane 4 below). */
+static size_t shuffle_segment(size_t raw_len, size_t off, size_t m, size_t *lane, size_t *i)
+{
+    size_t n = raw_len / 4;
+    *lane = n && off < 4 * n ? off / n : 4;
+    *i = *lane < 4 ? off - *lane * n : off - 4 * n;
+    return *lane < 4 && n - *i < m ? n - *i : m;
+}
+
+static void gather_shuffle(unsigned char *dst, const unsigned char *raw, size_t raw_len,
+                           size_t off, size_t m)
+{
+    while (m > 0) {
+        size_t lane, i, seg = shuffle_segment(raw_len, off, m, &lane, &i);
+        if (lane < 4)
+            get_lane(dst, raw + 4 * i, seg, 8u * (unsigned)lane);
+        else
+            memcpy(dst, raw + raw_len / 4 * 4 + i, seg);
+        dst += seg;
+        off += seg;
+        m -= seg;
+    }
+}
+
+static void scatter_shuffle(unsigned char *raw, size_t raw_len, size_t off,
+                            const unsigned char *src, size_t m)
+{
+    while (m > 0) {
+        size_t lane, i, seg = shuffle_segment(raw_len, off, m, &lane, &i);
+        if (lane == 0)
+            put_lane(raw + 4 * i, src, seg, 0);
+        else if (lane < 4)
+            or_lane(raw + 4 * i, src, seg, 8u * (unsigned)lane);
+        else
+            memcpy(raw + raw_len / 4 * 4 + i, src, seg);
+        src += seg;
+        off += seg;
+        m -= seg;
+    }
+}
+
+/* bf16: the high byte of every rounded value, then the low byte. Callers
+ * guarantee raw_len % 4 == 0, so there is no tail. */
+static size_t bf16_segment(size_t raw_len, size_t off, size_t m, size_t *lane, size_t *i)
+{
+    size_t n = raw_len / 4;
+    *lane = off / n; /* m > 0 implies n > 0 */
+    *i = off - *lane * n;
+    return n - *i < m ? n - *i : m;
+}
+
+static void gather_bf16(unsigned char *dst, const unsigned char *raw, size_t raw_len, size_t off,
+                        size_t m)
+{
+    while (m > 0) {
+        size_t lane, i, seg = bf16_segment(raw_len, off, m, &lane, &i);
+        get_bf16_lane(dst, raw + 4 * i, seg, lane ? 16u : 24u);
+        dst += seg;
+        off += seg;
+        m -= seg;
+    }
+}
+
+static void scatter_bf16(unsigned char *raw, size_t raw_len, size_t off, const unsigned char *src,
+                         size_t m)
+{
+    while (m > 0) {
+        size_t lane, i, seg = bf16_segment(raw_len, off, m, &lane, &i);
+        if (lane == 0)
+            put_lane(raw + 4 * i, src, seg, 24);
+        else
+            or_lane(raw + 4 * i, src, seg, 16);
+        src += seg;
+        off += seg;
+        m -= seg;
+    }
+}
+
+/* ---- deflate ----------------------------------------------------------- */
 
 static int zlib_setup_error(sn_err *e, int zrc, const char *what)
 {
     if (zrc == Z_MEM_ERROR) return nomem(e);
     /* only a zlib build that disagrees with its header gets here */
-    return sn_fail(e, SN_EIO, "zlib %s failed to initialise (%d, zlib %s)", what, zrc, zlibVersion());
+    return sn_fail(e, SN_EIO, "zlib %s failed to initialise (%d, zlib %s)", what, zrc,
+                   zlibVersion());
 }
 
-/* One deflate call over the whole input into a buffer of deflateBound
- * bytes, which zlib guarantees is enough for a single Z_FINISH. */
-static int z_compress(const zparams *p, const unsigned char *in, size_t len, unsigned char **out,
-                      size_t *out_len, sn_err *e)
+static int deflate_gathered(z_stream *z, gather_fn gather, const unsigned char *raw,
+                            size_t raw_len, size_t stream_len)
+{
+    unsigned char chunk[CHUNK];
+    size_t off = 0;
+    int zrc;
+    do {
+        size_t m = stream_len - off < CHUNK ? stream_len - off : CHUNK;
+        gather(chunk, raw, raw_len, off, m);
+        off += m;
+        z->next_in = chunk;
+        z->avail_in = (uInt)m;
+        zrc = deflate(z, off == stream_len ? Z_FINISH : Z_NO_FLUSH);
+    } while (zrc == Z_OK && z->avail_in == 0 && off < stream_len);
+    return zrc;
+}
+
+/* Deflates the stream_len bytes gather derives from raw (raw itself when
+ * gather is NULL) into one buffer of deflateBound bytes. Feeding the input
+ * in chunks yields the same stream as one call, so zlib's promise that the
+ * bound suffices for a single Z_FINISH still holds. */
+static int z_compress(const zparams *p, gather_fn gather, const unsigned char *raw,
+                      size_t raw_len, size_t stream_len, unsigned char **out, size_t *out_len,
+                      sn_err *e)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
     int zrc = deflateInit2(&z, p->level, Z_DEFLATED, p->window_bits, p->mem_level, p->strategy);
     if (zrc != Z_OK) return zlib_setup_error(e, zrc, "deflate");
-    size_t cap = deflateBound(&z, (uLong)len);
+    size_t cap = deflateBound(&z, (uLong)stream_len);
     unsigned char *buf = malloc(cap);
     if (!buf) {
         deflateEnd(&z);
         return nomem(e);
     }
-    z.next_in = in;
-    z.avail_in = (uInt)len;
     z.next_out = buf;
     z.avail_out = (uInt)cap;
-    zrc = deflate(&z, Z_FINISH);
+    if (gather) {
+        zrc = deflate_gathered(&z, gather, raw, raw_len, stream_len);
+    } else {
+        z.next_in = raw;
+        z.avail_in = (uInt)raw_len;
+        zrc = deflate(&z, Z_FINISH);
+    }
     size_t n = z.total_out;
     deflateEnd(&z);
     if (zrc != Z_STREAM_END) {
         free(buf);
         return sn_fail(e, SN_EIO, "deflate did not finish (zlib %d)", zrc);
     }
-    /* deflateBound is generous for non-default settings; keep only what is used */
-    unsigned char *shrunk = realloc(buf, n ? n : 1);
+    /* the bound is about the raw size; a payload that compressed well
+     * should not pin that much memory */
+    unsigned char *shrunk = n < cap / 2 ? realloc(buf, n ? n : 1) : NULL;
     *out = shrunk ? shrunk : buf;
     *out_len = n;
     return SN_OK;
 }
 
-static int z_verdict(const z_stream *z, int zrc, size_t n, const char *what, sn_err *e)
+/* ---- inflate ----------------------------------------------------------- */
+
+static int inflate_scattered(z_stream *z, scatter_fn scatter, unsigned char *raw, size_t raw_len,
+                             size_t stream_len)
+{
+    unsigned char chunk[CHUNK];
+    int zrc;
+    do {
+        size_t off = z->total_out;
+        size_t room = stream_len - off < CHUNK ? stream_len - off : CHUNK;
+        z->next_out = chunk;
+        z->avail_out = (uInt)room;
+        zrc = inflate(z, Z_NO_FLUSH);
+        scatter(raw, raw_len, off, chunk, room - z->avail_out);
+    } while (zrc == Z_OK && z->total_out < stream_len);
+    return zrc;
+}
+
+static int inflate_verdict(const z_stream *z, int zrc, size_t n, const char *what, sn_err *e)
 {
     if (z->total_out > n)
         return sn_fail(e, SN_ECORRUPT, "%s payload decodes to more than the expected %zu bytes",
@@ -254,16 +387,18 @@ static int z_verdict(const z_stream *z, int zrc, size_t n, const char *what, sn_
                        (unsigned)z->avail_in);
     if (zrc == Z_STREAM_END) return SN_OK;
     if (zrc == Z_MEM_ERROR) return nomem(e);
-    if (zrc == Z_BUF_ERROR)
-        return sn_fail(e, SN_ECORRUPT, "%s payload is truncated", what);
+    if (zrc == Z_BUF_ERROR) return sn_fail(e, SN_ECORRUPT, "%s payload is truncated", what);
     return sn_fail(e, SN_ECORRUPT, "%s payload is malformed: %s", what,
                    z->msg ? z->msg : "invalid deflate stream");
 }
 
-/* Inflate src into exactly n bytes at dst. zlib never writes past avail_out
- * nor reads past avail_in, so untrusted input is bounded on both sides. */
-static int z_decompress(int window_bits, const unsigned char *src, size_t len, unsigned char *dst,
-                        size_t n, const char *what, sn_err *e)
+/* Inflates src into exactly stream_len bytes, written to raw through
+ * scatter, or straight into raw when scatter is NULL. zlib never writes past
+ * avail_out nor reads past avail_in, so untrusted input is bounded on both
+ * sides. */
+static int z_decompress(int window_bits, scatter_fn scatter, const unsigned char *src,
+                        size_t len, unsigned char *raw, size_t raw_len, size_t stream_len,
+                        const char *what, sn_err *e)
 {
     unsigned char spare;
     z_stream z;
@@ -272,22 +407,26 @@ static int z_decompress(int window_bits, const unsigned char *src, size_t len, u
     if (zrc != Z_OK) return zlib_setup_error(e, zrc, "inflate");
     z.next_in = src;
     z.avail_in = (uInt)len;
-    z.next_out = n ? dst : &spare; /* zlib rejects a NULL output even for 0 bytes */
-    z.avail_out = (uInt)n;
-    zrc = inflate(&z, Z_FINISH);
-    if (zrc == Z_BUF_ERROR && z.avail_out == 0) {
-        /* dst is full but the stream is not over: one more byte of room tells
-         * a stream that is too long from one that is cut short */
+    if (scatter) {
+        zrc = inflate_scattered(&z, scatter, raw, raw_len, stream_len);
+    } else {
+        z.next_out = stream_len ? raw : &spare; /* zlib rejects a NULL output */
+        z.avail_out = (uInt)stream_len;
+        zrc = inflate(&z, Z_FINISH);
+    }
+    if (zrc == Z_OK || (zrc == Z_BUF_ERROR && z.avail_out == 0)) {
+        /* every expected byte is out but the stream is not over: one byte of
+         * room tells a stream that is too long from one that is cut short */
         z.next_out = &spare;
         z.avail_out = 1;
         zrc = inflate(&z, Z_FINISH);
     }
-    int rc = z_verdict(&z, zrc, n, what, e);
+    int rc = inflate_verdict(&z, zrc, stream_len, what, e);
     inflateEnd(&z);
     return rc;
 }
 
-/* ---- codecs ------------------------------------------------------------ */
+/* ---- entry points ------------------------------------------------------ */
 
 static int compress_none(const unsigned char *src, size_t len, unsigned char **out,
                          size_t *out_len, sn_err *e)
@@ -300,39 +439,18 @@ static int compress_none(const unsigned char *src, size_t len, unsigned char **o
     return SN_OK;
 }
 
-static int compress_shuffle(const unsigned char *src, size_t len, unsigned char **out,
-                            size_t *out_len, sn_err *e)
-{
-    size_t n = len / 4, body = 4 * n;
-    unsigned char *lanes = malloc(len ? len : 1);
-    if (!lanes) return nomem(e);
-    shuffle4(lanes, src, n);
-    memcpy(lanes + body, src + body, len - body);
-    int rc = z_compress(&SHUFFLE_Z, lanes, len, out, out_len, e);
-    free(lanes);
-    return rc;
-}
-
 static int compress_bf16(const unsigned char *src, size_t len, unsigned char **out,
                          size_t *out_len, sn_err *e)
 {
-    if (len % 4)
-        return sn_fail(e, SN_EARG, "bf16 needs whole float32s, got %zu bytes", len);
-    size_t n = len / 4;
-    unsigned char *lanes = malloc(n ? 2 * n : 1);
-    if (!lanes) return nomem(e);
-    bf16_split(lanes, lanes + n, src, n);
-    int rc = z_compress(&BF16_Z, lanes, 2 * n, out, out_len, e);
-    free(lanes);
-    return rc;
+    if (len % 4) return sn_fail(e, SN_EARG, "bf16 needs whole float32s, got %zu bytes", len);
+    return z_compress(&BF16_Z, gather_bf16, src, len, len / 2, out, out_len, e);
 }
 
 int sn_compress(sn_codec c, const void *src, size_t len, unsigned char **out, size_t *out_len,
                 sn_err *e)
 {
     static const unsigned char empty[1];
-    if (!out || !out_len || (!src && len))
-        return sn_fail(e, SN_EARG, "sn_compress: NULL buffer");
+    if (!out || !out_len || (!src && len)) return sn_fail(e, SN_EARG, "sn_compress: NULL buffer");
     *out = NULL;
     *out_len = 0;
     if (len > SN_MAX_RECORD)
@@ -341,8 +459,9 @@ int sn_compress(sn_codec c, const void *src, size_t len, unsigned char **out, si
     const unsigned char *s = len ? src : empty; /* no arithmetic on a NULL pointer */
     switch (c) {
     case SN_CODEC_NONE: return compress_none(s, len, out, out_len, e);
-    case SN_CODEC_GZIP: return z_compress(&GZIP_Z, s, len, out, out_len, e);
-    case SN_CODEC_SHUFFLE: return compress_shuffle(s, len, out, out_len, e);
+    case SN_CODEC_GZIP: return z_compress(&GZIP_Z, NULL, s, len, len, out, out_len, e);
+    case SN_CODEC_SHUFFLE:
+        return z_compress(&SHUFFLE_Z, gather_shuffle, s, len, len, out, out_len, e);
     case SN_CODEC_BF16: return compress_bf16(s, len, out, out_len, e);
     default: return sn_fail(e, SN_EARG, "unknown codec %d", (int)c);
     }
@@ -357,34 +476,14 @@ static int decompress_none(const unsigned char *src, size_t len, unsigned char *
     return SN_OK;
 }
 
-static int decompress_shuffle(const unsigned char *src, size_t len, unsigned char *dst,
-                              size_t raw_len, sn_err *e)
-{
-    size_t n = raw_len / 4, body = 4 * n;
-    unsigned char *lanes = malloc(raw_len ? raw_len : 1);
-    if (!lanes) return nomem(e);
-    int rc = z_decompress(SHUFFLE_Z.window_bits, src, len, lanes, raw_len, "shuffle", e);
-    if (rc == SN_OK) {
-        unshuffle4(dst, lanes, n);
-        memcpy(dst + body, lanes + body, raw_len - body);
-    }
-    free(lanes);
-    return rc;
-}
-
 static int decompress_bf16(const unsigned char *src, size_t len, unsigned char *dst,
                            size_t raw_len, sn_err *e)
 {
     if (raw_len % 4)
         return sn_fail(e, SN_ECORRUPT, "bf16 payload of %zu bytes is not whole float32s",
                        raw_len);
-    size_t n = raw_len / 4;
-    unsigned char *lanes = malloc(n ? 2 * n : 1);
-    if (!lanes) return nomem(e);
-    int rc = z_decompress(BF16_Z.window_bits, src, len, lanes, 2 * n, "bf16", e);
-    if (rc == SN_OK) bf16_join(dst, lanes, n);
-    free(lanes);
-    return rc;
+    return z_decompress(BF16_Z.window_bits, scatter_bf16, src, len, dst, raw_len, raw_len / 2,
+                        "bf16", e);
 }
 
 int sn_decompress(sn_codec c, const void *src, size_t len, void *dst, size_t raw_len, sn_err *e)
@@ -402,8 +501,11 @@ int sn_decompress(sn_codec c, const void *src, size_t len, void *dst, size_t raw
     unsigned char *d = raw_len ? dst : sink;
     switch (c) {
     case SN_CODEC_NONE: return decompress_none(s, len, d, raw_len, e);
-    case SN_CODEC_GZIP: return z_decompress(GZIP_Z.window_bits, s, len, d, raw_len, "gzip", e);
-    case SN_CODEC_SHUFFLE: return decompress_shuffle(s, len, d, raw_len, e);
+    case SN_CODEC_GZIP:
+        return z_decompress(GZIP_Z.window_bits, NULL, s, len, d, raw_len, raw_len, "gzip", e);
+    case SN_CODEC_SHUFFLE:
+        return z_decompress(SHUFFLE_Z.window_bits, scatter_shuffle, s, len, d, raw_len, raw_len,
+                            "shuffle", e);
     case SN_CODEC_BF16: return decompress_bf16(s, len, d, raw_len, e);
     default: return sn_fail(e, SN_ECORRUPT, "unknown codec %d", (int)c);
     }

@@ -260,7 +260,12 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     if (!s) return sn_fail(e, SN_ENOMEM, "out of memory");
     s->opts = *o;
     s->path = strdup(path);
-    s->metric_seq = (uint64_t)rand() << 32;
+    /* random high bits: two processes logging the same metric at the same
+     * timestamp must not produce the same key and overwrite each other */
+    uuid_t seed;
+    uuid_generate_random(seed);
+    memcpy(&s->metric_seq, seed, sizeof s->metric_seq);
+    s->metric_seq &= ~(uint64_t)0xffffffffu;
     if (!s->path) { free(s); return sn_fail(e, SN_ENOMEM, "out of memory"); }
     rc = make_options(s, e);
     if (!rc) {

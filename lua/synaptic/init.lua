@@ -28,4 +28,9 @@ function synaptic.open(path, opts)
   return core.open(path, opts)
 end
 
+--- The persistent micro-expert runtime: synaptic.runtime(path [, config]).
+function synaptic.runtime(path, config)
+  return require("synaptic.runtime").open(path, config)
+end
+
 return synaptic

@@ -1,0 +1,499 @@
+--- The persistent micro-expert runtime and its persistence manager.
+-- Six domain experts (float32 MLPs in C) and a learned gate route text
+-- queries; every weight change is tracked per layer and flushed to the
+-- store on an interval, on save_state and on close.
+local core = require "synaptic.core"
+
+local M = {}
+
+-- Domain order matches the C cue scorer (synaptic.cue_scores).
+M.EXPERTS = {
+  { name = "reasoning",   sizes = { 64, 128, 64, 32 } },
+  { name = "coding",      sizes = { 96, 192, 128, 64 } },
+  { name = "language",    sizes = { 128, 256, 128, 64 } },
+  { name = "mathematics", sizes = { 80, 160, 80, 40 } },
+  { name = "tool_use",    sizes = { 48, 96, 48, 24 } },
+  { name = "context",     sizes = { 32, 64, 32, 16 } },
+}
+local GATE_ID, GATE_SIZES = "router", { 64, #M.EXPERTS }
+local COUNTERS_KEY = "runtime.counters"
+local CUE_WEIGHT = 2.0     -- keyword cues count as much as two logits of gate
+local TOP_K = 2
+
+local DEFAULTS = {
+  auto_save_interval = 300, max_checkpoints = 10, compression_enabled = true,
+  backup_enabled = true, sync_with_peers = false, seed = 42, clock = core.now,
+  keep_best = false, learning_rate = 0.1, max_weight_versions = 2,
+}
+
+local function check_config(config)
+  local c = {}
+  for k, v in pairs(DEFAULTS) do c[k] = v end
+  if config == nil then return c end
+  if type(config) ~= "table" then error("runtime: config must be a table", 3) end
+  for k, v in pairs(config) do
+    local d = DEFAULTS[k]
+    if d == nil and k ~= "keep_best" then
+      error(("runtime: unknown config field '%s'"):format(tostring(k)), 3)
+    end
+    local want = type(d)
+    if k == "keep_best" then
+      if v ~= false and (type(v) ~= "table" or type(v.metric) ~= "string"
+                         or math.type(v.n) ~= "integer" or v.n < 1) then
+        error("runtime: keep_best must be {metric = name, n = count >= 1}", 3)
+      end
+    elseif type(v) ~= want then
+      error(("runtime: config field '%s' must be a %s"):format(k, want), 3)
+    end
+    c[k] = v
+  end
+  if c.auto_save_interval < 0 then error("runtime: auto_save_interval must be >= 0", 3) end
+  if math.type(c.max_checkpoints) ~= "integer" or c.max_checkpoints < 1 then
+    error("runtime: max_checkpoints must be an integer >= 1", 3)
+  end
+  if math.type(c.seed) ~= "integer" then error("runtime: seed must be an integer", 3) end
+  if not (c.learning_rate > 0 and c.learning_rate < 10) then
+    error("runtime: learning_rate must be in (0, 10)", 3)
+  end
+  return c
+end
+
+local Runtime = {}
+Runtime.__index = Runtime
+Runtime.__name = "synaptic.runtime"
+
+local function check_open(rt)
+  if getmetatable(rt) ~= Runtime then error("expected a synaptic.runtime", 3) end
+  if not rt.store then error("attempt to use a closed runtime", 3) end
+end
+
+-- ---- loading and saving -------------------------------------------------------
+
+local function persist_net(batch, id, domain, net, lr)
+  local sizes = net:sizes()
+  for layer = 1, #sizes - 1 do
+    local w, b = net:get_layer(layer)
+    batch:put_weights(id, layer, w, b, { shape = { sizes[layer + 1], sizes[layer] } })
+  end
+  batch:put_config { expert_id = id, domain = domain, parameter_count = net:parameter_count(),
+                     learning_rate = lr, architecture = sizes }
+end
+
+local function load_net(store, id, sizes, seed)
+  local cfg = store:get_config(id)
+  local net = core.mlp(sizes, seed)
+  if not cfg then return net, false end
+  for layer = 1, #sizes - 1 do
+    local w, b = store:get_weights(id, layer)
+    if not w then
+      error(("runtime: store has a config for %s but no weights for layer %d"):format(id, layer), 0)
+    end
+    net:set_layer(layer, w, b)
+  end
+  net:mark_clean()
+  return net, true
+end
+
+local function new_counters()
+  local c = { total_requests = 0, total_latency = 0, feedback = 0, correct = 0, experts = {} }
+  for _, e in ipairs(M.EXPERTS) do
+    c.experts[e.name] = { activation_count = 0, feedback = 0, correct = 0, last_updated = 0 }
+  end
+  return c
+end
+
+function M.open(path, config)
+  if type(path) ~= "string" then error("runtime: path must be a string", 2) end
+  local c = check_config(config)
+  local store, err = core.open(path, { compression = c.compression_enabled,
+                                       max_weight_versions = c.max_weight_versions })
+  if not store then return nil, err end
+  local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
+                            experts = {}, order = {} }, Runtime)
+  local ok, e = pcall(function()
+    local fresh = {}
+    for i, spec in ipairs(M.EXPERTS) do
+      local net, found = load_net(store, spec.name, spec.sizes, c.seed + i)
+      rt.experts[spec.name] = net
+      rt.order[i] = spec.name
+      if not found then fresh[#fresh + 1] = i end
+    end
+    local gate, found = load_net(store, GATE_ID, GATE_SIZES, c.seed)
+    rt.gate = gate
+    if #fresh > 0 or not found then
+      assert(store:batch(function(b)
+        for _, i in ipairs(fresh) do
+          local spec = M.EXPERTS[i]
+          persist_net(b, spec.name, spec.name, rt.experts[spec.name], c.learning_rate)
+        end
+        if not found then persist_net(b, GATE_ID, "router", gate, c.learning_rate) end
+      end))
+    end
+    rt.counters = store:get_state(COUNTERS_KEY) or new_counters()
+  end)
+  if not ok then
+    store:close()
+    return nil, tostring(e)
+  end
+  rt.started = rt.clock()
+  rt.last_save = rt.started
+  rt.counters_dirty = false
+  return rt
+end
+
+--- Write every dirty layer and the counters in one atomic batch.
+function Runtime:flush()
+  check_open(self)
+  local written = 0
+  local ok, err = self.store:batch(function(b)
+    for name, net in pairs(self.experts) do
+      for _, layer in ipairs(net:dirty_layers()) do
+        local sizes = net:sizes()
+        local w, bias = net:get_layer(layer)
+        b:put_weights(name, layer, w, bias, { shape = { sizes[layer + 1], sizes[layer] } })
+        written = written + 1
+      end
+    end
+    for _, layer in ipairs(self.gate:dirty_layers()) do
+      local sizes = self.gate:sizes()
+      local w, bias = self.gate:get_layer(layer)
+      b:put_weights(GATE_ID, layer, w, bias, { shape = { sizes[layer + 1], sizes[layer] } })
+      written = written + 1
+    end
+    if self.counters_dirty then b:put_state(COUNTERS_KEY, self.counters) end
+  end)
+  if not ok then return nil, err end
+  for _, net in pairs(self.experts) do net:mark_clean() end
+  self.gate:mark_clean()
+  self.counters_dirty = false
+  self.last_save = self.clock()
+  return written
+end
+
+local function maybe_autosave(rt)
+  if rt.clock() - rt.last_save >= rt.config.auto_save_interval then
+    assert(rt:flush())
+  end
+end
+
+-- ---- processing ---------------------------------------------------------------
+
+local function check_query(query)
+  if type(query) ~= "string" then error("process: query must be a string", 3) end
+  if #query == 0 then error("process: query must not be empty", 3) end
+  if #query > 65536 then error("process: query longer than 65536 bytes", 3) end
+end
+
+local function softmax(x)
+  local m = -math.huge
+  for i = 1, #x do if x[i] > m then m = x[i] end end
+  local s, p = 0, {}
+  for i = 1, #x do p[i] = math.exp(x[i] - m); s = s + p[i] end
+  for i = 1, #x do p[i] = p[i] / s end
+  return p
+end
+
+--- Domain probabilities for a query: learned gate logits plus keyword cues.
+function Runtime:route(query)
+  check_open(self)
+  check_query(query)
+  local logits = self.gate:forward(core.features(query, GATE_SIZES[1]))
+  local cues = core.cue_scores(query)
+  local scores = {}
+  for i, name in ipairs(self.order) do scores[i] = logits[i] + CUE_WEIGHT * (cues[name] or 0) end
+  local p = softmax(scores)
+  local ranked = {}
+  for i = 1, #p do ranked[i] = i end
+  table.sort(ranked, function(a, b) if p[a] ~= p[b] then return p[a] > p[b] end return a < b end)
+  return p, ranked
+end
+
+local function expert_answer(net, query)
+  local sizes = net:sizes()
+  local y = net:forward(core.features(query, sizes[1]))
+  local sum, best = 0, {}
+  for i = 1, #y do sum = sum + y[i]; best[i] = i end
+  table.sort(best, function(a, b) if y[a] ~= y[b] then return y[a] > y[b] end return a < b end)
+  local confidence = 1 / (1 + math.exp(-sum / #y * 4))
+  return confidence, best[1], best[2], best[3]
+end
+
+function Runtime:process(query)
+  check_open(self)
+  check_query(query)
+  local t0 = core.now()
+  local p, ranked = self:route(query)
+  local parts, details = {}, { domains = {}, experts = {} }
+  for k = 1, TOP_K do
+    local name = self.order[ranked[k]]
+    local confidence, a, b, c = expert_answer(self.experts[name], query)
+    details.domains[k] = name
+    details.experts[name] = { confidence = confidence, relevance = p[ranked[k]] }
+    parts[k] = ("%s expert (relevance %.3f, confidence %.3f): strongest patterns #%d #%d #%d")
+               :format(name, p[ranked[k]], confidence, a, b, c)
+    local ec = self.counters.experts[name]
+    ec.activation_count = ec.activation_count + 1
+  end
+  local latency = core.now() - t0
+  details.latency = latency
+  local ctr = self.counters
+  ctr.total_requests = ctr.total_requests + 1
+  ctr.total_latency = ctr.total_latency + latency
+  self.counters_dirty = true
+  maybe_autosave(self)
+  return table.concat(parts, "; "), details
+end
+
+--- One SGD step toward routing `query` to `domain`; returns the gate's loss.
+function Runtime:train(query, domain)
+  check_open(self)
+  check_query(query)
+  local idx
+  for i, name in ipairs(self.order) do if name == domain then idx = i end end
+  if not idx then error(("train: unknown domain '%s'"):format(tostring(domain)), 2) end
+  local _, ranked = self:route(query)
+  local ctr, ec = self.counters, self.counters.experts[domain]
+  ctr.feedback, ec.feedback = ctr.feedback + 1, ec.feedback + 1
+  if ranked[1] == idx then ctr.correct, ec.correct = ctr.correct + 1, ec.correct + 1 end
+  local lr = self.config.learning_rate
+  local loss = self.gate:train(core.features(query, GATE_SIZES[1]), idx, lr, "softmax_ce")
+  -- the chosen expert learns to answer its own domain with more confidence
+  local net = self.experts[domain]
+  local sizes = net:sizes()
+  local target = {}
+  for i = 1, sizes[#sizes] do target[i] = 1 end
+  net:train(core.features(query, sizes[1]), target, lr * 0.1, "mse")
+  ec.last_updated = core.now()
+  self.counters_dirty = true
+  maybe_autosave(self)
+  return loss
+end
+
+-- ---- checkpoints ------------------------------------------------------------------
+
+local function success_rate(correct, feedback)
+  if feedback == 0 then return 0 end
+  return correct / feedback
+end
+
+local function weight_bytes(net)
+  return net:parameter_count() * 4
+end
+
+local function measure(rt)
+  local ctr = rt.counters
+  local states, memory = {}, weight_bytes(rt.gate)
+  for _, name in ipairs(rt.order) do
+    local ec, net = ctr.experts[name], rt.experts[name]
+    memory = memory + weight_bytes(net)
+    states[#states + 1] = {
+      expert_id = name, activation_count = ec.activation_count,
+      success_rate = success_rate(ec.correct, ec.feedback),
+      last_updated = ec.last_updated, memory_usage = weight_bytes(net),
+    }
+  end
+  local disk = rt.store:size_info()
+  return states, {
+    total_requests = ctr.total_requests,
+    average_response_time = ctr.total_requests > 0 and ctr.total_latency / ctr.total_requests or 0,
+    memory_usage = memory, disk_usage = disk or 0, uptime = rt.clock() - rt.started,
+  }
+end
+
+local function metric_of(cp, metric)
+  local m = cp.metadata and cp.metadata[metric]
+  if m == nil and cp.global_metrics then m = cp.global_metrics[metric] end
+  return tonumber(m) or -math.huge
+end
+
+-- Keep the newest max_checkpoints, plus the best keep_best.n by its metric.
+local function enforce_retention(rt)
+  local ids = assert(rt.store:list_checkpoints())
+  local keep = {}
+  for i = math.max(1, #ids - rt.config.max_checkpoints + 1), #ids do keep[ids[i]] = true end
+  local kb = rt.config.keep_best
+  if kb then
+    local scored = {}
+    for i, id in ipairs(ids) do
+      scored[i] = { id = id, score = metric_of(rt.store:get_checkpoint(id), kb.metric), i = i }
+    end
+    table.sort(scored, function(a, b)
+      if a.score ~= b.score then return a.score > b.score end
+      return a.i > b.i
+    end)
+    for i = 1, math.min(kb.n, #scored) do keep[scored[i].id] = true end
+  end
+  local deleted = 0
+  for _, id in ipairs(ids) do
+    if not keep[id] then
+      assert(rt.store:delete_checkpoint(id))
+      deleted = deleted + 1
+    end
+  end
+  return deleted
+end
+
+function Runtime:save_state(system_version)
+  check_open(self)
+  if system_version ~= nil and type(system_version) ~= "string" then
+    error("save_state: system_version must be a string", 2)
+  end
+  local ok, err = self:flush()
+  if not ok then return nil, err end
+  local states, global = measure(self)
+  local ctr = self.counters
+  local id, cerr = self.store:create_checkpoint {
+    system_version = system_version or core.version,
+    expert_states = states, global_metrics = global,
+    metadata = { success_rate = success_rate(ctr.correct, ctr.feedback), counters = ctr },
+  }
+  if not id then return nil, cerr end
+  enforce_retention(self)
+  return id
+end
+
+function Runtime:list_checkpoints()
+  check_open(self)
+  return self.store:list_checkpoints()
+end
+
+--- Make a checkpoint's weights current again, for all experts or those listed.
+function Runtime:restore_state(id, experts)
+  check_open(self)
+  if type(id) ~= "string" then error("restore_state: id must be a string", 2) end
+  local chosen
+  if experts ~= nil then
+    if type(experts) ~= "table" then error("restore_state: experts must be a list of names", 2) end
+    chosen = {}
+    for _, name in ipairs(experts) do
+      if not self.experts[name] and name ~= GATE_ID then
+        error(("restore_state: unknown expert '%s'"):format(tostring(name)), 2)
+      end
+      chosen[name] = true
+    end
+  end
+  local cp, err = self.store:get_checkpoint(id)
+  if not cp then return nil, err or ("no checkpoint '" .. id .. "'") end
+  local ok, ferr = self:flush()   -- unsaved training is kept in history, not lost
+  if not ok then return nil, ferr end
+  local restored = {}
+  local bok, berr = self.store:batch(function(b)
+    for _, pin in ipairs(cp.pins or {}) do
+      local name = pin.expert_id
+      local net = name == GATE_ID and self.gate or self.experts[name]
+      if net and (not chosen or chosen[name]) then
+        local w, bias, info = self.store:get_weights(name, pin.layer, pin.version)
+        if not w then error(("pinned weights %s layer %d v%d are missing"):format(name, pin.layer, pin.version), 0) end
+        b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
+        restored[#restored + 1] = { net = net, layer = pin.layer, w = w, b = bias }
+      end
+    end
+  end)
+  if not bok then return nil, berr end
+  for _, r in ipairs(restored) do
+    r.net:set_layer(r.layer, r.w, r.b)
+    r.net:mark_clean(r.layer)
+  end
+  local saved = cp.metadata and cp.metadata.counters
+  if saved then
+    for name, ec in pairs(saved.experts or {}) do
+      if self.counters.experts[name] and (not chosen or chosen[name]) then
+        self.counters.experts[name] = ec
+      end
+    end
+    self.counters_dirty = true
+  end
+  return true
+end
+
+-- ---- maintenance --------------------------------------------------------------------
+
+function Runtime:create_backup(dir)
+  check_open(self)
+  if type(dir) ~= "string" then error("create_backup: dir must be a string", 2) end
+  if not self.config.backup_enabled then
+    return nil, "create_backup: backups are disabled (backup_enabled = false)"
+  end
+  local ok, err = self:flush()
+  if not ok then return nil, err end
+  local id, berr = self.store:backup(dir)
+  if not id then return nil, berr end
+  return dir, id
+end
+
+function Runtime:verify_integrity()
+  check_open(self)
+  return self.store:verify()
+end
+
+function Runtime:compact_storage()
+  check_open(self)
+  return self.store:compact()
+end
+
+local function human(bytes)
+  local units, u = { "B", "KiB", "MiB", "GiB", "TiB" }, 1
+  while bytes >= 1024 and u < #units do bytes, u = bytes / 1024, u + 1 end
+  return u == 1 and ("%d %s"):format(bytes, units[u]) or ("%.2f %s"):format(bytes, units[u])
+end
+
+local Stats = {}
+Stats.__name = "synaptic.runtime_stats"
+Stats.__tostring = function(s)
+  local lines = {
+    ("synaptic runtime: %d requests, average response %.3f ms, uptime %.1f s")
+      :format(s.total_requests, s.average_response_time * 1000, s.uptime),
+    ("success rate %.1f%% over %d feedback steps; %d checkpoints")
+      :format(100 * s.success_rate, s.feedback, s.checkpoint_count),
+    ("weights %s in memory; store %s on disk in %d files (stored/raw %.2f)")
+      :format(human(s.memory_usage), s.storage_stats.human_size, s.storage_stats.file_count,
+              s.storage_stats.compression_ratio),
+  }
+  for _, name in ipairs(s.expert_order) do
+    local e = s.experts[name]
+    lines[#lines + 1] = ("  %-12s %7d activations  success %5.1f%%  %s")
+      :format(name, e.activation_count, 100 * e.success_rate, human(e.memory_usage))
+  end
+  return table.concat(lines, "\n")
+end
+
+function Runtime:stats()
+  check_open(self)
+  local states, global = measure(self)
+  local st = assert(self.store:storage_stats())
+  local s = setmetatable({
+    total_requests = global.total_requests, average_response_time = global.average_response_time,
+    uptime = global.uptime, memory_usage = global.memory_usage, disk_usage = global.disk_usage,
+    checkpoint_count = st.checkpoint_count, storage_stats = st,
+    success_rate = success_rate(self.counters.correct, self.counters.feedback),
+    feedback = self.counters.feedback, experts = {}, expert_order = self.order,
+  }, Stats)
+  for _, e in ipairs(states) do s.experts[e.expert_id] = e end
+  return s
+end
+
+function Runtime:enable_p2p_sync(config)
+  check_open(self)
+  if not core.node then return nil, "enable_p2p_sync: P2P sync is not available in this build" end
+  return core.node(self.store, config)
+end
+
+function Runtime:close()
+  if getmetatable(self) ~= Runtime then error("expected a synaptic.runtime", 2) end
+  if not self.store then return true end
+  local ok, err = self:flush()
+  self.store:close()
+  self.store = nil
+  if not ok then return nil, err end
+  return true
+end
+
+Runtime.__close = function(self) self:close() end
+Runtime.__gc = function(self) if self.store then pcall(self.close, self) end end
+Runtime.__tostring = function(self)
+  if not self.store then return "synaptic.runtime (closed)" end
+  return ("synaptic.runtime (%s, %d experts, %d requests)")
+         :format(self.path, #self.order, self.counters.total_requests)
+end
+
+return M
