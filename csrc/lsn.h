@@ -11,6 +11,7 @@
 #define LSN_FLOATS "synaptic.floats"
 #define LSN_STORE "synaptic.store"
 #define LSN_BATCH "synaptic.batch"
+#define LSN_MLP "synaptic.mlp"
 
 typedef struct lsn_floats {
     size_t n;
@@ -52,5 +53,13 @@ SN_HIDDEN extern const luaL_Reg lsn_write_methods[];
 SN_HIDDEN void lsn_codec_register(lua_State *L);
 SN_HIDDEN int lsn_list_backups(lua_State *L);
 SN_HIDDEN int lsn_restore_backup(lua_State *L);
+
+/* mlp (lsn_mlp.c): synaptic.mlp, features, cue_scores */
+struct sn_mlp;
+SN_HIDDEN void lsn_mlp_register(lua_State *L);
+SN_HIDDEN int lsn_mlp_new(lua_State *L);      /* synaptic.mlp(sizes, seed) */
+SN_HIDDEN int lsn_features(lua_State *L);     /* synaptic.features(text, n) */
+SN_HIDDEN int lsn_cue_scores(lua_State *L);   /* synaptic.cue_scores(text) */
+SN_HIDDEN struct sn_mlp *lsn_check_mlp(lua_State *L, int idx);
 
 #endif

@@ -1,5 +1,6 @@
 /* luaopen_synaptic_core: the only exported symbol. */
 #include "lsn.h"
+#include "lsn_p2p.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,13 +93,19 @@ int luaopen_synaptic_core(lua_State *L)
         { "compress", l_compress },
         { "decompress", l_decompress },
         { "codecs", l_codecs },
+        { "mlp", lsn_mlp_new },
+        { "features", lsn_features },
+        { "cue_scores", lsn_cue_scores },
         { NULL, NULL },
     };
     lsn_value_register(L);
     lsn_floats_register(L);
     lsn_store_register(L);
     lsn_batch_register(L);
+    lsn_engine_register(L);
+    lsn_mlp_register(L);
     luaL_newlib(L, funcs);
+    lsn_engine_open(L);
     lsn_floats_open(L);
     lua_setfield(L, -2, "floats");
     lua_pushliteral(L, SN_VERSION);

@@ -304,9 +304,10 @@ static int l_create_checkpoint(lua_State *L)
 {
     sn_batch *b;
     sn_store *s = lsn_write_target(L, &b);
+    lua_settop(L, 2);   /* the arena goes above the arguments */
     sn_arena *a = lsn_arena(L);
     sn_value cp;
-    if (lua_isnoneornil(L, 2)) {
+    if (lua_isnil(L, 2)) {
         cp = sn_nil();
         cp.type = SN_MAP;
     } else {

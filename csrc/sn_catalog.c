@@ -83,6 +83,15 @@ int sn_put_config(sn_store *s, sn_batch *given, sn_value *cfg, sn_err *e)
     if (!rc) {
         rc = sn_batch_put_record(b, CF_CONFIG, id->u.s.p, id->u.s.len, SN_REC_CONFIG, &rec,
                                  NULL, 0, SN_CODEC_NONE, e);
+        /* the config this write replaces is its causal predecessor */
+        const sn_value *ph = created ? sn_map_get(&old, "hlc") : NULL;
+        const sn_value *po = created ? sn_map_get(&old, "origin") : NULL;
+        int has_prev = ph && ph->type == SN_INT && po && po->type == SN_STR;
+        if (!rc)
+            rc = sn_replica_note(b, CF_CONFIG, id->u.s.p, id->u.s.len, 0,
+                                 (uint64_t)sn_map_get(&rec, "hlc")->u.i,
+                                 has_prev ? (uint64_t)ph->u.i : 0, has_prev ? po->u.s.p : NULL,
+                                 has_prev ? po->u.s.len : 0, e);
         rc = sn_batch_finish(b, given, rc, e);
     }
     sn_arena_free(&a);
@@ -258,9 +267,13 @@ int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37]
         sn_map_set(&rec, "hlc", sn_int((int64_t)sn_next_hlc(s)));
         sn_map_set(&rec, "origin", sn_cstr(s->origin));
         sn_map_set(&rec, "pins", pinlist);
+        b->has_checkpoint = 1;
         unsigned char k[1 + 36];
         rc = sn_batch_put_record(b, CF_CHECKPOINTS, k, cp_key(k, id, 36), SN_REC_CHECKPOINT,
                                  &rec, NULL, 0, SN_CODEC_NONE, e);
+        if (!rc)
+            rc = sn_replica_note(b, CF_CHECKPOINTS, k, 37, 0,
+                                 (uint64_t)sn_map_get(&rec, "hlc")->u.i, 0, NULL, 0, e);
     }
     for (size_t i = 0; !rc && i < pinlist.u.a.n; i++) {
         unsigned char k[1 + SN_WKEY_MAX + 36];
@@ -321,7 +334,7 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
     }
     rc = iter_done(it, CF_CHECKPOINTS, rc, e);
     vlist l = {0};
-    if (!rc) qsort(order, n, sizeof *order, cp_cmp);
+    if (!rc && n) qsort(order, n, sizeof *order, cp_cmp);
     for (size_t i = 0; !rc && i < n; i++) rc = vlist_push(&l, order[i].id, e);
     free(order);
     if (rc) { free(l.items); return rc; }
@@ -396,6 +409,11 @@ int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t le
         for (size_t i = 0; i < npins; i++)
             rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k,
                                          pin_key(k, &pins->u.a.items[i], id, len));
+        /* replicated as a delete entry whose prev is the checkpoint removed */
+        const sn_value *ph = sn_map_get(&cp, "hlc"), *po = sn_map_get(&cp, "origin");
+        if (ph && ph->type == SN_INT && po && po->type == SN_STR)
+            rc = sn_replica_note(b, CF_CHECKPOINTS, k, cp_key(k, id, len), 1,
+                                 sn_next_hlc(s), (uint64_t)ph->u.i, po->u.s.p, po->u.s.len, e);
         rc = sn_batch_finish(b, given, rc, e);
     }
     /* Versions this checkpoint alone kept alive can go now. Inside a

@@ -93,6 +93,68 @@ static const sn_field metric_fields[] = {
 };
 SCHEMA(sn_schema_metric, "metric", metric_fields);
 
+/* ---- P2P ------------------------------------------------------------------
+ * One log entry names a replicated write: which record (cf, key), its
+ * identity (hlc, origin), the identity it replaced (prev_*), and its kind
+ * (0 put, 1 delete/superseded, 2 skipped). On disk origin and seq live in
+ * the key; on the wire they are fields, and len says how many payload bytes
+ * (the record's own stored bytes) follow for it. */
+static const sn_field log_entry_fields[] = {
+    F("kind", SN_F_UINT, 1),
+    F("cf", SN_F_UINT, 1),
+    F("key", SN_F_STR, 1),
+    F("hlc", SN_F_UINT, 1),
+    F("prev_hlc", SN_F_UINT, 0),
+    F("prev_origin", SN_F_STR, 0),
+    F("origin", SN_F_STR, 0),
+    F("seq", SN_F_UINT, 0),
+    F("len", SN_F_UINT, 0),
+    F("total", SN_F_UINT, 0),
+    F("off", SN_F_UINT, 0),
+};
+SCHEMA(sn_schema_log_entry, "log_entry", log_entry_fields);
+
+static const sn_field update_fields[] = {
+    F("proto", SN_F_UINT, 1),
+    F("from", SN_F_ID, 1),
+    LIST_OF("entries", sn_schema_log_entry, 1),
+};
+static SCHEMA(weight_update_schema, "WeightUpdate", update_fields);
+static SCHEMA(config_update_schema, "ConfigUpdate", update_fields);
+static SCHEMA(checkpoint_broadcast_schema, "CheckpointBroadcast", update_fields);
+
+static const sn_field have_fields[] = {
+    F("origin", SN_F_ID, 1),
+    F("seq", SN_F_UINT, 1),
+};
+static SCHEMA(have_schema, "have", have_fields);
+
+static const sn_field sync_request_fields[] = {
+    F("proto", SN_F_UINT, 1),
+    F("from", SN_F_ID, 1),
+    LIST_OF("have", have_schema, 1),
+    F("partial_origin", SN_F_STR, 0),
+    F("partial_seq", SN_F_UINT, 0),
+    F("partial_off", SN_F_UINT, 0),
+};
+static SCHEMA(sync_request_schema, "SyncRequest", sync_request_fields);
+
+static const sn_field sync_response_fields[] = {
+    F("proto", SN_F_UINT, 1),
+    F("from", SN_F_ID, 1),
+    LIST_OF("entries", sn_schema_log_entry, 1),
+    F("more", SN_F_BOOL, 1),
+};
+static SCHEMA(sync_response_schema, "SyncResponse", sync_response_fields);
+
+static const sn_field heartbeat_fields[] = {
+    F("proto", SN_F_UINT, 1),
+    F("from", SN_F_ID, 1),
+    F("digest", SN_F_UINT, 1),
+    F("entries", SN_F_UINT, 0),
+};
+static SCHEMA(heartbeat_schema, "Heartbeat", heartbeat_fields);
+
 const sn_schema *sn_schema_for(unsigned type)
 {
     switch (type) {
@@ -101,6 +163,13 @@ const sn_schema *sn_schema_for(unsigned type)
     case SN_REC_CHECKPOINT: return &sn_schema_checkpoint;
     case SN_REC_STATE: return &sn_schema_state;
     case SN_REC_METRIC: return &sn_schema_metric;
+    case SN_REC_LOG: return &sn_schema_log_entry;
+    case SN_MSG_WEIGHT_UPDATE: return &weight_update_schema;
+    case SN_MSG_CONFIG_UPDATE: return &config_update_schema;
+    case SN_MSG_CHECKPOINT_BROADCAST: return &checkpoint_broadcast_schema;
+    case SN_MSG_SYNC_REQUEST: return &sync_request_schema;
+    case SN_MSG_SYNC_RESPONSE: return &sync_response_schema;
+    case SN_MSG_HEARTBEAT: return &heartbeat_schema;
     default: return NULL;
     }
 }

@@ -46,6 +46,16 @@ typedef enum {
     SN_REC_CHECKPOINT = 3,
     SN_REC_STATE = 4,
     SN_REC_METRIC = 5,
+    /* P2P (sn_replica.c, sn_sync.c): a replication log entry, then the wire
+     * messages, which travel in the same envelope so they get the same
+     * bounds checks, schema checks and CRC as records on disk. */
+    SN_REC_LOG = 6,
+    SN_MSG_WEIGHT_UPDATE = 7,
+    SN_MSG_CONFIG_UPDATE = 8,
+    SN_MSG_CHECKPOINT_BROADCAST = 9,
+    SN_MSG_SYNC_REQUEST = 10,
+    SN_MSG_SYNC_RESPONSE = 11,
+    SN_MSG_HEARTBEAT = 12,
     SN_REC_COUNT
 } sn_rectype;
 
@@ -57,6 +67,7 @@ extern SN_HIDDEN const sn_schema sn_schema_checkpoint;
 extern SN_HIDDEN const sn_schema sn_schema_state;
 extern SN_HIDDEN const sn_schema sn_schema_metric;
 extern SN_HIDDEN const sn_schema sn_schema_pin;
+extern SN_HIDDEN const sn_schema sn_schema_log_entry;
 
 /* Validate map against schema: required fields present, types right,
  * unknown fields refused. Integral floats are accepted for integer fields

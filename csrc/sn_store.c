@@ -222,6 +222,8 @@ static int make_options(sn_store *s, sn_err *e)
     rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync_writes != 0));
     s->ropts = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(s->ropts, 1);
+    s->wropts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(s->wropts, 0);
     return SN_OK;
 }
 
@@ -287,6 +289,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
         }
     }
     if (!rc) rc = load_origin(s, e);
+    if (!rc) rc = sn_replica_open(s, e);
     if (rc) { sn_store_close(s); return rc; }
     *out = s;
     return SN_OK;
@@ -306,6 +309,7 @@ void sn_store_close(sn_store *s)
     if (s->cache) rocksdb_cache_destroy(s->cache);
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
     free(s->path);
     free(s);
 }
@@ -328,6 +332,7 @@ sn_batch *sn_batch_new(sn_store *s)
 void sn_batch_free(sn_batch *b)
 {
     if (!b) return;
+    sn_replica_batch_free(b);
     while (b->pending) {
         sn_pending *n = b->pending->next;
         free(b->pending);
@@ -342,7 +347,10 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     int rc = sn_check_writable(b->s, e);
     if (rc) return rc;
     char *err = NULL;
+    uint64_t saved_seq;
+    sn_replica_precommit(b, &saved_seq);
     rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
+    sn_replica_postcommit(b, !err, saved_seq);
     if (err) return sn_rocks_err(e, err, "write failed");
     rocksdb_writebatch_clear(b->wb);
     return SN_OK;

@@ -56,7 +56,7 @@ typedef struct sn_weights_view {
     /* private */
     unsigned char key[SN_MAX_ID_LEN + 13];
     size_t klen;
-    void *pin, *iter;
+    void *pin;
     sn_arena arena;
 } sn_weights_view;
 

@@ -20,11 +20,17 @@ struct sn_store {
     rocksdb_block_based_table_options_t *table_opts;
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
+    /* Weight payloads skip RocksDB's checksum on reads: every record's own
+     * CRC32 already covers it end to end, and Debian's build computes the
+     * blob files' CRC32c in software, which cost most of a get. verify()
+     * still has RocksDB check everything. */
+    rocksdb_readoptions_t *wropts;
     char *path;
     char origin[37];
     sn_store_opts opts;
     uint64_t last_hlc;
     uint64_t metric_seq;
+    uint64_t repl_seq;            /* last replication log seq of this origin */
 };
 
 /* A pending weight version inside a batch, so two puts to one layer in the
@@ -32,6 +38,7 @@ struct sn_store {
 typedef struct sn_pending {
     struct sn_pending *next;
     uint64_t version;
+    uint64_t first;        /* the first version this batch wrote */
     size_t prefix_len;
     unsigned char prefix[];
 } sn_pending;
@@ -40,6 +47,8 @@ struct sn_batch {
     sn_store *s;
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
+    int has_checkpoint;    /* a checkpoint was created in this batch */
+    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica.c) */
 };
 
 /* Keys. Weights: expert 0x00 layer(4 BE) version(8 BE), so one expert's
@@ -80,6 +89,19 @@ SN_HIDDEN int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *p
                                 size_t plen, uint64_t *version, sn_err *e);
 SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix,
                                size_t plen, sn_err *e);
+
+/* Replication hooks (sn_replica.c). A local write of a replicated record
+ * notes a log entry in its batch; the entry gets its sequence number and
+ * joins the batch at commit, so the log and the data never disagree and a
+ * dropped batch leaves no gap in the log. prev_origin NULL = no predecessor. */
+SN_HIDDEN int sn_replica_open(sn_store *s, sn_err *e);
+SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
+                              uint64_t hlc, uint64_t prev_hlc, const char *prev_origin,
+                              size_t prev_len, sn_err *e);
+/* Called by sn_batch_commit around rocksdb_write. */
+SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
+SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);
+SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
 
 /* Decode one stored weight value fully (payload and checksum included). */
 SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,

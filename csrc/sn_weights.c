@@ -31,6 +31,37 @@ static int iter_error(rocksdb_iterator_t *it, sn_err *e)
     return err ? sn_rocks_err(e, err, "reading neural_weights") : SN_OK;
 }
 
+/* The newest version of one layer. A forward walk over the layer's keys
+ * inside iterator bounds: stepping backwards (SeekForPrev) makes RocksDB
+ * read the block before the layer, so one damaged record of another expert
+ * would make this layer unreadable. With blob files the walk reads keys
+ * and blob references only. */
+static int newest_on_disk(sn_store *s, const unsigned char *prefix, size_t plen,
+                          uint64_t *version, sn_err *e)
+{
+    unsigned char lo[SN_WKEY_MAX], hi[SN_WKEY_MAX];
+    memcpy(lo, prefix, plen);
+    memcpy(hi, prefix, plen);
+    sn_put_be(hi + plen - 4, sn_get_be(prefix + plen - 4, 4) + 1, 4);  /* layer <= 1e6 */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, plen);
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, plen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_WEIGHTS]);
+    *version = 0;
+    for (rocksdb_iter_seek(it, (const char *)lo, plen); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const char *key = rocksdb_iter_key(it, &klen);
+        if (klen == plen + 8 && memcmp(key, prefix, plen) == 0)
+            *version = sn_get_be((const unsigned char *)key + plen, 8);
+    }
+    int rc = iter_error(it, e);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
 int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *prefix, size_t plen,
                       uint64_t *version, sn_err *e)
 {
@@ -40,20 +71,7 @@ int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *prefix, siz
             *version = p->version;
             return SN_OK;
         }
-    unsigned char k[SN_WKEY_MAX];
-    memcpy(k, prefix, plen);
-    memset(k + plen, 0xff, 8);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
-    rocksdb_iter_seek_for_prev(it, (const char *)k, plen + 8);
-    if (rocksdb_iter_valid(it)) {
-        size_t klen;
-        const char *key = rocksdb_iter_key(it, &klen);
-        if (klen == plen + 8 && memcmp(key, prefix, plen) == 0)
-            *version = sn_get_be((const unsigned char *)key + plen, 8);
-    }
-    int rc = iter_error(it, e);
-    rocksdb_iter_destroy(it);
-    return rc;
+    return newest_on_disk(s, prefix, plen, version, e);
 }
 
 static int pinned(sn_store *s, const unsigned char *wkey, size_t klen, int *is_pinned, sn_err *e)
@@ -102,6 +120,21 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix, size
     }
     if (!rc) rc = iter_error(it, e);
     rocksdb_iter_destroy(it);
+
+    /* Versions written earlier in this same batch are not on disk yet.
+     * A checkpoint created in the batch may pin them, and its pins are not
+     * visible to pinned() either: then keep them all (the next write after
+     * the commit trims what is no longer pinned). */
+    for (sn_pending *p = b->pending; !rc && !b->has_checkpoint && p; p = p->next) {
+        if (p->prefix_len != plen || memcmp(p->prefix, prefix, plen) != 0) continue;
+        unsigned char k[SN_WKEY_MAX];
+        memcpy(k, prefix, plen);
+        for (uint64_t v = p->first; v <= cutoff; v++) {
+            sn_put_be(k + plen, v, 8);
+            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)k, plen + 8);
+        }
+        if (p->first <= cutoff) p->first = cutoff + 1;
+    }
     return rc;
 }
 
@@ -115,7 +148,7 @@ static int note_pending(sn_batch *b, const unsigned char *prefix, size_t plen, u
         }
     sn_pending *p = malloc(sizeof *p + plen);
     if (!p) return sn_fail(e, SN_ENOMEM, "out of memory");
-    p->version = version;
+    p->version = p->first = version;
     p->prefix_len = plen;
     memcpy(p->prefix, prefix, plen);
     p->next = b->pending;
@@ -150,7 +183,8 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
         sn_map_set(&map, "layer", sn_int(in->layer));
         sn_map_set(&map, "version", sn_int((int64_t)*version));
         sn_map_set(&map, "timestamp", sn_num(sn_now()));
-        sn_map_set(&map, "hlc", sn_int((int64_t)sn_next_hlc(s)));
+        uint64_t hlc = sn_next_hlc(s);
+        sn_map_set(&map, "hlc", sn_int((int64_t)hlc));
         sn_map_set(&map, "origin", sn_cstr(s->origin));
         sn_map_set(&map, "n_weights", sn_int((int64_t)in->nw));
         sn_map_set(&map, "n_biases", sn_int((int64_t)in->nb));
@@ -161,6 +195,8 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
         };
         rc = sn_batch_put_record(b, CF_WEIGHTS, key, klen, SN_REC_WEIGHTS, &map, parts, 2,
                                  s->opts.codec, e);
+        /* each version is a new key: nothing is replaced, so no prev */
+        if (!rc) rc = sn_replica_note(b, CF_WEIGHTS, key, klen, 0, hlc, 0, NULL, 0, e);
     }
     sn_arena_free(&a);
     if (!rc) rc = note_pending(b, key, plen, *version, e);
@@ -245,34 +281,18 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     size_t vlen = 0;
     char *err = NULL;
 
-    if (version) {
-        rocksdb_pinnableslice_t *p =
-            rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
-        if (err) return sn_rocks_err(e, err, "reading neural_weights");
-        if (!p) return SN_NOTFOUND;
-        v->pin = p;
-        val = rocksdb_pinnableslice_value(p, &vlen);
-    } else {
-        /* the latest version is the last key of the layer's range; reading
-         * it through the iterator avoids a second lookup */
-        memset(key + klen - 8, 0xff, 8);
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
-        v->iter = it;
-        rocksdb_iter_seek_for_prev(it, (const char *)key, klen);
-        rc = iter_error(it, e);
-        if (rc) { sn_weights_view_release(v); return rc; }
-        size_t n;
-        const char *k;
-        if (!rocksdb_iter_valid(it) || (k = rocksdb_iter_key(it, &n), n != klen) ||
-            memcmp(k, key, klen - 8) != 0) {
-            sn_weights_view_release(v);
-            return SN_NOTFOUND;
-        }
-        memcpy(key, k, klen);
-        val = rocksdb_iter_value(it, &vlen);
-        rc = iter_error(it, e);
-        if (rc) { sn_weights_view_release(v); return rc; }
+    if (!version) {
+        rc = newest_on_disk(s, key, klen - 8, &version, e);
+        if (rc) return rc;
+        if (!version) return SN_NOTFOUND;
+        sn_put_be(key + klen - 8, version, 8);
     }
+    rocksdb_pinnableslice_t *p =
+        rocksdb_get_pinned_cf(s->db, s->wropts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
+    if (err) return sn_rocks_err(e, err, "reading neural_weights");
+    if (!p) return SN_NOTFOUND;
+    v->pin = p;
+    val = rocksdb_pinnableslice_value(p, &vlen);
     rc = view_decode(v, val, vlen, key, klen, e);
     if (rc) sn_weights_view_release(v);
     return rc;
@@ -288,8 +308,7 @@ int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e)
 void sn_weights_view_release(sn_weights_view *v)
 {
     if (v->pin) rocksdb_pinnableslice_destroy(v->pin);
-    if (v->iter) rocksdb_iter_destroy(v->iter);
-    v->pin = v->iter = NULL;
+    v->pin = NULL;
     sn_arena_free(&v->arena);
 }
 

@@ -100,7 +100,7 @@ describe("runtime", function()
       for i = 1, 30 do rt:train("Use the tool to run it", "tool_use") end
       t = 11
       rt:process("Use the tool to run it")
-      io.write(rt:process("Use the tool to run it"))
+      io.write((rt:process("Use the tool to run it")))
       os.exit(0, false)
     ]]):format(dir)
     local f = assert(io.open(dir .. ".lua", "w")); f:write(script); f:close()
@@ -137,12 +137,15 @@ describe("runtime", function()
     local q = "Implement a function to debug this program"
     local before = rt:process(q)
     local id = assert(rt:save_state())
-    local coding_before = rt.experts.coding:get_layer(1)
-    for _ = 1, 40 do rt:train(q, "language") end
+    local coding_before = rt.experts.coding:get_layer(3)
+    local gate_before = rt.gate:get_layer(1)
+    for _ = 1, 40 do rt:train(q, "coding") end
+    assert.is_false(rt.experts.coding:get_layer(3) == coding_before)
     local after = rt:process(q)
     assert.not_equal(before, after)
-    assert(rt:restore_state(id, { "language" }))
-    assert.is_false(rt.experts.coding:get_layer(1) == coding_before)  -- untouched: still trained
+    assert(rt:restore_state(id, { "coding" }))
+    assert.is_true(rt.experts.coding:get_layer(3) == coding_before)
+    assert.is_false(rt.gate:get_layer(1) == gate_before)   -- not listed: still trained
     assert(rt:restore_state(id))
     assert.equal(before, (rt:process(q)))
   end)

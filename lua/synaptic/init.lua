@@ -33,4 +33,25 @@ function synaptic.runtime(path, config)
   return require("synaptic.runtime").open(path, config)
 end
 
+--- P2P: synaptic.p2p_config(t) validates a P2PSyncConfig and fills in
+-- defaults; synaptic.sync_engine(store, config) is the transport-free
+-- engine; synaptic.node(store, config) adds the ZeroMQ transport.
+function synaptic.p2p_config(t)
+  return require("synaptic.p2p").config(t)
+end
+
+function synaptic.sync_engine(store, config)
+  return require("synaptic.p2p").sync_engine(store, config)
+end
+
+function synaptic.node(store, config)
+  return require("synaptic.p2p").node(store, config)
+end
+
+--- A CURVE key pair as Z85 strings: public, secret.
+function synaptic.keypair()
+  if not core.keypair then error("synaptic was built without CURVE support", 2) end
+  return core.keypair()
+end
+
 return synaptic

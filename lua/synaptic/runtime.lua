@@ -128,6 +128,8 @@ function M.open(path, config)
         end
         if not found then persist_net(b, GATE_ID, "router", gate, c.learning_rate) end
       end))
+      for _, net in pairs(rt.experts) do net:mark_clean() end
+      gate:mark_clean()
     end
     rt.counters = store:get_state(COUNTERS_KEY) or new_counters()
   end)
@@ -193,14 +195,21 @@ local function softmax(x)
   return p
 end
 
+-- Keyword cues as a fixed prior added to the gate's logits.
+local function cue_offset(rt, query)
+  local cues, offset = core.cue_scores(query), {}
+  for i, name in ipairs(rt.order) do offset[i] = CUE_WEIGHT * (cues[name] or 0) end
+  return offset
+end
+
 --- Domain probabilities for a query: learned gate logits plus keyword cues.
 function Runtime:route(query)
   check_open(self)
   check_query(query)
   local logits = self.gate:forward(core.features(query, GATE_SIZES[1]))
-  local cues = core.cue_scores(query)
+  local offset = cue_offset(self, query)
   local scores = {}
-  for i, name in ipairs(self.order) do scores[i] = logits[i] + CUE_WEIGHT * (cues[name] or 0) end
+  for i = 1, #offset do scores[i] = logits[i] + offset[i] end
   local p = softmax(scores)
   local ranked = {}
   for i = 1, #p do ranked[i] = i end
@@ -256,7 +265,9 @@ function Runtime:train(query, domain)
   ctr.feedback, ec.feedback = ctr.feedback + 1, ec.feedback + 1
   if ranked[1] == idx then ctr.correct, ec.correct = ctr.correct + 1, ec.correct + 1 end
   local lr = self.config.learning_rate
-  local loss = self.gate:train(core.features(query, GATE_SIZES[1]), idx, lr, "softmax_ce")
+  -- the gate learns on top of the cue prior, so it can overrule the cues
+  local loss = self.gate:train(core.features(query, GATE_SIZES[1]), idx, lr, "softmax_ce",
+                               cue_offset(self, query))
   -- the chosen expert learns to answer its own domain with more confidence
   local net = self.experts[domain]
   local sizes = net:sizes()
