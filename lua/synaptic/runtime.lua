@@ -109,12 +109,13 @@ function M.open(path, config)
                                        max_weight_versions = c.max_weight_versions })
   if not store then return nil, err end
   local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
-                            experts = {}, order = {} }, Runtime)
+                            experts = {}, inputs = {}, order = {} }, Runtime)
   local ok, e = pcall(function()
     local fresh = {}
     for i, spec in ipairs(M.EXPERTS) do
       local net, found = load_net(store, spec.name, spec.sizes, c.seed + i)
       rt.experts[spec.name] = net
+      rt.inputs[spec.name] = spec.sizes[1]
       rt.order[i] = spec.name
       if not found then fresh[#fresh + 1] = i end
     end
@@ -211,20 +212,31 @@ function Runtime:route(query)
   local scores = {}
   for i = 1, #offset do scores[i] = logits[i] + offset[i] end
   local p = softmax(scores)
+  -- rank by probability, ties by domain order (deterministic)
   local ranked = {}
-  for i = 1, #p do ranked[i] = i end
-  table.sort(ranked, function(a, b) if p[a] ~= p[b] then return p[a] > p[b] end return a < b end)
+  for i = 1, #p do
+    local j = i
+    while j > 1 and p[ranked[j - 1]] < p[i] do ranked[j] = ranked[j - 1]; j = j - 1 end
+    ranked[j] = i
+  end
   return p, ranked
 end
 
-local function expert_answer(net, query)
-  local sizes = net:sizes()
-  local y = net:forward(core.features(query, sizes[1]))
-  local sum, best = 0, {}
-  for i = 1, #y do sum = sum + y[i]; best[i] = i end
-  table.sort(best, function(a, b) if y[a] ~= y[b] then return y[a] > y[b] end return a < b end)
+-- An expert's answer: its confidence and its three strongest outputs (one
+-- pass, no sort: this runs twice per query).
+local function expert_answer(net, query, inputs)
+  local y = net:forward(core.features(query, inputs))
+  local sum, a, b, c = 0, 0, 0, 0
+  local ya, yb, yc = -math.huge, -math.huge, -math.huge
+  for i = 1, #y do
+    local v = y[i]
+    sum = sum + v
+    if v > ya then a, b, c, ya, yb, yc = i, a, b, v, ya, yb
+    elseif v > yb then b, c, yb, yc = i, b, v, yb
+    elseif v > yc then c, yc = i, v end
+  end
   local confidence = 1 / (1 + math.exp(-sum / #y * 4))
-  return confidence, best[1], best[2], best[3]
+  return confidence, a, b, c
 end
 
 function Runtime:process(query)
@@ -235,7 +247,7 @@ function Runtime:process(query)
   local parts, details = {}, { domains = {}, experts = {} }
   for k = 1, TOP_K do
     local name = self.order[ranked[k]]
-    local confidence, a, b, c = expert_answer(self.experts[name], query)
+    local confidence, a, b, c = expert_answer(self.experts[name], query, self.inputs[name])
     details.domains[k] = name
     details.experts[name] = { confidence = confidence, relevance = p[ranked[k]] }
     parts[k] = ("%s expert (relevance %.3f, confidence %.3f): strongest patterns #%d #%d #%d")
