@@ -4,7 +4,7 @@
 local synaptic = require "synaptic"
 
 local dir = arg and arg[1] or "./neural_storage"
-os.execute("rm -rf '" .. dir .. "' '" .. dir .. "-backups' '" .. dir .. "-restored'")
+os.execute("rm -rf '" .. dir .. "' '" .. dir .. "-backups' '" .. dir .. "-restored' '" .. dir .. "-runtime'")
 
 local function section(title) print(("\n== %s %s"):format(title, ("="):rep(60 - #title))) end
 
@@ -84,7 +84,45 @@ do
   print(("  %d response-time samples, last %.0f ms"):format(#m, m[#m].value))
 end
 
-section("3. Maintenance: verify, compact, backup, restore")
+section("3. The persistent runtime")
+do
+  local queries = {
+    "How does AI work? Explain the reason.",
+    "Implement a function to sort a list and debug it",
+    "What is 17 * 23 + 4?",
+    "Use the search tool to run this query",
+    "Translate 'good morning' into French",
+    "Summarise our previous conversation. Then continue.",
+  }
+  local answers = {}
+  do
+    local rt <close> = assert(synaptic.runtime(dir .. "-runtime", { seed = 42 }))
+    for i, q in ipairs(queries) do
+      local response, d = rt:process(q)
+      answers[i] = response
+      print(("  %-52s -> %s, %s (%.2f ms)"):format(q, d.domains[1], d.domains[2], d.latency * 1000))
+    end
+    local q = "Tell me something about whales"
+    local _, d = rt:process(q)
+    local first, last = rt:train(q, "reasoning")
+    for _ = 1, 30 do last = rt:train(q, "reasoning") end
+    local _, d2 = rt:process(q)
+    print(("  '%s' went to %s; 31 training steps toward reasoning (loss %.3f -> %.3f);"
+           .. " now it goes to %s"):format(q, d.domains[1], first, last, d2.domains[1]))
+    queries[#queries + 1] = q
+    for i, query in ipairs(queries) do answers[i] = rt:process(query) end
+    local id = rt:save_state("demo-1")
+    print("  saved checkpoint " .. id)
+  end
+  local rt <close> = assert(synaptic.runtime(dir .. "-runtime"))
+  local same = 0
+  for i, q in ipairs(queries) do if rt:process(q) == answers[i] then same = same + 1 end end
+  print(("  after a restart: %d of %d answers identical, byte for byte"):format(same, #queries))
+  local report = tostring(rt:stats()):gsub("\n", "\n  ")
+  print("  " .. report)
+end
+
+section("4. Maintenance: verify, compact, backup, restore")
 do
   local store <close> = assert(synaptic.open(dir))
   local ok, report = store:verify()

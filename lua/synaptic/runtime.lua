@@ -495,10 +495,12 @@ function Runtime:stats()
   return s
 end
 
+--- A P2P node sharing this runtime's store: its trained weights spread to
+-- peers, and theirs arrive in the store (load them with a restart or
+-- restore_state).
 function Runtime:enable_p2p_sync(config)
   check_open(self)
-  if not core.node then return nil, "enable_p2p_sync: P2P sync is not available in this build" end
-  return core.node(self.store, config)
+  return require("synaptic.p2p").node(self.store, config)
 end
 
 function Runtime:close()
