@@ -73,6 +73,7 @@ demo: deps all
 
 bench: deps all
 	$(LUA_ENV) $(LUA) bench/bench.lua
+	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 
 # The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 # LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime
@@ -103,22 +104,11 @@ fuzz: deps-check
 	  $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
-# written by the engine (bench/sync_bench.lua is not needed: the seed step
-# runs two engines and keeps their outboxes).
-MESSAGE_FUZZ_SRCS = $(filter-out csrc/sn_nn%,$(CORE_SRCS))
+# of every kind written by two engines (fuzz/message_seeds.lua).
+MESSAGE_FUZZ_SRCS = $(filter-out csrc/sn_nn% csrc/sn_net.c,$(CORE_SRCS))
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
-	$(LUA_ENV) $(LUA) -e 'local s = require "synaptic"; local d = "$(BUILD)/fuzz/seed-store"; \
-	  os.execute("rm -rf " .. d); local a = assert(s.open(d .. "/a")); local b = assert(s.open(d .. "/b")); \
-	  local ea, eb = s.sync_engine(a, {node_id = "A"}), s.sync_engine(b, {node_id = "B"}); \
-	  ea:add_peer("B"); eb:add_peer("A"); \
-	  a:put_config{expert_id = "x", domain = "d", parameter_count = 1, learning_rate = 0.1, architecture = {1}}; \
-	  ea:tick(0); a:put_weights("x", 0, {1, 2, 3}, {0.5}); a:create_checkpoint{}; ea:tick(1); \
-	  local n = 0; for _, m in ipairs(ea:outbox()) do n = n + 1; \
-	    local f = io.open("$(BUILD)/fuzz/seeds-message/" .. n, "wb"); f:write(m.bytes); f:close(); \
-	    eb:receive("A", m.bytes) end; \
-	  for _, m in ipairs(eb:outbox()) do n = n + 1; \
-	    local f = io.open("$(BUILD)/fuzz/seeds-message/" .. n, "wb"); f:write(m.bytes); f:close() end'
+	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_message.c $(MESSAGE_FUZZ_SRCS) -o $(BUILD)/fuzz/fuzz_message \
 	  -lrocksdb -lmsgpackc -lz -luuid -lm
 	$(BUILD)/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \

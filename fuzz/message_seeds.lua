@@ -1,0 +1,25 @@
+-- Writes real P2P messages (one of each kind) into a seed directory for
+-- fuzz/fuzz_message.c: usage lua5.4 fuzz/message_seeds.lua OUTDIR SCRATCH
+local s = require "synaptic"
+local out, scratch = arg[1], arg[2]
+os.execute("rm -rf '" .. scratch .. "' && mkdir -p '" .. scratch .. "'")
+local a = assert(s.open(scratch .. "/a", { write_buffer_mb = 1, cache_mb = 1 }))
+local b = assert(s.open(scratch .. "/b", { write_buffer_mb = 1, cache_mb = 1 }))
+local ea, eb = s.sync_engine(a, { node_id = "A" }), s.sync_engine(b, { node_id = "B" })
+ea:add_peer("B"); eb:add_peer("A")
+a:put_config { expert_id = "x", domain = "d", parameter_count = 1, learning_rate = 0.1, architecture = { 1 } }
+ea:tick(0)
+a:put_weights("x", 0, { 1, 2, 3 }, { 0.5 })
+a:create_checkpoint {}
+ea:tick(1)
+local n = 0
+local function save(bytes)
+  n = n + 1
+  local f = assert(io.open(("%s/msg%02d"):format(out, n), "wb"))
+  f:write(bytes)
+  f:close()
+end
+for _, m in ipairs(ea:outbox()) do save(m.bytes); eb:receive("A", m.bytes) end
+eb:tick(2)
+for _, m in ipairs(eb:outbox()) do save(m.bytes) end
+print(("message seeds: %d written to %s"):format(n, out))
