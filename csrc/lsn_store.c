@@ -257,6 +257,18 @@ static int l_weight_versions(lua_State *L)
     return push_value_result(L, "weight_versions", rc, &e, &out);
 }
 
+static int l_layers(lua_State *L)
+{
+    sn_store *s = lsn_check_store(L, 1);
+    size_t len;
+    const char *expert = check_id(L, 2, &len);
+    sn_arena *a = lsn_arena(L);
+    sn_value out;
+    sn_err e;
+    int rc = sn_list_layers(s, expert, len, a, &out, &e);
+    return push_value_result(L, "layers", rc, &e, &out);
+}
+
 /* ---- records ---------------------------------------------------------------- */
 
 static int done(lua_State *L, const char *fn, int rc, const sn_err *e)
@@ -550,6 +562,7 @@ void lsn_store_register(lua_State *L)
     static const luaL_Reg methods[] = {
         { "get_weights", l_get_weights },
         { "weight_versions", l_weight_versions },
+        { "layers", l_layers },
         { "get_config", l_get_config },
         { "list_experts", l_list_experts },
         { "get_checkpoint", l_get_checkpoint },

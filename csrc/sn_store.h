@@ -67,6 +67,9 @@ SN_HIDDEN int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_
                              uint64_t version, sn_weights_view *v, sn_err *e);
 SN_HIDDEN int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e);
 SN_HIDDEN void sn_weights_view_release(sn_weights_view *v);
+/* The layers an expert has weights for, ascending: one seek per layer. */
+SN_HIDDEN int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a,
+                             sn_value *out, sn_err *e);
 SN_HIDDEN int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t layer,
                                  sn_arena *a, sn_value *out, sn_err *e);
 

@@ -368,3 +368,45 @@ int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, si
     sn_arena_free(&v.arena);
     return rc;
 }
+
+int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_value *out,
+                   sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (rc) return rc;
+    unsigned char k[SN_WKEY_MAX];
+    size_t plen = len + 1;
+    memcpy(k, expert, len);
+    k[len] = 0;
+    size_t n = 0;
+    sn_value items[64], *all = items;
+    size_t cap = 64;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
+    rocksdb_iter_seek(it, (const char *)k, plen);
+    while (!rc && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen != plen + 12 || memcmp(key, k, plen) != 0) break;
+        uint32_t layer = (uint32_t)sn_get_be(key + plen, 4);
+        if (n == cap) {
+            sn_value *bigger = sn_arena_alloc(a, 2 * cap * sizeof *bigger);
+            if (!bigger) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
+            memcpy(bigger, all, n * sizeof *bigger);
+            all = bigger;
+            cap *= 2;
+        }
+        all[n++] = sn_int(layer);
+        sn_put_be(k + plen, (uint64_t)layer + 1, 4);   /* skip this layer's versions */
+        rocksdb_iter_seek(it, (const char *)k, plen + 4);
+    }
+    if (!rc) rc = iter_error(it, e);
+    rocksdb_iter_destroy(it);
+    if (rc) return rc;
+    *out = sn_nil();
+    out->type = SN_ARRAY;
+    out->u.a.n = n;
+    out->u.a.items = sn_arena_alloc(a, (n ? n : 1) * sizeof(sn_value));
+    if (!out->u.a.items) return sn_fail(e, SN_ENOMEM, "out of memory");
+    if (n) memcpy(out->u.a.items, all, n * sizeof(sn_value));
+    return SN_OK;
+}
