@@ -162,24 +162,11 @@ local function check(v, err, ...)
   return v, err, ...
 end
 
--- The store has no query for "the layers of an expert", so probe:
--- layers 0..k from the config's architecture, and beyond the last layer
--- found until PROBE_GAP layers in a row are missing. Each probe is one
--- iterator seek.
-local PROBE_GAP = 16
+-- An expert's layers with their versions.
 local function expert_layers(store, id)
-  if store.layers then return check(store:layers(id)) end
-  local cfg = check(store:get_config(id))
-  local hi = 0
-  if cfg and type(cfg.architecture) == "table" then hi = #cfg.architecture - 1 end
-  local found, last, layer = {}, -1, 0
-  while layer <= math.max(hi, last + PROBE_GAP) do
-    local versions = check(store:weight_versions(id, layer))
-    if versions and #versions > 0 then
-      found[#found + 1] = { layer = layer, versions = versions }
-      last = layer
-    end
-    layer = layer + 1
+  local found = {}
+  for _, layer in ipairs(check(store:layers(id))) do
+    found[#found + 1] = { layer = layer, versions = check(store:weight_versions(id, layer)) }
   end
   return found
 end
