@@ -257,19 +257,42 @@ static int l_weight_versions(lua_State *L)
     return push_value_result(L, "weight_versions", rc, &e, &out);
 }
 
-static int l_layers(lua_State *L)
+
+/* ---- records ---------------------------------------------------------------- */
+
+/* Reads that take an id and return a value: one shape, one function. */
+typedef int (*keyed_read)(sn_store *, const char *, size_t, sn_arena *, sn_value *, sn_err *);
+typedef int (*whole_read)(sn_store *, sn_arena *, sn_value *, sn_err *);
+
+static int read_keyed(lua_State *L, const char *fn, keyed_read read)
 {
     sn_store *s = lsn_check_store(L, 1);
     size_t len;
-    const char *expert = check_id(L, 2, &len);
+    const char *id = check_id(L, 2, &len);
     sn_arena *a = lsn_arena(L);
     sn_value out;
     sn_err e;
-    int rc = sn_list_layers(s, expert, len, a, &out, &e);
-    return push_value_result(L, "layers", rc, &e, &out);
+    int rc = read(s, id, len, a, &out, &e);
+    return push_value_result(L, fn, rc, &e, &out);
 }
 
-/* ---- records ---------------------------------------------------------------- */
+static int read_whole(lua_State *L, const char *fn, whole_read read)
+{
+    sn_store *s = lsn_check_store(L, 1);
+    sn_arena *a = lsn_arena(L);
+    sn_value out;
+    sn_err e;
+    int rc = read(s, a, &out, &e);
+    return push_value_result(L, fn, rc, &e, &out);
+}
+
+static int l_get_config(lua_State *L) { return read_keyed(L, "get_config", sn_get_config); }
+static int l_get_checkpoint(lua_State *L) { return read_keyed(L, "get_checkpoint", sn_get_checkpoint); }
+static int l_get_state(lua_State *L) { return read_keyed(L, "get_state", sn_get_state); }
+static int l_layers(lua_State *L) { return read_keyed(L, "layers", sn_list_layers); }
+static int l_list_experts(lua_State *L) { return read_whole(L, "list_experts", sn_list_experts); }
+static int l_list_checkpoints(lua_State *L) { return read_whole(L, "list_checkpoints", sn_list_checkpoints); }
+
 
 static int done(lua_State *L, const char *fn, int rc, const sn_err *e)
 {
@@ -290,27 +313,7 @@ static int l_put_config(lua_State *L)
     return done(L, "put_config", sn_put_config(s, b, &cfg, &e), &e);
 }
 
-static int l_get_config(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *id = check_id(L, 2, &len);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_get_config(s, id, len, a, &out, &e);
-    return push_value_result(L, "get_config", rc, &e, &out);
-}
 
-static int l_list_experts(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_list_experts(s, a, &out, &e);
-    return push_value_result(L, "list_experts", rc, &e, &out);
-}
 
 static int l_create_checkpoint(lua_State *L)
 {
@@ -335,27 +338,7 @@ static int l_create_checkpoint(lua_State *L)
     return 1;
 }
 
-static int l_get_checkpoint(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *id = check_id(L, 2, &len);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_get_checkpoint(s, id, len, a, &out, &e);
-    return push_value_result(L, "get_checkpoint", rc, &e, &out);
-}
 
-static int l_list_checkpoints(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_list_checkpoints(s, a, &out, &e);
-    return push_value_result(L, "list_checkpoints", rc, &e, &out);
-}
 
 static int not_found(lua_State *L, const char *fn, const char *id)
 {
@@ -401,17 +384,6 @@ static int l_put_state(lua_State *L)
     return done(L, "put_state", sn_put_state(s, b, key, len, &v, &e), &e);
 }
 
-static int l_get_state(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *key = check_id(L, 2, &len);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_get_state(s, key, len, a, &out, &e);
-    return push_value_result(L, "get_state", rc, &e, &out);
-}
 
 static int l_record_metric(lua_State *L)
 {

@@ -50,6 +50,18 @@ static rocksdb_iterator_t *iter(sn_store *s, int cf)
     return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
 }
 
+/* Copy a schema-checked map's fields onto a record map of the same
+ * schema (the check guarantees every key is a field name under 64 bytes). */
+static void copy_fields(sn_value *rec, const sn_value *src)
+{
+    for (size_t i = 0; i < src->u.a.n; i++) {
+        const sn_value *k = &src->u.a.items[2 * i];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
+        sn_map_set(rec, name, src->u.a.items[2 * i + 1]);
+    }
+}
+
 /* ---- configs ------------------------------------------------------------- */
 
 int sn_put_config(sn_store *s, sn_batch *given, sn_value *cfg, sn_err *e)
@@ -66,12 +78,7 @@ int sn_put_config(sn_store *s, sn_batch *given, sn_value *cfg, sn_err *e)
     if (rc == SN_NOTFOUND) rc = SN_OK;
     if (!rc) rc = sn_record_map(&sn_schema_config, &a, &rec, e);
     if (!rc) {
-        for (size_t i = 0; i < cfg->u.a.n; i++) {
-            const sn_value *k = &cfg->u.a.items[2 * i];
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
-            sn_map_set(&rec, name, cfg->u.a.items[2 * i + 1]);
-        }
+        copy_fields(&rec, cfg);
         /* created_at survives every rewrite; updated_at is always now */
         sn_map_set(&rec, "created_at", created && created->type == SN_NUM ? *created : sn_num(now));
         sn_map_set(&rec, "updated_at", sn_num(now));
@@ -256,12 +263,7 @@ int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37]
     if (!rc) rc = sn_record_map(&sn_schema_checkpoint, &a, &rec, e);
     if (!rc) {
         sn_uuid(id);
-        for (size_t i = 0; i < cp->u.a.n; i++) {
-            const sn_value *k = &cp->u.a.items[2 * i];
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
-            sn_map_set(&rec, name, cp->u.a.items[2 * i + 1]);
-        }
+        copy_fields(&rec, cp);
         sn_map_set(&rec, "id", sn_str(id, 36));
         sn_map_set(&rec, "created_at", sn_num(sn_now()));
         sn_map_set(&rec, "hlc", sn_int((int64_t)sn_next_hlc(s)));
