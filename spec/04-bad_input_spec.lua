@@ -2,6 +2,7 @@
 -- nil + message for the outside world) and loses nothing already stored.
 local synaptic = require "synaptic"
 local helpers = require "helpers"
+local read_file, write_file, listdir, f32_bytes = helpers.read_file, helpers.write_file, helpers.listdir, helpers.f32_bytes
 
 local NAN, INF = 0 / 0, math.huge
 
@@ -19,37 +20,9 @@ local function raises(fn, name, ...)
   return err
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A '" .. dir .. "'")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
-
 local W = helpers.weights(300, 11)
 local B = helpers.weights(20, 12)
 local W2 = helpers.weights(300, 13)
-
-local function f32_bytes(t)
-  local parts = {}
-  for i = 1, #t do parts[i] = string.pack("<f", t[i]) end
-  return table.concat(parts)
-end
 
 local CFG = {
   expert_id = "coding", domain = "coding", parameter_count = 100,

@@ -3,13 +3,8 @@
 -- files on disk (a clear error, never wrong data).
 local synaptic = require "synaptic"
 local helpers = require "helpers"
+local read_file, write_file, listdir, f32_bytes = helpers.read_file, helpers.write_file, helpers.listdir, helpers.f32_bytes
 local writer = require "crash_writer"
-
-local function f32_bytes(t)
-  local parts = {}
-  for i = 1, #t do parts[i] = string.pack("<f", t[i]) end
-  return table.concat(parts)
-end
 
 -- What bfloat16 keeps of a float32: round to nearest, ties to even, on the
 -- top 16 bits; the low 16 bits come back zero.
@@ -26,28 +21,6 @@ end
 
 local function from_bits(bits)
   return (string.unpack("<f", string.pack("<I4", bits)))
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A '" .. dir .. "'")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
 end
 
 local function shq(s)

@@ -2,18 +2,7 @@
 -- version history limit.
 local synaptic = require "synaptic"
 local helpers = require "helpers"
-
-local function f32_bytes(t)
-  local parts = {}
-  for i = 1, #t do parts[i] = string.pack("<f", t[i]) end
-  return table.concat(parts)
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write_file, f32_bytes = helpers.write_file, helpers.f32_bytes
 
 describe("maintenance", function()
   teardown(function()

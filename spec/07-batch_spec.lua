@@ -2,12 +2,7 @@
 -- <close>, use after close, tostring.
 local synaptic = require "synaptic"
 local helpers = require "helpers"
-
-local function f32_bytes(t)
-  local parts = {}
-  for i = 1, #t do parts[i] = string.pack("<f", t[i]) end
-  return table.concat(parts)
-end
+local f32_bytes = helpers.f32_bytes
 
 local CFG = { expert_id = "e", domain = "d", parameter_count = 10,
               learning_rate = 0.1, architecture = { 2, 5 } }

@@ -47,4 +47,34 @@ function helpers.run(cmd)
   return ok, code, out
 end
 
+function helpers.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function helpers.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+-- Names in a directory, sorted (hidden files included).
+function helpers.listdir(dir)
+  local p = io.popen("ls -A '" .. dir .. "'")
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+-- The little-endian float32 bytes of a table of numbers.
+function helpers.f32_bytes(t)
+  local parts = {}
+  for i = 1, #t do parts[i] = string.pack("<f", t[i]) end
+  return table.concat(parts)
+end
+
 return helpers
