@@ -11,7 +11,7 @@
 typedef enum {
     SN_CODEC_NONE    = 0,
     SN_CODEC_GZIP    = 1,  /* zlib deflate level 6, gzip wrapper */
-    SN_CODEC_SHUFFLE = 2,  /* 4-byte lane shuffle then deflate Z_HUFFMAN_ONLY */
+    SN_CODEC_SHUFFLE = 2,  /* 4-byte lanes; only compressible lanes deflated */
     SN_CODEC_BF16    = 3,  /* lossy: bfloat16, 2-lane shuffle, deflate Z_RLE */
     SN_CODEC_COUNT
 } sn_codec;

@@ -8,7 +8,12 @@
  * codec), bytes 1..4 are raw_len little-endian, the rest is the compressed
  * payload. The decoder must return SN_OK or SN_ECORRUPT and stay inside dst,
  * which is allocated at exactly raw_len bytes so ASan sees any overrun.
- * Every input is also compressed with each codec and must decode back. */
+ * Every input is also compressed with each codec and must decode back.
+ *
+ * Random bytes rarely get past the shuffle stream's header and lane lengths,
+ * so the input is also shuffle-compressed and that stream damaged: a bit
+ * flipped (at a spot picked from the input) must decode or be refused, and
+ * every cut must be refused. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +57,26 @@ static void roundtrip(sn_codec c, const uint8_t *src, const uint8_t *expect, siz
     free(packed);
 }
 
+static void damage_shuffle(const uint8_t *data, size_t size)
+{
+    unsigned char *packed = NULL;
+    size_t plen = 0;
+    sn_err e = {0};
+    if (sn_compress(SN_CODEC_SHUFFLE, data, size, &packed, &plen, &e) != SN_OK) abort();
+    unsigned char *back = malloc(size ? size : 1);
+    if (!back) abort();
+    uint32_t h = 2166136261u; /* FNV-1a of the input picks the spot */
+    for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 16777619u;
+    size_t at = h % plen;
+    packed[at] ^= (unsigned char)(1u << (h >> 29));
+    int rc = sn_decompress(SN_CODEC_SHUFFLE, packed, plen, back, size, &e);
+    if (rc != SN_OK && (rc != SN_ECORRUPT || e.code != rc || e.msg[0] == '\0')) abort();
+    packed[at] ^= (unsigned char)(1u << (h >> 29));
+    if (sn_decompress(SN_CODEC_SHUFFLE, packed, at, back, size, &e) != SN_ECORRUPT) abort();
+    free(back);
+    free(packed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size >= 5) decode_untrusted(data, size);
@@ -59,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     roundtrip(SN_CODEC_NONE, data, data, size);
     roundtrip(SN_CODEC_GZIP, data, data, size);
     roundtrip(SN_CODEC_SHUFFLE, data, data, size);
+    damage_shuffle(data, size);
 
     size_t whole = size / 4 * 4;
     unsigned char *q = malloc(whole ? whole : 1);
