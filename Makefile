@@ -34,7 +34,7 @@ DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test fuzz-message
+.PHONY: all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
@@ -74,6 +74,7 @@ demo: deps all
 bench: deps all
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
+	$(LUA_ENV) $(LUA) bench/sync_bench.lua
 
 # The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 # LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime
@@ -120,6 +121,14 @@ fuzz-compress: deps-check
 	  -o $(BUILD)/fuzz/fuzz_compress -lz
 	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-compress
+
+# The codecs' own C test: exact round trips, rejection of damaged streams,
+# and a ratio/speed table per data kind.
+check-codec:
+	mkdir -p $(BUILD)
+	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/test_compress.c csrc/sn_compress.c \
+	  csrc/sn_err.c -o $(BUILD)/test_compress -lz -lm
+	$(BUILD)/test_compress
 
 # Prove the rockspec: build it into a scratch tree and require it from there.
 rockcheck: deps-check

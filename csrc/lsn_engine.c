@@ -115,6 +115,10 @@ void lsn_read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *custom)
     c->max_peers = (unsigned)num_field(L, idx, "max_peers", c->max_peers);
     c->max_message_bytes = (size_t)num_field(L, idx, "max_message_bytes", (double)c->max_message_bytes);
     c->max_clock_offset_ms = num_field(L, idx, "max_clock_offset_ms", c->max_clock_offset_ms);
+    c->chunk_bytes = (size_t)num_field(L, idx, "chunk_bytes", (double)c->chunk_bytes);
+    c->max_reassembly_bytes =
+        (size_t)num_field(L, idx, "max_reassembly_bytes", (double)c->max_reassembly_bytes);
+    c->chunk_timeout = num_field(L, idx, "chunk_timeout_seconds", c->chunk_timeout);
     c->weights = bool_field(L, idx, "enable_weight_sync", 1);
     c->configs = bool_field(L, idx, "enable_config_sync", 1);
     c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
@@ -192,12 +196,14 @@ int lsn_engine_push_stats(lua_State *L, sn_sync *y)
 {
     sn_sync_stats st;
     sn_sync_get_stats(y, &st);
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 24);
 #define S(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
     S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
     S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
     S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
     S(messages_received); S(duplicates); S(heartbeats_sent);
+    S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
+    S(chunk_sets_rejected); S(reassembly_bytes);
 #undef S
     return 1;
 }
@@ -437,6 +443,21 @@ static int l_store_conflicts(lua_State *L)
     return 1;
 }
 
+/* core._replication_raw(store, key, value|nil): tests only (see
+ * sn_replica_raw); not part of the API. */
+static int l_replication_raw(lua_State *L)
+{
+    sn_store *s = lsn_check_store(L, 1);
+    size_t klen, vlen = 0;
+    const char *k = luaL_checklstring(L, 2, &klen);
+    const char *v = luaL_optlstring(L, 3, NULL, &vlen);
+    sn_err e;
+    int rc = sn_replica_raw(s, (const unsigned char *)k, klen, v, vlen, &e);
+    if (rc) return lsn_result(L, "_replication_raw", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 void lsn_engine_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -477,5 +498,7 @@ void lsn_engine_open(lua_State *L)
 {
     lua_pushcfunction(L, l_sync_engine);
     lua_setfield(L, -2, "sync_engine");
+    lua_pushcfunction(L, l_replication_raw);
+    lua_setfield(L, -2, "_replication_raw");
     lsn_node_open(L);
 }

@@ -1,5 +1,6 @@
 /* Maintenance: statistics, integrity checks, compaction, backups. */
 #include "sn_store_int.h"
+#include "sn_replica.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -252,6 +253,30 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
         rocksdb_iter_destroy(it);
         if (err) {
             problem(&v, cf, NULL, 0, err);
+            rocksdb_free(err);
+        }
+    }
+    /* the replication log, conflict versions and superseded markers
+     * (sn_replica.c): the 0x01 range of the default column family */
+    {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_DEFAULT]);
+        sn_replica_walk w = { { 0 }, 0, 0 };
+        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t klen, vlen;
+            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            const char *val = rocksdb_iter_value(it, &vlen);
+            sn_err pe = { 0, "" };
+            int mine;
+            int bad = sn_replica_verify(k, klen, val, vlen, &w, &mine, &pe);
+            if (!mine) break;
+            v.records++;
+            if (bad) problem(&v, CF_DEFAULT, k, klen, pe.msg);
+        }
+        char *err = NULL;
+        rocksdb_iter_get_error(it, &err);
+        rocksdb_iter_destroy(it);
+        if (err) {
+            problem(&v, CF_DEFAULT, NULL, 0, err);
             rocksdb_free(err);
         }
     }

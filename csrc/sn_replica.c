@@ -700,6 +700,107 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
     return rc;
 }
 
+/* ---- verify ------------------------------------------------------------------------ */
+
+static int replicated_cf(int cf) { return cf == CF_WEIGHTS || cf == CF_CONFIG || cf == CF_CHECKPOINTS; }
+
+static int origin_ok(const unsigned char *o)
+{
+    for (size_t i = 0; i < SN_ORIGIN_LEN; i++)
+        if (o[i] < 32 || o[i] > 126) return 0;
+    return 1;
+}
+
+static int verify_log(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                      sn_replica_walk *w, sn_err *e)
+{
+    if (klen != LOG_KEY_LEN || !origin_ok(k + 2))
+        return sn_fail(e, SN_ECORRUPT, "malformed replication log key");
+    uint64_t seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
+    int same = w->started && memcmp(w->origin, k + 2, SN_ORIGIN_LEN) == 0;
+    uint64_t want = same ? w->seq + 1 : 1;
+    memcpy(w->origin, k + 2, SN_ORIGIN_LEN);
+    w->seq = seq;
+    w->started = 1;
+    if (seq != want)
+        return sn_fail(e, SN_ECORRUPT, "replication log of %.36s has seq %llu where %llu was due",
+                       (const char *)k + 2, (unsigned long long)seq, (unsigned long long)want);
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_record r;
+    int rc = sn_record_decode(val, vlen, &a, &r, e);
+    if (!rc && r.type != SN_REC_LOG) rc = sn_fail(e, SN_ECORRUPT, "not a replication log entry");
+    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "log entry with a payload");
+    if (!rc) {
+        const sn_value *f = &r.fields;
+        const sn_value *key = sn_map_get(f, "key");
+        const sn_value *ph = sn_map_get(f, "prev_hlc"), *po = sn_map_get(f, "prev_origin");
+        if (sn_map_get(f, "kind")->u.i > SN_KIND_SKIP)
+            rc = sn_fail(e, SN_ECORRUPT, "log entry of an unknown kind");
+        else if (!replicated_cf((int)sn_map_get(f, "cf")->u.i))
+            rc = sn_fail(e, SN_ECORRUPT, "log entry names a column family that is not replicated");
+        else if (key->u.s.len == 0 || key->u.s.len > SN_REPL_KEY_MAX)
+            rc = sn_fail(e, SN_ECORRUPT, "log entry key has a bad length");
+        else if ((ph->type == SN_NIL) != (po->type == SN_NIL) ||
+                 (po->type == SN_STR && (po->u.s.len != SN_ORIGIN_LEN ||
+                                         !origin_ok((const unsigned char *)po->u.s.p))))
+            rc = sn_fail(e, SN_ECORRUPT, "log entry predecessor is malformed");
+        else if (sn_map_get(f, "origin")->type != SN_NIL || sn_map_get(f, "seq")->type != SN_NIL)
+            rc = sn_fail(e, SN_ECORRUPT, "log entry carries wire fields");
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+static int verify_ident_key(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                            sn_err *e)
+{
+    if (klen < 5 || !replicated_cf(k[2]))
+        return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
+    size_t rklen = (size_t)sn_get_be(k + 3, 2);
+    if (rklen == 0 || rklen > SN_REPL_KEY_MAX || klen != 5 + rklen + 8 + SN_ORIGIN_LEN ||
+        !origin_ok(k + 5 + rklen + 8))
+        return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
+    if (k[1] == TAG_SUPERSEDED)
+        return vlen ? sn_fail(e, SN_ECORRUPT, "superseded marker with a value") : SN_OK;
+    sn_entry en;
+    memset(&en, 0, sizeof en);
+    en.kind = SN_KIND_PUT;
+    en.cf = k[2];
+    memcpy(en.key, k + 5, rklen);
+    en.klen = rklen;
+    en.hlc = sn_get_be(k + 5 + rklen, 8);
+    memcpy(en.origin, k + 5 + rklen + 8, SN_ORIGIN_LEN);
+    return sn_replica_check(&en, (const unsigned char *)val, vlen, e);
+}
+
+int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                      sn_replica_walk *w, int *mine, sn_err *e)
+{
+    *mine = klen >= 2 && k[0] == 1;
+    if (!*mine) return SN_OK;
+    switch (k[1]) {
+    case TAG_LOG: return verify_log(k, klen, val, vlen, w, e);
+    case TAG_CONFLICT:
+    case TAG_SUPERSEDED: return verify_ident_key(k, klen, val, vlen, e);
+    default: return sn_fail(e, SN_ECORRUPT, "unknown replication key");
+    }
+}
+
+int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                   sn_err *e)
+{
+    int rc = sn_check_writable(s, e);
+    if (rc) return rc;
+    if (klen < 2 || k[0] != 1) return sn_fail(e, SN_EARG, "not a replication key");
+    char *err = NULL;
+    if (val)
+        rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, val, vlen, &err);
+    else
+        rocksdb_delete_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, &err);
+    return err ? sn_rocks_err(e, err, "raw replication write") : SN_OK;
+}
+
 /* ---- the conflict store ------------------------------------------------------------- */
 
 int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen, size_t key_len,

@@ -125,6 +125,27 @@ SN_HIDDEN int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size
                                    size_t key_len, sn_arena *a, sn_conflict **out, size_t *n,
                                    sn_err *e);
 
+/* verify(): check one key of the default column family. Keys outside the
+ * replication ranges are left alone (*mine = 0). Log entries must decode,
+ * name a replicated column family and a sane key, and each origin's seqs
+ * must run 1, 2, 3... without a gap (the state carries the walk, in key
+ * order); conflict records must decode as their column family's record
+ * with the identity in their key; superseded markers must be empty. */
+typedef struct sn_replica_walk {
+    char origin[SN_ORIGIN_LEN];
+    uint64_t seq;
+    int started;
+} sn_replica_walk;
+
+SN_HIDDEN int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                                sn_replica_walk *w, int *mine, sn_err *e);
+
+/* Tests only: write (or delete, when val is NULL) a raw key of the
+ * replication ranges (keys starting with 0x01), to check that verify()
+ * catches what a bug or a bad disk could leave there. */
+SN_HIDDEN int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val,
+                             size_t vlen, sn_err *e);
+
 /* Column family indexes the sync engine names in entries. */
 SN_HIDDEN int sn_replica_cf_weights(void);
 SN_HIDDEN int sn_replica_cf_config(void);

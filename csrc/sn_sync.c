@@ -7,6 +7,7 @@
  * message gets the same bounds pre-check and schema check as a record. */
 #include "sn_sync.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,43 @@
 #define MAX_ENTRIES_PER_MESSAGE 4096
 #define ENTRY_OVERHEAD 160          /* bytes an entry's fields take, generously */
 #define MESSAGE_OVERHEAD 4096
+#define CHUNK_OVERHEAD 1024         /* a one-entry message around a chunk, at most */
+#define MAX_SETS_PER_PEER 16        /* chunk sets in flight from one peer */
+#define MAX_SPANS 1024              /* disjoint received ranges of one chunk set */
+
+/* What we sent a peer lately, per origin: a request that crossed our
+ * answer (or push) in flight is not answered with the same entries again. */
+typedef struct sent_item {
+    char origin[SN_ORIGIN_LEN];
+    uint64_t seq;
+    double at;
+} sent_item;
 
 typedef struct peer {
     char *id;
     size_t len;
     int is_static;
     double added, last_seen, last_heartbeat, last_request;
+    sent_item *sent;
+    size_t nsent;
 } peer;
+
+/* A record arriving in chunks from one peer: its entry, the bytes so far
+ * (the whole record's size is reserved at the first chunk and charged to
+ * the peer's cap), and the ranges received, sorted and merged. */
+typedef struct span { size_t off, end; } span;
+
+typedef struct partial {
+    struct partial *next;
+    char *peer;
+    size_t plen;
+    sn_entry en;
+    size_t total, have;
+    unsigned char *buf;
+    span *spans;
+    size_t nspans, cap;
+    double touched;
+} partial;
 
 typedef struct out_msg {
     struct out_msg *next;
@@ -37,9 +68,12 @@ struct sn_sync {
     out_msg *head, *tail;
     size_t nout;
     double now, last_round;
+    double last_any_request;       /* our last SyncRequest still unanswered; -inf: none */
     int started;
     uint64_t pushed_seq;           /* local log entries already pushed eagerly */
     uint64_t rng;
+    partial *parts;                /* chunk sets in flight */
+    size_t chunk;                  /* effective chunk size */
     sn_sync_stats st;
 };
 
@@ -53,6 +87,9 @@ void sn_sync_default_config(sn_sync_config *c)
     c->max_message_bytes = 64u << 20;
     c->weights = c->configs = c->checkpoints = 1;
     c->max_clock_offset_ms = 500;
+    c->chunk_bytes = 1u << 20;
+    c->max_reassembly_bytes = 256u << 20;
+    c->chunk_timeout = 60;
     c->resolver.strategy = SN_RESOLVE_LATEST;
 }
 
@@ -61,8 +98,10 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     *out = NULL;
     if (c->max_message_bytes < 4096)
         return sn_fail(e, SN_EARG, "max_message_bytes must be at least 4096");
-    if (!(c->heartbeat_interval > 0) || !(c->sync_interval > 0) || !(c->peer_timeout > 0))
+    if (!(c->heartbeat_interval > 0) || !(c->sync_interval > 0) || !(c->peer_timeout > 0) ||
+        !(c->chunk_timeout > 0))
         return sn_fail(e, SN_EARG, "intervals and timeouts must be positive");
+    if (c->chunk_bytes < 1024) return sn_fail(e, SN_EARG, "chunk_bytes must be at least 1024");
     sn_sync *y = calloc(1, sizeof *y);
     if (!y) return sn_fail(e, SN_ENOMEM, "out of memory");
     y->s = s;
@@ -73,6 +112,10 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     uint64_t h = 1469598103934665603ull;
     for (const char *p = y->cfg.node_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
     y->rng = h | 1;
+    y->last_any_request = -1e300;
+    /* a chunk and its one-entry message fit in max_message_bytes */
+    y->chunk = c->chunk_bytes;
+    if (y->chunk > c->max_message_bytes - CHUNK_OVERHEAD) y->chunk = c->max_message_bytes - CHUNK_OVERHEAD;
     *out = y;
     return SN_OK;
 }
@@ -84,15 +127,31 @@ static void drop_out(out_msg *m)
     free(m);
 }
 
+static void partial_free(partial *q)
+{
+    free(q->peer);
+    free(q->buf);
+    free(q->spans);
+    free(q);
+}
+
 void sn_sync_free(sn_sync *y)
 {
     if (!y) return;
+    while (y->parts) {
+        partial *n = y->parts->next;
+        partial_free(y->parts);
+        y->parts = n;
+    }
     while (y->head) {
         out_msg *n = y->head->next;
         drop_out(y->head);
         y->head = n;
     }
-    for (size_t i = 0; i < y->npeers; i++) free(y->peers[i].id);
+    for (size_t i = 0; i < y->npeers; i++) {
+        free(y->peers[i].id);
+        free(y->peers[i].sent);
+    }
     free(y->peers);
     free(y);
 }
@@ -173,6 +232,7 @@ int sn_sync_remove_peer(sn_sync *y, const char *id, size_t len)
     peer *p = find_peer(y, id, len);
     if (!p) return 0;
     free(p->id);
+    free(p->sent);
     *p = y->peers[--y->npeers];
     return 1;
 }
@@ -195,6 +255,46 @@ const char *sn_sync_peer_state_name(int state)
 
 void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out) { *out = y->st; }
 void sn_sync_count_rejected(sn_sync *y) { y->st.rejected++; }
+
+/* ---- what a peer was sent lately ---------------------------------------------- */
+
+/* Short: a request that crossed our send in flight arrives within a round
+ * trip, and requests queued while we were busy are answered in one poll.
+ * A send that was lost is resent to the next request after this. */
+static double sent_memory(const sn_sync *y)
+{
+    double m = 2 * y->cfg.heartbeat_interval;
+    return m < 0.5 ? m : 0.5;
+}
+
+static uint64_t sent_lately(const sn_sync *y, const peer *p, const char *origin)
+{
+    for (size_t i = 0; i < p->nsent; i++)
+        if (memcmp(p->sent[i].origin, origin, SN_ORIGIN_LEN) == 0)
+            return y->now - p->sent[i].at <= sent_memory(y) ? p->sent[i].seq : 0;
+    return 0;
+}
+
+/* Best effort: without memory for it, the peer may only get a copy twice. */
+static void note_sent(sn_sync *y, peer *p, const char *origin, uint64_t seq)
+{
+    for (size_t i = 0; i < p->nsent; i++)
+        if (memcmp(p->sent[i].origin, origin, SN_ORIGIN_LEN) == 0) {
+            if (seq > p->sent[i].seq || y->now - p->sent[i].at > sent_memory(y)) {
+                p->sent[i].seq = seq;
+                p->sent[i].at = y->now;
+            }
+            return;
+        }
+    if (p->nsent >= 256) return;
+    sent_item *n = realloc(p->sent, (p->nsent + 1) * sizeof *n);
+    if (!n) return;
+    p->sent = n;
+    memcpy(n[p->nsent].origin, origin, SN_ORIGIN_LEN);
+    n[p->nsent].seq = seq;
+    n[p->nsent].at = y->now;
+    p->nsent++;
+}
 
 /* ---- the outbox ---------------------------------------------------------------- */
 
@@ -263,8 +363,10 @@ static void builder_free(builder *b)
     sn_arena_free(&b->a);
 }
 
-/* Takes ownership of bytes. */
-static int builder_add(builder *b, const sn_entry *en, unsigned char *bytes, size_t len, sn_err *e)
+/* Takes ownership of bytes. total > 0: bytes are the piece at off of a
+ * record of total bytes (a chunk). */
+static int builder_add_piece(builder *b, const sn_entry *en, unsigned char *bytes, size_t len,
+                             size_t total, size_t off, sn_err *e)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 16;
@@ -295,12 +397,21 @@ static int builder_add(builder *b, const sn_entry *en, unsigned char *bytes, siz
     sn_map_set(&m, "origin", sn_str(origin, SN_ORIGIN_LEN));
     sn_map_set(&m, "seq", sn_int((int64_t)en->seq));
     sn_map_set(&m, "len", sn_int((int64_t)len));
+    if (total) {
+        sn_map_set(&m, "total", sn_int((int64_t)total));
+        sn_map_set(&m, "off", sn_int((int64_t)off));
+    }
     b->entries[b->n++] = m;
     b->parts[b->nparts].p = bytes;
     b->parts[b->nparts].len = len;
     b->owned[b->nparts++] = bytes;
     b->bytes += len + ENTRY_OVERHEAD;
     return SN_OK;
+}
+
+static int builder_add(builder *b, const sn_entry *en, unsigned char *bytes, size_t len, sn_err *e)
+{
+    return builder_add_piece(b, en, bytes, len, 0, 0, e);
 }
 
 static int header(sn_sync *y, sn_value *map, sn_err *e)
@@ -339,6 +450,169 @@ static int send_entries(sn_sync *y, const peer *p, unsigned type, builder *b, in
     rc = sn_record_encode(type, &map, b->parts, b->nparts, SN_CODEC_NONE, &out, e);
     if (!rc) rc = enqueue(y, p, &out, e);
     return rc;
+}
+
+/* The record's bytes from `from` on, one chunk per message of `type`, at
+ * most `budget` bytes of chunks; the last message says `more` when the
+ * record is not finished or `more_after`. Returns the next offset. */
+static int send_chunks(sn_sync *y, const peer *p, unsigned type, const sn_entry *en,
+                       const unsigned char *bytes, size_t len, size_t from, size_t budget,
+                       int more_after, size_t *next, sn_err *e)
+{
+    int rc = SN_OK;
+    size_t off = from, sent = 0;
+    while (!rc && off < len) {
+        size_t n = len - off < y->chunk ? len - off : y->chunk;
+        int last = off + n >= len || sent + n + y->chunk > budget;
+        unsigned char *copy = malloc(n);
+        builder b;
+        builder_init(&b);
+        if (!copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+        else {
+            memcpy(copy, bytes + off, n);
+            rc = builder_add_piece(&b, en, copy, n, len, off, e);
+        }
+        if (!rc) rc = send_entries(y, p, type, &b, last && (off + n < len || more_after), e);
+        builder_free(&b);
+        if (rc) break;
+        y->st.chunks_sent++;
+        off += n;
+        sent += n;
+        if (last) break;
+    }
+    *next = off;
+    return rc;
+}
+
+/* ---- reassembly of chunked records ------------------------------------------------ */
+
+static size_t prefix_of(const partial *q)
+{
+    return q->nspans && q->spans[0].off == 0 ? q->spans[0].end : 0;
+}
+
+static void drop_partial(sn_sync *y, partial *q)
+{
+    for (partial **pp = &y->parts; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    y->st.reassembly_bytes -= q->total;
+    partial_free(q);
+}
+
+static partial *find_partial(sn_sync *y, const char *pid, size_t plen, const char *origin,
+                             uint64_t seq)
+{
+    for (partial *q = y->parts; q; q = q->next)
+        if (q->en.seq == seq && q->plen == plen && memcmp(q->peer, pid, plen) == 0 &&
+            memcmp(q->en.origin, origin, SN_ORIGIN_LEN) == 0)
+            return q;
+    return NULL;
+}
+
+static void expire_partials(sn_sync *y)
+{
+    for (partial *q = y->parts, *n; q; q = n) {
+        n = q->next;
+        if (y->now - q->touched > y->cfg.chunk_timeout) {
+            y->st.chunk_sets_dropped++;
+            drop_partial(y, q);
+        }
+    }
+}
+
+static int same_entry(const sn_entry *a, const sn_entry *b)
+{
+    return a->kind == b->kind && a->cf == b->cf && a->klen == b->klen &&
+           memcmp(a->key, b->key, a->klen) == 0 && a->hlc == b->hlc &&
+           a->prev.hlc == b->prev.hlc && strcmp(a->prev.origin, b->prev.origin) == 0;
+}
+
+/* Add one chunk. *done is set when the set is whole; SN_ECORRUPT (with
+ * the set dropped) when the chunk disagrees with the set; SN_NOTFOUND when
+ * the set does not fit under the peer's cap (dropped, not an error). */
+static int add_chunk(sn_sync *y, const peer *p, const sn_entry *en, size_t total, size_t off,
+                     const unsigned char *bytes, size_t len, partial **out, sn_err *e)
+{
+    *out = NULL;
+    if (en->kind != SN_KIND_PUT || len == 0 || off > total || len > total - off ||
+        total > SN_MAX_RECORD)
+        return sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
+    partial *q = find_partial(y, p->id, p->len, en->origin, en->seq);
+    if (q && (q->total != total || !same_entry(&q->en, en))) {
+        drop_partial(y, q);
+        return sn_fail(e, SN_ECORRUPT, "chunk disagrees with its chunk set");
+    }
+    if (!q) {
+        size_t inflight = 0, sets = 0;
+        for (partial *r = y->parts; r; r = r->next)
+            if (r->plen == p->len && memcmp(r->peer, p->id, p->len) == 0) {
+                inflight += r->total;
+                sets++;
+            }
+        if (sets >= MAX_SETS_PER_PEER || total > y->cfg.max_reassembly_bytes ||
+            inflight > y->cfg.max_reassembly_bytes - total)
+            return SN_NOTFOUND;
+        q = calloc(1, sizeof *q);
+        if (q) q->peer = malloc(p->len + 1);
+        if (q && q->peer) q->buf = malloc(total);
+        if (q && q->buf) q->spans = malloc(8 * sizeof *q->spans);
+        if (q) q->cap = 8;
+        if (!q || !q->spans) {
+            if (q) partial_free(q);
+            return sn_fail(e, SN_ENOMEM, "out of memory");
+        }
+        memcpy(q->peer, p->id, p->len + 1);
+        q->plen = p->len;
+        q->en = *en;
+        q->total = total;
+        q->next = y->parts;
+        y->parts = q;
+        y->st.reassembly_bytes += total;
+    }
+    /* bytes seen before must be the same bytes */
+    size_t end = off + len;
+    for (size_t i = 0; i < q->nspans; i++) {
+        size_t a = q->spans[i].off > off ? q->spans[i].off : off;
+        size_t b = q->spans[i].end < end ? q->spans[i].end : end;
+        if (a < b && memcmp(q->buf + a, bytes + (a - off), b - a) != 0) {
+            drop_partial(y, q);
+            return sn_fail(e, SN_ECORRUPT, "chunk overlaps its set with different bytes");
+        }
+    }
+    memcpy(q->buf + off, bytes, len);
+    q->touched = y->now;
+    /* insert, keep sorted, merge neighbours */
+    size_t at = 0;
+    while (at < q->nspans && q->spans[at].off < off) at++;
+    if (q->nspans == q->cap) {
+        span *ns = realloc(q->spans, 2 * q->cap * sizeof *ns);
+        if (!ns) return sn_fail(e, SN_ENOMEM, "out of memory");
+        q->spans = ns;
+        q->cap *= 2;
+    }
+    memmove(q->spans + at + 1, q->spans + at, (q->nspans - at) * sizeof *q->spans);
+    q->spans[at] = (span){ off, end };
+    q->nspans++;
+    size_t w = 0;
+    for (size_t i = 1; i < q->nspans; i++) {
+        if (q->spans[i].off <= q->spans[w].end) {
+            if (q->spans[i].end > q->spans[w].end) q->spans[w].end = q->spans[i].end;
+        } else {
+            q->spans[++w] = q->spans[i];
+        }
+    }
+    q->nspans = w + 1;
+    q->have = 0;
+    for (size_t i = 0; i < q->nspans; i++) q->have += q->spans[i].end - q->spans[i].off;
+    if (q->nspans > MAX_SPANS) {
+        drop_partial(y, q);
+        return sn_fail(e, SN_ECORRUPT, "chunk set is too fragmented");
+    }
+    *out = q;
+    return SN_OK;
 }
 
 /* ---- digests ------------------------------------------------------------------------- */
@@ -411,6 +685,15 @@ static int send_request(sn_sync *y, peer *p, sn_err *e)
     if (!rc) {
         header(y, &map, e);
         sn_map_set(&map, "have", list);
+        /* a record half-received from this peer: ask for the rest only */
+        for (partial *q = y->parts; q; q = q->next) {
+            if (q->plen != p->len || memcmp(q->peer, p->id, p->len) != 0 || q->have == q->total)
+                continue;
+            sn_map_set(&map, "partial_origin", sn_str(q->en.origin, SN_ORIGIN_LEN));
+            sn_map_set(&map, "partial_seq", sn_int((int64_t)q->en.seq));
+            sn_map_set(&map, "partial_off", sn_int((int64_t)prefix_of(q)));
+            break;
+        }
         sn_buf out;
         rc = sn_record_encode(SN_MSG_SYNC_REQUEST, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = enqueue(y, p, &out, e);
@@ -418,7 +701,7 @@ static int send_request(sn_sync *y, peer *p, sn_err *e)
     sn_arena_free(&a);
     free(vv.items);
     if (!rc) {
-        p->last_request = y->now;
+        p->last_request = y->last_any_request = y->now;
         y->st.sync_rounds++;
     }
     return rc;
@@ -464,9 +747,9 @@ static unsigned update_type(int cf)
     return SN_MSG_CHECKPOINT_BROADCAST;
 }
 
-/* Each local entry goes to every live peer in a message of its kind. An
- * entry too big for one message is left to anti-entropy; so are kinds this
- * node does not sync. Entries are sent in seq order, so a peer that got
+/* Each local entry goes to every live peer in a message of its kind (in
+ * chunks when it is larger than a chunk). Kinds this node does not sync
+ * are left to anti-entropy (as skips). Entries are sent in seq order, so a peer that got
  * every push applies them all; one that missed one asks. */
 static int push_local(sn_sync *y, sn_err *e)
 {
@@ -480,11 +763,18 @@ static int push_local(sn_sync *y, sn_err *e)
         rc = read_for_send(y, origin, seq, &en, &bytes, e);
         if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
         if (rc) break;
-        int sendable = en.kind != SN_KIND_SKIP &&
-                       bytes.len + ENTRY_OVERHEAD + MESSAGE_OVERHEAD <= y->cfg.max_message_bytes;
+        int sendable = en.kind != SN_KIND_SKIP;
         for (size_t i = 0; sendable && !rc && i < y->npeers; i++) {
             peer *p = &y->peers[i];
             if (state_of(y, p) == SN_PEER_DEAD) continue;
+            if (bytes.len > y->chunk) {
+                size_t next;
+                rc = send_chunks(y, p, update_type(en.cf), &en, bytes.data, bytes.len, 0,
+                                 SIZE_MAX, 0, &next, e);
+                if (!rc) count_sent(y, &en);
+                if (!rc) note_sent(y, p, origin, seq);
+                continue;
+            }
             builder b;
             builder_init(&b);
             unsigned char *copy = NULL;
@@ -496,6 +786,7 @@ static int push_local(sn_sync *y, sn_err *e)
             if (!rc) rc = builder_add(&b, &en, copy, bytes.len, e);
             if (!rc) rc = send_entries(y, p, update_type(en.cf), &b, 0, e);
             if (!rc) count_sent(y, &en);
+            if (!rc) note_sent(y, p, origin, seq);
             builder_free(&b);
         }
         free(bytes.data);
@@ -510,12 +801,14 @@ int sn_sync_tick(sn_sync *y, double now, sn_err *e)
 {
     if (now > y->now || !y->started) y->now = now;
     int rc = SN_OK;
+    expire_partials(y);
     /* forget peers we learned of that stay dead, so state stays bounded */
     for (size_t i = 0; i < y->npeers;) {
         peer *p = &y->peers[i];
         double seen = p->last_seen >= 0 ? p->last_seen : p->added;
         if (!p->is_static && y->now - seen > 3 * y->cfg.peer_timeout) {
             free(p->id);
+            free(p->sent);
             *p = y->peers[--y->npeers];
         } else {
             i++;
@@ -526,7 +819,11 @@ int sn_sync_tick(sn_sync *y, double now, sn_err *e)
         if (y->now - y->peers[i].last_heartbeat >= y->cfg.heartbeat_interval)
             rc = send_heartbeat(y, &y->peers[i], e);
     if (!rc) rc = push_local(y, e);
-    if (!rc && y->npeers && (!y->started || y->now - y->last_round >= y->cfg.sync_interval)) {
+    /* a round is due every sync_interval, unless we asked someone lately
+     * anyway (a heartbeat's digest differed): then it would only fetch the
+     * same entries twice */
+    if (!rc && y->npeers && (!y->started || y->now - y->last_round >= y->cfg.sync_interval) &&
+        (!y->started || y->now - y->last_any_request >= y->cfg.sync_interval / 2)) {
         /* one random live peer per round: gossip spreads in O(log N) rounds */
         size_t live[64], n = 0;
         for (size_t i = 0; i < y->npeers && n < 64; i++)
@@ -573,9 +870,16 @@ static void msg_free(msg *m)
 }
 
 /* An entry's fields, checked beyond the schema. */
-static int parse_entry(const sn_value *m, sn_entry *en, size_t *len, sn_err *e)
+static int parse_entry(const sn_value *m, sn_entry *en, size_t *len, size_t *total, size_t *off,
+                       sn_err *e)
 {
     memset(en, 0, sizeof *en);
+    const sn_value *t = sn_map_get(m, "total"), *o = sn_map_get(m, "off");
+    if ((t->type == SN_NIL) != (o->type == SN_NIL))
+        return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
+    *total = t->type == SN_INT ? (size_t)t->u.i : 0;
+    *off = o->type == SN_INT ? (size_t)o->u.i : 0;
+    if (t->type == SN_INT && *total == 0) return sn_fail(e, SN_ECORRUPT, "chunk of an empty record");
     const sn_value *origin = sn_map_get(m, "origin"), *seq = sn_map_get(m, "seq");
     const sn_value *l = sn_map_get(m, "len"), *key = sn_map_get(m, "key");
     const sn_value *ph = sn_map_get(m, "prev_hlc"), *po = sn_map_get(m, "prev_origin");
@@ -617,9 +921,72 @@ static void count_received(sn_sync *y, const sn_entry *en)
     else y->st.checkpoints_received++;
 }
 
+/* Apply one entry whose seq is the next of its origin: the record's checks
+ * (full decode and CRC, identity, clock offset), then the merge. */
+static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int *bad,
+                     sn_err *e)
+{
+    if (en->kind == SN_KIND_PUT) {
+        int rc = sn_replica_check(en, bytes, len, e);
+        if (rc) { *bad = 1; return rc; }
+        double wall_ms = sn_now() * 1000.0;
+        if ((double)(en->hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms) {
+            *bad = 1;
+            return sn_fail(e, SN_ECORRUPT, "record timestamp is %.0f ms ahead of our clock",
+                           (double)(en->hlc >> 16) - wall_ms);
+        }
+    }
+    /* a kind this node does not sync is logged as seen and not applied */
+    if (!kind_enabled(y, en->cf)) {
+        en->kind = SN_KIND_SKIP;
+        bytes = NULL;
+        len = 0;
+    }
+    sn_apply_result res;
+    int rc = sn_replica_apply(y->s, en, bytes, len, &y->cfg.resolver, &res, e);
+    if (rc == SN_ECORRUPT) { *bad = 1; return rc; }
+    if (rc) return rc;
+    if (res.duplicate) { y->st.duplicates++; return SN_OK; }
+    count_received(y, en);
+    y->st.conflicts += (uint64_t)res.conflicts;
+    return SN_OK;
+}
+
+/* Whole chunk sets whose turn has come (their origin reached seq - 1) are
+ * applied; sets made moot by what arrived meanwhile are dropped. */
+static int apply_ready_sets(sn_sync *y, int *need_sync, int *bad, sn_err *e)
+{
+    int progress = 1, rc = SN_OK;
+    while (progress && !rc) {
+        progress = 0;
+        for (partial *q = y->parts; q && !rc; q = q->next) {
+            uint64_t have;
+            rc = sn_replica_have(y->s, q->en.origin, &have, e);
+            if (rc) break;
+            if (q->en.seq <= have) {
+                if (q->have < q->total) y->st.chunk_sets_dropped++;
+                drop_partial(y, q);
+                progress = 1;
+                break;
+            }
+            if (q->have < q->total) continue;
+            if (q->en.seq > have + 1) { *need_sync = 1; continue; }
+            sn_entry en = q->en;
+            rc = apply_one(y, &en, q->buf, q->total, bad, e);
+            if (*bad) y->st.chunk_sets_rejected++;
+            else if (!rc) y->st.chunk_sets_completed++;
+            drop_partial(y, q);
+            progress = 1;
+            break;
+        }
+    }
+    return rc;
+}
+
 /* Apply the entries of an update or a response. Entries of one origin are
  * applied in seq order only: a gap (a lost or reordered message) stops that
- * origin and asks the sender for a sync instead. *bad is set when the
+ * origin and asks the sender for a sync instead. A chunk goes to its set,
+ * which is applied once whole and its turn has come. *bad is set when the
  * message itself is malformed; entries before the bad one stay applied,
  * each having passed its own checks. */
 static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
@@ -639,11 +1006,11 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
         return sn_fail(e, SN_ECORRUPT, "entry lengths disagree with the payload");
     }
     size_t off = 0;
-    double wall_ms = sn_now() * 1000.0;
+    int chunks = 0;
     for (size_t i = 0; i < list->u.a.n; i++) {
         sn_entry en;
-        size_t len;
-        int rc = parse_entry(&list->u.a.items[i], &en, &len, e);
+        size_t len, rtotal, roff;
+        int rc = parse_entry(&list->u.a.items[i], &en, &len, &rtotal, &roff, e);
         if (rc) { *bad = 1; return rc; }
         const unsigned char *bytes = len ? m->payload + off : NULL;
         off += len;
@@ -651,31 +1018,29 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
         rc = sn_replica_have(y->s, en.origin, &have, e);
         if (rc) return rc;
         if (en.seq <= have) { y->st.duplicates++; continue; }
-        if (en.seq > have + 1) { *need_sync = 1; continue; }
-        if (en.kind == SN_KIND_PUT) {
-            rc = sn_replica_check(&en, bytes, len, e);
-            if (rc) { *bad = 1; return rc; }
-            if ((double)(en.hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms) {
-                *bad = 1;
-                return sn_fail(e, SN_ECORRUPT, "record timestamp is %.0f ms ahead of our clock",
-                               (double)(en.hlc >> 16) - wall_ms);
+        if (rtotal) {
+            y->st.chunks_received++;
+            chunks = 1;
+            if (!kind_enabled(y, en.cf)) {
+                /* not kept: the entry is logged as a skip when its turn comes */
+                if (en.seq > have + 1) { *need_sync = 1; continue; }
+                en.kind = SN_KIND_SKIP;
+                rc = apply_one(y, &en, NULL, 0, bad, e);
+                if (rc) return rc;
+                continue;
             }
+            partial *q;
+            rc = add_chunk(y, p, &en, rtotal, roff, bytes, len, &q, e);
+            if (rc == SN_NOTFOUND) { y->st.chunk_sets_dropped++; continue; }
+            if (rc == SN_ECORRUPT) { y->st.chunk_sets_rejected++; *bad = 1; return rc; }
+            if (rc) return rc;
+            continue;
         }
-        /* a kind this node does not sync is logged as seen and not applied */
-        if (!kind_enabled(y, en.cf)) {
-            en.kind = SN_KIND_SKIP;
-            bytes = NULL;
-            len = 0;
-        }
-        sn_apply_result res;
-        rc = sn_replica_apply(y->s, &en, bytes, len, &y->cfg.resolver, &res, e);
-        if (rc == SN_ECORRUPT) { *bad = 1; return rc; }
+        if (en.seq > have + 1) { *need_sync = 1; continue; }
+        rc = apply_one(y, &en, bytes, len, bad, e);
         if (rc) return rc;
-        if (res.duplicate) { y->st.duplicates++; continue; }
-        count_received(y, &en);
-        y->st.conflicts += (uint64_t)res.conflicts;
     }
-    (void)p;
+    if (chunks || y->parts) return apply_ready_sets(y, need_sync, bad, e);
     return SN_OK;
 }
 
@@ -688,9 +1053,12 @@ static int answer_request(sn_sync *y, peer *p, const msg *m, sn_err *e)
     if (rc) return rc;
     builder b;
     builder_init(&b);
-    int more = 0, asker_ahead = 0;
+    int more = 0, asker_ahead = 0, chunked = 0;
     size_t budget = y->cfg.max_message_bytes - MESSAGE_OVERHEAD;
-    for (size_t i = 0; !rc && i < vv.n && !more; i++) {
+    const sn_value *po = sn_map_get(&m->r.fields, "partial_origin");
+    const sn_value *ps = sn_map_get(&m->r.fields, "partial_seq");
+    const sn_value *pf = sn_map_get(&m->r.fields, "partial_off");
+    for (size_t i = 0; !rc && i < vv.n && !more && !chunked; i++) {
         uint64_t theirs = 0;
         for (size_t j = 0; j < have->u.a.n; j++) {
             const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
@@ -698,7 +1066,13 @@ static int answer_request(sn_sync *y, peer *p, const msg *m, sn_err *e)
                 theirs = (uint64_t)sn_map_get(&have->u.a.items[j], "seq")->u.i;
         }
         if (theirs > vv.items[i].seq) asker_ahead = 1;
-        for (uint64_t seq = theirs + 1; !rc && seq <= vv.items[i].seq; seq++) {
+        /* entries we sent this peer a moment ago are on their way: the
+         * request crossed them (unless it names one as half-received) */
+        uint64_t from = theirs, lately = sent_lately(y, p, vv.items[i].origin);
+        int partial_here = po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN &&
+                           memcmp(po->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0;
+        if (lately > from && !partial_here) from = lately;
+        for (uint64_t seq = from + 1; !rc && seq <= vv.items[i].seq; seq++) {
             sn_entry en;
             sn_buf bytes;
             rc = read_for_send(y, vv.items[i].origin, seq, &en, &bytes, e);
@@ -709,15 +1083,32 @@ static int answer_request(sn_sync *y, peer *p, const msg *m, sn_err *e)
                 more = 1;
                 break;
             }
-            if (bytes.len + ENTRY_OVERHEAD > budget) {
-                /* one record larger than a message: it cannot travel */
+            if (bytes.len > y->chunk) {
+                /* what came before, then this record in chunks (from where
+                 * the asker's partial copy ends), then the asker asks again */
+                if (b.n) rc = send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, 0, e);
+                builder_free(&b);
+                builder_init(&b);
+                size_t start = 0, next;
+                if (po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN && ps->type == SN_INT &&
+                    pf->type == SN_INT && (uint64_t)ps->u.i == seq &&
+                    memcmp(po->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0 &&
+                    (uint64_t)pf->u.i < bytes.len)
+                    start = (size_t)pf->u.i;
+                int after = seq < vv.items[i].seq || i + 1 < vv.n;
+                if (!rc) rc = send_chunks(y, p, SN_MSG_SYNC_RESPONSE, &en, bytes.data, bytes.len,
+                                          start, budget, after, &next, e);
+                if (!rc && next >= bytes.len) {
+                    count_sent(y, &en);
+                    note_sent(y, p, vv.items[i].origin, seq);
+                }
                 free(bytes.data);
-                rc = sn_fail(e, SN_EIO, "a record of %zu bytes exceeds max_message_bytes",
-                             bytes.len);
+                chunked = 1;
                 break;
             }
             count_sent(y, &en);
             rc = builder_add(&b, &en, bytes.data, bytes.len, e);
+            if (!rc) note_sent(y, p, vv.items[i].origin, seq);
         }
     }
     /* origins the asker knows and we do not: ask back (push-pull) */
@@ -729,9 +1120,10 @@ static int answer_request(sn_sync *y, peer *p, const msg *m, sn_err *e)
         if (!known && sn_map_get(&have->u.a.items[j], "seq")->u.i > 0) asker_ahead = 1;
     }
     free(vv.items);
-    if (!rc) rc = send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, more, e);
+    if (!rc && !chunked) rc = send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, more, e);
     builder_free(&b);
-    if (!rc && asker_ahead && y->now - p->last_request >= y->cfg.heartbeat_interval / 4)
+    if (!rc && asker_ahead && y->now - p->last_request >= y->cfg.heartbeat_interval / 4 &&
+        y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
         rc = send_request(y, p, e);
     return rc;
 }
@@ -745,10 +1137,13 @@ int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err 
         size_t total = 0;
         for (size_t i = 0; !rc && i < list->u.a.n; i++) {
             sn_entry en;
-            size_t elen;
-            rc = parse_entry(&list->u.a.items[i], &en, &elen, e);
+            size_t elen, rtotal, roff;
+            rc = parse_entry(&list->u.a.items[i], &en, &elen, &rtotal, &roff, e);
             if (!rc && elen > m.r.raw_len - total) rc = sn_fail(e, SN_ECORRUPT, "too long");
-            if (!rc && en.kind == SN_KIND_PUT) rc = sn_replica_check(&en, m.payload + total, elen, e);
+            if (!rc && rtotal && (roff > rtotal || elen > rtotal - roff))
+                rc = sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
+            else if (!rc && en.kind == SN_KIND_PUT && !rtotal)
+                rc = sn_replica_check(&en, m.payload + total, elen, e);
             total += elen;
         }
     }
@@ -788,7 +1183,12 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         rc = sn_sync_digest(y->s, &mine, e);
         uint64_t theirs = (uint64_t)sn_map_get(&m.r.fields, "digest")->u.i;
         /* different digests: one of us lacks something; asking is cheap */
-        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2)
+        /* one such request at a time, whoever sent the heartbeat: several
+         * peers that all differ from us would otherwise each send us the
+         * same entries (an unanswered request is given up after two
+         * heartbeats) */
+        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
+            y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
             need_sync = 1;
         break;
     }
@@ -796,6 +1196,7 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         rc = answer_request(y, p, &m, e);
         break;
     case SN_MSG_SYNC_RESPONSE:
+        y->last_any_request = -1e300;   /* answered: a digest may ask again */
         rc = apply_entries(y, p, &m, &need_sync, &bad, e);
         if (!rc && sn_map_get(&m.r.fields, "more")->u.b) need_sync = 1;
         break;

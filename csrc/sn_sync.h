@@ -21,6 +21,9 @@ typedef struct sn_sync_config {
     size_t max_message_bytes;
     int weights, configs, checkpoints;   /* enable_*_sync */
     double max_clock_offset_ms;   /* a record this far ahead of our clock is refused */
+    size_t chunk_bytes;           /* a record larger than this travels in chunks */
+    size_t max_reassembly_bytes;  /* chunk sets in flight from one peer, in bytes */
+    double chunk_timeout;         /* an idle incomplete chunk set is dropped after this */
     sn_resolver resolver;
 } sn_sync_config;
 
@@ -38,6 +41,10 @@ typedef struct sn_sync_stats {
     uint64_t checkpoints_sent, checkpoints_received, conflicts, rejected;
     uint64_t bytes_sent, bytes_received, sync_rounds;
     uint64_t messages_sent, messages_received, duplicates, heartbeats_sent;
+    uint64_t chunks_sent, chunks_received, chunk_sets_completed;
+    uint64_t chunk_sets_dropped;   /* refused (over the cap), timed out, or made moot */
+    uint64_t chunk_sets_rejected;  /* inconsistent or forged: also counted in rejected */
+    uint64_t reassembly_bytes;     /* reserved by chunk sets in flight now */
 } sn_sync_stats;
 
 SN_HIDDEN void sn_sync_default_config(sn_sync_config *c);

@@ -5,11 +5,16 @@ local out, scratch = arg[1], arg[2]
 os.execute("rm -rf '" .. scratch .. "' && mkdir -p '" .. scratch .. "'")
 local a = assert(s.open(scratch .. "/a", { write_buffer_mb = 1, cache_mb = 1 }))
 local b = assert(s.open(scratch .. "/b", { write_buffer_mb = 1, cache_mb = 1 }))
-local ea, eb = s.sync_engine(a, { node_id = "A" }), s.sync_engine(b, { node_id = "B" })
+-- chunk_bytes at its minimum, so a 4 KiB layer travels as chunk messages too
+local ea = s.sync_engine(a, { node_id = "A", chunk_bytes = 1024 })
+local eb = s.sync_engine(b, { node_id = "B" })
 ea:add_peer("B"); eb:add_peer("A")
 a:put_config { expert_id = "x", domain = "d", parameter_count = 1, learning_rate = 0.1, architecture = { 1 } }
 ea:tick(0)
 a:put_weights("x", 0, { 1, 2, 3 }, { 0.5 })
+local big = {}
+for i = 1, 1000 do big[i] = math.sin(i) * 0.05 end
+a:put_weights("x", 1, big, {})
 a:create_checkpoint {}
 ea:tick(1)
 local n = 0

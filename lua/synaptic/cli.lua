@@ -684,9 +684,47 @@ function commands.import(args)
   return 0
 end
 
-function commands.serve()
-  io.stderr:write("synaptic: serve: P2P sync is not available yet\n")
-  return EXIT_USAGE
+-- serve: a P2P node over the store until --seconds have passed (or for
+-- ever). The first line is the bound address (flushed, so a script can
+-- read it and start the next peer); stats are printed at exit.
+local STAT_ORDER = { "weights_sent", "weights_received", "configs_sent", "configs_received",
+                     "checkpoints_sent", "checkpoints_received", "conflicts", "rejected",
+                     "bytes_sent", "bytes_received", "sync_rounds" }
+
+function commands.serve(args)
+  local store <close> = open_store(args.store)
+  local ok, cfg = pcall(synaptic.p2p_config, {
+    node_id = args.node_id, listen = args.listen, peers = args.peer,
+    heartbeat_interval_seconds = args.heartbeat,
+    sync_interval_seconds = args.sync_interval,
+    peer_timeout_seconds = math.max(30, args.heartbeat * 6),
+    max_peers = math.max(10, #args.peer + 1),
+  })
+  if not ok then fail("%s", tostring(cfg):gsub("^.-p2p_config: ", "")) end
+  local node, err = synaptic.node(store, cfg)
+  if not node then fail("%s", err) end
+  local address = node:address()
+  if args.json then
+    io.stdout:write(ordered_object { { "address", address or json.null }, { "node_id", node:node_id() } }, "\n")
+  else
+    out("%s", address or "(not listening)")
+  end
+  io.stdout:flush()
+  if args.seconds then
+    check(node:run(args.seconds))
+  else
+    while true do check(node:run(3600)) end
+  end
+  local stats, peers = node:stats(), node:peers()
+  node:close()
+  if args.json then
+    print_json { address = address or json.null, node_id = cfg.node_id or store:origin(),
+                 stats = stats, peers = array(peers) }
+  else
+    for _, k in ipairs(STAT_ORDER) do out("%-21s %d", k, stats[k] or 0) end
+    for _, p in ipairs(peers) do out("peer %s %s", p.id, p.state) end
+  end
+  return 0
 end
 
 local function module_dir()
@@ -749,6 +787,14 @@ local function positive_integer(what)
   end
 end
 
+local function positive_number(what)
+  return function(s)
+    local n = tonumber(s)
+    if n and n > 0 and n < 1e9 then return n end
+    return nil, ("%s must be a positive number, got '%s'"):format(what, s)
+  end
+end
+
 local function build_parser()
   local p = argparse("synaptic", "Inspect and maintain a synaptic store.")
     :epilog("Usage is synaptic COMMAND STORE [ARGS]; 'synaptic COMMAND --help' describes one command.\n" ..
@@ -794,8 +840,18 @@ local function build_parser()
   c:flag("--create", "Create the store if it does not exist.")
   json_flag(c)
 
-  c = p:command("serve", "Serve the store to peers (P2P sync; not available yet).")
+  c = p:command("serve", "Sync the store with peers over ZeroMQ (P2P); prints the bound address first, stats at exit.")
   store_arg(c)
+  c:option("--listen", "Endpoint to listen on, e.g. tcp://127.0.0.1:0 (port 0: any free port)."):argname("<endpoint>")
+  c:option("--peer", "A peer's endpoint to connect to (repeatable)."):argname("<endpoint>"):count("*")
+  c:option("--node-id", "This node's id (default: the store's origin)."):argname("<id>")
+  c:option("--seconds", "Run this long, then exit (default: for ever)."):argname("<s>")
+    :convert(positive_number("--seconds"))
+  c:option("--heartbeat", "Seconds between heartbeats."):argname("<s>")
+    :convert(positive_number("--heartbeat")):default("1")
+  c:option("--sync-interval", "Seconds between anti-entropy rounds."):argname("<s>")
+    :convert(positive_number("--sync-interval")):default("10")
+  json_flag(c)
 
   c = p:command("demo", "Run examples/persistence_demo.lua.")
   c:argument("dir", "Where the demo keeps its store (default: a new temporary directory); it is replaced.")

@@ -46,6 +46,9 @@ local FIELDS = {
   heartbeat_interval_seconds = { "number", 10, positive },
   peer_timeout_seconds = { "number", 60, positive },
   max_message_bytes = { "number", 64 * 1024 * 1024, count(4096, 1024 * 1024 * 1024) },
+  chunk_bytes = { "number", nil, count(1024, 1024 * 1024 * 1024) },
+  max_reassembly_bytes = { "number", 256 * 1024 * 1024, count(1024, 4 * 1024 * 1024 * 1024) },
+  chunk_timeout_seconds = { "number", 60, positive },
   max_clock_offset_ms = { "number", 500, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
   send_hwm = { "number", 1000, count(1, 1000000) },
   recv_hwm = { "number", 1000, count(1, 1000000) },
@@ -96,11 +99,24 @@ function p2p.config(t)
   if out.peer_timeout_seconds <= out.heartbeat_interval_seconds then
     fail(2, "peer_timeout_seconds must be longer than heartbeat_interval_seconds")
   end
-  for _, k in ipairs { "sync_interval_seconds", "heartbeat_interval_seconds", "peer_timeout_seconds" } do
+  for _, k in ipairs { "sync_interval_seconds", "heartbeat_interval_seconds", "peer_timeout_seconds",
+                       "chunk_timeout_seconds" } do
     if out[k] > 1e9 then fail(2, k .. " is too large") end
   end
   out.max_peers = math.tointeger(out.max_peers)
   out.max_message_bytes = math.tointeger(out.max_message_bytes)
+  -- a chunk and its one-entry message must fit in one message
+  local room = out.max_message_bytes - 1024
+  if out.chunk_bytes == nil then
+    out.chunk_bytes = math.min(1024 * 1024, room)
+  elseif out.chunk_bytes > room then
+    fail(2, "chunk_bytes must be at most max_message_bytes - 1024")
+  end
+  out.chunk_bytes = math.tointeger(out.chunk_bytes)
+  if out.max_reassembly_bytes < out.chunk_bytes then
+    fail(2, "max_reassembly_bytes must be at least chunk_bytes")
+  end
+  out.max_reassembly_bytes = math.tointeger(out.max_reassembly_bytes)
   out.send_hwm = math.tointeger(out.send_hwm)
   out.recv_hwm = math.tointeger(out.recv_hwm)
 

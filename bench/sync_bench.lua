@@ -1,0 +1,168 @@
+-- P2P sync benchmarks (make bench): from the simulator, rounds and bytes for
+-- one update to reach every node as N grows (against log2 N); bytes sent per
+-- update against the update's stored record size (delta sync overhead); and
+-- two real ZeroMQ nodes on loopback: updates/s and the latency of a small
+-- weight update. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
+package.path = "spec/?.lua;" .. package.path
+local synaptic = require "synaptic"
+local sim = require "sim"
+
+local quick = os.getenv("BENCH_QUICK") == "1"
+
+local function tmpdir()
+  local p = os.tmpname(); os.remove(p)
+  assert(os.execute("mkdir -p '" .. p .. "'"))
+  return p
+end
+local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
+local function median(t)
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+-- Gaussian (sigma 0.05) weights, deterministic.
+local function gaussian(n, seed)
+  local s, t = seed, {}
+  for i = 1, n do
+    s = (s * 1103515245 + 12345) % 2147483648
+    local u1 = (s + 1) / 2147483649
+    s = (s * 1103515245 + 12345) % 2147483648
+    t[i] = 0.05 * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * s / 2147483648)
+  end
+  return synaptic.floats(t)
+end
+
+local function fmt_bytes(b)
+  if b >= 2^20 then return ("%.1f MiB"):format(b / 2^20) end
+  if b >= 2^10 then return ("%.1f KiB"):format(b / 2^10) end
+  return ("%d B"):format(b)
+end
+
+print("\n5. P2P sync — convergence, delta-sync overhead, loopback nodes")
+print(("="):rep(60))
+
+local SIMCFG = { sync_interval_seconds = 2, heartbeat_interval_seconds = 1, peer_timeout_seconds = 30,
+                 max_peers = 64 }
+
+-- 1. One update spreading through N nodes (ring + 2 random chords per node,
+-- no loss): a step is one virtual second, one network hop per step.
+do
+  print("  one 16 KiB weight update spreading from one node to all N (simulator, no loss):")
+  print(("  %6s %8s %8s %12s %14s %12s"):format("N", "steps", "log2 N", "steps/log2N", "bytes total", "bytes/node"))
+  for _, n in ipairs(quick and { 5, 10, 20 } or { 10, 50, 200 }) do
+    local dir = tmpdir()
+    local s = sim.new { n = n, dir = dir, seed = 7, degree = 2, config = SIMCFG }
+    -- quiet first: everyone has met everyone it links to
+    for _ = 1, 3 do s:step() end
+    local bytes0 = s.bytes
+    s.nodes[1].store:put_weights("bench", 0, gaussian(4096, 1), {})
+    local steps = s:run_until_agreed(500)
+    local used = s.bytes - bytes0
+    local lg = math.log(n, 2)
+    print(("  %6d %8s %8.2f %12s %14s %12s"):format(n, steps or "n/a", lg,
+          steps and ("%.2f"):format(steps / lg) or "n/a", fmt_bytes(used), fmt_bytes(used / n)))
+    s:close()
+    rmdir(dir)
+  end
+  print("  (bytes include every heartbeat sent meanwhile; steps/log2N roughly flat = O(log N) rounds)")
+end
+
+-- 2. Delta sync: bytes on the wire per update against the update's stored
+-- (compressed) record size, for a live peer (eager push) and for a peer
+-- that was away for K updates and catches up by anti-entropy.
+do
+  print("\n  bytes sent per update / the update's stored record size (delta sync; target <= 2x):")
+  print(("  %-34s %10s %12s %12s %8s"):format("case", "layer", "stored", "sent", "ratio"))
+  local sizes = quick and { 1024, 65536 } or { 1024, 65536, 1048576 }
+  for _, floats in ipairs(sizes) do
+    for _, case in ipairs { "live peer (eager push)", "peer back after 5 updates" } do
+      local dir = tmpdir()
+      local a = assert(synaptic.open(dir .. "/a", { write_buffer_mb = 8, cache_mb = 8 }))
+      local b = assert(synaptic.open(dir .. "/b", { write_buffer_mb = 8, cache_mb = 8 }))
+      local ea = synaptic.sync_engine(a, { node_id = "A", sync_interval_seconds = 1000, heartbeat_interval_seconds = 1000,
+                                           peer_timeout_seconds = 5000 })
+      local eb = synaptic.sync_engine(b, { node_id = "B", sync_interval_seconds = 1000, heartbeat_interval_seconds = 1000,
+                                           peer_timeout_seconds = 5000 })
+      ea:add_peer("B"); eb:add_peer("A")
+      local t = 0
+      local sent = 0
+      local function pump(count)
+        for _ = 1, 50 do
+          local moved = 0
+          for _, m in ipairs(ea:outbox()) do moved = moved + 1; if count then sent = sent + #m.bytes end; eb:receive("A", m.bytes) end
+          for _, m in ipairs(eb:outbox()) do moved = moved + 1; if count then sent = sent + #m.bytes end; ea:receive("B", m.bytes) end
+          if moved == 0 then return end
+        end
+      end
+      -- a shared history first (the same layer at 3 earlier versions)
+      for v = 1, 3 do a:put_weights("x", 0, gaussian(floats, v), {}) end
+      t = t + 1; ea:tick(t); eb:tick(t); pump(false)
+      local k = case:match("after") and 5 or 1
+      local stored = 0
+      for v = 1, k do
+        a:put_weights("x", 0, gaussian(floats, 100 + v), {})
+        stored = stored + select(3, a:get_weights("x", 0)).stored_bytes
+        if k == 1 then t = t + 1; ea:tick(t); pump(true) end
+      end
+      if k > 1 then
+        -- the writes happened while B was away: the pushes are lost, then B asks
+        ea:tick(t + 1); ea:outbox()
+        t = t + 2; ea:tick(t); eb:tick(t); eb:sync_now(); pump(true)
+      end
+      local wb = b:get_weights("x", 0)
+      assert(wb and wb:tobytes() == a:get_weights("x", 0):tobytes(), "did not converge")
+      print(("  %-34s %10s %12s %12s %7.3fx"):format(case, fmt_bytes(floats * 4), fmt_bytes(stored / k),
+            fmt_bytes(sent / k), sent / stored))
+      ea:close(); eb:close(); a:close(); b:close()
+      rmdir(dir)
+    end
+  end
+  print("  (sent = every byte both engines put on the wire from the write until quiet, requests included)")
+end
+
+-- 3. Two real nodes over TCP loopback, driven from this one thread.
+do
+  local dir = tmpdir()
+  local a = assert(synaptic.open(dir .. "/a", { write_buffer_mb = 8 }))
+  local b = assert(synaptic.open(dir .. "/b", { write_buffer_mb = 8 }))
+  local fast = { heartbeat_interval_seconds = 0.5, sync_interval_seconds = 2, peer_timeout_seconds = 10 }
+  local function conf(t) for k, v in pairs(fast) do t[k] = v end return t end
+  local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
+  local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+  local function poll_until(cond, limit)
+    for _ = 1, limit or 100000 do
+      na:poll(0); nb:poll(0)
+      if cond() then return true end
+    end
+    return false
+  end
+  -- warm up: the connection is up and both know each other
+  a:put_weights("w", 0, { 0 }, {})
+  poll_until(function() return b:get_weights("w", 0) ~= nil end)
+  local w = gaussian(256, 3)          -- a small layer: 1 KiB of float32
+  local lat = {}
+  for i = 1, quick and 20 or 200 do
+    local t0 = synaptic.now and synaptic.now() or os.clock()
+    local v = a:put_weights("w", 0, w, {})
+    poll_until(function() local _, _, info = b:get_weights("w", 0); return info and info.version >= v end)
+    lat[i] = ((synaptic.now and synaptic.now() or os.clock()) - t0) * 1000
+  end
+  local m = quick and 200 or 2000
+  local t0 = synaptic.now and synaptic.now() or os.clock()
+  local last
+  for _ = 1, m do
+    last = a:put_weights("w", 0, w, {})
+    na:poll(0); nb:poll(0)
+  end
+  poll_until(function() local _, _, info = b:get_weights("w", 0); return info and info.version >= last end)
+  local secs = (synaptic.now and synaptic.now() or os.clock()) - t0
+  print("\n  two ZeroMQ nodes on TCP loopback, one process polling both (1 KiB weight update):")
+  print(("  %-40s %12s"):format("measure", "value"))
+  print(("  %-40s %12.3f"):format("median latency write -> peer has it, ms", median(lat)))
+  print(("  %-40s %12.0f"):format("updates/s (writer back to back)", m / secs))
+  local sa, sb = na:stats(), nb:stats()
+  print(("  %-40s %12d"):format("weights received by B", sb.weights_received))
+  print(("  %-40s %12d"):format("dropped (full queues)", sa.dropped + sb.dropped))
+  na:close(); nb:close(); a:close(); b:close()
+  rmdir(dir)
+end
