@@ -69,6 +69,17 @@ local function fail(level, msg)
 end
 
 --- Validate a P2PSyncConfig table and return a new table with defaults.
+-- A validated config prints as what it is, secrets left out.
+local Config = { __name = "synaptic.p2p_config" }
+Config.__tostring = function(c)
+  local peers = {}
+  for i, p in ipairs(c.peers) do peers[i] = p.endpoint end
+  return ("synaptic.p2p_config (node %s, listen %s, peers {%s}, %s%s)")
+    :format(c.node_id or "auto", c.listen or "none", table.concat(peers, ", "),
+            type(c.conflict_resolution) == "function" and "custom resolver" or c.conflict_resolution,
+            c.curve and ", CURVE" or "")
+end
+
 function p2p.config(t)
   if validated[t] then return t end
   if type(t) ~= "table" then
@@ -176,7 +187,7 @@ function p2p.config(t)
     end
   end
   validated[out] = true
-  return out
+  return setmetatable(out, Config)
 end
 
 --- A transport-free sync engine over a store.
