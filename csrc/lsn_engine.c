@@ -306,12 +306,8 @@ static int l_engine_sync_now(lua_State *L)
     lsn_engine *u = check_engine(L, 1);
     sn_sync *y = lsn_engine_enter(L, u, 1);
     sn_err e;
-    for (size_t i = 0; i < sn_sync_peer_count(y); i++) {
-        sn_peer_info p;
-        sn_sync_peer(y, i, &p);
-        int rc = sn_sync_request(y, p.id, strlen(p.id), &e);
-        if (rc) return lsn_result(L, "sync_now", rc, &e);
-    }
+    int rc = sn_sync_request_all(y, &e);
+    if (rc) return lsn_result(L, "sync_now", rc, &e);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -714,6 +714,17 @@ int sn_sync_request(sn_sync *y, const char *id, size_t len, sn_err *e)
     return send_request(y, p, e);
 }
 
+int sn_sync_request_all(sn_sync *y, sn_err *e)
+{
+    for (size_t i = 0; i < sn_sync_peer_count(y); i++) {
+        sn_peer_info p;
+        sn_sync_peer(y, i, &p);
+        int rc = sn_sync_request(y, p.id, strlen(p.id), e);
+        if (rc) return rc;
+    }
+    return SN_OK;
+}
+
 static int kind_enabled(const sn_sync *y, int cf)
 {
     if (cf == sn_replica_cf_weights()) return y->cfg.weights;

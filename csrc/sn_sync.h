@@ -64,6 +64,8 @@ SN_HIDDEN int sn_sync_receive(sn_sync *y, const char *peer, size_t plen, const v
                               size_t len, int *accepted, sn_err *e);
 /* Ask one peer for what we lack right now. */
 SN_HIDDEN int sn_sync_request(sn_sync *y, const char *peer, size_t plen, sn_err *e);
+/* Ask every known peer (sync_now). */
+SN_HIDDEN int sn_sync_request_all(sn_sync *y, sn_err *e);
 
 /* Outbox: take the oldest message; returns 0 when empty. The caller
  * free()s *to and *bytes. */
