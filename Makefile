@@ -17,7 +17,7 @@ WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
              $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
 LIBFLAG ?= -shared
-LIBS    ?= -lrocksdb -lmsgpackc -lz -luuid -lzmq -lm
+LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -luuid -lzmq -lm
 
 BUILD   ?= build
 SRCS    := $(wildcard csrc/*.c)
@@ -26,7 +26,7 @@ CORE_SO := $(BUILD)/synaptic/core.so
 CORE_SRCS := $(filter csrc/sn_%.c,$(SRCS))
 
 # Debian packages a fresh machine needs (see SPEC.md "Dependencies").
-DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev uuid-dev \
+DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev uuid-dev \
                 libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config
 DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
@@ -98,9 +98,9 @@ CODEC_SRCS   = csrc/sn_record.c csrc/sn_schema.c csrc/sn_value.c csrc/sn_mpcheck
 fuzz: deps-check
 	mkdir -p $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/make_seeds.c $(CODEC_SRCS) \
-	  -o $(BUILD)/fuzz/make_seeds -lmsgpackc -lz -lm
+	  -o $(BUILD)/fuzz/make_seeds -lmsgpackc -lz -lzstd -lm
 	$(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/seeds
-	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_record.c $(CODEC_SRCS) -o $(BUILD)/fuzz/fuzz_record -lmsgpackc -lz -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_record.c $(CODEC_SRCS) -o $(BUILD)/fuzz/fuzz_record -lmsgpackc -lz -lzstd -lm
 	$(BUILD)/fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
 
@@ -111,14 +111,14 @@ fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_message.c $(MESSAGE_FUZZ_SRCS) -o $(BUILD)/fuzz/fuzz_message \
-	  -lrocksdb -lmsgpackc -lz -luuid -lm
+	  -lrocksdb -lmsgpackc -lz -lzstd -luuid -lm
 	$(BUILD)/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 
 fuzz-compress: deps-check
 	mkdir -p $(BUILD)/fuzz/corpus-compress
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_compress.c csrc/sn_compress.c csrc/sn_err.c \
-	  -o $(BUILD)/fuzz/fuzz_compress -lz
+	  -o $(BUILD)/fuzz/fuzz_compress -lz -lzstd
 	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-compress
 
@@ -127,7 +127,7 @@ fuzz-compress: deps-check
 check-codec:
 	mkdir -p $(BUILD)
 	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/test_compress.c csrc/sn_compress.c \
-	  csrc/sn_err.c -o $(BUILD)/test_compress -lz -lm
+	  csrc/sn_err.c -o $(BUILD)/test_compress -lz -lzstd -lm
 	$(BUILD)/test_compress
 
 # Prove the rockspec: build it into a scratch tree and require it from there.

@@ -2,7 +2,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
  *       -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/fuzz_compress.c \
- *       csrc/sn_compress.c csrc/sn_err.c -lz -o /tmp/fuzz_compress
+ *       csrc/sn_compress.c csrc/sn_err.c -lz -lzstd -o /tmp/fuzz_compress
  *
  * Input: byte 0 picks the codec (one value past the last is an unknown
  * codec), bytes 1..4 are raw_len little-endian, the rest is the compressed
@@ -10,10 +10,13 @@
  * which is allocated at exactly raw_len bytes so ASan sees any overrun.
  * Every input is also compressed with each codec and must decode back.
  *
- * Random bytes rarely get past the shuffle stream's header and lane lengths,
- * so the input is also shuffle-compressed and that stream damaged: a bit
- * flipped (at a spot picked from the input) must decode or be refused, and
- * every cut must be refused. */
+ * Random bytes rarely get past the shuffle stream's header and lane lengths
+ * (format 3: tag 0x7, lanes as zstd frames), so the input is also
+ * shuffle-compressed and that stream damaged: a bit flipped (at a spot
+ * picked from the input) must decode or be refused, and every cut must be
+ * refused. Inputs whose first 4 bytes are "SNZ3" are instead taken as a raw
+ * zstd frame and wrapped as lane 3 of a format 3 stream (the other lanes
+ * raw), so the fuzzer reaches the frame checks with valid lane lengths. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +80,31 @@ static void damage_shuffle(const uint8_t *data, size_t size)
     free(packed);
 }
 
+/* "SNZ3", raw_len u16 little-endian, then the bytes to place as lane 3's
+ * zstd frame: the header, raw lanes 0-2 of zeros, the length, the frame,
+ * the tail. */
+static void wrap_frame(const uint8_t *data, size_t size)
+{
+    if (size < 6 || memcmp(data, "SNZ3", 4) != 0) return;
+    size_t raw_len = (size_t)data[4] | (size_t)data[5] << 8, n = raw_len / 4, t = raw_len % 4;
+    size_t flen = size - 6, len = 1 + 3 * n + 4 + flen + t;
+    unsigned char *s = calloc(len, 1), *dst = malloc(raw_len ? raw_len : 1);
+    if (!s || !dst) abort();
+    s[0] = 0x87;
+    size_t pos = 1 + 3 * n;
+    for (int i = 0; i < 4; i++) s[pos + i] = (unsigned char)(flen >> 8 * i);
+    memcpy(s + pos + 4, data + 6, flen);
+    sn_err e = {0};
+    int rc = sn_decompress(SN_CODEC_SHUFFLE, s, len, dst, raw_len, &e);
+    if (rc != SN_OK && (rc != SN_ECORRUPT || e.code != rc || e.msg[0] == '\0')) abort();
+    free(dst);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size >= 5) decode_untrusted(data, size);
+    wrap_frame(data, size);
 
     roundtrip(SN_CODEC_NONE, data, data, size);
     roundtrip(SN_CODEC_GZIP, data, data, size);

@@ -1,7 +1,7 @@
 /* Standalone test and benchmark for the float32 codecs (no Lua, no RocksDB).
  *
  *   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/test_compress.c \
- *       csrc/sn_compress.c csrc/sn_err.c -lz -lm -o /tmp/test_compress
+ *       csrc/sn_compress.c csrc/sn_err.c -lz -lzstd -lm -o /tmp/test_compress
  *   /tmp/test_compress          tests, then the throughput table
  *   /tmp/test_compress test     the tests only
  *   /tmp/test_compress bench    the table only
@@ -15,6 +15,7 @@
 #include <time.h>
 #define ZLIB_CONST
 #include <zlib.h>
+#include <zstd.h>
 
 #include "sn_compress.h"
 
@@ -280,10 +281,12 @@ static void check_names_and_args(void)
 
 /* ---- shuffle stream format -------------------------------------------- */
 
-/* Format 2, as documented in sn_compress.c: header byte (tag 0x6 in bits
+/* Format 3, as documented in sn_compress.c: header byte (tag 0x7 in bits
  * 0-3, bit 4 + k when lane k is coded), lanes 0..3 (coded: u32 LE length +
- * raw deflate; raw: n bytes), then the raw_len % 4 tail. */
-#define SHUF_TAG 0x06u
+ * one zstd frame declaring n bytes; raw: n bytes), then the raw_len % 4
+ * tail. */
+#define SHUF_TAG 0x07u
+#define OLD_SHUF_TAG 0x06u /* format 2 (raw deflate lanes), now refused */
 
 static unsigned char *pack(sn_codec c, const unsigned char *src, size_t len, size_t *plen)
 {
@@ -315,20 +318,31 @@ static void expect_survives(const unsigned char *src, size_t len, size_t raw_len
     CHECK(rc == SN_OK || (rc == SN_ECORRUPT && e.code == rc && e.msg[0]), "shuffle, %s: rc %d", what, rc);
 }
 
-static size_t raw_deflate(const unsigned char *src, size_t m, int level, int strategy,
-                          unsigned char *out, size_t cap)
+/* One zstd frame of the m bytes at src. size_flag 0 leaves the content
+ * size out of the frame header (zstd then writes none). */
+static size_t zframe(const unsigned char *src, size_t m, int level, int checksum, int size_flag,
+                     unsigned char *out, size_t cap)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, strategy) != Z_OK) abort();
-    z.next_in = src;
-    z.avail_in = (uInt)m;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    if (deflate(&z, Z_FINISH) != Z_STREAM_END) abort();
-    size_t n = z.total_out;
-    deflateEnd(&z);
-    return n;
+    static const unsigned char none[1];
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    if (!c) abort();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, size_flag);
+    size_t r;
+    if (size_flag) {
+        r = ZSTD_compress2(c, out, cap, m ? src : none, m);
+    } else {
+        /* streaming with no pledged size: the header carries no size */
+        ZSTD_inBuffer in = {m ? src : none, m, 0};
+        ZSTD_outBuffer o = {out, cap, 0};
+        r = ZSTD_compressStream2(c, &o, &in, ZSTD_e_end);
+        if (r != 0) abort();
+        r = o.pos;
+    }
+    if (ZSTD_isError(r)) abort();
+    ZSTD_freeCCtx(c);
+    return r;
 }
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -347,7 +361,7 @@ static void lane_of(unsigned char *dst, const unsigned char *src, size_t n, unsi
 }
 
 /* Walks a stream by the documented format, independently of the decoder:
- * raw lanes must be the lanes verbatim, coded ones must inflate to them. */
+ * raw lanes must be the lanes verbatim, coded ones must decode to them. */
 static void check_layout(const unsigned char *src, size_t len, const unsigned char *p, size_t plen,
                          const char *what)
 {
@@ -364,17 +378,12 @@ static void check_layout(const unsigned char *src, size_t len, const unsigned ch
             pos += 4;
             CHECK(c <= plen - pos && c + 4 < n, "%s: lane %u coded length %zu (n %zu)", what, k, c, n);
             if (c > plen - pos) break;
-            z_stream z;
-            memset(&z, 0, sizeof z);
-            if (inflateInit2(&z, -15) != Z_OK) abort();
-            z.next_in = p + pos;
-            z.avail_in = (uInt)c;
-            z.next_out = got;
-            z.avail_out = (uInt)n + 1;
-            int zrc = inflate(&z, Z_FINISH);
-            CHECK(zrc == Z_STREAM_END && z.total_out == n && z.avail_in == 0 && memcmp(got, want, n) == 0,
-                  "%s: coded lane %u does not inflate to the lane", what, k);
-            inflateEnd(&z);
+            CHECK(ZSTD_getFrameContentSize(p + pos, c) == n, "%s: lane %u frame does not declare %zu bytes",
+                  what, k, n);
+            CHECK(ZSTD_findFrameCompressedSize(p + pos, c) == c, "%s: lane %u is not exactly one frame", what, k);
+            size_t r = ZSTD_decompress(got, n + 1, p + pos, c);
+            CHECK(!ZSTD_isError(r) && r == n && memcmp(got, want, n) == 0,
+                  "%s: coded lane %u does not decode to the lane", what, k);
             pos += c;
         } else {
             CHECK(plen - pos >= n && memcmp(p + pos, want, n) == 0, "%s: raw lane %u differs", what, k);
@@ -437,20 +446,23 @@ static void check_lane_choices(void)
 /* Streams built by hand: what the decoder must take and what it must refuse. */
 static void check_hand_built(void)
 {
-    enum { N = 300, TAIL = 2, LEN = 4 * N + TAIL };
-    unsigned char *src = make_data(DATA_GAUSS, LEN), lane[4][N + 2], buf[8 * LEN], z[4][2 * N + 64];
-    size_t zl[4], zlen_short, zlen_long;
-    unsigned char zshort[2 * N], zlong[2 * N];
-    /* every deflate flavour a decoder may meet, one per lane */
-    static const int level[4] = {6, 1, 0, 1}, strategy[4] = {Z_DEFAULT_STRATEGY, Z_RLE, Z_DEFAULT_STRATEGY,
-                                                             Z_HUFFMAN_ONLY};
+    enum { N = 300, TAIL = 2, LEN = 4 * N + TAIL, ZCAP = 2 * N + 64 };
+    unsigned char *src = make_data(DATA_GAUSS, LEN), lane[4][N + 2], buf[8 * LEN], z[4][ZCAP];
+    size_t zl[4], zlen_short, zlen_long, zlen_nosize;
+    unsigned char zshort[ZCAP], zlong[ZCAP], znosize[ZCAP], alt[2 * ZCAP];
+    /* zstd frames of other settings than the encoder's, one per lane: a
+     * decoder must take any valid frame, checksummed or not */
+    static const int level[4] = {3, 19, -5, 1}, checksum[4] = {0, 1, 0, 1};
     for (unsigned k = 0; k < 4; k++) {
         lane_of(lane[k], src, N, k);
-        zl[k] = raw_deflate(lane[k], N, level[k], strategy[k], z[k], sizeof z[k]);
+        zl[k] = zframe(lane[k], N, level[k], checksum[k], 1, z[k], sizeof z[k]);
     }
-    zlen_short = raw_deflate(lane[3], N - 1, 1, Z_HUFFMAN_ONLY, zshort, sizeof zshort);
+    zlen_short = zframe(lane[3], N - 1, 1, 0, 1, zshort, sizeof zshort);
     lane[3][N] = lane[3][N - 1];
-    zlen_long = raw_deflate(lane[3], N + 1, 1, Z_HUFFMAN_ONLY, zlong, sizeof zlong);
+    zlen_long = zframe(lane[3], N + 1, 1, 0, 1, zlong, sizeof zlong);
+    zlen_nosize = zframe(lane[3], N, 1, 0, 0, znosize, sizeof znosize);
+    CHECK(ZSTD_getFrameContentSize(znosize, zlen_nosize) == ZSTD_CONTENTSIZE_UNKNOWN,
+          "test setup: frame without a content size has one");
 
     /* builds header, lanes (coded per mask, lane 3 from l3/l3len when given), tail */
     size_t len;
@@ -460,9 +472,9 @@ static void check_hand_built(void)
         buf[len++] = (unsigned char)(head);                                                 \
         for (unsigned k = 0; k < 4; k++) {                                                  \
             if ((mask) >> k & 1) {                                                          \
-                const unsigned char *alt = (l3);                                            \
-                const unsigned char *zz = k == 3 && alt ? alt : z[k];                       \
-                size_t zn = k == 3 && alt ? (size_t)(l3len) : zl[k];                        \
+                const unsigned char *alt3 = (l3);                                           \
+                const unsigned char *zz = k == 3 && alt3 ? alt3 : z[k];                     \
+                size_t zn = k == 3 && alt3 ? (size_t)(l3len) : zl[k];                       \
                 put_u32(buf + len, (uint32_t)(zn + (size_t)(k == 3 ? (clen_delta) : 0)));   \
                 len += 4;                                                                   \
                 memcpy(buf + len, zz, zn);                                                  \
@@ -480,15 +492,70 @@ static void check_hand_built(void)
         BUILD(SHUF_TAG | mask << 4, mask, NULL, 0, 0);
         expect_decodes(buf, len, src, LEN, "hand-built lanes");
         for (unsigned tag = 0; tag < 16; tag++)
-            if ((tag & 6) == 6 && tag != SHUF_TAG) {
+            if (tag != SHUF_TAG) {
                 buf[0] = (unsigned char)(tag | mask << 4);
-                expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "reserved format tag");
+                expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "other format tag");
             }
+    }
+    {
+        /* a format 2 stream (lane 3 as raw deflate) under either tag */
+        z_stream d;
+        memset(&d, 0, sizeof d);
+        if (deflateInit2(&d, 1, Z_DEFLATED, -15, 9, Z_HUFFMAN_ONLY) != Z_OK) abort();
+        d.next_in = lane[3];
+        d.avail_in = N;
+        d.next_out = alt;
+        d.avail_out = sizeof alt;
+        if (deflate(&d, Z_FINISH) != Z_STREAM_END) abort();
+        size_t dl = d.total_out;
+        deflateEnd(&d);
+        BUILD(OLD_SHUF_TAG | 0x80, 0x8, alt, dl, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "format 2 stream");
+        buf[0] = SHUF_TAG | 0x80;
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "raw deflate lane under the format 3 tag");
     }
     BUILD(SHUF_TAG | 0x80, 0x8, zshort, zlen_short, 0);
     expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded lane one byte short");
     BUILD(SHUF_TAG | 0x80, 0x8, zlong, zlen_long, 0);
     expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded lane one byte long");
+    BUILD(SHUF_TAG | 0x80, 0x8, znosize, zlen_nosize, 0);
+    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame without a content size");
+    {
+        /* the N - 1 byte frame with its header patched to declare N: the
+         * size check passes, the frame must still not decode. Layout for a
+         * single-segment frame of 256..65791 bytes: magic, descriptor, then
+         * the size - 256 as u16. */
+        memcpy(alt, zshort, zlen_short);
+        CHECK(alt[4] == 0x60, "test setup: frame descriptor 0x%02x, want 0x60", alt[4]);
+        alt[5] = (unsigned char)((N - 256) & 0xff);
+        alt[6] = (unsigned char)((N - 256) >> 8);
+        CHECK(ZSTD_getFrameContentSize(alt, zlen_short) == N, "test setup: patched size");
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, zlen_short, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame declares more than it holds");
+        memcpy(alt, zlong, zlen_long);
+        alt[5] = (unsigned char)((N - 256) & 0xff);
+        alt[6] = (unsigned char)((N - 256) >> 8);
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, zlen_long, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame holds more than it declares");
+    }
+    {
+        /* a second frame after the lane's: empty, then skippable */
+        size_t l = zl[3];
+        memcpy(alt, z[3], l);
+        l += zframe(NULL, 0, 1, 0, 1, alt + l, sizeof alt - l);
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, l, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "empty frame after the lane's");
+        static const unsigned char skippable[12] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
+        memcpy(alt + zl[3], skippable, sizeof skippable);
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, zl[3] + sizeof skippable, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame after the lane's");
+        BUILD(SHUF_TAG | 0x80, 0x8, skippable, sizeof skippable, 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame as the lane");
+        memcpy(alt, skippable, sizeof skippable);
+        memcpy(alt + sizeof skippable, z[3], zl[3]);
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, sizeof skippable + zl[3], 0);
+        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame before the lane's");
+    }
     BUILD(SHUF_TAG | 0x80, 0x8, NULL, 0, 1);
     expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length past the stream");
     BUILD(SHUF_TAG | 0x80, 0x8, NULL, 0, -1);
@@ -499,11 +566,10 @@ static void check_hand_built(void)
     put_u32(buf + 1 + 3 * N, 0);
     expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length 0");
     {
-        /* a byte after the deflate stream, inside the lane's length */
-        unsigned char padded[2 * N + 64];
-        memcpy(padded, z[3], zl[3]);
-        padded[zl[3]] = 0;
-        BUILD(SHUF_TAG | 0x80, 0x8, padded, zl[3] + 1, 0);
+        /* a byte after the zstd frame, inside the lane's length */
+        memcpy(alt, z[3], zl[3]);
+        alt[zl[3]] = 0;
+        BUILD(SHUF_TAG | 0x80, 0x8, alt, zl[3] + 1, 0);
         expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "trailing byte inside a coded lane");
     }
     BUILD(SHUF_TAG | 0xf0, 0xf, NULL, 0, 0);
@@ -515,15 +581,17 @@ static void check_hand_built(void)
         buf[0] = save;
     }
     for (size_t i = 1; i < len; i++) {
-        buf[i] ^= (unsigned char)(1u << (i % 8));
-        expect_survives(buf, len, LEN, "one flipped bit");
-        buf[i] ^= (unsigned char)(1u << (i % 8));
+        for (unsigned bit = 0; bit < 8; bit++) {
+            buf[i] ^= (unsigned char)(1u << bit);
+            expect_survives(buf, len, LEN, "one flipped bit");
+            buf[i] ^= (unsigned char)(1u << bit);
+        }
     }
     expect_decodes(buf, len, src, LEN, "after the flips");
     /* coded lanes need n > 0 */
     for (size_t raw = 0; raw < 4; raw++) {
-        unsigned char tiny[16] = {SHUF_TAG | 0x10};
-        size_t tl = 1 + 4 + raw_deflate(NULL, 0, 1, Z_HUFFMAN_ONLY, tiny + 5, sizeof tiny - 5);
+        unsigned char tiny[64] = {SHUF_TAG | 0x10};
+        size_t tl = 1 + 4 + zframe(NULL, 0, 1, 0, 1, tiny + 5, sizeof tiny - 5);
         put_u32(tiny + 1, (uint32_t)(tl - 5));
         memcpy(tiny + tl, src, raw);
         expect_corrupt(SN_CODEC_SHUFFLE, tiny, tl + raw, raw, "coded lane of an empty lane");

@@ -19,6 +19,7 @@ dependencies = {
 external_dependencies = {
    ROCKSDB = { header = "rocksdb/c.h", library = "rocksdb" },
    ZLIB = { header = "zlib.h", library = "z" },
+   ZSTD = { header = "zstd.h", library = "zstd" },
    UUID = { header = "uuid/uuid.h", library = "uuid" },
    MSGPACK = { header = "msgpack.h", library = "msgpackc" },
    ZMQ = { header = "zmq.h", library = "zmq" },
@@ -31,7 +32,7 @@ build = {
       LUA_INCDIR = "$(LUA_INCDIR)",
       LUA_LIBDIR = "$(LUA_LIBDIR)",
       LUA = "$(LUA)",
-      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
+      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(ZSTD_LIBDIR) -lzstd -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
    },
    install_variables = {
       INST_LIBDIR = "$(LIBDIR)",
