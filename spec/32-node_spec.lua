@@ -3,27 +3,7 @@
 local synaptic = require "synaptic"
 local helpers = require "helpers"
 
-local FAST = { heartbeat_interval_seconds = 0.1, sync_interval_seconds = 0.3, peer_timeout_seconds = 1 }
-
-local function conf(extra)
-  local t = {}
-  for k, v in pairs(FAST) do t[k] = v end
-  for k, v in pairs(extra) do t[k] = v end
-  return t
-end
-
-local function open(tag)
-  return assert(synaptic.open(helpers.tmpdir(tag), { write_buffer_mb = 1, cache_mb = 1 }))
-end
-
--- Poll every node until cond() holds (at most n rounds of 20 ms each).
-local function until_(nodes, cond, n)
-  for _ = 1, n or 250 do
-    for _, node in ipairs(nodes) do node:poll(4) end
-    if cond() then return true end
-  end
-  return false
-end
+local conf, open, until_ = helpers.p2p_conf, helpers.small_store, helpers.poll_until
 
 local function same_weights(s1, s2, x, l)
   local w1 = s1:get_weights(x, l)

@@ -3,23 +3,8 @@
 local synaptic = require "synaptic"
 local helpers = require "helpers"
 
-local FAST = { heartbeat_interval_seconds = 0.1, sync_interval_seconds = 0.3, peer_timeout_seconds = 1 }
-local function conf(extra)
-  local t = {}
-  for k, v in pairs(FAST) do t[k] = v end
-  for k, v in pairs(extra) do t[k] = v end
-  return t
-end
-local function open(tag)
-  return assert(synaptic.open(helpers.tmpdir(tag), { write_buffer_mb = 1, cache_mb = 1 }))
-end
-local function spin(nodes, cond, n)
-  for _ = 1, n or 200 do
-    for _, node in ipairs(nodes) do node:poll(4) end
-    if cond and cond() then return true end
-  end
-  return false
-end
+local conf, open = helpers.p2p_conf, helpers.small_store
+local function spin(nodes, cond, n) return helpers.poll_until(nodes, cond, n or 200) end
 
 describe("CURVE", function()
   after_each(helpers.cleanup)

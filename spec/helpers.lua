@@ -77,4 +77,31 @@ function helpers.f32_bytes(t)
   return table.concat(parts)
 end
 
+-- P2P node specs: fast timers, small stores, and polling until a condition
+-- holds (bounded by rounds, never by a timing assert).
+helpers.FAST_P2P = { heartbeat_interval_seconds = 0.1, sync_interval_seconds = 0.3,
+                     peer_timeout_seconds = 1 }
+
+function helpers.p2p_conf(extra)
+  local t = {}
+  for k, v in pairs(helpers.FAST_P2P) do t[k] = v end
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+
+function helpers.small_store(tag)
+  local synaptic = require "synaptic"
+  return assert(synaptic.open(helpers.tmpdir(tag), { write_buffer_mb = 1, cache_mb = 1 }))
+end
+
+-- Poll every node up to n rounds (4 ms each); true as soon as cond() holds.
+-- Without cond it just runs the rounds.
+function helpers.poll_until(nodes, cond, n)
+  for _ = 1, n or 250 do
+    for _, node in ipairs(nodes) do node:poll(4) end
+    if cond and cond() then return true end
+  end
+  return false
+end
+
 return helpers
