@@ -1,7 +1,9 @@
 -- verify() checks the replication ranges too: every log entry decodes and
 -- each origin's seqs run without a gap; conflict records decode as their
 -- kind with the identity their key names; superseded markers are empty.
--- Damage is written with a test-only raw hook (core._replication_raw).
+-- Damage is written with a test-only raw hook (core._replication_raw),
+-- which the core registers only when SYNAPTIC_TEST_HOOKS is set (make test
+-- sets it).
 local synaptic = require "synaptic"
 local core = require "synaptic.core"
 local helpers = require "helpers"
