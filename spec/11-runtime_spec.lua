@@ -193,6 +193,23 @@ describe("runtime", function()
     assert.matches("disabled", msg)
   end)
 
+  it("reloads weights that arrived in the store from elsewhere", function()
+    local rt <close> = assert(synaptic.runtime(helpers.tmpdir("rt") .. "/db"))
+    rt:train(QUERIES[2], "coding")
+    assert(rt:flush())
+    rt:train(QUERIES[2], "coding")                 -- unsaved: flushed by reload
+    local trained = rt.experts.coding:get_layer(3)
+    local w, b = rt.experts.coding:get_layer(1)
+    local peer = synaptic.floats(#w)
+    for i = 1, #peer do peer[i] = 0.001 * (i % 13) end
+    assert(rt:reload())                            -- local training saved first
+    rt.store:put_weights("coding", 1, peer, b)     -- then a peer's write lands
+    assert(rt:reload())
+    assert.is_true(rt.experts.coding:get_layer(1) == peer)
+    assert.is_true(rt.experts.coding:get_layer(3) == trained)   -- flushed, then read back
+    assert.same({}, rt.experts.coding:dirty_layers())
+  end)
+
   it("checks its arguments", function()
     assert.has_error(function() synaptic.runtime(helpers.tmpdir() .. "/db", { bogus = 1 }) end,
                      "runtime: unknown config field 'bogus'")

@@ -79,18 +79,24 @@ local function persist_net(batch, id, domain, net, lr)
                      learning_rate = lr, architecture = sizes }
 end
 
-local function load_net(store, id, sizes, seed)
-  local cfg = store:get_config(id)
-  local net = core.mlp(sizes, seed)
-  if not cfg then return net, false end
-  for layer = 1, #sizes - 1 do
+-- Set every layer of net from the store's current versions.
+local function read_layers(store, id, net)
+  for layer = 1, net:layer_count() do
     local w, b = store:get_weights(id, layer)
     if not w then
-      error(("runtime: store has a config for %s but no weights for layer %d"):format(id, layer), 0)
+      error(("runtime: no readable weights for %s layer %d%s"):format(id, layer,
+            b and (": " .. b) or ""), 0)
     end
     net:set_layer(layer, w, b)
   end
   net:mark_clean()
+end
+
+local function load_net(store, id, sizes, seed)
+  local cfg = store:get_config(id)
+  local net = core.mlp(sizes, seed)
+  if not cfg then return net, false end
+  read_layers(store, id, net)
   return net, true
 end
 
@@ -495,9 +501,23 @@ function Runtime:stats()
   return s
 end
 
+--- Load the store's current weights into every expert and the gate: after
+-- a peer's weights arrived, or another process wrote the store. Unsaved
+-- local training is flushed first, so it stays in the history.
+function Runtime:reload()
+  check_open(self)
+  local ok, err = self:flush()
+  if not ok then return nil, err end
+  local rok, rerr = pcall(function()
+    for name, net in pairs(self.experts) do read_layers(self.store, name, net) end
+    read_layers(self.store, GATE_ID, self.gate)
+  end)
+  if not rok then return nil, tostring(rerr) end
+  return true
+end
+
 --- A P2P node sharing this runtime's store: its trained weights spread to
--- peers, and theirs arrive in the store (load them with a restart or
--- restore_state).
+-- peers, and theirs arrive in the store (rt:reload() puts them to work).
 function Runtime:enable_p2p_sync(config)
   check_open(self)
   return require("synaptic.p2p").node(self.store, config)
