@@ -4,15 +4,8 @@
 local synaptic = require "synaptic"
 
 local quick = os.getenv("BENCH_QUICK") == "1"
-local function tmpdir()
-  local p = os.tmpname(); os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
+local U = dofile(((arg and arg[0] or ""):match("^(.*[/\\])") or "./") .. "util.lua")
+local tmpdir, median = U.tmpdir, U.median
 
 local QUERIES = {
   "Why does the sky look blue? Explain the reason.",
@@ -52,7 +45,7 @@ do
          .. "numeric core alone %.0f/s, so Lua orchestration is %.0f%% of a call")
         :format(qps, qps / 20000, core_qps, 100 * (1 - qps / core_qps)))
   rt:close()
-  os.execute("rm -rf '" .. dir .. "'")
+  U.rmdir(dir)
 end
 
 -- checkpoint creation as weight bytes grow: pins, not copies
@@ -84,7 +77,7 @@ do
     print(("  %-8s %12.1f %14.2f %16.2f %11.1fx"):format(scale .. "x", 18 * per_layer * 4 / 2^20,
           tc * 1000, tcopy * 1000, tcopy / tc))
     store:close()
-    os.execute("rm -rf '" .. dir .. "'")
+    U.rmdir(dir)
   end
 end
 
@@ -105,5 +98,5 @@ do
   print(("  auto-save of the layers one train() step dirtied: %.2f ms (a train() step: %.3f ms; "
          .. "flush/step %.0fx)"):format(f * 1000, s * 1000, f / s))
   rt:close()
-  os.execute("rm -rf '" .. dir .. "'")
+  U.rmdir(dir)
 end

@@ -6,31 +6,17 @@
 package.path = "spec/?.lua;" .. package.path
 local synaptic = require "synaptic"
 local sim = require "sim"
+local helpers = require "helpers"
+
+local U = dofile(((arg and arg[0] or ""):match("^(.*[/\\])") or "./") .. "util.lua")
+local tmpdir, rmdir, median = U.tmpdir, U.rmdir, U.median
+
+-- Gaussian (sigma 0.05) weights, deterministic.
+local function gaussian(n, seed) return synaptic.floats(helpers.weights(n, seed)) end
 
 local quick = os.getenv("BENCH_QUICK") == "1"
 
-local function tmpdir()
-  local p = os.tmpname(); os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
-local function rmdir(p) os.execute("rm -rf '" .. p .. "'") end
-local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
-end
 
--- Gaussian (sigma 0.05) weights, deterministic.
-local function gaussian(n, seed)
-  local s, t = seed, {}
-  for i = 1, n do
-    s = (s * 1103515245 + 12345) % 2147483648
-    local u1 = (s + 1) / 2147483649
-    s = (s * 1103515245 + 12345) % 2147483648
-    t[i] = 0.05 * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * s / 2147483648)
-  end
-  return synaptic.floats(t)
-end
 
 local function fmt_bytes(b)
   if b >= 2^20 then return ("%.1f MiB"):format(b / 2^20) end
