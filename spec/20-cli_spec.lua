@@ -6,7 +6,7 @@ local cjson = require "cjson"
 local cli = require "synaptic.cli"
 local helpers = require "helpers"
 
-local function q(s) return "'" .. s:gsub("'", [['\'']]) .. "'" end
+local q = helpers.shq
 
 local function slurp(path)
   local f = io.open(path, "rb")
@@ -16,35 +16,12 @@ local function slurp(path)
   return d
 end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write_file = helpers.write_file
 
--- The repository root, from this file's path, made absolute.
-local ROOT = (function()
-  local src = debug.getinfo(1, "S").source:sub(2)
-  local dir = src:match("^(.*)/spec/[^/]*$") or "."
-  local p = io.popen("cd " .. q(dir) .. " && pwd")
-  local abs = p:read("l")
-  p:close()
-  return abs
-end)()
+local ROOT = helpers.ROOT
 local BIN = ROOT .. "/bin/synaptic"
 
--- The subprocess loads the same core this process did (build/ or
--- build-asan/), so the sanitizer run covers the command too.
-local function absolute_paths(path)
-  local cwd = os.getenv("PWD") or ROOT
-  local out = {}
-  for entry in path:gmatch("[^;]+") do
-    out[#out + 1] = entry:sub(1, 1) == "/" and entry or (cwd .. "/" .. entry)
-  end
-  return table.concat(out, ";")
-end
-local ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
-  q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"), q(absolute_paths(package.cpath)))
+local ENV = helpers.child_env()
 
 local errfile = os.tmpname()
 

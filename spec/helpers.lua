@@ -104,4 +104,31 @@ function helpers.poll_until(nodes, cond, n)
   return false
 end
 
+-- Shell-quote a string.
+function helpers.shq(s) return "'" .. s:gsub("'", [['\'']]) .. "'" end
+
+-- The repository root, from this file's path, made absolute.
+helpers.ROOT = (function()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  local dir = src:match("^(.*)/spec/[^/]*$") or "."
+  local p = io.popen("cd " .. helpers.shq(dir) .. " && pwd")
+  local abs = p:read("l")
+  p:close()
+  return abs
+end)()
+
+-- Environment for a child lua5.4: the repo's Lua files and the same core
+-- this process loaded (build/ or build-asan/), so the sanitizer run covers
+-- child processes too.
+function helpers.child_env()
+  local cwd, out = os.getenv("PWD") or helpers.ROOT, {}
+  for entry in package.cpath:gmatch("[^;]+") do
+    out[#out + 1] = entry:sub(1, 1) == "/" and entry or (cwd .. "/" .. entry)
+  end
+  local root = helpers.ROOT
+  return ("LUA_PATH=%s LUA_CPATH=%s "):format(
+    helpers.shq(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
+    helpers.shq(table.concat(out, ";")))
+end
+
 return helpers
