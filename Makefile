@@ -20,25 +20,26 @@ LIBFLAG ?= -shared
 LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -luuid -lzmq -lm
 
 BUILD   ?= build
-SRCS    := $(wildcard csrc/*.c)
+SRCS    := $(wildcard csrc/*/*.c)
 OBJS    := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 CORE_SO := $(BUILD)/synaptic/core.so
-CORE_SRCS := $(filter csrc/sn_%.c,$(SRCS))
+CORE_SRCS := $(filter-out csrc/lua/%,$(SRCS))
 
-# Debian packages a fresh machine needs (see SPEC.md "Dependencies").
+# Debian packages a fresh machine needs (README "Dependencies").
 DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev uuid-dev \
                 libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config
 DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
 
-LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
+LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
+.PHONY: check-codec-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
-$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*/*.h) | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/obj:
@@ -63,8 +64,9 @@ deps:
 deps-check:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
 
-test: deps all
-	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' spec
+# Installs nothing: run `make deps` first on a fresh machine (.ci/run does).
+test: all check-codec-test
+	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so' spec
 
 demo: deps all
 	rm -rf $(BUILD)/demo && mkdir -p $(BUILD)/demo
@@ -84,14 +86,15 @@ asan-test: deps-check
 	  LDFLAGS="-fsanitize=address,undefined" all
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 SYNAPTIC_TEST_HOOKS=1 \
 	  LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
-	  LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build-asan/?.so;;' \
-	  $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='build-asan/?.so' spec
+	  LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='build-asan/?.so;;' \
+	  $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='build-asan/?.so' spec
 
 FUZZ_SECONDS ?= 30
 FUZZ_CC     ?= clang
 FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc
-CODEC_SRCS   = csrc/sn_record.c csrc/sn_schema.c csrc/sn_value.c csrc/sn_mpcheck.c \
-               csrc/sn_compress.c csrc/sn_err.c
+BASE_SRCS    = $(wildcard csrc/base/*.c)
+COMPRESS_SRCS = csrc/codec/sn_compress.c csrc/base/sn_err.c
+CODEC_SRCS   = $(wildcard csrc/codec/*.c) $(BASE_SRCS)
 
 # The record decoder against arbitrary bytes, seeded with one valid record
 # of each type and codec.
@@ -106,7 +109,7 @@ fuzz: deps-check
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
 # of every kind written by two engines (fuzz/message_seeds.lua).
-MESSAGE_FUZZ_SRCS = $(filter-out csrc/sn_nn% csrc/sn_net.c,$(CORE_SRCS))
+MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/store/*.c csrc/sync/*.c)
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
@@ -117,18 +120,24 @@ fuzz-message: deps-check all
 
 fuzz-compress: deps-check
 	mkdir -p $(BUILD)/fuzz/corpus-compress
-	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_compress.c csrc/sn_compress.c csrc/sn_err.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_compress.c $(COMPRESS_SRCS) \
 	  -o $(BUILD)/fuzz/fuzz_compress -lz -lzstd
 	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-compress
 
 # The codecs' own C test: exact round trips, rejection of damaged streams,
 # and a ratio/speed table per data kind.
-check-codec:
+$(BUILD)/test_compress: spec/c/test_compress.c $(COMPRESS_SRCS) csrc/codec/sn_compress.h
 	mkdir -p $(BUILD)
-	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/test_compress.c csrc/sn_compress.c \
-	  csrc/sn_err.c -o $(BUILD)/test_compress -lz -lzstd -lm
+	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc spec/c/test_compress.c $(COMPRESS_SRCS) \
+	  -o $@ -lz -lzstd -lm
+
+check-codec: $(BUILD)/test_compress
 	$(BUILD)/test_compress
+
+# The tests only, without the throughput table: part of `make test`.
+check-codec-test: $(BUILD)/test_compress
+	$(BUILD)/test_compress test
 
 # Prove the rockspec: build it into a scratch tree and require it from there.
 rockcheck: deps-check

@@ -3,7 +3,7 @@
 -- update against the update's stored record size (delta sync overhead); and
 -- two real ZeroMQ nodes on loopback: updates/s and the latency of a small
 -- weight update. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
-package.path = "spec/?.lua;" .. package.path
+package.path = "spec/?.lua;spec/support/?.lua;" .. package.path
 local synaptic = require "synaptic"
 local sim = require "sim"
 local helpers = require "helpers"

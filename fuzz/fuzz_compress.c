@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sn_compress.h"
+#include "codec/sn_compress.h"
 
 #define MAX_RAW (1u << 20)
 

@@ -4,7 +4,7 @@
  * check). Must never crash, leak or read out of bounds.
  *
  *   make fuzz-message FUZZ_SECONDS=60 */
-#include "sn_sync.h"
+#include "sync/sn_sync.h"
 
 #include <stddef.h>
 #include <stdint.h>

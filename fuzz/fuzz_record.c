@@ -1,7 +1,7 @@
 /* libFuzzer target: arbitrary bytes into the record decoder, as if read
  * from a damaged disk or a hostile peer. Any crash, leak, over-read or
  * undefined behaviour is a bug; a clean SN_ECORRUPT is the right answer. */
-#include "sn_record.h"
+#include "codec/sn_record.h"
 
 #include <stdlib.h>
 #include <string.h>

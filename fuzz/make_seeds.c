@@ -1,6 +1,6 @@
 /* Writes one valid record of each type (and each codec) as fuzz seeds, so
  * the fuzzer starts from the real format instead of guessing msgpack. */
-#include "sn_record.h"
+#include "codec/sn_record.h"
 
 #include <stdio.h>
 #include <stdlib.h>

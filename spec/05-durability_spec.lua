@@ -202,7 +202,7 @@ describe("durability", function()
     local function run_writer(db, start, want, sync)
       local errfile = os.tmpname()
       local cmd = "LUA_PATH=" .. shq(package.path) .. " LUA_CPATH=" .. shq(package.cpath) ..
-        " exec lua5.4 spec/crash_writer.lua " .. shq(db) .. " " .. start ..
+        " exec lua5.4 spec/support/crash_writer.lua " .. shq(db) .. " " .. start ..
         (sync and " sync" or "") .. " 2>" .. shq(errfile)
       local p = assert(io.popen(cmd, "r"))
       local first = p:read("l")

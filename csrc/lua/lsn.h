@@ -1,0 +1,65 @@
+/* Shared by the Lua binding files (lsn_*.c). No RocksDB or msgpack here:
+ * bindings speak sn_value and the sn_* core API only. */
+#ifndef LSN_H
+#define LSN_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "store/sn_store.h"
+
+#define LSN_FLOATS "synaptic.floats"
+#define LSN_STORE "synaptic.store"
+#define LSN_BATCH "synaptic.batch"
+#define LSN_MLP "synaptic.mlp"
+
+typedef struct lsn_floats {
+    size_t n;
+    float data[];
+} lsn_floats;
+
+/* floats */
+SN_HIDDEN lsn_floats *lsn_floats_new(lua_State *L, size_t n);
+/* A floats userdata or a table of finite-or-not numbers at idx; tables are
+ * converted into a new floats userdata pushed on the stack (so it stays
+ * alive for the call). Returns data and count. */
+SN_HIDDEN const float *lsn_check_floats(lua_State *L, int idx, size_t *n);
+SN_HIDDEN int lsn_floats_open(lua_State *L);   /* pushes the constructor */
+SN_HIDDEN void lsn_floats_register(lua_State *L);
+
+/* values */
+/* An arena owned by a userdata pushed on the stack: freed by __gc even if
+ * a Lua error unwinds past the C code that uses it. */
+SN_HIDDEN sn_arena *lsn_arena(lua_State *L);
+SN_HIDDEN void lsn_to_value(lua_State *L, int idx, sn_arena *a, sn_value *out, const char *what);
+SN_HIDDEN void lsn_push_value(lua_State *L, const sn_value *v);
+SN_HIDDEN void lsn_value_register(lua_State *L);
+
+/* errors: SN_EARG raises "fn: message", outside failures push nil, message
+ * (returns 2) */
+SN_HIDDEN int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e);
+
+/* store and batch */
+SN_HIDDEN void lsn_store_register(lua_State *L);
+SN_HIDDEN void lsn_batch_register(lua_State *L);
+SN_HIDDEN int lsn_store_open(lua_State *L);
+/* Store (and batch, when the target is one) for a write method's self. */
+SN_HIDDEN sn_store *lsn_write_target(lua_State *L, sn_batch **batch);
+SN_HIDDEN sn_store *lsn_check_store(lua_State *L, int idx);
+SN_HIDDEN int lsn_batch_run(lua_State *L);   /* store:batch(fn) */
+SN_HIDDEN extern const luaL_Reg lsn_write_methods[];
+
+/* module-level functions */
+SN_HIDDEN void lsn_codec_register(lua_State *L);
+SN_HIDDEN int lsn_list_backups(lua_State *L);
+SN_HIDDEN int lsn_restore_backup(lua_State *L);
+
+/* mlp (lsn_mlp.c): synaptic.mlp, features, cue_scores */
+struct sn_mlp;
+SN_HIDDEN void lsn_mlp_register(lua_State *L);
+SN_HIDDEN int lsn_mlp_new(lua_State *L);      /* synaptic.mlp(sizes, seed) */
+SN_HIDDEN int lsn_features(lua_State *L);     /* synaptic.features(text, n) */
+SN_HIDDEN int lsn_cue_scores(lua_State *L);   /* synaptic.cue_scores(text) */
+SN_HIDDEN struct sn_mlp *lsn_check_mlp(lua_State *L, int idx);
+
+#endif

@@ -1,0 +1,114 @@
+/* luaopen_synaptic_core: the only exported symbol. */
+#include "lua/lsn.h"
+#include "lua/lsn_p2p.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SN_VERSION "0.1.0"
+
+static int l_uuid(lua_State *L)
+{
+    char id[37];
+    sn_uuid(id);
+    lua_pushlstring(L, id, 36);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, sn_now());
+    return 1;
+}
+
+static sn_codec check_codec(lua_State *L, int idx)
+{
+    sn_codec c;
+    if (sn_codec_from_name(luaL_checkstring(L, idx), &c))
+        luaL_argerror(L, idx, "unknown codec (none, gzip, shuffle, bf16)");
+    return c;
+}
+
+/* bytes of a floats array or a string */
+static const void *check_bytes(lua_State *L, int idx, size_t *len)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) return lua_tolstring(L, idx, len);
+    const float *f = lsn_check_floats(L, idx, len);
+    *len *= sizeof(float);
+    return f;
+}
+
+static int l_compress(lua_State *L)
+{
+    sn_codec c = check_codec(L, 1);
+    size_t len;
+    const void *src = check_bytes(L, 2, &len);
+    if (c == SN_CODEC_BF16) luaL_argcheck(L, len % 4 == 0, 2, "bf16 needs whole float32 values");
+    unsigned char *out;
+    size_t out_len;
+    sn_err e;
+    int rc = sn_compress(c, src, len, &out, &out_len, &e);
+    if (rc) return lsn_result(L, "compress", rc, &e);
+    lua_pushlstring(L, (const char *)out, out_len);
+    free(out);
+    return 1;
+}
+
+static int l_decompress(lua_State *L)
+{
+    sn_codec c = check_codec(L, 1);
+    size_t len;
+    const char *src = luaL_checklstring(L, 2, &len);
+    lua_Integer raw = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, raw >= 0 && raw <= SN_MAX_RECORD, 3, "raw length out of range");
+    luaL_Buffer b;
+    char *dst = luaL_buffinitsize(L, &b, (size_t)raw);
+    sn_err e;
+    int rc = sn_decompress(c, src, len, dst, (size_t)raw, &e);
+    if (rc) return lsn_result(L, "decompress", rc, &e);
+    luaL_pushresultsize(&b, (size_t)raw);
+    return 1;
+}
+
+static int l_codecs(lua_State *L)
+{
+    lua_createtable(L, SN_CODEC_COUNT, 0);
+    for (int i = 0; i < SN_CODEC_COUNT; i++) {
+        lua_pushstring(L, sn_codec_name((sn_codec)i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+__attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
+
+int luaopen_synaptic_core(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "open", lsn_store_open },
+        { "uuid", l_uuid },
+        { "now", l_now },
+        { "list_backups", lsn_list_backups },
+        { "restore_backup", lsn_restore_backup },
+        { "compress", l_compress },
+        { "decompress", l_decompress },
+        { "codecs", l_codecs },
+        { "mlp", lsn_mlp_new },
+        { "features", lsn_features },
+        { "cue_scores", lsn_cue_scores },
+        { NULL, NULL },
+    };
+    lsn_value_register(L);
+    lsn_floats_register(L);
+    lsn_store_register(L);
+    lsn_batch_register(L);
+    lsn_engine_register(L);
+    lsn_mlp_register(L);
+    luaL_newlib(L, funcs);
+    lsn_engine_open(L);
+    lsn_floats_open(L);
+    lua_setfield(L, -2, "floats");
+    lua_pushliteral(L, SN_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

@@ -1,0 +1,280 @@
+/* synaptic.node: a sync engine plus its ZeroMQ transport.
+ *
+ * The node keeps its engine in uservalue 1 (which keeps the store alive);
+ * all socket work happens inside node:poll on the calling thread. */
+#include "lua/lsn_p2p.h"
+#include "net/sn_net.h"
+
+#include <string.h>
+
+typedef struct lsn_node { sn_net *net; } lsn_node;
+
+static lsn_node *check_node(lua_State *L, int idx)
+{
+    lsn_node *u = luaL_checkudata(L, idx, LSN_NODE);
+    if (!u->net) luaL_error(L, "attempt to use a closed node");
+    return u;
+}
+
+/* Pushes the node's engine and binds it to this call. */
+static sn_sync *enter(lua_State *L, int self)
+{
+    lua_getiuservalue(L, self, 1);
+    lsn_engine *eu = luaL_checkudata(L, -1, LSN_ENGINE);
+    if (!eu->y) luaL_error(L, "attempt to use a closed node");
+    return lsn_engine_enter(L, eu, lua_gettop(L));
+}
+
+static void copy_key(lua_State *L, int idx, const char *field, char out[SN_Z85_KEY_LEN + 1])
+{
+    lua_getfield(L, idx, field);
+    size_t n = 0;
+    const char *k = lua_tolstring(L, -1, &n);
+    if (!k || n != SN_Z85_KEY_LEN) luaL_error(L, "node: curve.%s must be a 40-character Z85 key", field);
+    memcpy(out, k, n + 1);
+    lua_pop(L, 1);
+}
+
+static int l_node_new(lua_State *L)
+{
+    lsn_check_store(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lsn_node *u = lua_newuserdatauv(L, sizeof *u, 1);
+    u->net = NULL;
+    luaL_setmetatable(L, LSN_NODE);
+    int self = lua_gettop(L);
+    lsn_engine *eu = lsn_engine_new(L, 1, 2, LSN_ENGINE);
+    lua_setiuservalue(L, self, 1);
+
+    sn_net_config c;
+    memset(&c, 0, sizeof c);
+    lua_getfield(L, 2, "listen");
+    c.listen = lua_tostring(L, -1);          /* the config table keeps it alive */
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "max_message_bytes");
+    c.max_message_bytes = lua_isinteger(L, -1) ? (size_t)lua_tointeger(L, -1) : 64u << 20;
+    lua_getfield(L, 2, "send_hwm");
+    c.send_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    lua_getfield(L, 2, "recv_hwm");
+    c.recv_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    lua_pop(L, 3);
+    const char *auth[256];
+    if (lua_getfield(L, 2, "curve") == LUA_TTABLE) {
+        int ci = lua_gettop(L);
+        c.curve = 1;
+        copy_key(L, ci, "public", c.public_key);
+        copy_key(L, ci, "secret", c.secret_key);
+        if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
+            lua_Integer n = luaL_len(L, -1);
+            luaL_argcheck(L, n <= 256, 2, "at most 256 authorized keys");
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_geti(L, -1, i);
+                auth[c.nauthorized++] = lua_tostring(L, -1);
+                lua_pop(L, 1);                /* the table still holds the string */
+            }
+        }
+        c.authorized = auth;
+        /* the list stays on the stack until sn_net_new has copied it */
+    }
+    sn_err e;
+    int rc = sn_net_new(&c, sn_sync_config_of(eu->y)->node_id, &u->net, &e);
+    if (rc) return lsn_result(L, "node", rc, &e);
+    lua_settop(L, self);
+
+    sn_sync *y = enter(L, self);
+    lua_getfield(L, 2, "peers");
+    lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -1, i);
+        lua_getfield(L, -1, "endpoint");
+        lua_getfield(L, -2, "public");
+        const char *ep = lua_tostring(L, -2), *pub = lua_tostring(L, -1);
+        rc = ep ? sn_net_connect(u->net, ep, pub, &e) : SN_OK;
+        if (!rc && ep) rc = sn_sync_add_peer(y, ep, strlen(ep), &e);
+        if (rc) return lsn_result(L, "node", rc, &e);
+        lua_pop(L, 3);
+    }
+    lua_settop(L, self);
+    return 1;
+}
+
+static int l_node_poll(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    lua_Integer ms = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, ms >= 0 && ms <= 3600000, 2, "timeout must be 0 to 3600000 ms");
+    sn_sync *y = enter(L, 1);
+    sn_err e;
+    int rc = sn_net_poll(u->net, y, (int)ms, &e);
+    if (rc) return lsn_result(L, "poll", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_node_run(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    lua_Number secs = luaL_checknumber(L, 2);
+    luaL_argcheck(L, secs >= 0 && secs <= 1e7, 2, "seconds must be 0 to 1e7");
+    sn_sync *y = enter(L, 1);
+    double end = sn_now() + secs;
+    sn_err e;
+    do {
+        double left = (end - sn_now()) * 1000;
+        int rc = sn_net_poll(u->net, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &e);
+        if (rc) return lsn_result(L, "run", rc, &e);
+    } while (sn_now() < end);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_node_address(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *a = sn_net_address(u->net);
+    if (*a) lua_pushstring(L, a);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int l_node_connect(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *ep = luaL_checkstring(L, 2);
+    const char *pub = luaL_optstring(L, 3, NULL);
+    sn_sync *y = enter(L, 1);
+    sn_err e;
+    int rc = sn_net_connect(u->net, ep, pub, &e);
+    if (!rc) rc = sn_sync_add_peer(y, ep, strlen(ep), &e);
+    if (rc) return lsn_result(L, "connect", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_node_peers(lua_State *L)
+{
+    check_node(L, 1);
+    sn_sync *y = enter(L, 1);
+    lsn_engine_push_peers(L, y);
+    /* a connected peer's id is its endpoint */
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -1, i);
+        lua_getfield(L, -1, "id");
+        const char *id = lua_tostring(L, -1);
+        if (id && strstr(id, "://")) lua_setfield(L, -2, "endpoint");
+        else lua_pop(L, 1);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int l_node_sync_now(lua_State *L)
+{
+    check_node(L, 1);
+    sn_sync *y = enter(L, 1);
+    sn_err e;
+    int rc = sn_sync_request_all(y, &e);
+    if (rc) return lsn_result(L, "sync_now", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_node_stats(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    sn_sync *y = enter(L, 1);
+    lsn_engine_push_stats(L, y);
+    sn_net_stats st;
+    sn_net_get_stats(u->net, &st);
+    /* transport rejections are counted into the engine's as they happen;
+     * refused handshakes never reach it, so add them here */
+    lua_getfield(L, -1, "rejected");
+    lua_Integer r = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushinteger(L, r + (lua_Integer)st.zap_denied);
+    lua_setfield(L, -2, "rejected");
+    lua_pushinteger(L, (lua_Integer)st.dropped);
+    lua_setfield(L, -2, "dropped");
+    lua_pushinteger(L, (lua_Integer)st.zap_denied);
+    lua_setfield(L, -2, "unauthorized");
+    return 1;
+}
+
+static int l_node_id(lua_State *L)
+{
+    check_node(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    lsn_engine *eu = luaL_checkudata(L, -1, LSN_ENGINE);
+    lua_pushstring(L, sn_sync_config_of(eu->y)->node_id);
+    return 1;
+}
+
+static int l_node_close(lua_State *L)
+{
+    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
+    if (u->net) {
+        sn_net_free(u->net);
+        u->net = NULL;
+        if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) {
+            lsn_engine *eu = luaL_testudata(L, -1, LSN_ENGINE);
+            if (eu && eu->y) { sn_sync_free(eu->y); eu->y = NULL; }
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_node_tostring(lua_State *L)
+{
+    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
+    if (!u->net) { lua_pushliteral(L, "synaptic.node (closed)"); return 1; }
+    const char *a = sn_net_address(u->net);
+    lua_pushfstring(L, "synaptic.node (%s)", *a ? a : "not listening");
+    return 1;
+}
+
+static int l_keypair(lua_State *L)
+{
+    char pub[SN_Z85_KEY_LEN + 1], sec[SN_Z85_KEY_LEN + 1];
+    sn_err e;
+    int rc = sn_keypair(pub, sec, &e);
+    if (rc) return lsn_result(L, "keypair", rc, &e);
+    lua_pushstring(L, pub);
+    lua_pushstring(L, sec);
+    return 2;
+}
+
+void lsn_node_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "poll", l_node_poll },
+        { "run", l_node_run },
+        { "address", l_node_address },
+        { "connect", l_node_connect },
+        { "peers", l_node_peers },
+        { "sync_now", l_node_sync_now },
+        { "stats", l_node_stats },
+        { "node_id", l_node_id },
+        { "close", l_node_close },
+        { NULL, NULL },
+    };
+    luaL_newmetatable(L, LSN_NODE);
+    lua_pushcfunction(L, l_node_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_node_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_node_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+void lsn_node_open(lua_State *L)
+{
+    lua_pushcfunction(L, l_node_new);
+    lua_setfield(L, -2, "node");
+    lua_pushcfunction(L, l_keypair);
+    lua_setfield(L, -2, "keypair");
+}

@@ -1,0 +1,157 @@
+/* The storage side of replication: a change log, remote apply with
+ * deterministic conflict resolution, and the conflict store.
+ *
+ * Every replicated write (weights, configs, checkpoints and checkpoint
+ * deletions) appends one log entry keyed (origin, seq) in the default
+ * column family, in the same RocksDB batch as the record itself. An entry
+ * names its record by (cf, key) and identity (hlc, origin), and the identity
+ * it replaced (prev): the causal predecessor the writer saw at that key.
+ *
+ * A node's digest is therefore a version vector {origin -> highest seq},
+ * contiguous because entries of one origin are applied in seq order, and a
+ * sync response is exactly the entries with a higher seq than the asker has.
+ * Records travel as their stored bytes, so every node holds byte-identical
+ * records.
+ *
+ * Merge rule, per key: the heads are the records at that key that no known
+ * entry names as prev. A new entry removes its prev from the heads (and
+ * remembers it as superseded, so a late copy of it never comes back), then
+ * joins them. The winner among the heads (by the resolver) is the current
+ * record; the other heads are conflicts, kept under their own key range and
+ * readable with store:conflicts. The head set depends only on which entries
+ * a node has seen, never on their order, so nodes that saw the same entries
+ * hold the same records. */
+#ifndef SN_REPLICA_H
+#define SN_REPLICA_H
+
+#include "store/sn_store.h"
+
+enum { SN_KIND_PUT = 0, SN_KIND_DEL = 1, SN_KIND_SKIP = 2 };
+
+#define SN_ORIGIN_LEN 36
+#define SN_REPL_KEY_MAX (SN_MAX_ID_LEN + 14)   /* the longest record key (weights) */
+
+typedef struct sn_ident {
+    uint64_t hlc;
+    char origin[SN_ORIGIN_LEN + 1];   /* "" = none */
+} sn_ident;
+
+typedef struct sn_entry {
+    char origin[SN_ORIGIN_LEN + 1];
+    uint64_t seq;
+    unsigned kind;
+    int cf;                            /* the store's column family index */
+    unsigned char key[SN_REPL_KEY_MAX];
+    size_t klen;
+    uint64_t hlc;
+    sn_ident prev;
+} sn_entry;
+
+/* A candidate for the current record at one key. */
+typedef struct sn_head {
+    sn_ident id;
+    int cf;
+    int local;              /* written by this store */
+    uint64_t version;       /* the weights version; 0 for other records */
+    double timestamp;       /* the record's wall-clock time, if it has one */
+    const unsigned char *bytes;
+    size_t len;
+    int where;              /* private: 0 new, 1 current, 2 conflict */
+} sn_head;
+
+typedef enum {
+    SN_RESOLVE_LATEST = 0,      /* higher hlc; ties by origin */
+    SN_RESOLVE_HIGHEST_VERSION, /* higher weights version, then latest */
+    SN_RESOLVE_PREFER_LOCAL,    /* this store's own record, then latest: does not converge */
+    SN_RESOLVE_CUSTOM
+} sn_strategy;
+
+typedef struct sn_resolver {
+    sn_strategy strategy;
+    /* CUSTOM: 1 when a beats b, 0 when b beats a, -1 when it failed
+     * (latest decides). Heads are offered in a canonical order. */
+    int (*fn)(void *ud, const sn_head *a, const sn_head *b);
+    void *ud;
+} sn_resolver;
+
+typedef struct sn_apply_result {
+    int duplicate;          /* the entry was already in the log */
+    int stored;             /* the record became a head */
+    int conflicts;          /* conflict versions newly kept */
+} sn_apply_result;
+
+typedef struct sn_vv_item {
+    char origin[SN_ORIGIN_LEN + 1];
+    uint64_t seq;
+} sn_vv_item;
+
+typedef struct sn_vv {
+    sn_vv_item *items;      /* malloc'd, sorted by origin; free() it */
+    size_t n;
+} sn_vv;
+
+typedef struct sn_conflict {
+    sn_ident id;
+    const unsigned char *key;   /* the record's key, into the arena */
+    size_t klen;
+    const unsigned char *bytes; /* the stored record, into the arena */
+    size_t len;
+} sn_conflict;
+
+SN_HIDDEN uint64_t sn_replica_local_seq(const sn_store *s);
+SN_HIDDEN int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e);
+SN_HIDDEN int sn_replica_have(sn_store *s, const char *origin, uint64_t *seq, sn_err *e);
+
+/* Entry (origin, seq) and its record's stored bytes (malloc'd, or NULL).
+ * A put whose record this store no longer holds (replaced, trimmed) comes
+ * back as a delete: the entry still carries its prev. SN_NOTFOUND if absent. */
+SN_HIDDEN int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
+                              sn_buf *bytes, sn_err *e);
+
+/* Check a peer's record bytes against the entry that carries them: decodes
+ * the record fully (CRC included) and checks it belongs under the key and
+ * has the entry's identity. SN_ECORRUPT when not. */
+SN_HIDDEN int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
+                               sn_err *e);
+
+/* Apply a peer's entry (already checked) in one atomic batch. */
+SN_HIDDEN int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes,
+                               size_t len, const sn_resolver *r, sn_apply_result *res,
+                               sn_err *e);
+
+/* The conflict versions kept for record keys of length key_len that start
+ * with prefix in cf, in key then identity order. */
+SN_HIDDEN int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen,
+                                   size_t key_len, sn_arena *a, sn_conflict **out, size_t *n,
+                                   sn_err *e);
+
+/* verify(): check one key of the default column family. Keys outside the
+ * replication ranges are left alone (*mine = 0). Log entries must decode,
+ * name a replicated column family and a sane key, and each origin's seqs
+ * must run 1, 2, 3... without a gap (the state carries the walk, in key
+ * order); conflict records must decode as their column family's record
+ * with the identity in their key; superseded markers must be empty. */
+typedef struct sn_replica_walk {
+    char origin[SN_ORIGIN_LEN];
+    uint64_t seq;
+    int started;
+} sn_replica_walk;
+
+SN_HIDDEN int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                                sn_replica_walk *w, int *mine, sn_err *e);
+
+/* Tests only: write (or delete, when val is NULL) a raw key of the
+ * replication ranges (keys starting with 0x01), to check that verify()
+ * catches what a bug or a bad disk could leave there. */
+SN_HIDDEN int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val,
+                             size_t vlen, sn_err *e);
+
+/* Column family indexes the sync engine names in entries. */
+SN_HIDDEN int sn_replica_cf_weights(void);
+SN_HIDDEN int sn_replica_cf_config(void);
+SN_HIDDEN int sn_replica_cf_checkpoints(void);
+/* The weights key prefix of expert/layer (for sn_replica_conflicts). */
+SN_HIDDEN size_t sn_replica_layer_prefix(unsigned char *k, const char *expert, size_t len,
+                                         uint32_t layer);
+
+#endif

@@ -1,0 +1,412 @@
+/* Opening and closing the store, batches, keys and record I/O helpers. */
+#include "store/sn_store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+const char *const sn_cf_names[CF_COUNT] = {
+    "default", "neural_weights", "expert_config", "system_state", "checkpoints", "metrics",
+};
+
+double sn_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void sn_uuid(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+/* Physical milliseconds in the high 48 bits, a logical counter in the low
+ * 16: strictly increasing within a store even if the wall clock steps back. */
+uint64_t sn_next_hlc(sn_store *s)
+{
+    uint64_t phys = (uint64_t)(sn_now() * 1000.0) << 16;
+    s->last_hlc = phys > s->last_hlc ? phys : s->last_hlc + 1;
+    return s->last_hlc;
+}
+
+void sn_put_be(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) { p[i] = (unsigned char)v; v >>= 8; }
+}
+
+uint64_t sn_get_be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+size_t sn_wkey(unsigned char *k, const char *expert, size_t len, uint32_t layer,
+               uint64_t version)
+{
+    memcpy(k, expert, len);
+    k[len] = 0;
+    sn_put_be(k + len + 1, layer, 4);
+    sn_put_be(k + len + 5, version, 8);
+    return len + 13;
+}
+
+int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert, size_t *len,
+                  uint32_t *layer, uint64_t *version)
+{
+    if (klen < 14 || klen > SN_WKEY_MAX || k[klen - 13] != 0) return -1;
+    *expert = (const char *)k;
+    *len = klen - 13;
+    if (memchr(k, 0, *len)) return -1;
+    *layer = (uint32_t)sn_get_be(k + klen - 12, 4);
+    *version = sn_get_be(k + klen - 8, 8);
+    return 0;
+}
+
+void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf, size_t cap)
+{
+    const char *expert;
+    size_t len;
+    uint32_t layer;
+    uint64_t version;
+    if (cf == CF_WEIGHTS && sn_wkey_parse(k, klen, &expert, &len, &layer, &version) == 0) {
+        snprintf(buf, cap, "%s/%.*s/layer %u/v%llu", sn_cf_names[cf], (int)len, expert,
+                 layer, (unsigned long long)version);
+        return;
+    }
+    size_t n = (size_t)snprintf(buf, cap, "%s/", sn_cf_names[cf]);
+    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
+        unsigned char c = k[i];
+        n += (size_t)snprintf(buf + n, cap - n, c >= 32 && c < 127 ? "%c" : "\\x%02x", c);
+    }
+}
+
+int sn_record_err(sn_err *e, int rc, int cf, const unsigned char *k, size_t klen)
+{
+    char where[600], msg[sizeof e->msg];
+    sn_describe_key(cf, k, klen, where, sizeof where);
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    return sn_fail(e, rc, "record %s: %s", where, msg);
+}
+
+int sn_rocks_err(sn_err *e, char *err, const char *what)
+{
+    /* copy, then free: RocksDB owns err and it may contain '%' */
+    int code = strstr(err, "Corruption") ? SN_ECORRUPT : SN_EIO;
+    sn_fail(e, code, "%s: %s", what, err);
+    rocksdb_free(err);
+    return code;
+}
+
+int sn_check_id(const char *p, size_t len, const char *what, sn_err *e)
+{
+    if (len == 0) return sn_fail(e, SN_EARG, "%s must not be empty", what);
+    if (len > SN_MAX_ID_LEN)
+        return sn_fail(e, SN_EARG, "%s is longer than %u bytes", what, SN_MAX_ID_LEN);
+    if (memchr(p, 0, len)) return sn_fail(e, SN_EARG, "%s contains a NUL byte", what);
+    return SN_OK;
+}
+
+int sn_check_writable(sn_store *s, sn_err *e)
+{
+    if (s->opts.read_only) return sn_fail(e, SN_EARG, "store is open read-only");
+    return SN_OK;
+}
+
+/* ---- open / close --------------------------------------------------------- */
+
+void sn_store_default_opts(sn_store_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->codec = SN_CODEC_SHUFFLE;
+    o->write_buffer_mb = 128;
+    o->cache_mb = 64;
+    o->blob_files = 1;
+}
+
+/* A directory with files but no CURRENT is a damaged database (or not one):
+ * RocksDB would happily create a fresh, empty database there and the user
+ * would think their data vanished. Refuse instead. */
+static int check_dir(const char *path, int read_only, sn_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT && !read_only) return SN_OK;
+        return sn_fail(e, SN_EIO, "cannot open store at '%s': %s", path,
+                       errno == ENOENT ? "no such directory" : strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sn_fail(e, SN_EIO, "cannot open store at '%s': not a directory", path);
+    char cur[4096];
+    snprintf(cur, sizeof cur, "%s/CURRENT", path);
+    if (stat(cur, &st) == 0) return SN_OK;
+    DIR *d = opendir(path);
+    if (!d) return sn_fail(e, SN_EIO, "cannot open store at '%s': %s", path, strerror(errno));
+    int files = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) files++;
+    closedir(d);
+    if (files)
+        return sn_fail(e, SN_ECORRUPT,
+                       "'%s' holds files but no CURRENT: not a store, or a damaged one "
+                       "(refusing to create a new database over it)", path);
+    if (read_only) return sn_fail(e, SN_EIO, "cannot open store at '%s': it is empty", path);
+    return SN_OK;
+}
+
+static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, sn_err *e)
+{
+    char *err = NULL;
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_get_options_from_string(base, spec, o, &err);
+    if (err) {
+        rocksdb_options_destroy(o);
+        sn_rocks_err(e, err, "bad RocksDB options");
+        return NULL;
+    }
+    return o;
+}
+
+static int make_options(sn_store *s, sn_err *e)
+{
+    const sn_store_opts *o = &s->opts;
+    char spec[1024];
+    rocksdb_options_t *base = rocksdb_options_create();
+    /* Large values: more memtables so a put never waits for a flush of the
+     * previous one (Debian's build computes CRC32c in software, so a flush
+     * of 128 MiB takes long enough to stall at the default of 2). */
+    snprintf(spec, sizeof spec,
+             "create_if_missing=true;create_missing_column_families=true;"
+             "paranoid_checks=true;max_background_jobs=2;"
+             "write_buffer_size=%llu;max_write_buffer_number=4;"
+             "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
+             "compression=kSnappyCompression;keep_log_file_num=3",
+             (unsigned long long)o->write_buffer_mb << 20);
+    s->db_opts = opts_from(base, spec, e);
+    if (!s->db_opts) { rocksdb_options_destroy(base); return e->code; }
+
+    s->cache = rocksdb_cache_create_lru((size_t)(o->cache_mb ? o->cache_mb : 1) << 20);
+    s->table_opts = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->table_opts, s->cache);
+    rocksdb_block_based_options_set_format_version(s->table_opts, 5);
+    rocksdb_options_set_block_based_table_factory(s->db_opts, s->table_opts);
+
+    for (int i = 0; i < CF_COUNT; i++) {
+        if (i == CF_WEIGHTS) {
+            /* payloads are compressed by our codecs: RocksDB must not
+             * spend time compressing them again */
+            snprintf(spec, sizeof spec, "compression=kNoCompression;%s",
+                     o->blob_files ? "enable_blob_files=true;min_blob_size=4096;"
+                                     "blob_file_size=268435456;"
+                                     "enable_blob_garbage_collection=true"
+                                   : "enable_blob_files=false");
+        } else {
+            snprintf(spec, sizeof spec, "compression=kSnappyCompression");
+        }
+        s->cf_opts[i] = opts_from(s->db_opts, spec, e);
+        if (!s->cf_opts[i]) { rocksdb_options_destroy(base); return e->code; }
+        rocksdb_options_set_block_based_table_factory(s->cf_opts[i], s->table_opts);
+    }
+    rocksdb_options_destroy(base);
+
+    s->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync_writes != 0));
+    s->ropts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(s->ropts, 1);
+    s->wropts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(s->wropts, 0);
+    return SN_OK;
+}
+
+static int load_origin(sn_store *s, sn_err *e)
+{
+    static const char key[] = "synaptic.origin";
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(s->db, s->ropts, s->cf[CF_DEFAULT], key, sizeof key - 1, &len, &err);
+    if (err) return sn_rocks_err(e, err, "reading the store id");
+    if (v && len == 36) {
+        memcpy(s->origin, v, 36);
+        s->origin[36] = 0;
+        rocksdb_free(v);
+        return SN_OK;
+    }
+    if (v) rocksdb_free(v);
+    sn_uuid(s->origin);
+    if (s->opts.read_only) return SN_OK;
+    rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], key, sizeof key - 1, s->origin, 36, &err);
+    if (err) return sn_rocks_err(e, err, "writing the store id");
+    return SN_OK;
+}
+
+int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_err *e)
+{
+    *out = NULL;
+    if (!path || !*path) return sn_fail(e, SN_EARG, "store path must not be empty");
+    if (o->write_buffer_mb < 1 || o->write_buffer_mb > 4096)
+        return sn_fail(e, SN_EARG, "write_buffer_mb must be between 1 and 4096");
+    if (o->cache_mb > 65536) return sn_fail(e, SN_EARG, "cache_mb must be at most 65536");
+    int rc = check_dir(path, o->read_only, e);
+    if (rc) return rc;
+
+    sn_store *s = calloc(1, sizeof *s);
+    if (!s) return sn_fail(e, SN_ENOMEM, "out of memory");
+    s->opts = *o;
+    s->path = strdup(path);
+    /* random high bits: two processes logging the same metric at the same
+     * timestamp must not produce the same key and overwrite each other */
+    uuid_t seed;
+    uuid_generate_random(seed);
+    memcpy(&s->metric_seq, seed, sizeof s->metric_seq);
+    s->metric_seq &= ~(uint64_t)0xffffffffu;
+    if (!s->path) { free(s); return sn_fail(e, SN_ENOMEM, "out of memory"); }
+    rc = make_options(s, e);
+    if (!rc) {
+        char *err = NULL;
+        const rocksdb_options_t *cfo[CF_COUNT];
+        for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
+        if (o->read_only)
+            s->db = rocksdb_open_for_read_only_column_families(
+                s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
+        else
+            s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
+                                                 (const char *const *)sn_cf_names, cfo, s->cf,
+                                                 &err);
+        if (err) {
+            char what[4200];
+            snprintf(what, sizeof what, "cannot open store at '%s'", path);
+            rc = sn_rocks_err(e, err, what);
+            s->db = NULL;
+        }
+    }
+    if (!rc) rc = load_origin(s, e);
+    if (!rc) rc = sn_replica_open(s, e);
+    if (rc) { sn_store_close(s); return rc; }
+    *out = s;
+    return SN_OK;
+}
+
+void sn_store_close(sn_store *s)
+{
+    if (!s) return;
+    /* Debian's RocksDB asserts if a column family handle outlives the db */
+    for (int i = 0; i < CF_COUNT; i++)
+        if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+    if (s->db) rocksdb_close(s->db);
+    for (int i = 0; i < CF_COUNT; i++)
+        if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
+    if (s->db_opts) rocksdb_options_destroy(s->db_opts);
+    if (s->table_opts) rocksdb_block_based_options_destroy(s->table_opts);
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
+    free(s->path);
+    free(s);
+}
+
+const char *sn_store_path(const sn_store *s) { return s->path; }
+const char *sn_store_origin(const sn_store *s) { return s->origin; }
+sn_codec sn_store_codec(const sn_store *s) { return s->opts.codec; }
+
+/* ---- batches --------------------------------------------------------------- */
+
+sn_batch *sn_batch_new(sn_store *s)
+{
+    sn_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->s = s;
+    b->wb = rocksdb_writebatch_create();
+    return b;
+}
+
+void sn_batch_free(sn_batch *b)
+{
+    if (!b) return;
+    sn_replica_batch_free(b);
+    while (b->pending) {
+        sn_pending *n = b->pending->next;
+        free(b->pending);
+        b->pending = n;
+    }
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+int sn_batch_commit(sn_batch *b, sn_err *e)
+{
+    int rc = sn_check_writable(b->s, e);
+    if (rc) return rc;
+    char *err = NULL;
+    uint64_t saved_seq;
+    sn_replica_precommit(b, &saved_seq);
+    rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
+    sn_replica_postcommit(b, !err, saved_seq);
+    if (err) return sn_rocks_err(e, err, "write failed");
+    rocksdb_writebatch_clear(b->wb);
+    return SN_OK;
+}
+
+sn_batch *sn_batch_or_temp(sn_store *s, sn_batch *b, sn_err *e)
+{
+    if (sn_check_writable(s, e)) return NULL;
+    if (b) return b;
+    b = sn_batch_new(s);
+    if (!b) sn_fail(e, SN_ENOMEM, "out of memory");
+    return b;
+}
+
+/* Commit and free a temporary batch; leave a caller's batch alone. */
+int sn_batch_finish(sn_batch *b, sn_batch *given, int rc, sn_err *e)
+{
+    if (b == given) return rc;
+    if (!rc) rc = sn_batch_commit(b, e);
+    sn_batch_free(b);
+    return rc;
+}
+
+/* ---- records ----------------------------------------------------------------- */
+
+int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen, unsigned type,
+                        const sn_value *map, const sn_part *parts, size_t nparts,
+                        sn_codec codec, sn_err *e)
+{
+    sn_buf buf;
+    int rc = sn_record_encode(type, map, parts, nparts, codec, &buf, e);
+    if (rc) return rc;
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, (const char *)buf.data, buf.len);
+    free(buf.data);
+    return SN_OK;
+}
+
+int sn_get_record(sn_store *s, int cf, const void *key, size_t klen, unsigned type,
+                  sn_arena *a, sn_value *out, sn_err *e)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], key, klen, &err);
+    if (err) {
+        char where[600];
+        sn_describe_key(cf, key, klen, where, sizeof where);
+        return sn_rocks_err(e, err, where);
+    }
+    if (!p) return SN_NOTFOUND;
+    size_t len;
+    const char *v = rocksdb_pinnableslice_value(p, &len);
+    sn_record r;
+    int rc = sn_record_decode(v, len, a, &r, e);
+    if (!rc && r.type != type) rc = sn_fail(e, SN_ECORRUPT, "record has the wrong type");
+    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
+    if (rc) sn_record_err(e, rc, cf, key, klen);
+    else *out = r.fields;
+    rocksdb_pinnableslice_destroy(p);
+    return rc;
+}

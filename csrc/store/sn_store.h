@@ -1,0 +1,123 @@
+/* The storage engine: RocksDB with one column family per kind of record.
+ *
+ * Every write takes an optional batch; with NULL it commits on its own.
+ * Functions return SN_OK, SN_NOTFOUND (absent data) or an error code with
+ * e filled. Arguments are validated here, not only in the binding, so the
+ * core is safe to drive from C (the fuzzers and the sync engine do). */
+#ifndef SN_STORE_H
+#define SN_STORE_H
+
+#include "codec/sn_record.h"
+
+typedef struct sn_store sn_store;
+typedef struct sn_batch sn_batch;
+
+typedef struct sn_store_opts {
+    sn_codec codec;               /* payload codec for new weight records */
+    int sync_writes;              /* fsync the WAL on every commit */
+    int read_only;
+    unsigned write_buffer_mb;     /* memtable size per column family */
+    unsigned cache_mb;            /* shared LRU block cache */
+    uint32_t max_weight_versions; /* 0 = keep every version */
+    int blob_files;               /* large weight values in blob files */
+} sn_store_opts;
+
+SN_HIDDEN void sn_store_default_opts(sn_store_opts *o);
+SN_HIDDEN int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out,
+                            sn_err *e);
+SN_HIDDEN void sn_store_close(sn_store *s);
+SN_HIDDEN const char *sn_store_path(const sn_store *s);
+SN_HIDDEN const char *sn_store_origin(const sn_store *s);
+SN_HIDDEN sn_codec sn_store_codec(const sn_store *s);
+
+/* ---- batches ----------------------------------------------------------- */
+SN_HIDDEN sn_batch *sn_batch_new(sn_store *s);
+SN_HIDDEN int sn_batch_commit(sn_batch *b, sn_err *e);
+SN_HIDDEN void sn_batch_free(sn_batch *b);
+
+/* ---- weights ----------------------------------------------------------- */
+typedef struct sn_weights_in {
+    const char *expert;
+    size_t expert_len;
+    int64_t layer;
+    const float *w;
+    size_t nw;
+    const float *b;
+    size_t nb;
+    const int64_t *shape;
+    size_t nshape;
+} sn_weights_in;
+
+typedef struct sn_weights_view {
+    sn_record rec;                /* rec.fields: expert_id, layer, version, ... */
+    uint64_t version;
+    size_t nw, nb;
+    size_t stored_bytes;          /* the whole stored value */
+    /* private */
+    unsigned char key[SN_MAX_ID_LEN + 13];
+    size_t klen;
+    void *pin;
+    sn_arena arena;
+} sn_weights_view;
+
+SN_HIDDEN int sn_put_weights(sn_store *s, sn_batch *b, const sn_weights_in *in,
+                             uint64_t *version, sn_err *e);
+/* version 0 = the latest. On SN_OK the view must be released. */
+SN_HIDDEN int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer,
+                             uint64_t version, sn_weights_view *v, sn_err *e);
+SN_HIDDEN int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e);
+SN_HIDDEN void sn_weights_view_release(sn_weights_view *v);
+/* The layers an expert has weights for, ascending: one seek per layer. */
+SN_HIDDEN int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a,
+                             sn_value *out, sn_err *e);
+SN_HIDDEN int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t layer,
+                                 sn_arena *a, sn_value *out, sn_err *e);
+
+/* ---- configs, checkpoints, state, metrics ------------------------------- */
+SN_HIDDEN int sn_put_config(sn_store *s, sn_batch *b, sn_value *cfg, sn_err *e);
+SN_HIDDEN int sn_get_config(sn_store *s, const char *expert, size_t len, sn_arena *a,
+                            sn_value *out, sn_err *e);
+SN_HIDDEN int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e);
+
+SN_HIDDEN int sn_create_checkpoint(sn_store *s, sn_batch *b, sn_value *cp, char id[37],
+                                   sn_err *e);
+SN_HIDDEN int sn_get_checkpoint(sn_store *s, const char *id, size_t len, sn_arena *a,
+                                sn_value *out, sn_err *e);
+SN_HIDDEN int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e);
+SN_HIDDEN int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e);
+SN_HIDDEN int sn_delete_checkpoint(sn_store *s, sn_batch *b, const char *id, size_t len,
+                                   sn_err *e);
+
+/* value NULL (or nil) deletes the key */
+SN_HIDDEN int sn_put_state(sn_store *s, sn_batch *b, const char *key, size_t len,
+                           const sn_value *value, sn_err *e);
+SN_HIDDEN int sn_get_state(sn_store *s, const char *key, size_t len, sn_arena *a,
+                           sn_value *out, sn_err *e);
+
+SN_HIDDEN int sn_record_metric(sn_store *s, sn_batch *b, const char *name, size_t len,
+                               double value, double timestamp, sn_err *e);
+SN_HIDDEN int sn_metrics(sn_store *s, const char *name, size_t len, double from, double to,
+                         sn_arena *a, sn_value *out, sn_err *e);
+
+/* ---- maintenance --------------------------------------------------------- */
+typedef struct sn_storage_info {
+    uint64_t total_bytes, file_count, checkpoint_count, weight_records;
+    uint64_t raw_bytes, stored_bytes;
+} sn_storage_info;
+
+SN_HIDDEN int sn_stats_text(sn_store *s, char **out, sn_err *e);   /* free() it */
+SN_HIDDEN int sn_size_info(sn_store *s, uint64_t *bytes, uint64_t *files, sn_err *e);
+SN_HIDDEN int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e);
+/* *ok tells whether everything checked out; report is a map:
+ * records (count), problems (list of {where=, error=}). */
+SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e);
+SN_HIDDEN int sn_compact(sn_store *s, sn_err *e);
+SN_HIDDEN int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e);
+SN_HIDDEN int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e);
+SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t id,
+                                sn_err *e);
+
+SN_HIDDEN double sn_now(void);      /* Unix seconds, sub-second precision */
+SN_HIDDEN void sn_uuid(char out[37]);
+
+#endif

@@ -1,0 +1,110 @@
+/* Internals shared by the storage files (sn_store, sn_weights, sn_catalog,
+ * sn_maint): the only files that talk to RocksDB. */
+#ifndef SN_STORE_INT_H
+#define SN_STORE_INT_H
+
+#include "store/sn_store.h"
+
+#include <rocksdb/c.h>
+
+enum { CF_DEFAULT, CF_WEIGHTS, CF_CONFIG, CF_STATE, CF_CHECKPOINTS, CF_METRICS, CF_COUNT };
+
+extern SN_HIDDEN const char *const sn_cf_names[CF_COUNT];
+
+struct sn_store {
+    rocksdb_t *db;
+    rocksdb_options_t *db_opts;
+    rocksdb_options_t *cf_opts[CF_COUNT];
+    rocksdb_column_family_handle_t *cf[CF_COUNT];
+    rocksdb_cache_t *cache;
+    rocksdb_block_based_table_options_t *table_opts;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+    /* Weight payloads skip RocksDB's checksum on reads: every record's own
+     * CRC32 already covers it end to end, and Debian's build computes the
+     * blob files' CRC32c in software, which cost most of a get. verify()
+     * still has RocksDB check everything. */
+    rocksdb_readoptions_t *wropts;
+    char *path;
+    char origin[37];
+    sn_store_opts opts;
+    uint64_t last_hlc;
+    uint64_t metric_seq;
+    uint64_t repl_seq;            /* last replication log seq of this origin */
+};
+
+/* A pending weight version inside a batch, so two puts to one layer in the
+ * same batch get consecutive versions. */
+typedef struct sn_pending {
+    struct sn_pending *next;
+    uint64_t version;
+    uint64_t first;        /* the first version this batch wrote */
+    size_t prefix_len;
+    unsigned char prefix[];
+} sn_pending;
+
+struct sn_batch {
+    sn_store *s;
+    rocksdb_writebatch_t *wb;
+    sn_pending *pending;
+    int has_checkpoint;    /* a checkpoint was created in this batch */
+    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica.c) */
+};
+
+/* Keys. Weights: expert 0x00 layer(4 BE) version(8 BE), so one expert's
+ * layers and one layer's versions are each a contiguous, ordered range. */
+#define SN_WKEY_MAX (SN_MAX_ID_LEN + 1 + 4 + 8)
+SN_HIDDEN size_t sn_wkey(unsigned char *k, const char *expert, size_t len, uint32_t layer,
+                         uint64_t version);
+SN_HIDDEN int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert,
+                            size_t *len, uint32_t *layer, uint64_t *version);
+SN_HIDDEN void sn_put_be(unsigned char *p, uint64_t v, int n);
+SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
+
+/* Checkpoints CF: 'C' id -> checkpoint; 'P' weight-key id -> "" (pin index). */
+#define SN_PIN_PREFIX 'P'
+#define SN_CP_PREFIX 'C'
+
+SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
+SN_HIDDEN int sn_check_id(const char *p, size_t len, const char *what, sn_err *e);
+SN_HIDDEN uint64_t sn_next_hlc(sn_store *s);
+SN_HIDDEN sn_batch *sn_batch_or_temp(sn_store *s, sn_batch *b, sn_err *e);
+SN_HIDDEN int sn_batch_finish(sn_batch *b, sn_batch *given, int rc, sn_err *e);
+SN_HIDDEN int sn_check_writable(sn_store *s, sn_err *e);
+
+/* Encode a record and add it to a batch. */
+SN_HIDDEN int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen,
+                                  unsigned type, const sn_value *map, const sn_part *parts,
+                                  size_t nparts, sn_codec codec, sn_err *e);
+/* Point-read and decode a non-payload record; SN_NOTFOUND when absent. */
+SN_HIDDEN int sn_get_record(sn_store *s, int cf, const void *key, size_t klen,
+                            unsigned type, sn_arena *a, sn_value *out, sn_err *e);
+/* Prefix e's message with the record's name; returns rc. */
+SN_HIDDEN int sn_record_err(sn_err *e, int rc, int cf, const unsigned char *k, size_t klen);
+/* "neural_weights/coding/layer 2/v3" style names for error messages. */
+SN_HIDDEN void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf,
+                               size_t cap);
+
+SN_HIDDEN int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *prefix,
+                                size_t plen, uint64_t *version, sn_err *e);
+SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix,
+                               size_t plen, sn_err *e);
+
+/* Replication hooks (sn_replica.c). A local write of a replicated record
+ * notes a log entry in its batch; the entry gets its sequence number and
+ * joins the batch at commit, so the log and the data never disagree and a
+ * dropped batch leaves no gap in the log. prev_origin NULL = no predecessor. */
+SN_HIDDEN int sn_replica_open(sn_store *s, sn_err *e);
+SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
+                              uint64_t hlc, uint64_t prev_hlc, const char *prev_origin,
+                              size_t prev_len, sn_err *e);
+/* Called by sn_batch_commit around rocksdb_write. */
+SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
+SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);
+SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
+
+/* Decode one stored weight value fully (payload and checksum included). */
+SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,
+                                size_t vlen, sn_err *e);
+
+#endif

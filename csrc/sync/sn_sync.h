@@ -1,0 +1,87 @@
+/* The transport-free sync engine: peers, heartbeats, anti-entropy rounds,
+ * eager pushes of local writes, and the wire messages, all driven by the
+ * caller's clock. It takes bytes in (sn_sync_receive) and leaves bytes out
+ * (the outbox); a transport, or a simulation, carries them. No sockets, no
+ * threads, no Lua. */
+#ifndef SN_SYNC_H
+#define SN_SYNC_H
+
+#include "store/sn_replica.h"
+
+#define SN_PROTO_VERSION 1
+
+typedef struct sn_sync sn_sync;
+
+typedef struct sn_sync_config {
+    char node_id[SN_MAX_ID_LEN + 1];
+    double sync_interval;         /* seconds between anti-entropy rounds */
+    double heartbeat_interval;
+    double peer_timeout;          /* silent this long: dead; half of it: suspect */
+    unsigned max_peers;
+    size_t max_message_bytes;
+    int weights, configs, checkpoints;   /* enable_*_sync */
+    double max_clock_offset_ms;   /* a record this far ahead of our clock is refused */
+    size_t chunk_bytes;           /* a record larger than this travels in chunks */
+    size_t max_reassembly_bytes;  /* chunk sets in flight from one peer, in bytes */
+    double chunk_timeout;         /* an idle incomplete chunk set is dropped after this */
+    sn_resolver resolver;
+} sn_sync_config;
+
+enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD };
+
+typedef struct sn_peer_info {
+    const char *id;
+    int state;
+    double last_seen;             /* engine time; -1 = never heard from */
+    int is_static;                /* added by the caller: never forgotten */
+} sn_peer_info;
+
+typedef struct sn_sync_stats {
+    uint64_t weights_sent, weights_received, configs_sent, configs_received;
+    uint64_t checkpoints_sent, checkpoints_received, conflicts, rejected;
+    uint64_t bytes_sent, bytes_received, sync_rounds;
+    uint64_t messages_sent, messages_received, duplicates, heartbeats_sent;
+    uint64_t chunks_sent, chunks_received, chunk_sets_completed;
+    uint64_t chunk_sets_dropped;   /* refused (over the cap), timed out, or made moot */
+    uint64_t chunk_sets_rejected;  /* inconsistent or forged: also counted in rejected */
+    uint64_t reassembly_bytes;     /* reserved by chunk sets in flight now */
+} sn_sync_stats;
+
+SN_HIDDEN void sn_sync_default_config(sn_sync_config *c);
+SN_HIDDEN int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e);
+SN_HIDDEN void sn_sync_free(sn_sync *y);
+/* The store may be re-pointed (the binding checks it is still open). */
+SN_HIDDEN void sn_sync_set_store(sn_sync *y, sn_store *s);
+SN_HIDDEN const sn_sync_config *sn_sync_config_of(const sn_sync *y);
+
+/* SN_EIO when max_peers is reached; adding a known peer makes it static. */
+SN_HIDDEN int sn_sync_add_peer(sn_sync *y, const char *id, size_t len, sn_err *e);
+SN_HIDDEN int sn_sync_remove_peer(sn_sync *y, const char *id, size_t len);
+SN_HIDDEN int sn_sync_tick(sn_sync *y, double now, sn_err *e);
+/* One message from a peer. Bad bytes are counted in stats.rejected and are
+ * not an error; only a failure of the store is. *accepted tells which. */
+SN_HIDDEN int sn_sync_receive(sn_sync *y, const char *peer, size_t plen, const void *data,
+                              size_t len, int *accepted, sn_err *e);
+/* Ask one peer for what we lack right now. */
+SN_HIDDEN int sn_sync_request(sn_sync *y, const char *peer, size_t plen, sn_err *e);
+/* Ask every known peer (sync_now). */
+SN_HIDDEN int sn_sync_request_all(sn_sync *y, sn_err *e);
+
+/* Outbox: take the oldest message; returns 0 when empty. The caller
+ * free()s *to and *bytes. */
+SN_HIDDEN int sn_sync_next_out(sn_sync *y, char **to, unsigned char **bytes, size_t *len);
+SN_HIDDEN size_t sn_sync_outbox_len(const sn_sync *y);
+
+SN_HIDDEN size_t sn_sync_peer_count(const sn_sync *y);
+SN_HIDDEN void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out);
+SN_HIDDEN const char *sn_sync_peer_state_name(int state);
+SN_HIDDEN void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out);
+SN_HIDDEN void sn_sync_count_rejected(sn_sync *y);
+
+/* The digest a heartbeat carries: a hash of the version vector. */
+SN_HIDDEN int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e);
+
+/* Decode and check a message without a store (the fuzz target's entry). */
+SN_HIDDEN int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e);
+
+#endif
