@@ -6,6 +6,7 @@
  * are bounded by ZMQ_MAXMSGSIZE (the peer is disconnected past it), queues
  * by ZMQ_SNDHWM/ZMQ_RCVHWM (a full queue drops our message rather than
  * growing: anti-entropy resends what was lost). */
+#include "base/sn_vec.h"
 #include "net/sn_net.h"
 
 #include <errno.h>
@@ -137,13 +138,7 @@ int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_e
     if (n->ndealers >= MAX_DEALERS) return sn_fail(e, SN_EIO, "too many connections");
     if (n->cfg.curve && (!server_key || strlen(server_key) != SN_Z85_KEY_LEN))
         return sn_fail(e, SN_EARG, "connecting under CURVE needs the peer's public key");
-    if (n->ndealers == n->cap) {
-        size_t cap = n->cap ? 2 * n->cap : 8;
-        dealer *d = realloc(n->dealers, cap * sizeof *d);
-        if (!d) return sn_fail(e, SN_ENOMEM, "out of memory");
-        n->dealers = d;
-        n->cap = cap;
-    }
+    if (SN_GROW(n->dealers, n->ndealers, n->cap, 8, e)) return e->code;
     void *s = zmq_socket(n->ctx, ZMQ_DEALER);
     if (!s) return zerr(e, "dealer socket");
     int one = 1;

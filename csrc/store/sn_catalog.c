@@ -11,13 +11,7 @@ typedef struct vlist { sn_value *items; size_t n, cap; } vlist;
 
 static int vlist_push(vlist *l, sn_value v, sn_err *e)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        sn_value *p = realloc(l->items, cap * sizeof *p);
-        if (!p) return sn_fail(e, SN_ENOMEM, "out of memory");
-        l->items = p;
-        l->cap = cap;
-    }
+    if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;
     l->items[l->n++] = v;
     return SN_OK;
 }

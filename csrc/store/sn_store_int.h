@@ -3,6 +3,7 @@
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
 
+#include "base/sn_vec.h"
 #include "store/sn_store.h"
 
 #include <rocksdb/c.h>
