@@ -127,7 +127,7 @@ fuzz-compress: deps-check
 
 # The codecs' own C test: exact round trips, rejection of damaged streams,
 # and a ratio/speed table per data kind.
-$(BUILD)/test_compress: spec/c/test_compress.c $(COMPRESS_SRCS) csrc/codec/sn_compress.h
+$(BUILD)/test_compress: spec/c/test_compress.c spec/c/codec_data.h $(COMPRESS_SRCS) csrc/codec/sn_compress.h
 	mkdir -p $(BUILD)
 	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc spec/c/test_compress.c $(COMPRESS_SRCS) \
 	  -o $@ -lz -lzstd -lm

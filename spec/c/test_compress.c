@@ -35,73 +35,7 @@ static int failures;
         }                                                           \
     } while (0)
 
-/* ---- data -------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double unit(void)
-{
-    return (double)(rng() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double gauss(double sigma)
-{
-    double u1 = unit(), u2 = unit();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return sigma * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-enum { DATA_RANDOM, DATA_GAUSS, DATA_UNIFORM, DATA_ZERO, DATA_HALF_ZERO, DATA_PRUNED, DATA_KINDS };
-static const char *const data_names[] = {"random bytes", "gaussian s=0.05", "uniform [-1,1]",
-                                         "all zero",     "50% zero",        "pruned rows"};
-
-static float make_float(int kind, size_t i)
-{
-    switch (kind) {
-    case DATA_GAUSS: return (float)gauss(0.05);
-    case DATA_UNIFORM: return (float)(2.0 * unit() - 1.0);
-    case DATA_ZERO: return 0.0f;
-    case DATA_HALF_ZERO: return unit() < 0.5 ? 0.0f : (float)gauss(0.05);
-    default: /* pruned: rows of 64 weights, half of the rows all zero */
-        return ((i / 64) * 0x9e3779b9u >> 7) & 1 ? 0.0f : (float)gauss(0.05);
-    }
-}
-
-/* Floats fill whole float32s; a ragged tail gets random bytes. */
-static unsigned char *make_data(int kind, size_t len)
-{
-    unsigned char *p = malloc(len ? len : 1);
-    if (!p) abort();
-    size_t i = 0;
-    for (; kind != DATA_RANDOM && i + 4 <= len; i += 4) {
-        float f = make_float(kind, i / 4);
-        memcpy(p + i, &f, 4);
-    }
-    for (; i < len; i++) p[i] = (unsigned char)rng();
-    return p;
-}
-
-static uint32_t bits_of(const unsigned char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return w;
-}
-
-static float float_of(uint32_t w)
-{
-    float f;
-    memcpy(&f, &w, 4);
-    return f;
-}
+#include "codec_data.h"
 
 /* ---- decode helpers ---------------------------------------------------- */
 
@@ -443,161 +377,184 @@ static void check_lane_choices(void)
     }
 }
 
-/* Streams built by hand: what the decoder must take and what it must refuse. */
-static void check_hand_built(void)
+/* Streams built by hand: what the decoder must take and what it must refuse.
+ * One fixture holds the data, its four byte lanes and a zstd frame of each
+ * (made with settings other than the encoder's: a decoder must take any
+ * valid frame, checksummed or not). */
+enum { HB_N = 300, HB_TAIL = 2, HB_LEN = 4 * HB_N + HB_TAIL, HB_ZCAP = 2 * HB_N + 64 };
+
+typedef struct hand_built {
+    unsigned char *src, lane[4][HB_N + 2], z[4][HB_ZCAP], buf[8 * HB_LEN];
+    size_t zl[4], len;
+    unsigned char zshort[HB_ZCAP], zlong[HB_ZCAP], znosize[HB_ZCAP], alt[2 * HB_ZCAP];
+    size_t zlen_short, zlen_long, zlen_nosize;
+} hand_built;
+
+static void hb_init(hand_built *h)
 {
-    enum { N = 300, TAIL = 2, LEN = 4 * N + TAIL, ZCAP = 2 * N + 64 };
-    unsigned char *src = make_data(DATA_GAUSS, LEN), lane[4][N + 2], buf[8 * LEN], z[4][ZCAP];
-    size_t zl[4], zlen_short, zlen_long, zlen_nosize;
-    unsigned char zshort[ZCAP], zlong[ZCAP], znosize[ZCAP], alt[2 * ZCAP];
-    /* zstd frames of other settings than the encoder's, one per lane: a
-     * decoder must take any valid frame, checksummed or not */
     static const int level[4] = {3, 19, -5, 1}, checksum[4] = {0, 1, 0, 1};
+    h->src = make_data(DATA_GAUSS, HB_LEN);
     for (unsigned k = 0; k < 4; k++) {
-        lane_of(lane[k], src, N, k);
-        zl[k] = zframe(lane[k], N, level[k], checksum[k], 1, z[k], sizeof z[k]);
+        lane_of(h->lane[k], h->src, HB_N, k);
+        h->zl[k] = zframe(h->lane[k], HB_N, level[k], checksum[k], 1, h->z[k], sizeof h->z[k]);
     }
-    zlen_short = zframe(lane[3], N - 1, 1, 0, 1, zshort, sizeof zshort);
-    lane[3][N] = lane[3][N - 1];
-    zlen_long = zframe(lane[3], N + 1, 1, 0, 1, zlong, sizeof zlong);
-    zlen_nosize = zframe(lane[3], N, 1, 0, 0, znosize, sizeof znosize);
-    CHECK(ZSTD_getFrameContentSize(znosize, zlen_nosize) == ZSTD_CONTENTSIZE_UNKNOWN,
+    h->zlen_short = zframe(h->lane[3], HB_N - 1, 1, 0, 1, h->zshort, sizeof h->zshort);
+    h->lane[3][HB_N] = h->lane[3][HB_N - 1];
+    h->zlen_long = zframe(h->lane[3], HB_N + 1, 1, 0, 1, h->zlong, sizeof h->zlong);
+    h->zlen_nosize = zframe(h->lane[3], HB_N, 1, 0, 0, h->znosize, sizeof h->znosize);
+    CHECK(ZSTD_getFrameContentSize(h->znosize, h->zlen_nosize) == ZSTD_CONTENTSIZE_UNKNOWN,
           "test setup: frame without a content size has one");
+}
 
-    /* builds header, lanes (coded per mask, lane 3 from l3/l3len when given), tail */
-    size_t len;
-#define BUILD(head, mask, l3, l3len, clen_delta)                                            \
-    do {                                                                                    \
-        len = 0;                                                                            \
-        buf[len++] = (unsigned char)(head);                                                 \
-        for (unsigned k = 0; k < 4; k++) {                                                  \
-            if ((mask) >> k & 1) {                                                          \
-                const unsigned char *alt3 = (l3);                                           \
-                const unsigned char *zz = k == 3 && alt3 ? alt3 : z[k];                     \
-                size_t zn = k == 3 && alt3 ? (size_t)(l3len) : zl[k];                       \
-                put_u32(buf + len, (uint32_t)(zn + (size_t)(k == 3 ? (clen_delta) : 0)));   \
-                len += 4;                                                                   \
-                memcpy(buf + len, zz, zn);                                                  \
-                len += zn;                                                                  \
-            } else {                                                                        \
-                memcpy(buf + len, lane[k], N);                                              \
-                len += N;                                                                   \
-            }                                                                               \
-        }                                                                                   \
-        memcpy(buf + len, src + 4 * N, TAIL);                                               \
-        len += TAIL;                                                                        \
-    } while (0)
+/* header, lanes (coded per mask; lane 3 from l3/l3len when given, its
+ * declared length off by clen_delta), tail */
+static void hb_build(hand_built *h, unsigned head, unsigned mask, const unsigned char *l3, size_t l3len,
+                     int clen_delta)
+{
+    size_t len = 0;
+    h->buf[len++] = (unsigned char)head;
+    for (unsigned k = 0; k < 4; k++) {
+        if (!(mask >> k & 1)) {
+            memcpy(h->buf + len, h->lane[k], HB_N);
+            len += HB_N;
+            continue;
+        }
+        const unsigned char *zz = k == 3 && l3 ? l3 : h->z[k];
+        size_t zn = k == 3 && l3 ? l3len : h->zl[k];
+        put_u32(h->buf + len, (uint32_t)(zn + (size_t)(k == 3 ? clen_delta : 0)));
+        len += 4;
+        memcpy(h->buf + len, zz, zn);
+        len += zn;
+    }
+    memcpy(h->buf + len, h->src + 4 * HB_N, HB_TAIL);
+    h->len = len + HB_TAIL;
+}
 
+/* build with lane 3 coded from l3 and expect a refusal */
+static void hb_refused(hand_built *h, const unsigned char *l3, size_t l3len, int clen_delta, const char *what)
+{
+    hb_build(h, SHUF_TAG | 0x80, 0x8, l3, l3len, clen_delta);
+    expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, what);
+}
+
+static void check_hand_built_tags(hand_built *h)
+{
     for (unsigned mask = 0; mask < 16; mask++) {
-        BUILD(SHUF_TAG | mask << 4, mask, NULL, 0, 0);
-        expect_decodes(buf, len, src, LEN, "hand-built lanes");
+        hb_build(h, SHUF_TAG | mask << 4, mask, NULL, 0, 0);
+        expect_decodes(h->buf, h->len, h->src, HB_LEN, "hand-built lanes");
         for (unsigned tag = 0; tag < 16; tag++)
             if (tag != SHUF_TAG) {
-                buf[0] = (unsigned char)(tag | mask << 4);
-                expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "other format tag");
+                h->buf[0] = (unsigned char)(tag | mask << 4);
+                expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, "other format tag");
             }
     }
-    {
-        /* a format 2 stream (lane 3 as raw deflate) under either tag */
-        z_stream d;
-        memset(&d, 0, sizeof d);
-        if (deflateInit2(&d, 1, Z_DEFLATED, -15, 9, Z_HUFFMAN_ONLY) != Z_OK) abort();
-        d.next_in = lane[3];
-        d.avail_in = N;
-        d.next_out = alt;
-        d.avail_out = sizeof alt;
-        if (deflate(&d, Z_FINISH) != Z_STREAM_END) abort();
-        size_t dl = d.total_out;
-        deflateEnd(&d);
-        BUILD(OLD_SHUF_TAG | 0x80, 0x8, alt, dl, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "format 2 stream");
-        buf[0] = SHUF_TAG | 0x80;
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "raw deflate lane under the format 3 tag");
-    }
-    BUILD(SHUF_TAG | 0x80, 0x8, zshort, zlen_short, 0);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded lane one byte short");
-    BUILD(SHUF_TAG | 0x80, 0x8, zlong, zlen_long, 0);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded lane one byte long");
-    BUILD(SHUF_TAG | 0x80, 0x8, znosize, zlen_nosize, 0);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame without a content size");
-    {
-        /* the N - 1 byte frame with its header patched to declare N: the
-         * size check passes, the frame must still not decode. Layout for a
-         * single-segment frame of 256..65791 bytes: magic, descriptor, then
-         * the size - 256 as u16. */
-        memcpy(alt, zshort, zlen_short);
-        CHECK(alt[4] == 0x60, "test setup: frame descriptor 0x%02x, want 0x60", alt[4]);
-        alt[5] = (unsigned char)((N - 256) & 0xff);
-        alt[6] = (unsigned char)((N - 256) >> 8);
-        CHECK(ZSTD_getFrameContentSize(alt, zlen_short) == N, "test setup: patched size");
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, zlen_short, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame declares more than it holds");
-        memcpy(alt, zlong, zlen_long);
-        alt[5] = (unsigned char)((N - 256) & 0xff);
-        alt[6] = (unsigned char)((N - 256) >> 8);
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, zlen_long, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "frame holds more than it declares");
-    }
-    {
-        /* a second frame after the lane's: empty, then skippable */
-        size_t l = zl[3];
-        memcpy(alt, z[3], l);
-        l += zframe(NULL, 0, 1, 0, 1, alt + l, sizeof alt - l);
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, l, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "empty frame after the lane's");
-        static const unsigned char skippable[12] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
-        memcpy(alt + zl[3], skippable, sizeof skippable);
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, zl[3] + sizeof skippable, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame after the lane's");
-        BUILD(SHUF_TAG | 0x80, 0x8, skippable, sizeof skippable, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame as the lane");
-        memcpy(alt, skippable, sizeof skippable);
-        memcpy(alt + sizeof skippable, z[3], zl[3]);
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, sizeof skippable + zl[3], 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "skippable frame before the lane's");
-    }
-    BUILD(SHUF_TAG | 0x80, 0x8, NULL, 0, 1);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length past the stream");
-    BUILD(SHUF_TAG | 0x80, 0x8, NULL, 0, -1);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length one short");
-    BUILD(SHUF_TAG | 0x80, 0x8, NULL, 0, 0);
-    put_u32(buf + 1 + 3 * N, 0xffffffffu);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length 2^32-1");
-    put_u32(buf + 1 + 3 * N, 0);
-    expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "coded length 0");
-    {
-        /* a byte after the zstd frame, inside the lane's length */
-        memcpy(alt, z[3], zl[3]);
-        alt[zl[3]] = 0;
-        BUILD(SHUF_TAG | 0x80, 0x8, alt, zl[3] + 1, 0);
-        expect_corrupt(SN_CODEC_SHUFFLE, buf, len, LEN, "trailing byte inside a coded lane");
-    }
-    BUILD(SHUF_TAG | 0xf0, 0xf, NULL, 0, 0);
-    for (size_t cut = 0; cut < len; cut++) expect_corrupt(SN_CODEC_SHUFFLE, buf, cut, LEN, "every truncation");
-    for (unsigned h = 0; h < 256; h++) {
-        unsigned char save = buf[0];
-        buf[0] = (unsigned char)h;
-        if (h != save) expect_survives(buf, len, LEN, "every header byte");
-        buf[0] = save;
-    }
-    for (size_t i = 1; i < len; i++) {
-        for (unsigned bit = 0; bit < 8; bit++) {
-            buf[i] ^= (unsigned char)(1u << bit);
-            expect_survives(buf, len, LEN, "one flipped bit");
-            buf[i] ^= (unsigned char)(1u << bit);
-        }
-    }
-    expect_decodes(buf, len, src, LEN, "after the flips");
+    /* a format 2 stream (lane 3 as raw deflate) under either tag */
+    z_stream d;
+    memset(&d, 0, sizeof d);
+    if (deflateInit2(&d, 1, Z_DEFLATED, -15, 9, Z_HUFFMAN_ONLY) != Z_OK) abort();
+    d.next_in = h->lane[3];
+    d.avail_in = HB_N;
+    d.next_out = h->alt;
+    d.avail_out = sizeof h->alt;
+    if (deflate(&d, Z_FINISH) != Z_STREAM_END) abort();
+    size_t dl = d.total_out;
+    deflateEnd(&d);
+    hb_build(h, OLD_SHUF_TAG | 0x80, 0x8, h->alt, dl, 0);
+    expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, "format 2 stream");
+    h->buf[0] = SHUF_TAG | 0x80;
+    expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, "raw deflate lane under the format 3 tag");
+}
+
+static void check_hand_built_frames(hand_built *h)
+{
+    unsigned char *alt = h->alt;
+    hb_refused(h, h->zshort, h->zlen_short, 0, "coded lane one byte short");
+    hb_refused(h, h->zlong, h->zlen_long, 0, "coded lane one byte long");
+    hb_refused(h, h->znosize, h->zlen_nosize, 0, "frame without a content size");
+    /* the N - 1 byte frame with its header patched to declare N: the size
+     * check passes, the frame must still not decode. Layout for a
+     * single-segment frame of 256..65791 bytes: magic, descriptor, then the
+     * size - 256 as u16. */
+    memcpy(alt, h->zshort, h->zlen_short);
+    CHECK(alt[4] == 0x60, "test setup: frame descriptor 0x%02x, want 0x60", alt[4]);
+    alt[5] = (unsigned char)((HB_N - 256) & 0xff);
+    alt[6] = (unsigned char)((HB_N - 256) >> 8);
+    CHECK(ZSTD_getFrameContentSize(alt, h->zlen_short) == HB_N, "test setup: patched size");
+    hb_refused(h, alt, h->zlen_short, 0, "frame declares more than it holds");
+    memcpy(alt, h->zlong, h->zlen_long);
+    alt[5] = (unsigned char)((HB_N - 256) & 0xff);
+    alt[6] = (unsigned char)((HB_N - 256) >> 8);
+    hb_refused(h, alt, h->zlen_long, 0, "frame holds more than it declares");
+    /* a second frame after the lane's: empty, then skippable */
+    size_t l = h->zl[3];
+    memcpy(alt, h->z[3], l);
+    l += zframe(NULL, 0, 1, 0, 1, alt + l, sizeof h->alt - l);
+    hb_refused(h, alt, l, 0, "empty frame after the lane's");
+    static const unsigned char skippable[12] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
+    memcpy(alt + h->zl[3], skippable, sizeof skippable);
+    hb_refused(h, alt, h->zl[3] + sizeof skippable, 0, "skippable frame after the lane's");
+    hb_refused(h, skippable, sizeof skippable, 0, "skippable frame as the lane");
+    memcpy(alt, skippable, sizeof skippable);
+    memcpy(alt + sizeof skippable, h->z[3], h->zl[3]);
+    hb_refused(h, alt, sizeof skippable + h->zl[3], 0, "skippable frame before the lane's");
+    /* a byte after the zstd frame, inside the lane's length */
+    memcpy(alt, h->z[3], h->zl[3]);
+    alt[h->zl[3]] = 0;
+    hb_refused(h, alt, h->zl[3] + 1, 0, "trailing byte inside a coded lane");
+}
+
+static void check_hand_built_lengths(hand_built *h)
+{
+    hb_refused(h, NULL, 0, 1, "coded length past the stream");
+    hb_refused(h, NULL, 0, -1, "coded length one short");
+    hb_build(h, SHUF_TAG | 0x80, 0x8, NULL, 0, 0);
+    put_u32(h->buf + 1 + 3 * HB_N, 0xffffffffu);
+    expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, "coded length 2^32-1");
+    put_u32(h->buf + 1 + 3 * HB_N, 0);
+    expect_corrupt(SN_CODEC_SHUFFLE, h->buf, h->len, HB_LEN, "coded length 0");
     /* coded lanes need n > 0 */
     for (size_t raw = 0; raw < 4; raw++) {
         unsigned char tiny[64] = {SHUF_TAG | 0x10};
         size_t tl = 1 + 4 + zframe(NULL, 0, 1, 0, 1, tiny + 5, sizeof tiny - 5);
         put_u32(tiny + 1, (uint32_t)(tl - 5));
-        memcpy(tiny + tl, src, raw);
+        memcpy(tiny + tl, h->src, raw);
         expect_corrupt(SN_CODEC_SHUFFLE, tiny, tl + raw, raw, "coded lane of an empty lane");
     }
-#undef BUILD
-    free(src);
+}
+
+/* every truncation, every header byte, every single flipped bit */
+static void check_hand_built_damage(hand_built *h)
+{
+    hb_build(h, SHUF_TAG | 0xf0, 0xf, NULL, 0, 0);
+    unsigned char *buf = h->buf;
+    for (size_t cut = 0; cut < h->len; cut++) expect_corrupt(SN_CODEC_SHUFFLE, buf, cut, HB_LEN, "every truncation");
+    for (unsigned v = 0; v < 256; v++) {
+        unsigned char save = buf[0];
+        buf[0] = (unsigned char)v;
+        if (v != save) expect_survives(buf, h->len, HB_LEN, "every header byte");
+        buf[0] = save;
+    }
+    for (size_t i = 1; i < h->len; i++) {
+        for (unsigned bit = 0; bit < 8; bit++) {
+            buf[i] ^= (unsigned char)(1u << bit);
+            expect_survives(buf, h->len, HB_LEN, "one flipped bit");
+            buf[i] ^= (unsigned char)(1u << bit);
+        }
+    }
+    expect_decodes(buf, h->len, h->src, HB_LEN, "after the flips");
+}
+
+static void check_hand_built(void)
+{
+    hand_built *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    hb_init(h);
+    check_hand_built_tags(h);
+    check_hand_built_frames(h);
+    check_hand_built_lengths(h);
+    check_hand_built_damage(h);
+    free(h->src);
+    free(h);
 }
 
 /* The sample promises a coded lane that then does not fit: the lane must
