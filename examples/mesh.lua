@@ -172,11 +172,10 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 
-local function main()
-  local root = os.tmpname()
-  os.remove(root)
-  assert(os.execute("mkdir -p " .. q(root)))
-  local stopfile = root .. "/stop"
+--- Starts children with their output in a log each under root. Returns
+-- launch(role, ...) -> child, pump() which prints the new lines of every
+-- child's log prefixed by its role, and wait_for(child, pattern) -> capture.
+local function children(root)
   local procs = {}
   local function launch(role, ...)
     local log = root .. "/" .. role .. ".log"
@@ -216,29 +215,26 @@ local function main()
     end
     error(p.role .. " did not print " .. pattern)
   end
+  return launch, pump, wait_for
+end
 
-  local ok, err = pcall(function()
-    local tr = launch("trainer", stopfile)
-    local trainer_addr = wait_for(tr, "^address (%S+)")
-    local relay = launch("relay", trainer_addr, stopfile)
-    local relay_addr = wait_for(relay, "^address (%S+)")
-    local watcher = launch("watcher", relay_addr, stopfile)
-    wait_for(watcher, "^(done)")
-    assert(io.open(stopfile, "w")):close()
-    wait_for(relay, "^(done)")
-    wait_for(tr, "^(done)")
-    sleep(0.2)   -- the processes close their stores after saying done
-  end)
-  pump()
-  if not ok then
-    say("mesh: %s", tostring(err))
-    assert(io.open(stopfile, "w")):close()
-    sleep(1)
-    os.execute("rm -rf " .. q(root))
-    return 1
-  end
+--- Trainer, then relay, then watcher, each started once the one it connects
+-- to has printed its address; returns when all three have said done.
+local function run_mesh(launch, wait_for, stopfile)
+  local tr = launch("trainer", stopfile)
+  local trainer_addr = wait_for(tr, "^address (%S+)")
+  local relay = launch("relay", trainer_addr, stopfile)
+  local relay_addr = wait_for(relay, "^address (%S+)")
+  local watcher = launch("watcher", relay_addr, stopfile)
+  wait_for(watcher, "^(done)")
+  assert(io.open(stopfile, "w")):close()
+  wait_for(relay, "^(done)")
+  wait_for(tr, "^(done)")
+  sleep(0.2)   -- the processes close their stores after saying done
+end
 
-  -- every store holds the same bytes, and answers the same
+-- every store holds the same bytes, and answers the same
+local function converged(root)
   local prints, answers = {}, {}
   for _, role in ipairs { "trainer", "relay", "watcher" } do
     local store = assert(synaptic.open(root .. "/" .. role))
@@ -256,8 +252,27 @@ local function main()
   say("watcher fingerprint %s  byte-equal: %s", fnv(prints.watcher), prints.watcher == prints.trainer and "yes" or "NO")
   say("same answer from a runtime on each store: %s", same_answer and "yes" or "NO")
   say(same and same_answer and "converged: yes" or "converged: NO")
+  return same and same_answer
+end
+
+local function main()
+  local root = os.tmpname()
+  os.remove(root)
+  assert(os.execute("mkdir -p " .. q(root)))
+  local stopfile = root .. "/stop"
+  local launch, pump, wait_for = children(root)
+  local ok, err = pcall(run_mesh, launch, wait_for, stopfile)
+  pump()
+  if not ok then
+    say("mesh: %s", tostring(err))
+    assert(io.open(stopfile, "w")):close()
+    sleep(1)
+    os.execute("rm -rf " .. q(root))
+    return 1
+  end
+  local all_same = converged(root)
   os.execute("rm -rf " .. q(root))
-  return (same and same_answer) and 0 or 1
+  return all_same and 0 or 1
 end
 
 local role = arg and arg[1]
