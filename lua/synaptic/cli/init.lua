@@ -735,7 +735,7 @@ end
 local function find_demo()
   local candidates = {}
   local dir = module_dir()
-  if dir then candidates[#candidates + 1] = dir .. "/../../examples/persistence_demo.lua" end
+  if dir then candidates[#candidates + 1] = dir .. "/../../../examples/persistence_demo.lua" end
   candidates[#candidates + 1] = "examples/persistence_demo.lua"
   for _, c in ipairs(candidates) do
     if is_file(c) then return c end
