@@ -148,9 +148,10 @@ rockcheck: deps-check
 	  $(LUA) -e 'local s = require "synaptic"; assert(s.floats(3)); print("rockspec ok: synaptic " .. s.version)'
 
 install: all
-	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic $(DESTDIR)$(INST_BINDIR)
+	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic/cli $(DESTDIR)$(INST_BINDIR)
 	cp $(CORE_SO) $(DESTDIR)$(INST_LIBDIR)/synaptic/core.so
 	cp lua/synaptic/*.lua $(DESTDIR)$(INST_LUADIR)/synaptic/
+	cp lua/synaptic/cli/*.lua $(DESTDIR)$(INST_LUADIR)/synaptic/cli/
 	[ ! -f bin/synaptic ] || install -m 0755 bin/synaptic $(DESTDIR)$(INST_BINDIR)/synaptic
 
 clean:

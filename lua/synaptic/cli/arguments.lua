@@ -1,0 +1,113 @@
+--- The command line's grammar: one argparse parser for every command, and
+-- the -h/--help lookup that argparse cannot do without exiting.
+local argparse = require "argparse"
+
+local arguments = {}
+
+local function positive_integer(what)
+  return function(s)
+    local n = math.tointeger(tonumber(s))
+    if n and n > 0 then return n end
+    return nil, ("%s must be a positive integer, got '%s'"):format(what, s)
+  end
+end
+
+local function positive_number(what)
+  return function(s)
+    local n = tonumber(s)
+    if n and n > 0 and n < 1e9 then return n end
+    return nil, ("%s must be a positive number, got '%s'"):format(what, s)
+  end
+end
+
+local function json_flag(c) c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout.") end
+local function store_arg(c) c:argument("store", "Path of the store.") end
+
+local function add_store_commands(p)
+  local c = p:command("info", "Storage statistics, and every expert with its layers, versions and parameters.")
+  store_arg(c) json_flag(c)
+
+  c = p:command("checkpoints", "List checkpoints, oldest first.")
+  store_arg(c) json_flag(c)
+
+  c = p:command("verify", "Check every record, checksum and checkpoint pin; exit 1 if anything is wrong.")
+  store_arg(c) json_flag(c)
+
+  c = p:command("compact", "Compact the store's files.")
+  store_arg(c)
+
+  c = p:command("backup", "Add an incremental backup of the store to DIR; prints the backup id.")
+  store_arg(c) c:argument("dir", "Backup directory (created if needed).") json_flag(c)
+
+  c = p:command("restore", "Restore a backup from DIR into the store path (the latest unless --id).")
+  c:argument("store", "Path to restore into; must be absent or empty unless --force.")
+  c:argument("dir", "Backup directory.")
+  c:option("--id", "Backup id to restore."):argname("<n>"):convert(positive_integer("--id"))
+  c:flag("--force", "Restore even if the store path is not empty.")
+end
+
+local function add_transfer_commands(p)
+  local c = p:command("export", "Write an expert's weights to a safetensors file.")
+  store_arg(c) c:argument("expert", "Expert id.") c:argument("file", "safetensors file to write.")
+  c:mutex(
+    c:option("--version", "Export this version of every layer (default: the latest).")
+      :argname("<n>"):convert(positive_integer("--version")),
+    c:option("--checkpoint", "Export the versions this checkpoint pins."):argname("<id>"))
+  json_flag(c)
+
+  c = p:command("import", "Read a safetensors file written by export (layer<N>.weight/.bias) as new versions.")
+  store_arg(c) c:argument("expert", "Expert id to import into.") c:argument("file", "safetensors file to read.")
+  c:flag("--create", "Create the store if it does not exist.")
+  json_flag(c)
+
+  c = p:command("serve", "Sync the store with peers over ZeroMQ (P2P); prints the bound address first, stats at exit.")
+  store_arg(c)
+  c:option("--listen", "Endpoint to listen on, e.g. tcp://127.0.0.1:0 (port 0: any free port)."):argname("<endpoint>")
+  c:option("--peer", "A peer's endpoint to connect to (repeatable)."):argname("<endpoint>"):count("*")
+  c:option("--node-id", "This node's id (default: the store's origin)."):argname("<id>")
+  c:option("--seconds", "Run this long, then exit (default: for ever)."):argname("<s>")
+    :convert(positive_number("--seconds"))
+  c:option("--heartbeat", "Seconds between heartbeats."):argname("<s>")
+    :convert(positive_number("--heartbeat")):default("1")
+  c:option("--sync-interval", "Seconds between anti-entropy rounds."):argname("<s>")
+    :convert(positive_number("--sync-interval")):default("10")
+  json_flag(c)
+end
+
+function arguments.parser()
+  local p = argparse("synaptic", "Inspect and maintain a synaptic store.")
+    :epilog("Usage is synaptic COMMAND STORE [ARGS]; 'synaptic COMMAND --help' describes one command.\n" ..
+            "Exit codes: 0 success, 1 failure, 2 usage error.")
+    :command_target("command")
+    :help_max_width(80)
+  p:flag("--version", "Print the synaptic version and exit.")
+  add_store_commands(p)
+  add_transfer_commands(p)
+  local c = p:command("demo", "Run examples/persistence_demo.lua.")
+  c:argument("dir", "Where the demo keeps its store (default: a new temporary directory); it is replaced.")
+    :args("?")
+  c:flag("--force", "Let the demo replace DIR even if it holds other files.")
+  return p
+end
+
+-- argparse's own --help prints and calls os.exit; run() must return instead,
+-- so -h/--help is found here first: the help text of the command it follows,
+-- or the program's; nil when help was not asked for.
+function arguments.help_request(parser, argv)
+  local command
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then
+      if command then
+        for _, c in ipairs(parser._commands) do
+          if c._name == command then return c:get_help() end
+        end
+      end
+      return parser:get_help()
+    end
+    if not command and a:sub(1, 1) ~= "-" then command = a end
+  end
+  return nil
+end
+
+return arguments

@@ -1,0 +1,135 @@
+--- Read-only commands: info, checkpoints, verify.
+local synaptic = require "synaptic"
+local common = require "synaptic.cli.common"
+local output = require "synaptic.cli.output"
+
+local check, fail = common.check, common.fail
+local array, out, null = output.array, output.out, output.null
+
+local commands = {}
+
+-- Every expert with its config, layers and parameter count.
+local function describe_experts(store)
+  local experts = array()
+  for _, id in ipairs(check(store:list_experts()) or {}) do
+    local cfg = check(store:get_config(id))
+    local e = { id = id, config = cfg or null, parameter_count = 0, layers = array() }
+    for _, l in ipairs(common.expert_layers(store, id)) do
+      local w, b, info = common.get_weights(store, id, l.layer)
+      if w then
+        e.parameter_count = e.parameter_count + #w + #b
+        e.layers[#e.layers + 1] = {
+          layer = l.layer, versions = array(l.versions), latest = info.version,
+          shape = info.shape and array(info.shape) or null,
+          weights = #w, biases = #b, codec = info.codec,
+          raw_bytes = info.raw_bytes, stored_bytes = info.stored_bytes,
+          timestamp = info.timestamp,
+        }
+      end
+    end
+    experts[#experts + 1] = e
+  end
+  return experts
+end
+
+local function print_expert(e)
+  local cfg = e.config ~= null and e.config or nil
+  local about = {}
+  if cfg and cfg.domain then about[#about + 1] = "domain " .. tostring(cfg.domain) end
+  if cfg and type(cfg.architecture) == "table" then
+    about[#about + 1] = "architecture " .. table.concat(cfg.architecture, "-")
+  end
+  about[#about + 1] = ("%d parameters in %d layer%s"):format(
+    e.parameter_count, #e.layers, #e.layers == 1 and "" or "s")
+  out("")
+  out("%s: %s", e.id, table.concat(about, ", "))
+  if #e.layers > 0 then
+    out("  %-6s %-8s %-9s %-10s %9s  %-8s %s", "layer", "version", "versions", "shape",
+        "params", "codec", "stored")
+  end
+  for _, l in ipairs(e.layers) do
+    local vs = l.versions
+    local range = #vs == 1 and tostring(vs[1]) or ("%d-%d"):format(vs[1], vs[#vs])
+    out("  %-6d %-8d %-9s %-10s %9d  %-8s %s", l.layer, l.latest, range,
+        output.shape_text(l.shape ~= null and l.shape or { l.weights }),
+        l.weights + l.biases, l.codec, output.human(l.stored_bytes))
+  end
+end
+
+function commands.info(args)
+  local store <close> = common.open_store(args.store, { read_only = true })
+  local stats = check(store:storage_stats())
+  local experts = describe_experts(store)
+  if args.json then
+    output.print_json { store = args.store, synaptic_version = synaptic.version,
+                        storage = stats, experts = experts }
+    return 0
+  end
+  local human = output.human
+  out("store        %s (synaptic %s)", args.store, synaptic.version)
+  out("size         %s in %d files", stats.human_size, stats.file_count)
+  out("weights      %d records: %s raw, %s stored (%.1f%%)", stats.weight_records,
+      human(stats.raw_bytes), human(stats.stored_bytes), 100 * stats.compression_ratio)
+  out("checkpoints  %d", stats.checkpoint_count)
+  out("experts      %d", #experts)
+  for _, e in ipairs(experts) do print_expert(e) end
+  return 0
+end
+
+function commands.checkpoints(args)
+  local store <close> = common.open_store(args.store, { read_only = true })
+  local list = array()
+  for _, id in ipairs(check(store:list_checkpoints()) or {}) do
+    local cp = check(store:get_checkpoint(id))
+    if cp then
+      list[#list + 1] = {
+        id = cp.id or id, created_at = cp.created_at, created_at_iso = output.iso_time(cp.created_at),
+        system_version = cp.system_version or null,
+        pin_count = #(cp.pins or {}), expert_count = #(cp.expert_states or {}),
+        pins = array(cp.pins or {}),
+      }
+    end
+  end
+  if args.json then
+    output.print_json { store = args.store, checkpoints = list }
+    return 0
+  end
+  if #list == 0 then
+    out("no checkpoints in %s", args.store)
+    return 0
+  end
+  out("%-36s  %-20s  %-12s  %5s  %7s", "id", "created_at", "version", "pins", "experts")
+  for _, c in ipairs(list) do
+    local v = c.system_version ~= null and tostring(c.system_version) or "-"
+    out("%-36s  %-20s  %-12s  %5d  %7d", c.id, c.created_at_iso, v, c.pin_count, c.expert_count)
+  end
+  return 0
+end
+
+function commands.verify(args)
+  local store <close> = common.open_store(args.store, { read_only = true })
+  local done = output.progress(args, "verifying " .. args.store)
+  local ok, report = store:verify()
+  done()
+  if ok == nil then fail("verify: %s", output.one_line(report)) end
+  local problems = array()
+  for i, p in ipairs(report.problems or {}) do
+    problems[i] = { where = p.where, error = p.error }
+  end
+  local records = report.records or 0
+  if args.json then
+    output.print_json { store = args.store, ok = ok, records = records, problems = problems }
+  elseif ok then
+    out("ok: %d records verified, no problems", records)
+  else
+    for _, p in ipairs(problems) do out("%s: %s", tostring(p.where), tostring(p.error)) end
+  end
+  if not ok then
+    local first = problems[1]
+    fail("verify failed: %d problem%s in %d records%s", #problems, #problems == 1 and "" or "s",
+         records, first and (" (first: %s: %s)"):format(first.where, output.one_line(first.error)) or "")
+  end
+  return 0
+end
+
+return commands

@@ -1,0 +1,74 @@
+--- Commands that look after a store's files: compact, backup, restore.
+local synaptic = require "synaptic"
+local common = require "synaptic.cli.common"
+local output = require "synaptic.cli.output"
+
+local check, fail = common.check, common.fail
+local out, human, one_line = output.out, output.human, output.one_line
+
+local commands = {}
+
+function commands.compact(args)
+  local store <close> = common.open_store(args.store)
+  local before = check(store:storage_stats())
+  local done = output.progress(args, "compacting " .. args.store)
+  local ok, err = store:compact()
+  done()
+  if not ok then fail("compact: %s", one_line(err)) end
+  local after = check(store:storage_stats())
+  out("compacted %s: %s in %d files -> %s in %d files", args.store,
+      human(before.total_bytes), before.file_count, human(after.total_bytes), after.file_count)
+  return 0
+end
+
+function commands.backup(args)
+  local store <close> = common.open_store(args.store)
+  local done = output.progress(args, "backing up " .. args.store .. " to " .. args.dir)
+  local id, err = store:backup(args.dir)
+  done()
+  if not id then fail("backup: %s", one_line(err)) end
+  if args.json then
+    local entry = { id = id, dir = args.dir }
+    for _, b in ipairs(synaptic.list_backups(args.dir) or {}) do
+      if b.id == id then entry.timestamp, entry.size, entry.files = b.timestamp, b.size, b.files end
+    end
+    output.print_json(entry)
+  else
+    out("%d", id)
+  end
+  return 0
+end
+
+-- The latest backup in dir, or the one with id `wanted`.
+local function choose_backup(dir, wanted)
+  local backups, err = synaptic.list_backups(dir)
+  if not backups then fail("%s", one_line(err)) end
+  if #backups == 0 then fail("no backups in '%s'", dir) end
+  if not wanted then return backups[#backups] end
+  local ids = {}
+  for _, b in ipairs(backups) do
+    if b.id == wanted then return b end
+    ids[#ids + 1] = tostring(b.id)
+  end
+  fail("no backup %d in '%s' (there are: %s)", wanted, dir, table.concat(ids, ", "))
+end
+
+function commands.restore(args)
+  local store_path, dir = args.store, args.dir
+  if common.exists(store_path) then
+    if common.is_file(store_path) then fail("'%s' exists and is not a directory", store_path) end
+    if not common.dir_is_empty(store_path) and not args.force then
+      fail("'%s' exists and is not empty; use --force to replace it", store_path)
+    end
+  end
+  local chosen = choose_backup(dir, args.id)
+  local done = output.progress(args, ("restoring backup %d into %s"):format(chosen.id, store_path))
+  local ok, rerr = synaptic.restore_backup(dir, store_path, chosen.id)
+  done()
+  if not ok then fail("restore: %s", one_line(rerr)) end
+  out("restored backup %d (%s, %s) into %s", chosen.id, output.iso_time(chosen.timestamp),
+      human(chosen.size or 0), store_path)
+  return 0
+end
+
+return commands
