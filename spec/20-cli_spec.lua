@@ -1,6 +1,6 @@
 -- The `synaptic` command: every command through the real bin/synaptic in a
--- subprocess (exit codes, stdout/stderr, --json), the safetensors reader and
--- writer, and cli.run() in-process. Export and import: 22-cli_transfer_spec.
+-- subprocess (exit codes, stdout/stderr, --json), and cli.run() in-process.
+-- The safetensors module: 21-safetensors_spec. Export and import: 22-cli_transfer_spec.
 local synaptic = require "synaptic"
 local cjson = require "cjson"
 local cli = require "synaptic.cli"
@@ -373,53 +373,5 @@ describe("cli.run in-process", function()
     code, out, err = capture { "info", root .. "/missing" }
     assert.equal(1, code)
     assert.matches("^synaptic: no store at", err)
-  end)
-end)
-
-describe("cli.safetensors", function()
-  local st = cli.safetensors
-
-  it("encodes deterministically with an aligned header and decodes back", function()
-    local w = synaptic.floats { 1, -2, 3.5, 1e-30, 0, 6 }
-    local b = synaptic.floats { 0.5, 0.25 }
-    local tensors = { { name = "layer1.weight", shape = { 2, 3 }, data = w },
-                      { name = "layer1.bias", shape = { 2 }, data = b } }
-    local data = st.encode(tensors, { format = "synaptic", expert_id = "x" })
-    assert.equal(data, st.encode(tensors, { expert_id = "x", format = "synaptic" }))
-    local n = string.unpack("<I8", data)
-    assert.equal(0, n % 8)
-    assert.equal(8 + n + 32, #data)
-    local t = assert(st.decode(data))
-    assert.same({ "layer1.weight", "layer1.bias" }, t.order)
-    assert.same({ 2, 3 }, t.tensors["layer1.weight"].shape)
-    assert.equal(w:tobytes(), t.tensors["layer1.weight"].bytes)
-    assert.equal(b:tobytes(), t.tensors["layer1.bias"].bytes)
-    assert.same({ format = "synaptic", expert_id = "x" }, t.metadata)
-  end)
-
-  it("handles empty tensors and no metadata", function()
-    local data = st.encode { { name = "a", shape = { 1 }, data = synaptic.floats { 7 } },
-                             { name = "b", shape = { 0 }, data = "" } }
-    local t = assert(st.decode(data))
-    assert.same({}, t.metadata)
-    assert.equal("", t.tensors.b.bytes)
-    assert.same({ 0 }, t.tensors.b.shape)
-  end)
-
-  it("returns nil and a reason for malformed input, never raises", function()
-    local ok_data = st.encode { { name = "a", shape = { 2 }, data = synaptic.floats { 1, 2 } } }
-    for cut = 0, #ok_data - 1 do
-      local t, err = st.decode(ok_data:sub(1, cut))
-      assert.is_nil(t)
-      assert.is_string(err)
-      assert.not_matches("\n", err)
-    end
-    -- every single-byte change either decodes or gives a reason
-    for i = 1, #ok_data do
-      local mutated = ok_data:sub(1, i - 1) .. string.char((ok_data:byte(i) + 101) % 256) .. ok_data:sub(i + 1)
-      local ok, t, err = pcall(st.decode, mutated)
-      assert.is_true(ok, t)
-      assert.is_true(t ~= nil or type(err) == "string")
-    end
   end)
 end)

@@ -7,15 +7,12 @@
 -- progress line), common (failures, files, opening a store), and the
 -- commands by concern: inspect (info, checkpoints, verify), maintain
 -- (compact, backup, restore), transfer (export, import), serve, demo.
--- `cli.safetensors` is synaptic.safetensors, kept here for older callers.
 local synaptic = require "synaptic"
 local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
 local cli = {}
-
-cli.safetensors = require "synaptic.safetensors"
 
 local commands = {}
 for _, group in ipairs { "inspect", "maintain", "transfer", "serve", "demo" } do
