@@ -15,6 +15,8 @@ incremental backups.
 }
 dependencies = {
    "lua >= 5.4",
+   "argparse",
+   "lua-cjson",
 }
 external_dependencies = {
    ROCKSDB = { header = "rocksdb/c.h", library = "rocksdb" },
@@ -41,4 +43,5 @@ build = {
    },
    build_target = "all",
    install_target = "install",
+   copy_directories = { "docs", "examples" },
 }
