@@ -160,6 +160,7 @@ rockcheck: deps-check
 	test -f $(ROCK_TREE)/lib/luarocks/rocks-$(LUA_VERSION)/synaptic/scm-1/docs/api.md
 	test -f $(ROCK_TREE)/lib/luarocks/rocks-$(LUA_VERSION)/synaptic/scm-1/examples/persistence_demo.lua
 	$(ROCK_TREE)/bin/synaptic --version
+	rm -rf $(BUILD)/rockdemo && mkdir -p $(BUILD)/rockdemo && $(ROCK_TREE)/bin/synaptic demo $(BUILD)/rockdemo/store > $(BUILD)/rockdemo.log
 
 install: all
 	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic/cli $(DESTDIR)$(INST_BINDIR)

@@ -6,13 +6,29 @@ local fail, shell_quote = common.fail, common.shell_quote
 
 local commands = {}
 
--- Beside the source tree this module was loaded from, or under the
--- current directory.
+-- The examples a LuaRocks tree keeps for an installed rock:
+-- TREE/share/lua/5.4/synaptic/cli (this module) and
+-- TREE/lib/luarocks/rocks-5.4/synaptic/VERSION/examples (copy_directories).
+local function installed_demo(dir)
+  local tree = dir .. "/../../../../.."
+  local v = _VERSION:match("%d+%.%d+")
+  local p = io.popen("ls -d " .. shell_quote(tree) .. "/lib/luarocks/rocks-" .. v
+                     .. "/synaptic/*/examples/persistence_demo.lua 2>/dev/null")
+  local found = p and p:read("l")
+  if p then p:close() end
+  return found
+end
+
+-- Beside the source tree this module was loaded from, in the LuaRocks tree
+-- it was installed to, or under the current directory.
 local function find_demo()
   local candidates = {}
   local path = package.searchpath("synaptic.cli.demo", package.path)
   local dir = path and path:match("^(.*)/[^/]*$")
-  if dir then candidates[#candidates + 1] = dir .. "/../../../examples/persistence_demo.lua" end
+  if dir then
+    candidates[#candidates + 1] = dir .. "/../../../examples/persistence_demo.lua"
+    candidates[#candidates + 1] = installed_demo(dir)
+  end
   candidates[#candidates + 1] = "examples/persistence_demo.lua"
   for _, c in ipairs(candidates) do
     if common.is_file(c) then return c end
