@@ -197,6 +197,45 @@ int sn_push_local(sn_sync *y, sn_err *e)
     return rc;
 }
 
+/* The asker's seq for origin in its "have" list; 0 when it lists none. */
+static uint64_t their_seq(const sn_value *have, const char *origin)
+{
+    uint64_t theirs = 0;
+    for (size_t j = 0; j < have->u.a.n; j++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
+        if (o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, origin, SN_ORIGIN_LEN) == 0)
+            theirs = (uint64_t)sn_map_get(&have->u.a.items[j], "seq")->u.i;
+    }
+    return theirs;
+}
+
+/* An origin the asker has entries of and we know nothing about. */
+static int asker_knows_more(const sn_value *have, const sn_vv *vv)
+{
+    for (size_t j = 0; j < have->u.a.n; j++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
+        int known = 0;
+        for (size_t i = 0; i < vv->n && !known; i++)
+            known = o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, vv->items[i].origin, SN_ORIGIN_LEN) == 0;
+        if (!known && sn_map_get(&have->u.a.items[j], "seq")->u.i > 0) return 1;
+    }
+    return 0;
+}
+
+/* Where to resume the record (origin, seq) of len bytes: the end of the
+ * asker's partial copy when the request names this record, else 0. */
+static size_t resume_offset(const sn_value *fields, const char *origin, uint64_t seq, size_t len)
+{
+    const sn_value *po = sn_map_get(fields, "partial_origin");
+    const sn_value *ps = sn_map_get(fields, "partial_seq");
+    const sn_value *pf = sn_map_get(fields, "partial_off");
+    if (po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN && ps->type == SN_INT &&
+        pf->type == SN_INT && (uint64_t)ps->u.i == seq &&
+        memcmp(po->u.s.p, origin, SN_ORIGIN_LEN) == 0 && (uint64_t)pf->u.i < len)
+        return (size_t)pf->u.i;
+    return 0;
+}
+
 /* Everything we hold past the asker's vector, within one message's budget. */
 int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
 {
@@ -209,15 +248,8 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
     int more = 0, asker_ahead = 0, chunked = 0;
     size_t budget = y->cfg.max_message_bytes - MESSAGE_OVERHEAD;
     const sn_value *po = sn_map_get(fields, "partial_origin");
-    const sn_value *ps = sn_map_get(fields, "partial_seq");
-    const sn_value *pf = sn_map_get(fields, "partial_off");
     for (size_t i = 0; !rc && i < vv.n && !more && !chunked; i++) {
-        uint64_t theirs = 0;
-        for (size_t j = 0; j < have->u.a.n; j++) {
-            const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
-            if (o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0)
-                theirs = (uint64_t)sn_map_get(&have->u.a.items[j], "seq")->u.i;
-        }
+        uint64_t theirs = their_seq(have, vv.items[i].origin);
         if (theirs > vv.items[i].seq) asker_ahead = 1;
         /* entries we sent this peer a moment ago are on their way: the
          * request crossed them (unless it names one as half-received) */
@@ -242,12 +274,7 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
                 if (b.n) rc = sn_send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, 0, e);
                 sn_builder_free(&b);
                 sn_builder_init(&b);
-                size_t start = 0, next;
-                if (po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN && ps->type == SN_INT &&
-                    pf->type == SN_INT && (uint64_t)ps->u.i == seq &&
-                    memcmp(po->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0 &&
-                    (uint64_t)pf->u.i < bytes.len)
-                    start = (size_t)pf->u.i;
+                size_t start = resume_offset(fields, vv.items[i].origin, seq, bytes.len), next;
                 int after = seq < vv.items[i].seq || i + 1 < vv.n;
                 if (!rc) rc = sn_send_chunks(y, p, SN_MSG_SYNC_RESPONSE, &en, bytes.data, bytes.len,
                                              start, budget, after, &next, e);
@@ -265,13 +292,7 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
         }
     }
     /* origins the asker knows and we do not: ask back (push-pull) */
-    for (size_t j = 0; !rc && !asker_ahead && j < have->u.a.n; j++) {
-        const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
-        int known = 0;
-        for (size_t i = 0; i < vv.n && !known; i++)
-            known = o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0;
-        if (!known && sn_map_get(&have->u.a.items[j], "seq")->u.i > 0) asker_ahead = 1;
-    }
+    if (!rc && !asker_ahead) asker_ahead = asker_knows_more(have, &vv);
     free(vv.items);
     if (!rc && !chunked) rc = sn_send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, more, e);
     sn_builder_free(&b);
