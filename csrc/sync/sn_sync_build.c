@@ -72,22 +72,23 @@ void sn_builder_free(builder *b)
     sn_arena_free(&b->a);
 }
 
+/* Room for one more entry: the three arrays grow together. */
+static int builder_reserve(builder *b, sn_err *e)
+{
+    if (b->n < b->cap) return SN_OK;
+    size_t cap = sn_next_cap(b->cap, 16);
+    if (SN_RESIZE(b->entries, cap, e) || SN_RESIZE(b->parts, cap, e) || SN_RESIZE(b->owned, cap, e))
+        return e->code;
+    b->cap = cap;
+    return SN_OK;
+}
+
 /* Takes ownership of bytes. total > 0: bytes are the piece at off of a
  * record of total bytes (a chunk). */
 static int builder_add_piece(builder *b, const sn_entry *en, unsigned char *bytes, size_t len,
                              size_t total, size_t off, sn_err *e)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 16;
-        sn_value *v = realloc(b->entries, cap * sizeof *v);
-        if (v) b->entries = v;
-        sn_part *p = v ? realloc(b->parts, cap * sizeof *p) : NULL;
-        if (p) b->parts = p;
-        unsigned char **o = p ? realloc(b->owned, cap * sizeof *o) : NULL;
-        if (o) b->owned = o;
-        if (!o) { free(bytes); return sn_fail(e, SN_ENOMEM, "out of memory"); }
-        b->cap = cap;
-    }
+    if (builder_reserve(b, e)) { free(bytes); return e->code; }
     sn_value m;
     int rc = sn_record_map(&sn_schema_log_entry, &b->a, &m, e);
     const char *key = rc ? NULL : sn_arena_strdup(&b->a, (const char *)en->key, en->klen);

@@ -86,9 +86,7 @@ static int new_partial(sn_sync *y, const peer *p, const sn_entry *en, size_t tot
     partial *q = calloc(1, sizeof *q);
     if (q) q->peer = malloc(p->len + 1);
     if (q && q->peer) q->buf = malloc(total);
-    if (q && q->buf) q->spans = malloc(8 * sizeof *q->spans);
-    if (q) q->cap = 8;
-    if (!q || !q->spans) {
+    if (!q || !q->buf) {
         if (q) partial_free(q);
         return sn_fail(e, SN_ENOMEM, "out of memory");
     }
@@ -108,12 +106,7 @@ static int add_span(partial *q, size_t off, size_t end, sn_err *e)
 {
     size_t at = 0;
     while (at < q->nspans && q->spans[at].off < off) at++;
-    if (q->nspans == q->cap) {
-        span *ns = realloc(q->spans, 2 * q->cap * sizeof *ns);
-        if (!ns) return sn_fail(e, SN_ENOMEM, "out of memory");
-        q->spans = ns;
-        q->cap *= 2;
-    }
+    if (SN_GROW(q->spans, q->nspans, q->cap, 8, e)) return e->code;
     memmove(q->spans + at + 1, q->spans + at, (q->nspans - at) * sizeof *q->spans);
     q->spans[at] = (span){ off, end };
     q->nspans++;

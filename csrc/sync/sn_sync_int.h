@@ -27,6 +27,7 @@
 #define CHUNK_OVERHEAD 1024         /* a one-entry message around a chunk, at most */
 #define MAX_SETS_PER_PEER 16        /* chunk sets in flight from one peer */
 #define MAX_SPANS 1024              /* disjoint received ranges of one chunk set */
+#define MAX_SENT_ORIGINS 256        /* origins remembered per peer as sent lately */
 
 /* What we sent a peer lately, per origin: a request that crossed our
  * answer (or push) in flight is not answered with the same entries again. */
@@ -42,7 +43,7 @@ typedef struct peer {
     int is_static;
     double added, last_seen, last_heartbeat, last_request;
     sent_item *sent;
-    size_t nsent;
+    size_t nsent, sent_cap;
 } peer;
 
 /* A record arriving in chunks from one peer: its entry, the bytes so far

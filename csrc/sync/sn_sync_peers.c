@@ -38,13 +38,7 @@ peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_static, sn_er
         sn_fail(e, SN_EIO, "max_peers (%u) reached", y->cfg.max_peers);
         return NULL;
     }
-    if (y->npeers == y->cap) {
-        size_t cap = y->cap ? 2 * y->cap : 8;
-        peer *q = realloc(y->peers, cap * sizeof *q);
-        if (!q) { sn_fail(e, SN_ENOMEM, "out of memory"); return NULL; }
-        y->peers = q;
-        y->cap = cap;
-    }
+    if (SN_GROW(y->peers, y->npeers, y->cap, 8, e)) return NULL;
     p = &y->peers[y->npeers];
     memset(p, 0, sizeof *p);
     p->id = malloc(len + 1);
@@ -145,12 +139,10 @@ void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq)
             }
             return;
         }
-    if (p->nsent >= 256) return;
-    sent_item *n = realloc(p->sent, (p->nsent + 1) * sizeof *n);
-    if (!n) return;
-    p->sent = n;
-    memcpy(n[p->nsent].origin, origin, SN_ORIGIN_LEN);
-    n[p->nsent].seq = seq;
-    n[p->nsent].at = y->now;
-    p->nsent++;
+    sn_err e;
+    if (p->nsent >= MAX_SENT_ORIGINS || SN_GROW(p->sent, p->nsent, p->sent_cap, 8, &e)) return;
+    sent_item *n = &p->sent[p->nsent++];
+    memcpy(n->origin, origin, SN_ORIGIN_LEN);
+    n->seq = seq;
+    n->at = y->now;
 }
