@@ -472,16 +472,13 @@ void lsn_engine_register(lua_State *L)
         { "close", l_engine_close },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_ENGINE);
-    lua_pushcfunction(L, l_engine_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_engine_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_engine_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_engine_close },
+        { "__close", l_engine_close },
+        { "__tostring", l_engine_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_ENGINE, methods, meta);
 
     /* conflicts is a store method; it lives here with the rest of replication */
     luaL_getmetatable(L, LSN_STORE);

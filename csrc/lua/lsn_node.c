@@ -259,16 +259,13 @@ void lsn_node_register(lua_State *L)
         { "close", l_node_close },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_NODE);
-    lua_pushcfunction(L, l_node_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_node_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_node_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_node_close },
+        { "__close", l_node_close },
+        { "__tostring", l_node_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_NODE, methods, meta);
 }
 
 void lsn_node_open(lua_State *L)
