@@ -109,6 +109,7 @@ int luaopen_synaptic_core(lua_State *L)
     luaL_newlib(L, funcs);
     lsn_engine_open(L);
     lsn_node_open(L);
+    lsn_p2p_open(L);
     lsn_floats_open(L);
     lua_setfield(L, -2, "floats");
     lua_pushliteral(L, SN_VERSION);

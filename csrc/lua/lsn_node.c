@@ -49,18 +49,18 @@ static int l_node_new(lua_State *L)
     lsn_sync_open(L, &u->sync, self, 1, 2);
 
     sn_net_config c;
-    memset(&c, 0, sizeof c);
+    sn_net_default_config(&c);
     lua_getfield(L, 2, "listen");
     c.listen = lua_tostring(L, -1);          /* the config table keeps it alive */
     lua_pop(L, 1);
     lua_getfield(L, 2, "max_message_bytes");
-    c.max_message_bytes = lua_isinteger(L, -1) ? (size_t)lua_tointeger(L, -1) : 64u << 20;
+    if (lua_isinteger(L, -1)) c.max_message_bytes = (size_t)lua_tointeger(L, -1);
     lua_getfield(L, 2, "send_hwm");
-    c.send_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    if (lua_isinteger(L, -1)) c.send_hwm = (int)lua_tointeger(L, -1);
     lua_getfield(L, 2, "recv_hwm");
-    c.recv_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    if (lua_isinteger(L, -1)) c.recv_hwm = (int)lua_tointeger(L, -1);
     lua_pop(L, 3);
-    const char *auth[256];
+    const char *auth[SN_NET_MAX_AUTHORIZED];
     if (lua_getfield(L, 2, "curve") == LUA_TTABLE) {
         int ci = lua_gettop(L);
         c.curve = 1;
@@ -68,7 +68,8 @@ static int l_node_new(lua_State *L)
         copy_key(L, ci, "secret", c.secret_key);
         if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
             lua_Integer n = luaL_len(L, -1);
-            luaL_argcheck(L, n <= 256, 2, "at most 256 authorized keys");
+            if (n > SN_NET_MAX_AUTHORIZED)
+                luaL_argerror(L, 2, lua_pushfstring(L, "at most %d authorized keys", SN_NET_MAX_AUTHORIZED));
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_geti(L, -1, i);
                 auth[c.nauthorized++] = lua_tostring(L, -1);

@@ -1,7 +1,19 @@
 /* The P2P binding code the engine and node types share (see lsn_p2p.h). */
 #include "lua/lsn_p2p.h"
+#include "net/sn_net.h"
 
 #include <string.h>
+
+/* The conflict_resolution names, in the order p2p.config lists them. */
+static const struct {
+    const char *name;
+    int strategy;
+} strategies[] = {
+    { "latest_timestamp", SN_RESOLVE_LATEST },
+    { "highest_version", SN_RESOLVE_HIGHEST_VERSION },
+    { "prefer_local", SN_RESOLVE_PREFER_LOCAL },
+};
+#define NSTRATEGIES (sizeof strategies / sizeof strategies[0])
 
 /* ---- the Lua resolver ------------------------------------------------------------ */
 
@@ -83,8 +95,8 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     if (lua_getfield(L, idx, "node_id") == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        luaL_argcheck(L, n > 0 && n <= SN_MAX_ID_LEN && !memchr(s, 0, n), idx,
-                      "node_id must be 1 to 256 bytes");
+        if (n == 0 || n > SN_MAX_ID_LEN || memchr(s, 0, n))
+            luaL_argerror(L, idx, lua_pushfstring(L, "node_id must be 1 to %d bytes", (int)SN_MAX_ID_LEN));
         memcpy(c->node_id, s, n);
         c->node_id[n] = 0;
     }
@@ -108,10 +120,10 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
         *custom = 1;
     } else if (t == LUA_TSTRING) {
         const char *s = lua_tostring(L, -1);
-        if (!strcmp(s, "latest_timestamp")) c->resolver.strategy = SN_RESOLVE_LATEST;
-        else if (!strcmp(s, "highest_version")) c->resolver.strategy = SN_RESOLVE_HIGHEST_VERSION;
-        else if (!strcmp(s, "prefer_local")) c->resolver.strategy = SN_RESOLVE_PREFER_LOCAL;
-        else luaL_argerror(L, idx, "unknown conflict_resolution");
+        size_t i = 0;
+        while (i < NSTRATEGIES && strcmp(s, strategies[i].name)) i++;
+        if (i == NSTRATEGIES) luaL_argerror(L, idx, "unknown conflict_resolution");
+        c->resolver.strategy = strategies[i].strategy;
     }
     lua_pop(L, 1);
 }
@@ -192,4 +204,106 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(chunk_sets_rejected); S(reassembly_bytes);
 #undef S
     return 1;
+}
+
+/* ---- defaults and limits ------------------------------------------------------------ */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Whole numbers as integers, as a literal 30 in a Lua config would be. */
+static void set_num(lua_State *L, const char *k, lua_Number v)
+{
+    lua_Integer i;
+    if (lua_numbertointeger(v, &i) && (lua_Number)i == v) lua_pushinteger(L, i);
+    else lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_range(lua_State *L, const char *k, lua_Integer lo, lua_Integer hi)
+{
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, lo);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, hi);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, k);
+}
+
+static const char *strategy_name(int strategy)
+{
+    for (size_t i = 0; i < NSTRATEGIES; i++)
+        if (strategies[i].strategy == strategy) return strategies[i].name;
+    return NULL;
+}
+
+/* core.p2p_defaults: each P2P config field the core defaults, as p2p.config
+ * names it. */
+static void push_defaults(lua_State *L)
+{
+    sn_sync_config c;
+    sn_net_config n;
+    sn_sync_default_config(&c);
+    sn_net_default_config(&n);
+    lua_createtable(L, 0, 16);
+    set_num(L, "sync_interval_seconds", c.sync_interval);
+    set_num(L, "heartbeat_interval_seconds", c.heartbeat_interval);
+    set_num(L, "peer_timeout_seconds", c.peer_timeout);
+    set_int(L, "max_peers", c.max_peers);
+    set_int(L, "max_message_bytes", (lua_Integer)c.max_message_bytes);
+    set_int(L, "chunk_bytes", (lua_Integer)c.chunk_bytes);
+    set_int(L, "max_reassembly_bytes", (lua_Integer)c.max_reassembly_bytes);
+    set_num(L, "chunk_timeout_seconds", c.chunk_timeout);
+    set_num(L, "max_clock_offset_ms", c.max_clock_offset_ms);
+    set_bool(L, "enable_weight_sync", c.weights);
+    set_bool(L, "enable_config_sync", c.configs);
+    set_bool(L, "enable_checkpoint_sync", c.checkpoints);
+    lua_pushstring(L, strategy_name(c.resolver.strategy));
+    lua_setfield(L, -2, "conflict_resolution");
+    set_int(L, "send_hwm", n.send_hwm);
+    set_int(L, "recv_hwm", n.recv_hwm);
+}
+
+/* core.p2p_limits: what p2p.config checks a config against. */
+static void push_limits(lua_State *L)
+{
+    lua_createtable(L, 0, 8);
+    /* a config may serve a node, whose node_id is a routing id */
+    set_int(L, "node_id_bytes", SN_NET_MAX_NODE_ID < SN_MAX_ID_LEN ? SN_NET_MAX_NODE_ID : SN_MAX_ID_LEN);
+    set_int(L, "chunk_overhead_bytes", SN_SYNC_CHUNK_OVERHEAD);
+    set_num(L, "max_seconds", SN_SYNC_MAX_SECONDS);
+    set_int(L, "curve_key_bytes", SN_Z85_KEY_LEN);
+    lua_createtable(L, (int)NSTRATEGIES, 0);
+    for (size_t i = 0; i < NSTRATEGIES; i++) {
+        lua_pushstring(L, strategies[i].name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "conflict_strategies");
+    /* inclusive {min, max} of the integer fields */
+    lua_createtable(L, 0, 6);
+    set_range(L, "max_peers", 1, SN_SYNC_MAX_PEERS);
+    set_range(L, "max_message_bytes", SN_SYNC_MIN_MESSAGE_BYTES, (lua_Integer)SN_SYNC_MAX_MESSAGE_BYTES);
+    set_range(L, "chunk_bytes", SN_SYNC_MIN_CHUNK_BYTES, (lua_Integer)SN_SYNC_MAX_CHUNK_BYTES);
+    set_range(L, "max_reassembly_bytes", SN_SYNC_MIN_REASSEMBLY_BYTES,
+              (lua_Integer)SN_SYNC_MAX_REASSEMBLY_BYTES);
+    set_range(L, "send_hwm", 1, SN_NET_MAX_HWM);
+    set_range(L, "recv_hwm", 1, SN_NET_MAX_HWM);
+    lua_setfield(L, -2, "ranges");
+}
+
+void lsn_p2p_open(lua_State *L)
+{
+    push_defaults(L);
+    lua_setfield(L, -2, "p2p_defaults");
+    push_limits(L);
+    lua_setfield(L, -2, "p2p_limits");
 }

@@ -25,12 +25,13 @@ void sn_sync_default_config(sn_sync_config *c)
 int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
 {
     *out = NULL;
-    if (c->max_message_bytes < 4096)
-        return sn_fail(e, SN_EARG, "max_message_bytes must be at least 4096");
+    if (c->max_message_bytes < SN_SYNC_MIN_MESSAGE_BYTES)
+        return sn_fail(e, SN_EARG, "max_message_bytes must be at least %d", SN_SYNC_MIN_MESSAGE_BYTES);
     if (!(c->heartbeat_interval > 0) || !(c->sync_interval > 0) || !(c->peer_timeout > 0) ||
         !(c->chunk_timeout > 0))
         return sn_fail(e, SN_EARG, "intervals and timeouts must be positive");
-    if (c->chunk_bytes < 1024) return sn_fail(e, SN_EARG, "chunk_bytes must be at least 1024");
+    if (c->chunk_bytes < SN_SYNC_MIN_CHUNK_BYTES)
+        return sn_fail(e, SN_EARG, "chunk_bytes must be at least %d", SN_SYNC_MIN_CHUNK_BYTES);
     sn_sync *y = calloc(1, sizeof *y);
     if (!y) return sn_fail(e, SN_ENOMEM, "out of memory");
     y->s = s;
@@ -44,7 +45,8 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     y->last_any_request = -1e300;
     /* a chunk and its one-entry message fit in max_message_bytes */
     y->chunk = c->chunk_bytes;
-    if (y->chunk > c->max_message_bytes - CHUNK_OVERHEAD) y->chunk = c->max_message_bytes - CHUNK_OVERHEAD;
+    if (y->chunk > c->max_message_bytes - SN_SYNC_CHUNK_OVERHEAD)
+        y->chunk = c->max_message_bytes - SN_SYNC_CHUNK_OVERHEAD;
     *out = y;
     return SN_OK;
 }

@@ -24,7 +24,6 @@
 #define MAX_ENTRIES_PER_MESSAGE 4096
 #define ENTRY_OVERHEAD 160          /* bytes an entry's fields take, generously */
 #define MESSAGE_OVERHEAD 4096
-#define CHUNK_OVERHEAD 1024         /* a one-entry message around a chunk, at most */
 #define MAX_SETS_PER_PEER 16        /* chunk sets in flight from one peer */
 #define MAX_SPANS 1024              /* disjoint received ranges of one chunk set */
 #define MAX_SENT_ORIGINS 256        /* origins remembered per peer as sent lately */
