@@ -18,6 +18,14 @@ typedef struct lsn_floats {
     float data[];
 } lsn_floats;
 
+/* Lua types (lsn_class.c). lsn_newclass registers the metatable `name`
+ * with the metamethods in meta and an __index table of methods (either may
+ * be NULL); nothing is left on the stack. lsn_class_add_methods adds more
+ * methods to a registered type's __index. */
+SN_HIDDEN void lsn_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                            const luaL_Reg *meta);
+SN_HIDDEN void lsn_class_add_methods(lua_State *L, const char *name, const luaL_Reg *methods);
+
 /* floats */
 SN_HIDDEN lsn_floats *lsn_floats_new(lua_State *L, size_t n);
 /* A floats userdata or a table of finite-or-not numbers at idx; tables are

@@ -67,13 +67,10 @@ int lsn_batch_run(lua_State *L)
 
 void lsn_batch_register(lua_State *L)
 {
-    luaL_newmetatable(L, LSN_BATCH);
-    lua_pushcfunction(L, l_batch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_batch_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    luaL_setfuncs(L, lsn_write_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_batch_gc },
+        { "__tostring", l_batch_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_BATCH, lsn_write_methods, meta);
 }

@@ -165,11 +165,7 @@ void lsn_floats_register(lua_State *L)
     static const luaL_Reg methods[] = {
         { "totable", l_floats_totable }, { "tobytes", l_floats_tobytes }, { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_FLOATS);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__methods");
-    lua_pop(L, 1);
+    lsn_newclass(L, LSN_FLOATS, methods, meta);
 }
 
 int lsn_floats_open(lua_State *L)

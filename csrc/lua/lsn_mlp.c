@@ -283,10 +283,9 @@ void lsn_mlp_register(lua_State *L)
         { "softmax", l_mlp_softmax },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_MLP);
-    lua_pushcfunction(L, l_mlp_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__tostring", l_mlp_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_MLP, methods, meta);
 }

@@ -1,4 +1,5 @@
-/* luaopen_synaptic_core: the only exported symbol. */
+/* luaopen_synaptic_core: the only exported symbol. Every Lua type is
+ * registered here, before any function that makes one is reachable. */
 #include "lua/lsn.h"
 #include "lua/lsn_p2p.h"
 
@@ -103,9 +104,12 @@ int luaopen_synaptic_core(lua_State *L)
     lsn_store_register(L);
     lsn_batch_register(L);
     lsn_engine_register(L);
+    lsn_node_register(L);
     lsn_mlp_register(L);
     luaL_newlib(L, funcs);
     lsn_engine_open(L);
+    lsn_node_open(L);
+    lsn_p2p_open(L);
     lsn_floats_open(L);
     lua_setfield(L, -2, "floats");
     lua_pushliteral(L, SN_VERSION);

@@ -1,13 +1,19 @@
 /* synaptic.node: a sync engine plus its ZeroMQ transport.
  *
- * The node keeps its engine in uservalue 1 (which keeps the store alive);
- * all socket work happens inside node:poll on the calling thread. */
+ * The node holds its own engine (lsn_p2p.h: the store in uservalue 1, a Lua
+ * resolver in uservalue 2); all socket work happens inside node:poll on the
+ * calling thread. */
 #include "lua/lsn_p2p.h"
 #include "net/sn_net.h"
 
 #include <string.h>
 
-typedef struct lsn_node { sn_net *net; } lsn_node;
+#define LSN_NODE "synaptic.node"
+
+typedef struct lsn_node {
+    lsn_sync sync;
+    sn_net *net;           /* NULL: closed */
+} lsn_node;
 
 static lsn_node *check_node(lua_State *L, int idx)
 {
@@ -16,13 +22,10 @@ static lsn_node *check_node(lua_State *L, int idx)
     return u;
 }
 
-/* Pushes the node's engine and binds it to this call. */
+/* The node's engine, bound to this call. */
 static sn_sync *enter(lua_State *L, int self)
 {
-    lua_getiuservalue(L, self, 1);
-    lsn_engine *eu = luaL_checkudata(L, -1, LSN_ENGINE);
-    if (!eu->y) luaL_error(L, "attempt to use a closed node");
-    return lsn_engine_enter(L, eu, lua_gettop(L));
+    return lsn_sync_enter(L, &check_node(L, self)->sync, self);
 }
 
 static void copy_key(lua_State *L, int idx, const char *field, char out[SN_Z85_KEY_LEN + 1])
@@ -39,26 +42,25 @@ static int l_node_new(lua_State *L)
 {
     lsn_check_store(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lsn_node *u = lua_newuserdatauv(L, sizeof *u, 1);
-    u->net = NULL;
+    lsn_node *u = lua_newuserdatauv(L, sizeof *u, LSN_SYNC_UVALUES);
+    memset(u, 0, sizeof *u);
     luaL_setmetatable(L, LSN_NODE);
     int self = lua_gettop(L);
-    lsn_engine *eu = lsn_engine_new(L, 1, 2, LSN_ENGINE);
-    lua_setiuservalue(L, self, 1);
+    lsn_sync_open(L, &u->sync, self, 1, 2);
 
     sn_net_config c;
-    memset(&c, 0, sizeof c);
+    sn_net_default_config(&c);
     lua_getfield(L, 2, "listen");
     c.listen = lua_tostring(L, -1);          /* the config table keeps it alive */
     lua_pop(L, 1);
     lua_getfield(L, 2, "max_message_bytes");
-    c.max_message_bytes = lua_isinteger(L, -1) ? (size_t)lua_tointeger(L, -1) : 64u << 20;
+    if (lua_isinteger(L, -1)) c.max_message_bytes = (size_t)lua_tointeger(L, -1);
     lua_getfield(L, 2, "send_hwm");
-    c.send_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    if (lua_isinteger(L, -1)) c.send_hwm = (int)lua_tointeger(L, -1);
     lua_getfield(L, 2, "recv_hwm");
-    c.recv_hwm = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1000;
+    if (lua_isinteger(L, -1)) c.recv_hwm = (int)lua_tointeger(L, -1);
     lua_pop(L, 3);
-    const char *auth[256];
+    const char *auth[SN_NET_MAX_AUTHORIZED];
     if (lua_getfield(L, 2, "curve") == LUA_TTABLE) {
         int ci = lua_gettop(L);
         c.curve = 1;
@@ -66,7 +68,8 @@ static int l_node_new(lua_State *L)
         copy_key(L, ci, "secret", c.secret_key);
         if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
             lua_Integer n = luaL_len(L, -1);
-            luaL_argcheck(L, n <= 256, 2, "at most 256 authorized keys");
+            if (n > SN_NET_MAX_AUTHORIZED)
+                luaL_argerror(L, 2, lua_pushfstring(L, "at most %d authorized keys", SN_NET_MAX_AUTHORIZED));
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_geti(L, -1, i);
                 auth[c.nauthorized++] = lua_tostring(L, -1);
@@ -77,7 +80,7 @@ static int l_node_new(lua_State *L)
         /* the list stays on the stack until sn_net_new has copied it */
     }
     sn_err e;
-    int rc = sn_net_new(&c, sn_sync_config_of(eu->y)->node_id, &u->net, &e);
+    int rc = sn_net_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->net, &e);
     if (rc) return lsn_result(L, "node", rc, &e);
     lua_settop(L, self);
 
@@ -153,9 +156,8 @@ static int l_node_connect(lua_State *L)
 
 static int l_node_peers(lua_State *L)
 {
-    check_node(L, 1);
     sn_sync *y = enter(L, 1);
-    lsn_engine_push_peers(L, y);
+    lsn_push_peers(L, y);
     /* a connected peer's id is its endpoint */
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -171,7 +173,6 @@ static int l_node_peers(lua_State *L)
 
 static int l_node_sync_now(lua_State *L)
 {
-    check_node(L, 1);
     sn_sync *y = enter(L, 1);
     sn_err e;
     int rc = sn_sync_request_all(y, &e);
@@ -184,7 +185,7 @@ static int l_node_stats(lua_State *L)
 {
     lsn_node *u = check_node(L, 1);
     sn_sync *y = enter(L, 1);
-    lsn_engine_push_stats(L, y);
+    lsn_push_stats(L, y);
     sn_net_stats st;
     sn_net_get_stats(u->net, &st);
     /* transport rejections are counted into the engine's as they happen;
@@ -203,24 +204,16 @@ static int l_node_stats(lua_State *L)
 
 static int l_node_id(lua_State *L)
 {
-    check_node(L, 1);
-    lua_getiuservalue(L, 1, 1);
-    lsn_engine *eu = luaL_checkudata(L, -1, LSN_ENGINE);
-    lua_pushstring(L, sn_sync_config_of(eu->y)->node_id);
+    lua_pushstring(L, sn_sync_config_of(check_node(L, 1)->sync.y)->node_id);
     return 1;
 }
 
 static int l_node_close(lua_State *L)
 {
     lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
-    if (u->net) {
-        sn_net_free(u->net);
-        u->net = NULL;
-        if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) {
-            lsn_engine *eu = luaL_testudata(L, -1, LSN_ENGINE);
-            if (eu && eu->y) { sn_sync_free(eu->y); eu->y = NULL; }
-        }
-    }
+    sn_net_free(u->net);
+    u->net = NULL;
+    lsn_sync_close(&u->sync);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -259,16 +252,13 @@ void lsn_node_register(lua_State *L)
         { "close", l_node_close },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_NODE);
-    lua_pushcfunction(L, l_node_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_node_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_node_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_node_close },
+        { "__close", l_node_close },
+        { "__tostring", l_node_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_NODE, methods, meta);
 }
 
 void lsn_node_open(lua_State *L)

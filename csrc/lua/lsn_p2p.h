@@ -1,31 +1,43 @@
-/* Shared by the P2P binding files (lsn_engine.c, lsn_node.c). */
+/* What the P2P binding files (lsn_engine.c, lsn_node.c) share, in
+ * lsn_p2p.c: reading a P2P config, the Lua conflict resolver, and the
+ * tables both types return. Neither type calls into the other.
+ *
+ * Each of their userdata holds an lsn_sync, keeps its store in uservalue 1
+ * (alive, and checked open on every call) and a Lua conflict_resolution
+ * function in uservalue 2. */
 #ifndef LSN_P2P_H
 #define LSN_P2P_H
 
 #include "lua/lsn.h"
 #include "sync/sn_sync.h"
 
-#include <stdlib.h>
+#define LSN_SYNC_UVALUES 2
 
-#define LSN_ENGINE "synaptic.sync_engine"
-#define LSN_NODE "synaptic.node"
-
-typedef struct lsn_engine {
+typedef struct lsn_sync {
     sn_sync *y;
     lua_State *L;          /* the thread of the current call, for the resolver */
     int self;              /* stack index of the userdata in that call */
     unsigned resolver_errors;
-} lsn_engine;
+} lsn_sync;
 
-SN_HIDDEN void lsn_read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *custom);
-SN_HIDDEN lsn_engine *lsn_engine_new(lua_State *L, int store_idx, int cfg_idx, const char *meta);
-SN_HIDDEN sn_sync *lsn_engine_enter(lua_State *L, lsn_engine *u, int self);
-SN_HIDDEN int lsn_engine_push_peers(lua_State *L, sn_sync *y);
-SN_HIDDEN int lsn_engine_push_stats(lua_State *L, sn_sync *y);
-SN_HIDDEN int lsn_engine_push_outbox(lua_State *L, sn_sync *y);
+/* Makes u's engine over the store at store_idx from the config table at
+ * cfg_idx (already validated by p2p.config); self is u's userdata, made
+ * with LSN_SYNC_UVALUES uservalues. Raises on failure. */
+SN_HIDDEN void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_idx);
+/* The engine, its store checked open, with the resolver bound to this call. */
+SN_HIDDEN sn_sync *lsn_sync_enter(lua_State *L, lsn_sync *u, int self);
+SN_HIDDEN void lsn_sync_close(lsn_sync *u);
+
+SN_HIDDEN int lsn_push_peers(lua_State *L, sn_sync *y);
+SN_HIDDEN int lsn_push_stats(lua_State *L, sn_sync *y);
+
+/* Module entries (luaopen_synaptic_core registers the types and then sets
+ * these in the module table on top). */
 SN_HIDDEN void lsn_engine_register(lua_State *L);
-SN_HIDDEN void lsn_engine_open(lua_State *L);   /* sets fields in the table on top */
+SN_HIDDEN void lsn_engine_open(lua_State *L);
 SN_HIDDEN void lsn_node_register(lua_State *L);
 SN_HIDDEN void lsn_node_open(lua_State *L);
+/* core.p2p_defaults and core.p2p_limits, from the core's own values. */
+SN_HIDDEN void lsn_p2p_open(lua_State *L);
 
 #endif

@@ -554,20 +554,18 @@ void lsn_store_register(lua_State *L)
         { "close", l_store_close },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, LSN_STORE);
-    lua_pushcfunction(L, l_store_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_store_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_store_tostring);
-    lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, methods);
-    luaL_setfuncs(L, lsn_write_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, LSN_VIEW);
-    lua_pushcfunction(L, l_view_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_store_close },
+        { "__close", l_store_close },
+        { "__tostring", l_store_tostring },
+        { NULL, NULL },
+    };
+    static const luaL_Reg view_meta[] = {
+        { "__gc", l_view_gc },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_STORE, methods, meta);
+    /* a store writes as a batch does: one list serves both */
+    lsn_class_add_methods(L, LSN_STORE, lsn_write_methods);
+    lsn_newclass(L, LSN_VIEW, NULL, view_meta);
 }

@@ -22,12 +22,12 @@ sn_arena *lsn_arena(lua_State *L)
 
 void lsn_value_register(lua_State *L)
 {
-    luaL_newmetatable(L, LSN_ARENA);
-    lua_pushcfunction(L, l_arena_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_arena_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        { "__gc", l_arena_gc },
+        { "__close", l_arena_gc },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_ARENA, NULL, meta);
 }
 
 int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e)

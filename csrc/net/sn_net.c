@@ -31,7 +31,7 @@ struct sn_net {
     size_t ndealers, cap;
     sn_net_config cfg;
     char **authorized;
-    char node_id[256];
+    char node_id[SN_NET_MAX_NODE_ID + 1];
     char address[512];
     sn_net_stats st;
 };
@@ -69,12 +69,22 @@ void sn_net_free(sn_net *n)
     free(n);
 }
 
+void sn_net_default_config(sn_net_config *c)
+{
+    sn_sync_config sc;
+    sn_sync_default_config(&sc);
+    memset(c, 0, sizeof *c);
+    c->max_message_bytes = sc.max_message_bytes;
+    c->send_hwm = c->recv_hwm = 1000;
+}
+
 int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err *e)
 {
     *out = NULL;
     size_t idlen = strlen(node_id);
-    if (idlen == 0 || idlen > 255)
-        return sn_fail(e, SN_EARG, "a node's node_id must be 1 to 255 bytes (a ZeroMQ routing id)");
+    if (idlen == 0 || idlen > SN_NET_MAX_NODE_ID)
+        return sn_fail(e, SN_EARG, "a node's node_id must be 1 to %d bytes (a ZeroMQ routing id)",
+                       SN_NET_MAX_NODE_ID);
     sn_net *n = calloc(1, sizeof *n);
     if (!n) return sn_fail(e, SN_ENOMEM, "out of memory");
     n->cfg = *c;

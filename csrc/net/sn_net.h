@@ -13,6 +13,9 @@
 #include "sync/sn_sync.h"
 
 #define SN_Z85_KEY_LEN 40
+#define SN_NET_MAX_NODE_ID 255         /* a node_id is a ZeroMQ routing id */
+#define SN_NET_MAX_HWM 1000000
+#define SN_NET_MAX_AUTHORIZED 256      /* CURVE keys ZAP admits */
 
 typedef struct sn_net sn_net;
 
@@ -32,6 +35,9 @@ typedef struct sn_net_stats {
     uint64_t zap_denied;
 } sn_net_stats;
 
+/* The defaults (exported with the sync engine's as
+ * synaptic.core.p2p_defaults); listen NULL, no CURVE. */
+SN_HIDDEN void sn_net_default_config(sn_net_config *c);
 SN_HIDDEN int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err *e);
 SN_HIDDEN void sn_net_free(sn_net *n);
 SN_HIDDEN const char *sn_net_address(const sn_net *n);   /* "" when not listening */

@@ -10,6 +10,19 @@
 
 #define SN_PROTO_VERSION 1
 
+/* Bounds of a config. The Lua front end checks configs against them
+ * (synaptic.core.p2p_limits, read by lua/synaptic/p2p.lua); sn_sync_new
+ * refuses what is below the lower ones. */
+#define SN_SYNC_MIN_MESSAGE_BYTES 4096
+#define SN_SYNC_MAX_MESSAGE_BYTES ((size_t)1 << 30)
+#define SN_SYNC_CHUNK_OVERHEAD 1024    /* a one-entry message around a chunk, at most */
+#define SN_SYNC_MIN_CHUNK_BYTES 1024
+#define SN_SYNC_MAX_CHUNK_BYTES ((size_t)1 << 30)
+#define SN_SYNC_MIN_REASSEMBLY_BYTES 1024
+#define SN_SYNC_MAX_REASSEMBLY_BYTES ((size_t)4 << 30)
+#define SN_SYNC_MAX_PEERS 4096
+#define SN_SYNC_MAX_SECONDS 1e9        /* intervals and timeouts */
+
 typedef struct sn_sync sn_sync;
 
 typedef struct sn_sync_config {
@@ -47,6 +60,8 @@ typedef struct sn_sync_stats {
     uint64_t reassembly_bytes;     /* reserved by chunk sets in flight now */
 } sn_sync_stats;
 
+/* The defaults: the one home of the values p2p.config fills in
+ * (synaptic.core.p2p_defaults). */
 SN_HIDDEN void sn_sync_default_config(sn_sync_config *c);
 SN_HIDDEN int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e);
 SN_HIDDEN void sn_sync_free(sn_sync *y);

@@ -1,14 +1,16 @@
 --- synaptic.p2p: P2P configuration (validation and defaults) and the Lua
 -- side of sync engines and nodes. The C core (sn_sync, sn_net) reads only
 -- tables that went through p2p.config, so the error messages for bad
--- configs live here, in one place.
+-- configs live here, in one place. The defaults and bounds are the core's
+-- (core.p2p_defaults, core.p2p_limits), so Lua and C cannot disagree.
 local core = require "synaptic.core"
 
 local p2p = {}
 
-local STRATEGIES = {
-  latest_timestamp = true, highest_version = true, prefer_local = true,
-}
+local DEFAULTS, LIMITS = core.p2p_defaults, core.p2p_limits
+
+local STRATEGIES = {}
+for _, name in ipairs(LIMITS.conflict_strategies) do STRATEGIES[name] = true end
 
 -- name -> {type, default, check (returns an error string or nil)}
 local function positive(v) if not (v > 0) or v ~= v or v == math.huge then return "must be a positive finite number" end end
@@ -18,6 +20,7 @@ local function count(lo, hi)
     if v < lo or v > hi then return ("must be between %d and %d"):format(lo, hi) end
   end
 end
+local function range(name) return count(LIMITS.ranges[name][1], LIMITS.ranges[name][2]) end
 
 local function endpoint(v)
   if type(v) ~= "string" then return "must be a string" end
@@ -29,41 +32,46 @@ end
 
 local FIELDS = {
   node_id = { "string", nil, function(v)
-    if #v == 0 or #v > 256 or v:find("\0", 1, true) then return "must be 1 to 256 bytes without NUL" end
+    if #v == 0 or #v > LIMITS.node_id_bytes or v:find("\0", 1, true) then
+      return ("must be 1 to %d bytes without NUL"):format(LIMITS.node_id_bytes)
+    end
   end },
   listen = { "string", nil, endpoint },
   peers = { "table", nil, nil },                 -- checked below
-  sync_interval_seconds = { "number", 30, positive },
-  max_peers = { "number", 10, count(1, 4096) },
-  conflict_resolution = { { "string", "function" }, "latest_timestamp", function(v)
+  sync_interval_seconds = { "number", DEFAULTS.sync_interval_seconds, positive },
+  max_peers = { "number", DEFAULTS.max_peers, range "max_peers" },
+  conflict_resolution = { { "string", "function" }, DEFAULTS.conflict_resolution, function(v)
     if type(v) == "string" and not STRATEGIES[v] then
-      return "must be latest_timestamp, highest_version, prefer_local or a function"
+      return "must be " .. table.concat(LIMITS.conflict_strategies, ", ") .. " or a function"
     end
   end },
-  enable_weight_sync = { "boolean", true },
-  enable_config_sync = { "boolean", true },
-  enable_checkpoint_sync = { "boolean", true },
-  heartbeat_interval_seconds = { "number", 10, positive },
-  peer_timeout_seconds = { "number", 60, positive },
-  max_message_bytes = { "number", 64 * 1024 * 1024, count(4096, 1024 * 1024 * 1024) },
-  chunk_bytes = { "number", nil, count(1024, 1024 * 1024 * 1024) },
-  max_reassembly_bytes = { "number", 256 * 1024 * 1024, count(1024, 4 * 1024 * 1024 * 1024) },
-  chunk_timeout_seconds = { "number", 60, positive },
-  max_clock_offset_ms = { "number", 500, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
-  send_hwm = { "number", 1000, count(1, 1000000) },
-  recv_hwm = { "number", 1000, count(1, 1000000) },
-  insecure = { "boolean", false },
+  enable_weight_sync = { "boolean", DEFAULTS.enable_weight_sync },
+  enable_config_sync = { "boolean", DEFAULTS.enable_config_sync },
+  enable_checkpoint_sync = { "boolean", DEFAULTS.enable_checkpoint_sync },
+  heartbeat_interval_seconds = { "number", DEFAULTS.heartbeat_interval_seconds, positive },
+  peer_timeout_seconds = { "number", DEFAULTS.peer_timeout_seconds, positive },
+  max_message_bytes = { "number", DEFAULTS.max_message_bytes, range "max_message_bytes" },
+  chunk_bytes = { "number", nil, range "chunk_bytes" },   -- default: see check_sizes
+  max_reassembly_bytes = { "number", DEFAULTS.max_reassembly_bytes, range "max_reassembly_bytes" },
+  chunk_timeout_seconds = { "number", DEFAULTS.chunk_timeout_seconds, positive },
+  max_clock_offset_ms = { "number", DEFAULTS.max_clock_offset_ms, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
+  send_hwm = { "number", DEFAULTS.send_hwm, range "send_hwm" },
+  recv_hwm = { "number", DEFAULTS.recv_hwm, range "recv_hwm" },
+  insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
 }
 
 local Z85_KEY = "^[%w%.%-:%+=%^!/%*%?&<>%(%)%[%]{}@%%%$#]+$"
+local Z85_MUST = ("must be a %d-character Z85 key"):format(LIMITS.curve_key_bytes)
 
 local function z85(v)
-  return type(v) == "string" and #v == 40 and v:match(Z85_KEY) ~= nil
+  return type(v) == "string" and #v == LIMITS.curve_key_bytes and v:match(Z85_KEY) ~= nil
 end
 
 local validated = setmetatable({}, { __mode = "k" })
 
+-- level 1 is the caller of whoever calls fail: the steps below are called
+-- from p2p.config, so their errors point at p2p.config's caller.
 local function fail(level, msg)
   error("p2p_config: " .. msg, level + 1)
 end
@@ -80,15 +88,12 @@ Config.__tostring = function(c)
             c.curve and ", CURVE" or "")
 end
 
-function p2p.config(t)
-  if validated[t] then return t end
-  if type(t) ~= "table" then
-    error("bad argument #1 to 'p2p_config' (table expected, got " .. type(t) .. ")", 2)
-  end
+-- Each field's type and own check, with the defaults filled in.
+local function check_fields(t)
   local out = {}
   for k in pairs(t) do
     if type(k) ~= "string" or not FIELDS[k] then
-      fail(2, "unknown field " .. tostring(k))
+      fail(3, "unknown field " .. tostring(k))
     end
   end
   for name, spec in pairs(FIELDS) do
@@ -100,86 +105,104 @@ function p2p.config(t)
       local ok = false
       for _, ty in ipairs(types) do ok = ok or type(v) == ty end
       if not ok then
-        fail(2, ("%s must be a %s, not a %s"):format(name, table.concat(types, " or "), type(v)))
+        fail(3, ("%s must be a %s, not a %s"):format(name, table.concat(types, " or "), type(v)))
       end
       local err = spec[3] and spec[3](v)
-      if err then fail(2, name .. " " .. err) end
+      if err then fail(3, name .. " " .. err) end
     end
     out[name] = v
   end
+  return out
+end
+
+-- Times and sizes against each other; counts become integers.
+local function check_sizes(out)
   if out.peer_timeout_seconds <= out.heartbeat_interval_seconds then
-    fail(2, "peer_timeout_seconds must be longer than heartbeat_interval_seconds")
+    fail(3, "peer_timeout_seconds must be longer than heartbeat_interval_seconds")
   end
   for _, k in ipairs { "sync_interval_seconds", "heartbeat_interval_seconds", "peer_timeout_seconds",
                        "chunk_timeout_seconds" } do
-    if out[k] > 1e9 then fail(2, k .. " is too large") end
+    if out[k] > LIMITS.max_seconds then fail(3, k .. " is too large") end
   end
   out.max_peers = math.tointeger(out.max_peers)
   out.max_message_bytes = math.tointeger(out.max_message_bytes)
   -- a chunk and its one-entry message must fit in one message
-  local room = out.max_message_bytes - 1024
+  local room = out.max_message_bytes - LIMITS.chunk_overhead_bytes
   if out.chunk_bytes == nil then
-    out.chunk_bytes = math.min(1024 * 1024, room)
+    out.chunk_bytes = math.min(DEFAULTS.chunk_bytes, room)
   elseif out.chunk_bytes > room then
-    fail(2, "chunk_bytes must be at most max_message_bytes - 1024")
+    fail(3, ("chunk_bytes must be at most max_message_bytes - %d"):format(LIMITS.chunk_overhead_bytes))
   end
   out.chunk_bytes = math.tointeger(out.chunk_bytes)
   if out.max_reassembly_bytes < out.chunk_bytes then
-    fail(2, "max_reassembly_bytes must be at least chunk_bytes")
+    fail(3, "max_reassembly_bytes must be at least chunk_bytes")
   end
   out.max_reassembly_bytes = math.tointeger(out.max_reassembly_bytes)
   out.send_hwm = math.tointeger(out.send_hwm)
   out.recv_hwm = math.tointeger(out.recv_hwm)
+end
 
-  if out.curve ~= nil then
-    local c = out.curve
-    for k in pairs(c) do
-      if k ~= "public" and k ~= "secret" and k ~= "authorized" and k ~= "server_key" then
-        fail(2, "unknown field curve." .. tostring(k))
-      end
+local function check_curve(c)
+  for k in pairs(c) do
+    if k ~= "public" and k ~= "secret" and k ~= "authorized" and k ~= "server_key" then
+      fail(3, "unknown field curve." .. tostring(k))
     end
-    if not z85(c.public) then fail(2, "curve.public must be a 40-character Z85 key") end
-    if not z85(c.secret) then fail(2, "curve.secret must be a 40-character Z85 key") end
-    if c.server_key ~= nil and not z85(c.server_key) then
-      fail(2, "curve.server_key must be a 40-character Z85 key")
-    end
-    local auth = {}
-    if c.authorized ~= nil then
-      if type(c.authorized) ~= "table" then fail(2, "curve.authorized must be a list of public keys") end
-      for i, k in ipairs(c.authorized) do
-        if not z85(k) then fail(2, ("curve.authorized[%d] must be a 40-character Z85 key"):format(i)) end
-        auth[i] = k
-      end
-    end
-    out.curve = { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth }
   end
+  if not z85(c.public) then fail(3, "curve.public " .. Z85_MUST) end
+  if not z85(c.secret) then fail(3, "curve.secret " .. Z85_MUST) end
+  if c.server_key ~= nil and not z85(c.server_key) then
+    fail(3, "curve.server_key " .. Z85_MUST)
+  end
+  local auth = {}
+  if c.authorized ~= nil then
+    if type(c.authorized) ~= "table" then fail(3, "curve.authorized must be a list of public keys") end
+    for i, k in ipairs(c.authorized) do
+      if not z85(k) then fail(3, ("curve.authorized[%d] "):format(i) .. Z85_MUST) end
+      auth[i] = k
+    end
+  end
+  return { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth }
+end
 
+-- peers: endpoint strings or {endpoint=, public=}, normalised to the latter.
+local function check_peers(out)
+  local server_key = out.curve and out.curve.server_key
   local peers = {}
   for i, p in ipairs(out.peers or {}) do
     if type(p) == "string" then
       local err = endpoint(p)
-      if err then fail(2, ("peers[%d] %s"):format(i, err)) end
-      peers[i] = { endpoint = p, public = out.curve and out.curve.server_key or nil }
+      if err then fail(3, ("peers[%d] %s"):format(i, err)) end
+      peers[i] = { endpoint = p, public = server_key or nil }
     elseif type(p) == "table" then
       for k in pairs(p) do
-        if k ~= "endpoint" and k ~= "public" then fail(2, ("unknown field peers[%d].%s"):format(i, tostring(k))) end
+        if k ~= "endpoint" and k ~= "public" then fail(3, ("unknown field peers[%d].%s"):format(i, tostring(k))) end
       end
       local err = endpoint(p.endpoint)
-      if err then fail(2, ("peers[%d].endpoint %s"):format(i, err)) end
+      if err then fail(3, ("peers[%d].endpoint %s"):format(i, err)) end
       if p.public ~= nil and not z85(p.public) then
-        fail(2, ("peers[%d].public must be a 40-character Z85 key"):format(i))
+        fail(3, ("peers[%d].public "):format(i) .. Z85_MUST)
       end
-      peers[i] = { endpoint = p.endpoint, public = p.public or (out.curve and out.curve.server_key) }
+      peers[i] = { endpoint = p.endpoint, public = p.public or server_key }
     else
-      fail(2, ("peers[%d] must be an endpoint string or {endpoint=, public=}"):format(i))
+      fail(3, ("peers[%d] must be an endpoint string or {endpoint=, public=}"):format(i))
     end
     if out.curve and not peers[i].public then
-      fail(2, ("peers[%d] needs a public key under CURVE (or set curve.server_key)"):format(i))
+      fail(3, ("peers[%d] needs a public key under CURVE (or set curve.server_key)"):format(i))
     end
   end
-  if #peers > out.max_peers then fail(2, "more peers listed than max_peers") end
-  out.peers = peers
+  if #peers > out.max_peers then fail(3, "more peers listed than max_peers") end
+  return peers
+end
 
+function p2p.config(t)
+  if validated[t] then return t end
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'p2p_config' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local out = check_fields(t)
+  check_sizes(out)
+  if out.curve ~= nil then out.curve = check_curve(out.curve) end
+  out.peers = check_peers(out)
   if out.listen and not out.curve and not out.insecure then
     local host = out.listen:match("^tcp://([^:]+):") or out.listen:match("^tcp://%[([%x:]+)%]:")
     if host and host ~= "127.0.0.1" and host ~= "localhost" and host ~= "::1" then

@@ -1,0 +1,309 @@
+/* The P2P binding code the engine and node types share (see lsn_p2p.h). */
+#include "lua/lsn_p2p.h"
+#include "net/sn_net.h"
+
+#include <string.h>
+
+/* The conflict_resolution names, in the order p2p.config lists them. */
+static const struct {
+    const char *name;
+    int strategy;
+} strategies[] = {
+    { "latest_timestamp", SN_RESOLVE_LATEST },
+    { "highest_version", SN_RESOLVE_HIGHEST_VERSION },
+    { "prefer_local", SN_RESOLVE_PREFER_LOCAL },
+};
+#define NSTRATEGIES (sizeof strategies / sizeof strategies[0])
+
+/* ---- the Lua resolver ------------------------------------------------------------ */
+
+/* A Lua conflict_resolution function is called only from inside engine or
+ * node methods, on the calling Lua thread, under lua_pcall: a failing
+ * resolver falls back to latest_timestamp instead of unwinding through the
+ * C core. */
+
+static void push_head(lua_State *L, const sn_head *h)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, (lua_Integer)h->id.hlc);
+    lua_setfield(L, -2, "hlc");
+    lua_pushstring(L, h->id.origin);
+    lua_setfield(L, -2, "origin");
+    lua_pushinteger(L, (lua_Integer)h->version);
+    lua_setfield(L, -2, "version");
+    lua_pushnumber(L, h->timestamp);
+    lua_setfield(L, -2, "timestamp");
+    lua_pushboolean(L, h->local);
+    lua_setfield(L, -2, "is_local");
+    lua_pushstring(L, h->cf == sn_replica_cf_weights() ? "weights"
+                      : h->cf == sn_replica_cf_config() ? "config" : "checkpoint");
+    lua_setfield(L, -2, "kind");
+}
+
+static int lua_resolver(void *ud, const sn_head *a, const sn_head *b)
+{
+    lsn_sync *u = ud;
+    lua_State *L = u->L;
+    if (!L || !lua_checkstack(L, 8)) return -1;
+    int top = lua_gettop(L);
+    lua_getiuservalue(L, u->self, 2);
+    if (!lua_isfunction(L, -1)) { lua_settop(L, top); return -1; }
+    push_head(L, a);
+    int ia = lua_gettop(L);
+    push_head(L, b);
+    int ib = lua_gettop(L);
+    lua_pushvalue(L, ia - 1);   /* the function */
+    lua_pushvalue(L, ia);
+    lua_pushvalue(L, ib);
+    int w = -1;
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+        if (lua_rawequal(L, -1, ia)) w = 1;
+        else if (lua_rawequal(L, -1, ib)) w = 0;
+    } else {
+        u->resolver_errors++;
+    }
+    lua_settop(L, top);
+    return w;
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+static double num_field(lua_State *L, int idx, const char *k, double dflt)
+{
+    double v = dflt;
+    if (lua_getfield(L, idx, k) == LUA_TNUMBER) v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int bool_field(lua_State *L, int idx, const char *k, int dflt)
+{
+    int v = dflt;
+    if (lua_getfield(L, idx, k) == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* cfg is a table already validated by synaptic.p2p_config (lua/synaptic/p2p.lua);
+ * this only reads it, with the C defaults for anything absent. */
+static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *custom)
+{
+    sn_sync_default_config(c);
+    *custom = 0;
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (lua_getfield(L, idx, "node_id") == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (n == 0 || n > SN_MAX_ID_LEN || memchr(s, 0, n))
+            luaL_argerror(L, idx, lua_pushfstring(L, "node_id must be 1 to %d bytes", (int)SN_MAX_ID_LEN));
+        memcpy(c->node_id, s, n);
+        c->node_id[n] = 0;
+    }
+    lua_pop(L, 1);
+    c->sync_interval = num_field(L, idx, "sync_interval_seconds", c->sync_interval);
+    c->heartbeat_interval = num_field(L, idx, "heartbeat_interval_seconds", c->heartbeat_interval);
+    c->peer_timeout = num_field(L, idx, "peer_timeout_seconds", c->peer_timeout);
+    c->max_peers = (unsigned)num_field(L, idx, "max_peers", c->max_peers);
+    c->max_message_bytes = (size_t)num_field(L, idx, "max_message_bytes", (double)c->max_message_bytes);
+    c->max_clock_offset_ms = num_field(L, idx, "max_clock_offset_ms", c->max_clock_offset_ms);
+    c->chunk_bytes = (size_t)num_field(L, idx, "chunk_bytes", (double)c->chunk_bytes);
+    c->max_reassembly_bytes =
+        (size_t)num_field(L, idx, "max_reassembly_bytes", (double)c->max_reassembly_bytes);
+    c->chunk_timeout = num_field(L, idx, "chunk_timeout_seconds", c->chunk_timeout);
+    c->weights = bool_field(L, idx, "enable_weight_sync", 1);
+    c->configs = bool_field(L, idx, "enable_config_sync", 1);
+    c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
+    int t = lua_getfield(L, idx, "conflict_resolution");
+    if (t == LUA_TFUNCTION) {
+        c->resolver.strategy = SN_RESOLVE_CUSTOM;
+        *custom = 1;
+    } else if (t == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        size_t i = 0;
+        while (i < NSTRATEGIES && strcmp(s, strategies[i].name)) i++;
+        if (i == NSTRATEGIES) luaL_argerror(L, idx, "unknown conflict_resolution");
+        c->resolver.strategy = strategies[i].strategy;
+    }
+    lua_pop(L, 1);
+}
+
+void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_idx)
+{
+    self = lua_absindex(L, self);
+    store_idx = lua_absindex(L, store_idx);
+    cfg_idx = lua_absindex(L, cfg_idx);
+    sn_store *s = lsn_check_store(L, store_idx);
+    sn_sync_config c;
+    int custom;
+    read_sync_config(L, cfg_idx, &c, &custom);
+    lua_pushvalue(L, store_idx);
+    lua_setiuservalue(L, self, 1);
+    if (custom) {
+        lua_getfield(L, cfg_idx, "conflict_resolution");
+        lua_setiuservalue(L, self, 2);
+        c.resolver.fn = lua_resolver;
+        c.resolver.ud = u;
+    }
+    sn_err e;
+    int rc = sn_sync_new(s, &c, &u->y, &e);
+    if (rc) luaL_error(L, "sync_engine: %s", rc == SN_ENOMEM ? "not enough memory" : e.msg);
+}
+
+sn_sync *lsn_sync_enter(lua_State *L, lsn_sync *u, int self)
+{
+    lua_getiuservalue(L, self, 1);
+    sn_store *s = lsn_check_store(L, -1);
+    lua_pop(L, 1);
+    sn_sync_set_store(u->y, s);
+    u->L = L;
+    u->self = lua_absindex(L, self);
+    return u->y;
+}
+
+void lsn_sync_close(lsn_sync *u)
+{
+    sn_sync_free(u->y);
+    u->y = NULL;
+}
+
+/* ---- tables both types return ----------------------------------------------------------- */
+
+int lsn_push_peers(lua_State *L, sn_sync *y)
+{
+    size_t n = sn_sync_peer_count(y);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        sn_peer_info p;
+        sn_sync_peer(y, i, &p);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, p.id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, sn_sync_peer_state_name(p.state));
+        lua_setfield(L, -2, "state");
+        if (p.last_seen >= 0) {
+            lua_pushnumber(L, p.last_seen);
+            lua_setfield(L, -2, "last_seen");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+int lsn_push_stats(lua_State *L, sn_sync *y)
+{
+    sn_sync_stats st;
+    sn_sync_get_stats(y, &st);
+    lua_createtable(L, 0, 24);
+#define S(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
+    S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
+    S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
+    S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
+    S(messages_received); S(duplicates); S(heartbeats_sent);
+    S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
+    S(chunk_sets_rejected); S(reassembly_bytes);
+#undef S
+    return 1;
+}
+
+/* ---- defaults and limits ------------------------------------------------------------ */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Whole numbers as integers, as a literal 30 in a Lua config would be. */
+static void set_num(lua_State *L, const char *k, lua_Number v)
+{
+    lua_Integer i;
+    if (lua_numbertointeger(v, &i) && (lua_Number)i == v) lua_pushinteger(L, i);
+    else lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_range(lua_State *L, const char *k, lua_Integer lo, lua_Integer hi)
+{
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, lo);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, hi);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, k);
+}
+
+static const char *strategy_name(int strategy)
+{
+    for (size_t i = 0; i < NSTRATEGIES; i++)
+        if (strategies[i].strategy == strategy) return strategies[i].name;
+    return NULL;
+}
+
+/* core.p2p_defaults: each P2P config field the core defaults, as p2p.config
+ * names it. */
+static void push_defaults(lua_State *L)
+{
+    sn_sync_config c;
+    sn_net_config n;
+    sn_sync_default_config(&c);
+    sn_net_default_config(&n);
+    lua_createtable(L, 0, 16);
+    set_num(L, "sync_interval_seconds", c.sync_interval);
+    set_num(L, "heartbeat_interval_seconds", c.heartbeat_interval);
+    set_num(L, "peer_timeout_seconds", c.peer_timeout);
+    set_int(L, "max_peers", c.max_peers);
+    set_int(L, "max_message_bytes", (lua_Integer)c.max_message_bytes);
+    set_int(L, "chunk_bytes", (lua_Integer)c.chunk_bytes);
+    set_int(L, "max_reassembly_bytes", (lua_Integer)c.max_reassembly_bytes);
+    set_num(L, "chunk_timeout_seconds", c.chunk_timeout);
+    set_num(L, "max_clock_offset_ms", c.max_clock_offset_ms);
+    set_bool(L, "enable_weight_sync", c.weights);
+    set_bool(L, "enable_config_sync", c.configs);
+    set_bool(L, "enable_checkpoint_sync", c.checkpoints);
+    lua_pushstring(L, strategy_name(c.resolver.strategy));
+    lua_setfield(L, -2, "conflict_resolution");
+    set_int(L, "send_hwm", n.send_hwm);
+    set_int(L, "recv_hwm", n.recv_hwm);
+}
+
+/* core.p2p_limits: what p2p.config checks a config against. */
+static void push_limits(lua_State *L)
+{
+    lua_createtable(L, 0, 8);
+    /* a config may serve a node, whose node_id is a routing id */
+    set_int(L, "node_id_bytes", SN_NET_MAX_NODE_ID < SN_MAX_ID_LEN ? SN_NET_MAX_NODE_ID : SN_MAX_ID_LEN);
+    set_int(L, "chunk_overhead_bytes", SN_SYNC_CHUNK_OVERHEAD);
+    set_num(L, "max_seconds", SN_SYNC_MAX_SECONDS);
+    set_int(L, "curve_key_bytes", SN_Z85_KEY_LEN);
+    lua_createtable(L, (int)NSTRATEGIES, 0);
+    for (size_t i = 0; i < NSTRATEGIES; i++) {
+        lua_pushstring(L, strategies[i].name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "conflict_strategies");
+    /* inclusive {min, max} of the integer fields */
+    lua_createtable(L, 0, 6);
+    set_range(L, "max_peers", 1, SN_SYNC_MAX_PEERS);
+    set_range(L, "max_message_bytes", SN_SYNC_MIN_MESSAGE_BYTES, (lua_Integer)SN_SYNC_MAX_MESSAGE_BYTES);
+    set_range(L, "chunk_bytes", SN_SYNC_MIN_CHUNK_BYTES, (lua_Integer)SN_SYNC_MAX_CHUNK_BYTES);
+    set_range(L, "max_reassembly_bytes", SN_SYNC_MIN_REASSEMBLY_BYTES,
+              (lua_Integer)SN_SYNC_MAX_REASSEMBLY_BYTES);
+    set_range(L, "send_hwm", 1, SN_NET_MAX_HWM);
+    set_range(L, "recv_hwm", 1, SN_NET_MAX_HWM);
+    lua_setfield(L, -2, "ranges");
+}
+
+void lsn_p2p_open(lua_State *L)
+{
+    push_defaults(L);
+    lua_setfield(L, -2, "p2p_defaults");
+    push_limits(L);
+    lua_setfield(L, -2, "p2p_limits");
+}

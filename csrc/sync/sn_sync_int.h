@@ -1,0 +1,148 @@
+/* Internals shared by the sync engine's files; nothing outside csrc/sync
+ * includes this.
+ *
+ *   sn_sync.c         lifecycle, config, stats, the timers (tick)
+ *   sn_sync_peers.c   peers, and what each was sent lately
+ *   sn_sync_build.c   the outbox, and building messages (entries, chunks)
+ *   sn_sync_chunks.c  reassembly of records that arrive in chunks
+ *   sn_sync_send.c    digests, heartbeats, requests, answers, eager pushes
+ *   sn_sync_recv.c    decoding and applying what peers send
+ *
+ * Messages are record envelopes of the message types in sn_schema.h: the
+ * fields are the message, the payload is the concatenated stored bytes of
+ * the records its entries carry (entry.len bytes each, in order), and the
+ * envelope's CRC covers both. Decoding goes through sn_record_decode, so a
+ * message gets the same bounds pre-check and schema check as a record. */
+#ifndef SN_SYNC_INT_H
+#define SN_SYNC_INT_H
+
+#include "base/sn_vec.h"
+#include "sync/sn_sync.h"
+
+#include <stdint.h>
+
+#define MAX_ENTRIES_PER_MESSAGE 4096
+#define ENTRY_OVERHEAD 160          /* bytes an entry's fields take, generously */
+#define MESSAGE_OVERHEAD 4096
+#define MAX_SETS_PER_PEER 16        /* chunk sets in flight from one peer */
+#define MAX_SPANS 1024              /* disjoint received ranges of one chunk set */
+#define MAX_SENT_ORIGINS 256        /* origins remembered per peer as sent lately */
+
+/* What we sent a peer lately, per origin: a request that crossed our
+ * answer (or push) in flight is not answered with the same entries again. */
+typedef struct sent_item {
+    char origin[SN_ORIGIN_LEN];
+    uint64_t seq;
+    double at;
+} sent_item;
+
+typedef struct peer {
+    char *id;
+    size_t len;
+    int is_static;
+    double added, last_seen, last_heartbeat, last_request;
+    sent_item *sent;
+    size_t nsent, sent_cap;
+} peer;
+
+/* A record arriving in chunks from one peer: its entry, the bytes so far
+ * (the whole record's size is reserved at the first chunk and charged to
+ * the peer's cap), and the ranges received, sorted and merged. */
+typedef struct span { size_t off, end; } span;
+
+typedef struct partial {
+    struct partial *next;
+    char *peer;
+    size_t plen;
+    sn_entry en;
+    size_t total, have;
+    unsigned char *buf;
+    span *spans;
+    size_t nspans, cap;
+    double touched;
+} partial;
+
+typedef struct out_msg {
+    struct out_msg *next;
+    char *to;
+    unsigned char *bytes;
+    size_t len;
+} out_msg;
+
+struct sn_sync {
+    sn_store *s;
+    sn_sync_config cfg;
+    peer *peers;
+    size_t npeers, cap;
+    out_msg *head, *tail;
+    size_t nout;
+    double now, last_round;
+    double last_any_request;       /* our last SyncRequest still unanswered; -inf: none */
+    int started;
+    uint64_t pushed_seq;           /* local log entries already pushed eagerly */
+    uint64_t rng;
+    partial *parts;                /* chunk sets in flight */
+    size_t chunk;                  /* effective chunk size */
+    sn_sync_stats st;
+};
+
+/* A message under construction: fields in an arena, payload parts owned. */
+typedef struct builder {
+    sn_arena a;
+    sn_value *entries;
+    size_t n, cap;
+    sn_part *parts;
+    unsigned char **owned;
+    size_t nparts;
+    size_t bytes;          /* estimated encoded size */
+} builder;
+
+/* ---- peers (sn_sync_peers.c) ---- */
+SN_HIDDEN peer *sn_peer_find(sn_sync *y, const char *id, size_t len);
+SN_HIDDEN int sn_peer_state(const sn_sync *y, const peer *p);
+/* A known peer is returned as is (made static if is_static); a new one
+ * is added, or NULL with e set. */
+SN_HIDDEN peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_static, sn_err *e);
+SN_HIDDEN void sn_peer_drop(sn_sync *y, peer *p);
+SN_HIDDEN void sn_peers_free(sn_sync *y);
+/* Peers we learned of (not static) that stay dead are forgotten, so state
+ * stays bounded. */
+SN_HIDDEN void sn_peers_forget_dead(sn_sync *y);
+/* The last seq of origin sent to p within the sent memory; 0: none. */
+SN_HIDDEN uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin);
+SN_HIDDEN void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq);
+
+/* ---- the outbox and building messages (sn_sync_build.c) ---- */
+/* Takes msg->data, also on failure. */
+SN_HIDDEN int sn_outbox_add(sn_sync *y, const peer *p, sn_buf *msg, sn_err *e);
+SN_HIDDEN void sn_outbox_clear(sn_sync *y);
+SN_HIDDEN void sn_builder_init(builder *b);
+SN_HIDDEN void sn_builder_free(builder *b);
+SN_HIDDEN int sn_builder_add(builder *b, const sn_entry *en, unsigned char *bytes, size_t len,
+                             sn_err *e);
+SN_HIDDEN int sn_msg_header(sn_sync *y, sn_value *map, sn_err *e);
+SN_HIDDEN void sn_count_sent(sn_sync *y, const sn_entry *en);
+SN_HIDDEN int sn_send_entries(sn_sync *y, const peer *p, unsigned type, builder *b, int more,
+                              sn_err *e);
+SN_HIDDEN int sn_send_chunks(sn_sync *y, const peer *p, unsigned type, const sn_entry *en,
+                             const unsigned char *bytes, size_t len, size_t from, size_t budget,
+                             int more_after, size_t *next, sn_err *e);
+
+/* ---- reassembly (sn_sync_chunks.c) ---- */
+SN_HIDDEN void sn_partials_free(sn_sync *y);
+SN_HIDDEN void sn_partial_drop(sn_sync *y, partial *q);
+SN_HIDDEN void sn_partials_expire(sn_sync *y);
+/* How much of the record is held from its start on. */
+SN_HIDDEN size_t sn_partial_prefix(const partial *q);
+SN_HIDDEN int sn_chunk_add(sn_sync *y, const peer *p, const sn_entry *en, size_t total, size_t off,
+                           const unsigned char *bytes, size_t len, partial **out, sn_err *e);
+
+/* ---- what we send (sn_sync_send.c) ---- */
+SN_HIDDEN int sn_kind_enabled(const sn_sync *y, int cf);
+SN_HIDDEN int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e);
+SN_HIDDEN int sn_send_request(sn_sync *y, peer *p, sn_err *e);
+SN_HIDDEN int sn_push_local(sn_sync *y, sn_err *e);
+/* fields: a decoded SyncRequest's. */
+SN_HIDDEN int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e);
+
+#endif

@@ -1,0 +1,148 @@
+/* The sync engine's peers: who they are, whether they are alive, and what
+ * each was sent lately. */
+#include "sync/sn_sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- peers ------------------------------------------------------------------ */
+
+peer *sn_peer_find(sn_sync *y, const char *id, size_t len)
+{
+    for (size_t i = 0; i < y->npeers; i++)
+        if (y->peers[i].len == len && memcmp(y->peers[i].id, id, len) == 0) return &y->peers[i];
+    return NULL;
+}
+
+int sn_peer_state(const sn_sync *y, const peer *p)
+{
+    double seen = p->last_seen >= 0 ? p->last_seen : p->added;
+    double silent = y->now - seen;
+    if (silent > y->cfg.peer_timeout) return SN_PEER_DEAD;
+    if (silent > y->cfg.peer_timeout / 2) return SN_PEER_SUSPECT;
+    return SN_PEER_ALIVE;
+}
+
+peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_static, sn_err *e)
+{
+    peer *p = sn_peer_find(y, id, len);
+    if (p) {
+        p->is_static |= is_static;
+        return p;
+    }
+    if (len == 0 || len > SN_MAX_ID_LEN || memchr(id, 0, len)) {
+        sn_fail(e, SN_EARG, "peer id must be 1 to %u bytes without NUL", SN_MAX_ID_LEN);
+        return NULL;
+    }
+    if (y->npeers >= y->cfg.max_peers) {
+        sn_fail(e, SN_EIO, "max_peers (%u) reached", y->cfg.max_peers);
+        return NULL;
+    }
+    if (SN_GROW(y->peers, y->npeers, y->cap, 8, e)) return NULL;
+    p = &y->peers[y->npeers];
+    memset(p, 0, sizeof *p);
+    p->id = malloc(len + 1);
+    if (!p->id) { sn_fail(e, SN_ENOMEM, "out of memory"); return NULL; }
+    memcpy(p->id, id, len);
+    p->id[len] = 0;
+    p->len = len;
+    p->is_static = is_static;
+    p->added = y->now;
+    p->last_seen = -1;
+    p->last_heartbeat = p->last_request = -1e300;
+    y->npeers++;
+    return p;
+}
+
+int sn_sync_add_peer(sn_sync *y, const char *id, size_t len, sn_err *e)
+{
+    return sn_peer_learn(y, id, len, 1, e) ? SN_OK : e->code;
+}
+
+void sn_peer_drop(sn_sync *y, peer *p)
+{
+    free(p->id);
+    free(p->sent);
+    *p = y->peers[--y->npeers];
+}
+
+void sn_peers_free(sn_sync *y)
+{
+    for (size_t i = 0; i < y->npeers; i++) {
+        free(y->peers[i].id);
+        free(y->peers[i].sent);
+    }
+    free(y->peers);
+}
+
+void sn_peers_forget_dead(sn_sync *y)
+{
+    for (size_t i = 0; i < y->npeers;) {
+        peer *p = &y->peers[i];
+        double seen = p->last_seen >= 0 ? p->last_seen : p->added;
+        if (!p->is_static && y->now - seen > 3 * y->cfg.peer_timeout) sn_peer_drop(y, p);
+        else i++;
+    }
+}
+
+int sn_sync_remove_peer(sn_sync *y, const char *id, size_t len)
+{
+    peer *p = sn_peer_find(y, id, len);
+    if (!p) return 0;
+    sn_peer_drop(y, p);
+    return 1;
+}
+
+size_t sn_sync_peer_count(const sn_sync *y) { return y->npeers; }
+
+void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out)
+{
+    const peer *p = &y->peers[i];
+    out->id = p->id;
+    out->state = sn_peer_state(y, p);
+    out->last_seen = p->last_seen;
+    out->is_static = p->is_static;
+}
+
+const char *sn_sync_peer_state_name(int state)
+{
+    return state == SN_PEER_ALIVE ? "alive" : state == SN_PEER_SUSPECT ? "suspect" : "dead";
+}
+
+/* ---- what a peer was sent lately ---------------------------------------------- */
+
+/* Short: a request that crossed our send in flight arrives within a round
+ * trip, and requests queued while we were busy are answered in one poll.
+ * A send that was lost is resent to the next request after this. */
+static double sent_memory(const sn_sync *y)
+{
+    double m = 2 * y->cfg.heartbeat_interval;
+    return m < 0.5 ? m : 0.5;
+}
+
+uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin)
+{
+    for (size_t i = 0; i < p->nsent; i++)
+        if (memcmp(p->sent[i].origin, origin, SN_ORIGIN_LEN) == 0)
+            return y->now - p->sent[i].at <= sent_memory(y) ? p->sent[i].seq : 0;
+    return 0;
+}
+
+/* Best effort: without memory for it, the peer may only get a copy twice. */
+void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq)
+{
+    for (size_t i = 0; i < p->nsent; i++)
+        if (memcmp(p->sent[i].origin, origin, SN_ORIGIN_LEN) == 0) {
+            if (seq > p->sent[i].seq || y->now - p->sent[i].at > sent_memory(y)) {
+                p->sent[i].seq = seq;
+                p->sent[i].at = y->now;
+            }
+            return;
+        }
+    sn_err e;
+    if (p->nsent >= MAX_SENT_ORIGINS || SN_GROW(p->sent, p->nsent, p->sent_cap, 8, &e)) return;
+    sent_item *n = &p->sent[p->nsent++];
+    memcpy(n->origin, origin, SN_ORIGIN_LEN);
+    n->seq = seq;
+    n->at = y->now;
+}

@@ -1,0 +1,299 @@
+/* Receiving: a message is decoded and checked whole before anything in it
+ * is applied; entries are applied in each origin's seq order. */
+#include "sync/sn_sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct msg {
+    sn_arena a;
+    sn_record r;
+    unsigned char *payload;
+} msg;
+
+static int decode_msg(const void *data, size_t len, size_t max_bytes, msg *m, sn_err *e)
+{
+    sn_arena_init(&m->a);
+    m->payload = NULL;
+    if (len > max_bytes) return sn_fail(e, SN_ECORRUPT, "message larger than max_message_bytes");
+    int rc = sn_record_decode(data, len, &m->a, &m->r, e);
+    if (rc) return rc;
+    if (m->r.type < SN_MSG_WEIGHT_UPDATE || m->r.type > SN_MSG_HEARTBEAT)
+        return sn_fail(e, SN_ECORRUPT, "not a message type");
+    if (m->r.codec != SN_CODEC_NONE) return sn_fail(e, SN_ECORRUPT, "messages are not compressed");
+    if ((uint64_t)sn_map_get(&m->r.fields, "proto")->u.i != SN_PROTO_VERSION)
+        return sn_fail(e, SN_ECORRUPT, "protocol version %lld is not supported",
+                       (long long)sn_map_get(&m->r.fields, "proto")->u.i);
+    m->payload = malloc(m->r.raw_len ? m->r.raw_len : 1);
+    if (!m->payload) return sn_fail(e, SN_ENOMEM, "out of memory");
+    sn_part part = { m->payload, m->r.raw_len };
+    return sn_record_load(&m->r, &part, 1, e);   /* the CRC covers the payload too */
+}
+
+static void msg_free(msg *m)
+{
+    free(m->payload);
+    sn_arena_free(&m->a);
+}
+
+/* An entry's fields, checked beyond the schema. */
+static int parse_entry(const sn_value *m, sn_entry *en, size_t *len, size_t *total, size_t *off,
+                       sn_err *e)
+{
+    memset(en, 0, sizeof *en);
+    const sn_value *t = sn_map_get(m, "total"), *o = sn_map_get(m, "off");
+    if ((t->type == SN_NIL) != (o->type == SN_NIL))
+        return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
+    *total = t->type == SN_INT ? (size_t)t->u.i : 0;
+    *off = o->type == SN_INT ? (size_t)o->u.i : 0;
+    if (t->type == SN_INT && *total == 0) return sn_fail(e, SN_ECORRUPT, "chunk of an empty record");
+    const sn_value *origin = sn_map_get(m, "origin"), *seq = sn_map_get(m, "seq");
+    const sn_value *l = sn_map_get(m, "len"), *key = sn_map_get(m, "key");
+    const sn_value *ph = sn_map_get(m, "prev_hlc"), *po = sn_map_get(m, "prev_origin");
+    if (origin->type != SN_STR || origin->u.s.len != SN_ORIGIN_LEN || seq->type != SN_INT ||
+        seq->u.i < 1 || l->type != SN_INT)
+        return sn_fail(e, SN_ECORRUPT, "entry lacks origin, seq or len");
+    if (key->u.s.len == 0 || key->u.s.len > SN_REPL_KEY_MAX)
+        return sn_fail(e, SN_ECORRUPT, "entry key has a bad length");
+    int64_t kind = sn_map_get(m, "kind")->u.i, cf = sn_map_get(m, "cf")->u.i;
+    if (kind > SN_KIND_SKIP) return sn_fail(e, SN_ECORRUPT, "entry kind unknown");
+    if (cf != sn_replica_cf_weights() && cf != sn_replica_cf_config() &&
+        cf != sn_replica_cf_checkpoints())
+        return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
+    if ((ph->type == SN_NIL) != (po->type == SN_NIL) ||
+        (po->type == SN_STR && po->u.s.len != SN_ORIGIN_LEN))
+        return sn_fail(e, SN_ECORRUPT, "entry prev is malformed");
+    if ((kind == SN_KIND_PUT) != (l->u.i > 0))
+        return sn_fail(e, SN_ECORRUPT, "entry payload disagrees with its kind");
+    memcpy(en->origin, origin->u.s.p, SN_ORIGIN_LEN);
+    en->seq = (uint64_t)seq->u.i;
+    en->kind = (unsigned)kind;
+    en->cf = (int)cf;
+    memcpy(en->key, key->u.s.p, key->u.s.len);
+    en->klen = key->u.s.len;
+    en->hlc = (uint64_t)sn_map_get(m, "hlc")->u.i;
+    if (po->type == SN_STR) {
+        en->prev.hlc = (uint64_t)ph->u.i;
+        memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
+    }
+    *len = (size_t)l->u.i;
+    return SN_OK;
+}
+
+static void count_received(sn_sync *y, const sn_entry *en)
+{
+    if (en->kind != SN_KIND_PUT) return;
+    if (en->cf == sn_replica_cf_weights()) y->st.weights_received++;
+    else if (en->cf == sn_replica_cf_config()) y->st.configs_received++;
+    else y->st.checkpoints_received++;
+}
+
+/* Apply one entry whose seq is the next of its origin: the record's checks
+ * (full decode and CRC, identity, clock offset), then the merge. */
+static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int *bad,
+                     sn_err *e)
+{
+    if (en->kind == SN_KIND_PUT) {
+        int rc = sn_replica_check(en, bytes, len, e);
+        if (rc) { *bad = 1; return rc; }
+        double wall_ms = sn_now() * 1000.0;
+        if ((double)(en->hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms) {
+            *bad = 1;
+            return sn_fail(e, SN_ECORRUPT, "record timestamp is %.0f ms ahead of our clock",
+                           (double)(en->hlc >> 16) - wall_ms);
+        }
+    }
+    /* a kind this node does not sync is logged as seen and not applied */
+    if (!sn_kind_enabled(y, en->cf)) {
+        en->kind = SN_KIND_SKIP;
+        bytes = NULL;
+        len = 0;
+    }
+    sn_apply_result res;
+    int rc = sn_replica_apply(y->s, en, bytes, len, &y->cfg.resolver, &res, e);
+    if (rc == SN_ECORRUPT) { *bad = 1; return rc; }
+    if (rc) return rc;
+    if (res.duplicate) { y->st.duplicates++; return SN_OK; }
+    count_received(y, en);
+    y->st.conflicts += (uint64_t)res.conflicts;
+    return SN_OK;
+}
+
+/* Whole chunk sets whose turn has come (their origin reached seq - 1) are
+ * applied; sets made moot by what arrived meanwhile are dropped. */
+static int apply_ready_sets(sn_sync *y, int *need_sync, int *bad, sn_err *e)
+{
+    int progress = 1, rc = SN_OK;
+    while (progress && !rc) {
+        progress = 0;
+        for (partial *q = y->parts; q && !rc; q = q->next) {
+            uint64_t have;
+            rc = sn_replica_have(y->s, q->en.origin, &have, e);
+            if (rc) break;
+            if (q->en.seq <= have) {
+                if (q->have < q->total) y->st.chunk_sets_dropped++;
+                sn_partial_drop(y, q);
+                progress = 1;
+                break;
+            }
+            if (q->have < q->total) continue;
+            if (q->en.seq > have + 1) { *need_sync = 1; continue; }
+            sn_entry en = q->en;
+            rc = apply_one(y, &en, q->buf, q->total, bad, e);
+            if (*bad) y->st.chunk_sets_rejected++;
+            else if (!rc) y->st.chunk_sets_completed++;
+            sn_partial_drop(y, q);
+            progress = 1;
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Apply the entries of an update or a response. Entries of one origin are
+ * applied in seq order only: a gap (a lost or reordered message) stops that
+ * origin and asks the sender for a sync instead. A chunk goes to its set,
+ * which is applied once whole and its turn has come. *bad is set when the
+ * message itself is malformed; entries before the bad one stay applied,
+ * each having passed its own checks. */
+static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
+{
+    const sn_value *list = sn_map_get(&m->r.fields, "entries");
+    size_t total = 0;
+    for (size_t i = 0; i < list->u.a.n; i++) {
+        const sn_value *l = sn_map_get(&list->u.a.items[i], "len");
+        if (l->type != SN_INT || (uint64_t)l->u.i > m->r.raw_len - total) {
+            *bad = 1;
+            return sn_fail(e, SN_ECORRUPT, "entry lengths exceed the payload");
+        }
+        total += (size_t)l->u.i;
+    }
+    if (total != m->r.raw_len) {
+        *bad = 1;
+        return sn_fail(e, SN_ECORRUPT, "entry lengths disagree with the payload");
+    }
+    size_t off = 0;
+    int chunks = 0;
+    for (size_t i = 0; i < list->u.a.n; i++) {
+        sn_entry en;
+        size_t len, rtotal, roff;
+        int rc = parse_entry(&list->u.a.items[i], &en, &len, &rtotal, &roff, e);
+        if (rc) { *bad = 1; return rc; }
+        const unsigned char *bytes = len ? m->payload + off : NULL;
+        off += len;
+        uint64_t have;
+        rc = sn_replica_have(y->s, en.origin, &have, e);
+        if (rc) return rc;
+        if (en.seq <= have) { y->st.duplicates++; continue; }
+        if (rtotal) {
+            y->st.chunks_received++;
+            chunks = 1;
+            if (!sn_kind_enabled(y, en.cf)) {
+                /* not kept: the entry is logged as a skip when its turn comes */
+                if (en.seq > have + 1) { *need_sync = 1; continue; }
+                en.kind = SN_KIND_SKIP;
+                rc = apply_one(y, &en, NULL, 0, bad, e);
+                if (rc) return rc;
+                continue;
+            }
+            partial *q;
+            rc = sn_chunk_add(y, p, &en, rtotal, roff, bytes, len, &q, e);
+            if (rc == SN_NOTFOUND) { y->st.chunk_sets_dropped++; continue; }
+            if (rc == SN_ECORRUPT) { y->st.chunk_sets_rejected++; *bad = 1; return rc; }
+            if (rc) return rc;
+            continue;
+        }
+        if (en.seq > have + 1) { *need_sync = 1; continue; }
+        rc = apply_one(y, &en, bytes, len, bad, e);
+        if (rc) return rc;
+    }
+    if (chunks || y->parts) return apply_ready_sets(y, need_sync, bad, e);
+    return SN_OK;
+}
+
+int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e)
+{
+    msg m;
+    int rc = decode_msg(data, len, max_bytes, &m, e);
+    if (!rc && m.r.type != SN_MSG_SYNC_REQUEST && m.r.type != SN_MSG_HEARTBEAT) {
+        const sn_value *list = sn_map_get(&m.r.fields, "entries");
+        size_t total = 0;
+        for (size_t i = 0; !rc && i < list->u.a.n; i++) {
+            sn_entry en;
+            size_t elen, rtotal, roff;
+            rc = parse_entry(&list->u.a.items[i], &en, &elen, &rtotal, &roff, e);
+            if (!rc && elen > m.r.raw_len - total) rc = sn_fail(e, SN_ECORRUPT, "too long");
+            if (!rc && rtotal && (roff > rtotal || elen > rtotal - roff))
+                rc = sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
+            else if (!rc && en.kind == SN_KIND_PUT && !rtotal)
+                rc = sn_replica_check(&en, m.payload + total, elen, e);
+            total += elen;
+        }
+    }
+    msg_free(&m);
+    return rc;
+}
+
+int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, size_t len,
+                    int *accepted, sn_err *e)
+{
+    *accepted = 0;
+    y->st.bytes_received += len;
+    y->st.messages_received++;
+    msg m;
+    sn_err me;
+    int rc = decode_msg(data, len, y->cfg.max_message_bytes, &m, &me);
+    if (rc == SN_ENOMEM) { msg_free(&m); *e = me; return rc; }
+    if (rc) {
+        msg_free(&m);
+        y->st.rejected++;
+        *e = me;
+        return SN_OK;
+    }
+    sn_err pe;
+    peer *p = sn_peer_learn(y, id, idlen, 0, &pe);
+    if (!p) {
+        msg_free(&m);
+        y->st.rejected++;
+        *e = pe;
+        return SN_OK;
+    }
+    p->last_seen = y->now;
+    int need_sync = 0, bad = 0;
+    switch (m.r.type) {
+    case SN_MSG_HEARTBEAT: {
+        uint64_t mine;
+        rc = sn_sync_digest(y->s, &mine, e);
+        uint64_t theirs = (uint64_t)sn_map_get(&m.r.fields, "digest")->u.i;
+        /* different digests: one of us lacks something; asking is cheap */
+        /* one such request at a time, whoever sent the heartbeat: several
+         * peers that all differ from us would otherwise each send us the
+         * same entries (an unanswered request is given up after two
+         * heartbeats) */
+        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
+            y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
+            need_sync = 1;
+        break;
+    }
+    case SN_MSG_SYNC_REQUEST:
+        rc = sn_answer_request(y, p, &m.r.fields, e);
+        break;
+    case SN_MSG_SYNC_RESPONSE:
+        y->last_any_request = -1e300;   /* answered: a digest may ask again */
+        rc = apply_entries(y, p, &m, &need_sync, &bad, e);
+        if (!rc && sn_map_get(&m.r.fields, "more")->u.b) need_sync = 1;
+        break;
+    default:   /* the three update kinds */
+        rc = apply_entries(y, p, &m, &need_sync, &bad, e);
+        break;
+    }
+    msg_free(&m);
+    if (bad) {
+        y->st.rejected++;
+        return SN_OK;
+    }
+    if (rc) return rc;
+    *accepted = 1;
+    if (need_sync) rc = sn_send_request(y, p, e);
+    return rc;
+}

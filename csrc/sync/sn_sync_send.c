@@ -1,0 +1,303 @@
+/* What the engine sends: heartbeats with a digest of what it holds,
+ * requests for what it lacks, answers to peers' requests, and eager pushes
+ * of local writes. */
+#include "sync/sn_sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- digests ------------------------------------------------------------------------- */
+
+int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e)
+{
+    sn_vv vv;
+    int rc = sn_replica_vector(s, &vv, e);
+    if (rc) return rc;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < vv.n; i++) {
+        for (size_t j = 0; j < SN_ORIGIN_LEN; j++)
+            h = (h ^ (unsigned char)vv.items[i].origin[j]) * 1099511628211ull;
+        for (int j = 0; j < 8; j++) h = (h ^ ((vv.items[i].seq >> (8 * j)) & 0xff)) * 1099511628211ull;
+    }
+    free(vv.items);
+    *digest = h & 0x7fffffffffffffffull;   /* msgpack ints are signed on our side */
+    return SN_OK;
+}
+
+int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
+{
+    uint64_t digest;
+    int rc = sn_sync_digest(y->s, &digest, e);
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value map;
+    if (!rc) rc = sn_record_map(sn_schema_for(SN_MSG_HEARTBEAT), &a, &map, e);
+    if (!rc) {
+        sn_msg_header(y, &map, e);
+        sn_map_set(&map, "digest", sn_int((int64_t)digest));
+        sn_buf out;
+        rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
+        if (!rc) rc = sn_outbox_add(y, p, &out, e);
+    }
+    sn_arena_free(&a);
+    if (!rc) {
+        p->last_heartbeat = y->now;
+        y->st.heartbeats_sent++;
+    }
+    return rc;
+}
+
+int sn_send_request(sn_sync *y, peer *p, sn_err *e)
+{
+    sn_vv vv;
+    int rc = sn_replica_vector(y->s, &vv, e);
+    if (rc) return rc;
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value map, list = sn_nil();
+    rc = sn_record_map(sn_schema_for(SN_MSG_SYNC_REQUEST), &a, &map, e);
+    list.type = SN_ARRAY;
+    list.u.a.items = rc ? NULL : sn_arena_alloc(&a, (vv.n ? vv.n : 1) * sizeof(sn_value));
+    if (!rc && !list.u.a.items) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < vv.n; i++) {
+        sn_value *h = &list.u.a.items[i];
+        sn_value *kv = sn_arena_alloc(&a, 4 * sizeof *kv);
+        if (!kv) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
+        kv[0] = sn_cstr("origin");
+        kv[1] = sn_str(vv.items[i].origin, SN_ORIGIN_LEN);
+        kv[2] = sn_cstr("seq");
+        kv[3] = sn_int((int64_t)vv.items[i].seq);
+        *h = sn_nil();
+        h->type = SN_MAP;
+        h->u.a.items = kv;
+        h->u.a.n = 2;
+    }
+    list.u.a.n = vv.n;
+    if (!rc) {
+        sn_msg_header(y, &map, e);
+        sn_map_set(&map, "have", list);
+        /* a record half-received from this peer: ask for the rest only */
+        for (partial *q = y->parts; q; q = q->next) {
+            if (q->plen != p->len || memcmp(q->peer, p->id, p->len) != 0 || q->have == q->total)
+                continue;
+            sn_map_set(&map, "partial_origin", sn_str(q->en.origin, SN_ORIGIN_LEN));
+            sn_map_set(&map, "partial_seq", sn_int((int64_t)q->en.seq));
+            sn_map_set(&map, "partial_off", sn_int((int64_t)sn_partial_prefix(q)));
+            break;
+        }
+        sn_buf out;
+        rc = sn_record_encode(SN_MSG_SYNC_REQUEST, &map, NULL, 0, SN_CODEC_NONE, &out, e);
+        if (!rc) rc = sn_outbox_add(y, p, &out, e);
+    }
+    sn_arena_free(&a);
+    free(vv.items);
+    if (!rc) {
+        p->last_request = y->last_any_request = y->now;
+        y->st.sync_rounds++;
+    }
+    return rc;
+}
+
+int sn_sync_request(sn_sync *y, const char *id, size_t len, sn_err *e)
+{
+    peer *p = sn_peer_find(y, id, len);
+    if (!p) return sn_fail(e, SN_EARG, "unknown peer");
+    return sn_send_request(y, p, e);
+}
+
+int sn_sync_request_all(sn_sync *y, sn_err *e)
+{
+    for (size_t i = 0; i < sn_sync_peer_count(y); i++) {
+        sn_peer_info p;
+        sn_sync_peer(y, i, &p);
+        int rc = sn_sync_request(y, p.id, strlen(p.id), e);
+        if (rc) return rc;
+    }
+    return SN_OK;
+}
+
+int sn_kind_enabled(const sn_sync *y, int cf)
+{
+    if (cf == sn_replica_cf_weights()) return y->cfg.weights;
+    if (cf == sn_replica_cf_config()) return y->cfg.configs;
+    if (cf == sn_replica_cf_checkpoints()) return y->cfg.checkpoints;
+    return 0;
+}
+
+/* Read one entry for sending: kinds this node does not sync travel as
+ * skips, so the asker's vector still advances past them. */
+static int read_for_send(sn_sync *y, const char *origin, uint64_t seq, sn_entry *en, sn_buf *bytes,
+                         sn_err *e)
+{
+    int rc = sn_replica_read(y->s, origin, seq, en, bytes, e);
+    if (rc) return rc;
+    if (!sn_kind_enabled(y, en->cf)) {
+        free(bytes->data);
+        bytes->data = NULL;
+        bytes->len = 0;
+        en->kind = SN_KIND_SKIP;
+    }
+    return SN_OK;
+}
+
+/* ---- eager pushes of local writes ---------------------------------------------------- */
+
+static unsigned update_type(int cf)
+{
+    if (cf == sn_replica_cf_weights()) return SN_MSG_WEIGHT_UPDATE;
+    if (cf == sn_replica_cf_config()) return SN_MSG_CONFIG_UPDATE;
+    return SN_MSG_CHECKPOINT_BROADCAST;
+}
+
+/* Each local entry goes to every live peer in a message of its kind (in
+ * chunks when it is larger than a chunk). Kinds this node does not sync
+ * are left to anti-entropy (as skips). Entries are sent in seq order, so a peer that got
+ * every push applies them all; one that missed one asks. */
+int sn_push_local(sn_sync *y, sn_err *e)
+{
+    uint64_t last = sn_replica_local_seq(y->s);
+    if (last <= y->pushed_seq) return SN_OK;
+    const char *origin = sn_store_origin(y->s);
+    int rc = SN_OK;
+    for (uint64_t seq = y->pushed_seq + 1; !rc && seq <= last; seq++) {
+        sn_entry en;
+        sn_buf bytes;
+        rc = read_for_send(y, origin, seq, &en, &bytes, e);
+        if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
+        if (rc) break;
+        int sendable = en.kind != SN_KIND_SKIP;
+        for (size_t i = 0; sendable && !rc && i < y->npeers; i++) {
+            peer *p = &y->peers[i];
+            if (sn_peer_state(y, p) == SN_PEER_DEAD) continue;
+            if (bytes.len > y->chunk) {
+                size_t next;
+                rc = sn_send_chunks(y, p, update_type(en.cf), &en, bytes.data, bytes.len, 0,
+                                    SIZE_MAX, 0, &next, e);
+                if (!rc) sn_count_sent(y, &en);
+                if (!rc) sn_sent_note(y, p, origin, seq);
+                continue;
+            }
+            builder b;
+            sn_builder_init(&b);
+            unsigned char *copy = NULL;
+            if (bytes.len) {
+                copy = malloc(bytes.len);
+                if (!copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+                else memcpy(copy, bytes.data, bytes.len);
+            }
+            if (!rc) rc = sn_builder_add(&b, &en, copy, bytes.len, e);
+            if (!rc) rc = sn_send_entries(y, p, update_type(en.cf), &b, 0, e);
+            if (!rc) sn_count_sent(y, &en);
+            if (!rc) sn_sent_note(y, p, origin, seq);
+            sn_builder_free(&b);
+        }
+        free(bytes.data);
+    }
+    if (!rc) y->pushed_seq = last;
+    return rc;
+}
+
+/* The asker's seq for origin in its "have" list; 0 when it lists none. */
+static uint64_t their_seq(const sn_value *have, const char *origin)
+{
+    uint64_t theirs = 0;
+    for (size_t j = 0; j < have->u.a.n; j++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
+        if (o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, origin, SN_ORIGIN_LEN) == 0)
+            theirs = (uint64_t)sn_map_get(&have->u.a.items[j], "seq")->u.i;
+    }
+    return theirs;
+}
+
+/* An origin the asker has entries of and we know nothing about. */
+static int asker_knows_more(const sn_value *have, const sn_vv *vv)
+{
+    for (size_t j = 0; j < have->u.a.n; j++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[j], "origin");
+        int known = 0;
+        for (size_t i = 0; i < vv->n && !known; i++)
+            known = o->u.s.len == SN_ORIGIN_LEN && memcmp(o->u.s.p, vv->items[i].origin, SN_ORIGIN_LEN) == 0;
+        if (!known && sn_map_get(&have->u.a.items[j], "seq")->u.i > 0) return 1;
+    }
+    return 0;
+}
+
+/* Where to resume the record (origin, seq) of len bytes: the end of the
+ * asker's partial copy when the request names this record, else 0. */
+static size_t resume_offset(const sn_value *fields, const char *origin, uint64_t seq, size_t len)
+{
+    const sn_value *po = sn_map_get(fields, "partial_origin");
+    const sn_value *ps = sn_map_get(fields, "partial_seq");
+    const sn_value *pf = sn_map_get(fields, "partial_off");
+    if (po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN && ps->type == SN_INT &&
+        pf->type == SN_INT && (uint64_t)ps->u.i == seq &&
+        memcmp(po->u.s.p, origin, SN_ORIGIN_LEN) == 0 && (uint64_t)pf->u.i < len)
+        return (size_t)pf->u.i;
+    return 0;
+}
+
+/* Everything we hold past the asker's vector, within one message's budget. */
+int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
+{
+    const sn_value *have = sn_map_get(fields, "have");
+    sn_vv vv;
+    int rc = sn_replica_vector(y->s, &vv, e);
+    if (rc) return rc;
+    builder b;
+    sn_builder_init(&b);
+    int more = 0, asker_ahead = 0, chunked = 0;
+    size_t budget = y->cfg.max_message_bytes - MESSAGE_OVERHEAD;
+    const sn_value *po = sn_map_get(fields, "partial_origin");
+    for (size_t i = 0; !rc && i < vv.n && !more && !chunked; i++) {
+        uint64_t theirs = their_seq(have, vv.items[i].origin);
+        if (theirs > vv.items[i].seq) asker_ahead = 1;
+        /* entries we sent this peer a moment ago are on their way: the
+         * request crossed them (unless it names one as half-received) */
+        uint64_t from = theirs, lately = sn_sent_lately(y, p, vv.items[i].origin);
+        int partial_here = po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN &&
+                           memcmp(po->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0;
+        if (lately > from && !partial_here) from = lately;
+        for (uint64_t seq = from + 1; !rc && seq <= vv.items[i].seq; seq++) {
+            sn_entry en;
+            sn_buf bytes;
+            rc = read_for_send(y, vv.items[i].origin, seq, &en, &bytes, e);
+            if (rc) break;
+            if (b.n && (b.n >= MAX_ENTRIES_PER_MESSAGE ||
+                        b.bytes + bytes.len + ENTRY_OVERHEAD > budget)) {
+                free(bytes.data);
+                more = 1;
+                break;
+            }
+            if (bytes.len > y->chunk) {
+                /* what came before, then this record in chunks (from where
+                 * the asker's partial copy ends), then the asker asks again */
+                if (b.n) rc = sn_send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, 0, e);
+                sn_builder_free(&b);
+                sn_builder_init(&b);
+                size_t start = resume_offset(fields, vv.items[i].origin, seq, bytes.len), next;
+                int after = seq < vv.items[i].seq || i + 1 < vv.n;
+                if (!rc) rc = sn_send_chunks(y, p, SN_MSG_SYNC_RESPONSE, &en, bytes.data, bytes.len,
+                                             start, budget, after, &next, e);
+                if (!rc && next >= bytes.len) {
+                    sn_count_sent(y, &en);
+                    sn_sent_note(y, p, vv.items[i].origin, seq);
+                }
+                free(bytes.data);
+                chunked = 1;
+                break;
+            }
+            sn_count_sent(y, &en);
+            rc = sn_builder_add(&b, &en, bytes.data, bytes.len, e);
+            if (!rc) sn_sent_note(y, p, vv.items[i].origin, seq);
+        }
+    }
+    /* origins the asker knows and we do not: ask back (push-pull) */
+    if (!rc && !asker_ahead) asker_ahead = asker_knows_more(have, &vv);
+    free(vv.items);
+    if (!rc && !chunked) rc = sn_send_entries(y, p, SN_MSG_SYNC_RESPONSE, &b, more, e);
+    sn_builder_free(&b);
+    if (!rc && asker_ahead && y->now - p->last_request >= y->cfg.heartbeat_interval / 4 &&
+        y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
+        rc = sn_send_request(y, p, e);
+    return rc;
+}
