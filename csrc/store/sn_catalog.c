@@ -6,44 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growable list of values, copied into the arena when done. */
-typedef struct vlist { sn_value *items; size_t n, cap; } vlist;
-
-static int vlist_push(vlist *l, sn_value v, sn_err *e)
-{
-    if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;
-    l->items[l->n++] = v;
-    return SN_OK;
-}
-
-static int vlist_finish(vlist *l, sn_arena *a, sn_value *out, sn_err *e)
-{
-    *out = sn_nil();
-    out->type = SN_ARRAY;
-    out->u.a.n = l->n;
-    out->u.a.items = sn_arena_alloc(a, (l->n ? l->n : 1) * sizeof(sn_value));
-    int rc = out->u.a.items ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc && l->n) memcpy(out->u.a.items, l->items, l->n * sizeof(sn_value));
-    free(l->items);
-    l->items = NULL;
-    return rc;
-}
-
-static int iter_done(rocksdb_iterator_t *it, int cf, int rc, sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    if (err && !rc) return sn_rocks_err(e, err, sn_cf_names[cf]);
-    if (err) rocksdb_free(err);
-    return rc;
-}
-
-static rocksdb_iterator_t *iter(sn_store *s, int cf)
-{
-    return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
-}
-
 /* Copy a schema-checked map's fields onto a record map of the same
  * schema (the check guarantees every key is a field name under 64 bytes). */
 static void copy_fields(sn_value *rec, const sn_value *src)
@@ -107,28 +69,28 @@ int sn_get_config(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_v
     return sn_get_record(s, CF_CONFIG, expert, len, SN_REC_CONFIG, a, out, e);
 }
 
-static int push_str(vlist *l, sn_arena *a, const char *p, size_t n, sn_err *e)
+static int push_str(sn_vlist *l, sn_arena *a, const char *p, size_t n, sn_err *e)
 {
     const char *copy = sn_arena_strdup(a, p, n);
     if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
-    return vlist_push(l, sn_str(copy, n), e);
+    return sn_vlist_push(l, sn_str(copy, n), e);
 }
 
 int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
 {
-    vlist cfgs = {0}, all = {0};
+    sn_vlist cfgs = {0}, all = {0};
     int rc = SN_OK;
-    rocksdb_iterator_t *it = iter(s, CF_CONFIG);
+    rocksdb_iterator_t *it = sn_iter(s, CF_CONFIG);
     for (rocksdb_iter_seek_to_first(it); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t n;
         const char *k = rocksdb_iter_key(it, &n);
         rc = push_str(&cfgs, a, k, n, e);
     }
-    rc = iter_done(it, CF_CONFIG, rc, e);
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_CONFIG], e);
 
     /* experts with weights but no config are experts too; merge the two
      * sorted lists. Seeking to expert+"\x01" skips all of one expert's keys. */
-    it = iter(s, CF_WEIGHTS);
+    it = sn_iter(s, CF_WEIGHTS);
     size_t ci = 0;
     rocksdb_iter_seek_to_first(it);
     while (!rc && rocksdb_iter_valid(it)) {
@@ -145,7 +107,7 @@ int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
             size_t m = c->u.s.len < elen ? c->u.s.len : elen;
             int cmp = memcmp(c->u.s.p, k, m);
             if (cmp > 0 || (cmp == 0 && c->u.s.len >= elen)) break;
-            rc = vlist_push(&all, *c, e);
+            rc = sn_vlist_push(&all, *c, e);
             ci++;
         }
         if (!rc && ci < cfgs.n && cfgs.items[ci].u.s.len == elen &&
@@ -154,11 +116,11 @@ int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
         if (!rc) rc = push_str(&all, a, k, elen, e);
         rocksdb_iter_seek(it, next, elen + 1);
     }
-    rc = iter_done(it, CF_WEIGHTS, rc, e);
-    while (!rc && ci < cfgs.n) rc = vlist_push(&all, cfgs.items[ci++], e);
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
+    while (!rc && ci < cfgs.n) rc = sn_vlist_push(&all, cfgs.items[ci++], e);
     free(cfgs.items);
     if (rc) { free(all.items); return rc; }
-    return vlist_finish(&all, a, out, e);
+    return sn_vlist_finish(&all, a, out, e);
 }
 
 /* ---- checkpoints ------------------------------------------------------------ */
@@ -170,7 +132,7 @@ static size_t cp_key(unsigned char *k, const char *id, size_t len)
     return len + 1;
 }
 
-static int add_pin(vlist *pins, sn_arena *a, const char *expert, size_t elen, uint32_t layer,
+static int add_pin(sn_vlist *pins, sn_arena *a, const char *expert, size_t elen, uint32_t layer,
                    uint64_t version, sn_err *e)
 {
     sn_value pin;
@@ -181,15 +143,15 @@ static int add_pin(vlist *pins, sn_arena *a, const char *expert, size_t elen, ui
     sn_map_set(&pin, "expert_id", sn_str(copy, elen));
     sn_map_set(&pin, "layer", sn_int(layer));
     sn_map_set(&pin, "version", sn_int((int64_t)version));
-    return vlist_push(pins, pin, e);
+    return sn_vlist_push(pins, pin, e);
 }
 
 /* The current version of every expert/layer, this batch's writes included:
  * one seek per layer, not a walk over every version. */
-static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, vlist *pins, sn_err *e)
+static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, sn_err *e)
 {
     int rc = SN_OK;
-    rocksdb_iterator_t *it = iter(s, CF_WEIGHTS);
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
     rocksdb_iter_seek_to_first(it);
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
@@ -210,7 +172,7 @@ static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, vlist *pins, sn_e
         sn_put_be(prefix + plen - 4, (uint64_t)layer + 1, 4);
         rocksdb_iter_seek(it, (const char *)prefix, plen);
     }
-    rc = iter_done(it, CF_WEIGHTS, rc, e);
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
     /* layers that exist only in this batch so far */
     for (sn_pending *p = b ? b->pending : NULL; !rc && p; p = p->next) {
         unsigned char k[SN_WKEY_MAX];
@@ -232,16 +194,6 @@ static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, vlist *pins, sn_e
     return rc;
 }
 
-static size_t pin_key(unsigned char *k, const sn_value *pin, const char *id, size_t idlen)
-{
-    const sn_value *x = sn_map_get(pin, "expert_id");
-    k[0] = SN_PIN_PREFIX;
-    size_t n = 1 + sn_wkey(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i,
-                           (uint64_t)sn_map_get(pin, "version")->u.i);
-    memcpy(k + n, id, idlen);
-    return n + idlen;
-}
-
 int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37], sn_err *e)
 {
     int rc = sn_schema_check(&sn_schema_checkpoint, cp, 1, e);
@@ -250,10 +202,10 @@ int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37]
     if (!b) return e->code;
     sn_arena a;
     sn_arena_init(&a);
-    vlist pins = {0};
+    sn_vlist pins = {0};
     sn_value rec, pinlist;
     rc = current_pins(s, b, &a, &pins, e);
-    if (!rc) rc = vlist_finish(&pins, &a, &pinlist, e);
+    if (!rc) rc = sn_vlist_finish(&pins, &a, &pinlist, e);
     if (!rc) rc = sn_record_map(&sn_schema_checkpoint, &a, &rec, e);
     if (!rc) {
         sn_uuid(id);
@@ -272,8 +224,8 @@ int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37]
                                  (uint64_t)sn_map_get(&rec, "hlc")->u.i, 0, NULL, 0, e);
     }
     for (size_t i = 0; !rc && i < pinlist.u.a.n; i++) {
-        unsigned char k[1 + SN_WKEY_MAX + 36];
-        size_t klen = pin_key(k, &pinlist.u.a.items[i], id, 36);
+        unsigned char k[SN_PIN_KEY_MAX];
+        size_t klen = sn_pin_key(k, &pinlist.u.a.items[i], id, 36);
         rocksdb_writebatch_put_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k, klen, "", 0);
     }
     free(pins.items);
@@ -305,7 +257,7 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
     size_t n = 0, cap = 0;
     int rc = SN_OK;
     char prefix = SN_CP_PREFIX;
-    rocksdb_iterator_t *it = iter(s, CF_CHECKPOINTS);
+    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
     for (rocksdb_iter_seek(it, &prefix, 1); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const char *k = rocksdb_iter_key(it, &klen);
@@ -315,12 +267,7 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
         rc = sn_record_decode(v, vlen, a, &r, e);
         if (!rc && r.type != SN_REC_CHECKPOINT) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
         if (rc) { sn_record_err(e, rc, CF_CHECKPOINTS, (const unsigned char *)k, klen); break; }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            cp_order *p = realloc(order, cap * sizeof *p);
-            if (!p) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
-            order = p;
-        }
+        if ((rc = SN_GROW(order, n, cap, 16, e))) break;
         const sn_value *created = sn_map_get(&r.fields, "created_at");
         const sn_value *hlc = sn_map_get(&r.fields, "hlc");
         order[n].created = created->type == SN_NUM ? created->u.n : 0;
@@ -328,13 +275,13 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
         order[n].id = *sn_map_get(&r.fields, "id");
         n++;
     }
-    rc = iter_done(it, CF_CHECKPOINTS, rc, e);
-    vlist l = {0};
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_CHECKPOINTS], e);
+    sn_vlist l = {0};
     if (!rc && n) qsort(order, n, sizeof *order, cp_cmp);
-    for (size_t i = 0; !rc && i < n; i++) rc = vlist_push(&l, order[i].id, e);
+    for (size_t i = 0; !rc && i < n; i++) rc = sn_vlist_push(&l, order[i].id, e);
     free(order);
     if (rc) { free(l.items); return rc; }
-    return vlist_finish(&l, a, out, e);
+    return sn_vlist_finish(&l, a, out, e);
 }
 
 int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
@@ -399,12 +346,12 @@ int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t le
     sn_batch *b = rc ? NULL : sn_batch_or_temp(s, given, e);
     if (!rc && !b) rc = e->code;
     if (!rc) {
-        unsigned char k[1 + SN_WKEY_MAX + SN_MAX_ID_LEN];
+        unsigned char k[SN_PIN_KEY_MAX];
         rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k,
                                      cp_key(k, id, len));
         for (size_t i = 0; i < npins; i++)
             rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k,
-                                         pin_key(k, &pins->u.a.items[i], id, len));
+                                         sn_pin_key(k, &pins->u.a.items[i], id, len));
         /* replicated as a delete entry whose prev is the checkpoint removed */
         const sn_value *ph = sn_map_get(&cp, "hlc"), *po = sn_map_get(&cp, "origin");
         if (ph && ph->type == SN_INT && po && po->type == SN_STR)
@@ -536,8 +483,8 @@ int sn_metrics(sn_store *s, const char *name, size_t len, double from, double to
     memcpy(k, name, len);
     k[len] = 0;
     put_ordered_double(k + len + 1, from);
-    vlist l = {0};
-    rocksdb_iterator_t *it = iter(s, CF_METRICS);
+    sn_vlist l = {0};
+    rocksdb_iterator_t *it = sn_iter(s, CF_METRICS);
     for (rocksdb_iter_seek(it, (const char *)k, len + 9); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -558,10 +505,10 @@ int sn_metrics(sn_store *s, const char *name, size_t len, double from, double to
             m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "timestamp");
             m.u.a.items[2 * m.u.a.n] = sn_cstr("value");
             m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "value");
-            rc = vlist_push(&l, m, e);
+            rc = sn_vlist_push(&l, m, e);
         }
     }
-    rc = iter_done(it, CF_METRICS, rc, e);
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_METRICS], e);
     if (rc) { free(l.items); return rc; }
-    return vlist_finish(&l, a, out, e);
+    return sn_vlist_finish(&l, a, out, e);
 }

@@ -61,10 +61,10 @@ int sn_stats_text(sn_store *s, char **out, sn_err *e)
     }
     if (db) {
         size_t need = len + strlen(db) + 1;
-        if (need > cap) {
-            char *bigger = realloc(buf, need);
-            if (!bigger) { rocksdb_free(db); free(buf); return sn_fail(e, SN_ENOMEM, "out of memory"); }
-            buf = bigger;
+        if (need > cap && SN_RESIZE(buf, need, e)) {
+            rocksdb_free(db);
+            free(buf);
+            return e->code;
         }
         memcpy(buf + len, db, strlen(db) + 1);
         rocksdb_free(db);
@@ -102,9 +102,7 @@ int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e)
         st->raw_bytes += r.raw_len;
         st->stored_bytes += vlen;
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
+    rc = sn_iter_end(it, rc, "scanning the store", e);
     char prefix = SN_CP_PREFIX;
     it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_CHECKPOINTS]);
     for (rocksdb_iter_seek(it, &prefix, 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -112,11 +110,8 @@ int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e)
         if (rocksdb_iter_key(it, &klen)[0] != SN_CP_PREFIX) break;
         st->checkpoint_count++;
     }
-    if (!err) rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
+    rc = sn_iter_end(it, rc, "scanning the store", e);
     rocksdb_readoptions_destroy(ro);
-    if (err && !rc) return sn_rocks_err(e, err, "scanning the store");
-    if (err) rocksdb_free(err);
     return rc;
 }
 
@@ -248,9 +243,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
             if (check_value(&v, cf, k, klen, val, vlen, &pe)) problem(&v, cf, k, klen, pe.msg);
         }
         /* RocksDB block and blob checksum failures surface here */
-        char *err = NULL;
-        rocksdb_iter_get_error(it, &err);
-        rocksdb_iter_destroy(it);
+        char *err = sn_iter_close(it);
         if (err) {
             problem(&v, cf, NULL, 0, err);
             rocksdb_free(err);
@@ -272,9 +265,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
             v.records++;
             if (bad) problem(&v, CF_DEFAULT, k, klen, pe.msg);
         }
-        char *err = NULL;
-        rocksdb_iter_get_error(it, &err);
-        rocksdb_iter_destroy(it);
+        char *err = sn_iter_close(it);
         if (err) {
             problem(&v, CF_DEFAULT, NULL, 0, err);
             rocksdb_free(err);

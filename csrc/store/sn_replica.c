@@ -67,16 +67,6 @@ static int same_ident(const sn_ident *a, const sn_ident *b)
     return a->hlc == b->hlc && strcmp(a->origin, b->origin) == 0;
 }
 
-static int iter_end(rocksdb_iterator_t *it, int rc, sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    if (err && !rc) return sn_rocks_err(e, err, "reading the replication log");
-    if (err) rocksdb_free(err);
-    return rc;
-}
-
 /* Copy of the value at key, or SN_NOTFOUND. */
 static int get_copy(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
                     sn_err *e)
@@ -239,7 +229,7 @@ int sn_replica_open(sn_store *s, sn_err *e)
 {
     unsigned char k[LOG_KEY_LEN];
     log_key(k, s->origin, UINT64_MAX);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_DEFAULT]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     rocksdb_iter_seek_for_prev(it, (const char *)k, LOG_KEY_LEN);
     int rc = SN_OK;
     if (rocksdb_iter_valid(it)) {
@@ -255,7 +245,7 @@ int sn_replica_open(sn_store *s, sn_err *e)
             if (!rc && en.hlc > s->last_hlc) s->last_hlc = en.hlc;
         }
     }
-    return iter_end(it, rc, e);
+    return sn_iter_end(it, rc, "reading the replication log", e);
 }
 
 /* ---- digests ------------------------------------------------------------------- */
@@ -265,7 +255,7 @@ int sn_replica_have(sn_store *s, const char *origin, uint64_t *seq, sn_err *e)
     unsigned char k[LOG_KEY_LEN];
     log_key(k, origin, UINT64_MAX);
     *seq = 0;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_DEFAULT]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     rocksdb_iter_seek_for_prev(it, (const char *)k, LOG_KEY_LEN);
     if (rocksdb_iter_valid(it)) {
         size_t klen;
@@ -273,7 +263,7 @@ int sn_replica_have(sn_store *s, const char *origin, uint64_t *seq, sn_err *e)
         if (klen == LOG_KEY_LEN && memcmp(key, k, LOG_KEY_LEN - 8) == 0)
             *seq = sn_get_be((const unsigned char *)key + LOG_KEY_LEN - 8, 8);
     }
-    return iter_end(it, SN_OK, e);
+    return sn_iter_end(it, SN_OK, "reading the replication log", e);
 }
 
 /* One seek per origin, not a walk over the log. */
@@ -284,7 +274,7 @@ int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e)
     size_t cap = 0;
     int rc = SN_OK;
     unsigned char k[LOG_KEY_LEN] = { 1, TAG_LOG };
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_DEFAULT]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     rocksdb_iter_seek(it, (const char *)k, 2);
     while (rocksdb_iter_valid(it)) {
         size_t klen;
@@ -295,19 +285,14 @@ int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e)
         rocksdb_iter_seek_for_prev(it, (const char *)k, LOG_KEY_LEN);
         if (!rocksdb_iter_valid(it)) break;
         key = rocksdb_iter_key(it, &klen);
-        if (out->n == cap) {
-            cap = cap ? 2 * cap : 8;
-            sn_vv_item *p = realloc(out->items, cap * sizeof *p);
-            if (!p) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
-            out->items = p;
-        }
+        if ((rc = SN_GROW(out->items, out->n, cap, 8, e))) break;
         sn_vv_item *item = &out->items[out->n++];
         memcpy(item->origin, key + 2, SN_ORIGIN_LEN);
         item->origin[SN_ORIGIN_LEN] = 0;
         item->seq = sn_get_be((const unsigned char *)key + LOG_KEY_LEN - 8, 8);
         rocksdb_iter_next(it);
     }
-    rc = iter_end(it, rc, e);
+    rc = sn_iter_end(it, rc, "reading the replication log", e);
     if (rc) { free(out->items); out->items = NULL; out->n = 0; }
     return rc;
 }
@@ -480,12 +465,12 @@ typedef struct heads {
 static int heads_push(heads *hs, const sn_head *h, unsigned char *owned, sn_err *e)
 {
     if (hs->n == hs->cap) {
-        size_t cap = hs->cap ? 2 * hs->cap : 4;
-        sn_head *p = realloc(hs->h, cap * sizeof *p);
-        if (p) hs->h = p;
-        unsigned char **q = p ? realloc(hs->owned, cap * sizeof *q) : NULL;
-        if (q) hs->owned = q;
-        if (!p || !q) { free(owned); return sn_fail(e, SN_ENOMEM, "out of memory"); }
+        /* two arrays in step: the capacity moves only when both have it */
+        size_t cap = sn_next_cap(hs->cap, 4);
+        if (SN_RESIZE(hs->h, cap, e) || SN_RESIZE(hs->owned, cap, e)) {
+            free(owned);
+            return e->code;
+        }
         hs->cap = cap;
     }
     hs->h[hs->n] = *h;
@@ -519,7 +504,7 @@ static int load_heads(sn_store *s, int cf, const unsigned char *key, size_t klen
     if (rc) return rc;
     unsigned char p[IDKEY_MAX];
     size_t plen = rec_prefix(p, TAG_CONFLICT, cf, key, klen);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_DEFAULT]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t n, vlen;
@@ -540,17 +525,7 @@ static int load_heads(sn_store *s, int cf, const unsigned char *key, size_t klen
         if (rc) free(copy);
         else rc = heads_push(hs, &h, copy, e);
     }
-    return iter_end(it, rc, e);
-}
-
-static size_t pin_key(unsigned char *k, const sn_value *pin, const unsigned char *id, size_t idlen)
-{
-    const sn_value *x = sn_map_get(pin, "expert_id");
-    k[0] = SN_PIN_PREFIX;
-    size_t n = 1 + sn_wkey(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i,
-                           (uint64_t)sn_map_get(pin, "version")->u.i);
-    memcpy(k + n, id, idlen);
-    return n + idlen;
+    return sn_iter_end(it, rc, "reading the replication log", e);
 }
 
 /* Add or remove the pin index entries of a checkpoint record. */
@@ -563,8 +538,8 @@ static int checkpoint_pins(sn_batch *b, const unsigned char *key, size_t klen,
     int rc = sn_record_decode(bytes, len, &a, &r, e);
     const sn_value *pins = rc ? NULL : sn_map_get(&r.fields, "pins");
     for (size_t i = 0; pins && pins->type == SN_ARRAY && i < pins->u.a.n; i++) {
-        unsigned char k[1 + SN_WKEY_MAX + SN_MAX_ID_LEN];
-        size_t n = pin_key(k, &pins->u.a.items[i], key + 1, klen - 1);
+        unsigned char k[SN_PIN_KEY_MAX];
+        size_t n = sn_pin_key(k, &pins->u.a.items[i], key + 1, klen - 1);
         if (add)
             rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_CHECKPOINTS], (const char *)k, n, "", 0);
         else
@@ -819,7 +794,7 @@ int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen, s
     memcpy(p + 5, prefix, plen);
     size_t cap = 0;
     int rc = SN_OK;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_DEFAULT]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     for (rocksdb_iter_seek(it, (const char *)p, 5 + plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -849,5 +824,5 @@ int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen, s
         memcpy(c->id.origin, k + 5 + rlen + 8, SN_ORIGIN_LEN);
         c->id.origin[SN_ORIGIN_LEN] = 0;
     }
-    return iter_end(it, rc, e);
+    return sn_iter_end(it, rc, "reading the replication log", e);
 }

@@ -71,6 +71,16 @@ int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert, size
     return 0;
 }
 
+size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen)
+{
+    const sn_value *x = sn_map_get(pin, "expert_id");
+    k[0] = SN_PIN_PREFIX;
+    size_t n = 1 + sn_wkey(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i,
+                           (uint64_t)sn_map_get(pin, "version")->u.i);
+    memcpy(k + n, id, idlen);
+    return n + idlen;
+}
+
 void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf, size_t cap)
 {
     const char *expert;
@@ -119,6 +129,47 @@ int sn_check_writable(sn_store *s, sn_err *e)
 {
     if (s->opts.read_only) return sn_fail(e, SN_EARG, "store is open read-only");
     return SN_OK;
+}
+
+rocksdb_iterator_t *sn_iter(sn_store *s, int cf)
+{
+    return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
+}
+
+char *sn_iter_close(rocksdb_iterator_t *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e)
+{
+    char *err = sn_iter_close(it);
+    if (err && !rc) return sn_rocks_err(e, err, what);
+    if (err) rocksdb_free(err);
+    return rc;
+}
+
+int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e)
+{
+    if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;
+    l->items[l->n++] = v;
+    return SN_OK;
+}
+
+int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e)
+{
+    *out = sn_nil();
+    out->type = SN_ARRAY;
+    out->u.a.n = l->n;
+    out->u.a.items = sn_arena_alloc(a, (l->n ? l->n : 1) * sizeof(sn_value));
+    int rc = out->u.a.items ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
+    if (!rc && l->n) memcpy(out->u.a.items, l->items, l->n * sizeof(sn_value));
+    free(l->items);
+    l->items = NULL;
+    return rc;
 }
 
 /* ---- open / close --------------------------------------------------------- */

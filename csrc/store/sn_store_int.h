@@ -65,8 +65,27 @@ SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 /* Checkpoints CF: 'C' id -> checkpoint; 'P' weight-key id -> "" (pin index). */
 #define SN_PIN_PREFIX 'P'
 #define SN_CP_PREFIX 'C'
+#define SN_PIN_KEY_MAX (1 + SN_WKEY_MAX + SN_MAX_ID_LEN)
+/* The pin index key of one pin (a sn_schema_pin map) of checkpoint id. */
+SN_HIDDEN size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen);
 
 SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
+/* An iterator over cf with the store's read options. Every iteration loop
+ * ends in sn_iter_close or sn_iter_end, because RocksDB reports a failed
+ * read (a bad block, an I/O error) only through the iterator, after the
+ * loop. Both destroy it; sn_iter_close returns its error (the caller
+ * rocksdb_free()s it) or NULL. */
+SN_HIDDEN rocksdb_iterator_t *sn_iter(sn_store *s, int cf);
+SN_HIDDEN char *sn_iter_close(rocksdb_iterator_t *it);
+/* The same as a status: rc when the loop already failed (the iterator's
+ * error is then dropped), else the iterator's error prefixed with what. */
+SN_HIDDEN int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
+
+/* A growable list of values, copied into the arena when done. */
+typedef struct sn_vlist { sn_value *items; size_t n, cap; } sn_vlist;
+SN_HIDDEN int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e);
+/* out = the list as an SN_ARRAY in a; frees the list either way. */
+SN_HIDDEN int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e);
 SN_HIDDEN int sn_check_id(const char *p, size_t len, const char *what, sn_err *e);
 SN_HIDDEN uint64_t sn_next_hlc(sn_store *s);
 SN_HIDDEN sn_batch *sn_batch_or_temp(sn_store *s, sn_batch *b, sn_err *e);
