@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* entries name the store's column families by index */
+_Static_assert((int)CF_WEIGHTS == (int)SN_ENTRY_CF_WEIGHTS &&
+                   (int)CF_CONFIG == (int)SN_ENTRY_CF_CONFIG &&
+                   (int)CF_CHECKPOINTS == (int)SN_ENTRY_CF_CHECKPOINTS,
+               "sn_entry.h's column families disagree with the store's");
+
 #define TAG_LOG 'L'
 #define TAG_CONFLICT 'X'
 #define TAG_SUPERSEDED 'S'
@@ -102,32 +108,6 @@ static int key_exists(sn_store *s, const unsigned char *k, size_t klen, int *fou
 
 /* ---- local writes: notes in the batch, appended at commit ---------------------- */
 
-static int encode_entry(const sn_entry *en, int with_wire, size_t len, sn_buf *out, sn_err *e)
-{
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_value m;
-    int rc = sn_record_map(&sn_schema_log_entry, &a, &m, e);
-    if (!rc) {
-        sn_map_set(&m, "kind", sn_int(en->kind));
-        sn_map_set(&m, "cf", sn_int(en->cf));
-        sn_map_set(&m, "key", sn_str((const char *)en->key, en->klen));
-        sn_map_set(&m, "hlc", sn_int((int64_t)en->hlc));
-        if (en->prev.origin[0]) {
-            sn_map_set(&m, "prev_hlc", sn_int((int64_t)en->prev.hlc));
-            sn_map_set(&m, "prev_origin", sn_cstr(en->prev.origin));
-        }
-        if (with_wire) {
-            sn_map_set(&m, "origin", sn_cstr(en->origin));
-            sn_map_set(&m, "seq", sn_int((int64_t)en->seq));
-            sn_map_set(&m, "len", sn_int((int64_t)len));
-        }
-        rc = sn_record_encode(SN_REC_LOG, &m, NULL, 0, SN_CODEC_NONE, out, e);
-    }
-    sn_arena_free(&a);
-    return rc;
-}
-
 int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
                     uint64_t hlc, uint64_t prev_hlc, const char *prev_origin, size_t prev_len,
                     sn_err *e)
@@ -146,7 +126,7 @@ int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned 
         memcpy(en.prev.origin, prev_origin, SN_ORIGIN_LEN);
     }
     sn_buf v;
-    int rc = encode_entry(&en, 0, 0, &v, e);
+    int rc = sn_entry_encode(&en, &v, e);
     if (rc) return rc;
     struct sn_repl_note *n = malloc(sizeof *n + v.len);
     if (!n) { free(v.data); return sn_fail(e, SN_ENOMEM, "out of memory"); }
@@ -195,36 +175,6 @@ void sn_replica_batch_free(sn_batch *b)
     }
 }
 
-static int decode_entry(const char *val, size_t len, sn_entry *en, sn_err *e)
-{
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_record r;
-    int rc = sn_record_decode(val, len, &a, &r, e);
-    if (!rc && r.type != SN_REC_LOG) rc = sn_fail(e, SN_ECORRUPT, "not a log entry");
-    if (!rc) {
-        const sn_value *f = &r.fields;
-        const sn_value *key = sn_map_get(f, "key");
-        const sn_value *ph = sn_map_get(f, "prev_hlc"), *po = sn_map_get(f, "prev_origin");
-        en->kind = (unsigned)sn_map_get(f, "kind")->u.i;
-        en->cf = (int)sn_map_get(f, "cf")->u.i;
-        en->hlc = (uint64_t)sn_map_get(f, "hlc")->u.i;
-        memset(&en->prev, 0, sizeof en->prev);
-        if (key->u.s.len > SN_REPL_KEY_MAX || key->u.s.len == 0)
-            rc = sn_fail(e, SN_ECORRUPT, "log entry key has a bad length");
-        else {
-            memcpy(en->key, key->u.s.p, key->u.s.len);
-            en->klen = key->u.s.len;
-        }
-        if (ph->type == SN_INT && po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN) {
-            en->prev.hlc = (uint64_t)ph->u.i;
-            memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
-        }
-    }
-    sn_arena_free(&a);
-    return rc;
-}
-
 int sn_replica_open(sn_store *s, sn_err *e)
 {
     unsigned char k[LOG_KEY_LEN];
@@ -241,7 +191,7 @@ int sn_replica_open(sn_store *s, sn_err *e)
              * stepped back across a restart */
             sn_entry en;
             const char *v = rocksdb_iter_value(it, &vlen);
-            rc = decode_entry(v, vlen, &en, e);
+            rc = sn_entry_decode(v, vlen, &en, e);
             if (!rc && en.hlc > s->last_hlc) s->last_hlc = en.hlc;
         }
     }
@@ -356,8 +306,7 @@ int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
     sn_buf v;
     int rc = get_copy(s, CF_DEFAULT, k, log_key(k, origin, seq), &v, e);
     if (rc) return rc;
-    memset(en, 0, sizeof *en);
-    rc = decode_entry((const char *)v.data, v.len, en, e);
+    rc = sn_entry_decode((const char *)v.data, v.len, en, e);
     free(v.data);
     if (rc) return rc;
     memcpy(en->origin, origin, SN_ORIGIN_LEN);
@@ -661,7 +610,7 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
     sn_batch *b = sn_batch_new(s);
     if (!b) return sn_fail(e, SN_ENOMEM, "out of memory");
     sn_buf v;
-    rc = encode_entry(en, 0, 0, &v, e);
+    rc = sn_entry_encode(en, &v, e);
     if (!rc) {
         rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                   log_key(k, en->origin, en->seq), (const char *)v.data, v.len);
@@ -677,19 +626,10 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
 
 /* ---- verify ------------------------------------------------------------------------ */
 
-static int replicated_cf(int cf) { return cf == CF_WEIGHTS || cf == CF_CONFIG || cf == CF_CHECKPOINTS; }
-
-static int origin_ok(const unsigned char *o)
-{
-    for (size_t i = 0; i < SN_ORIGIN_LEN; i++)
-        if (o[i] < 32 || o[i] > 126) return 0;
-    return 1;
-}
-
 static int verify_log(const unsigned char *k, size_t klen, const char *val, size_t vlen,
                       sn_replica_walk *w, sn_err *e)
 {
-    if (klen != LOG_KEY_LEN || !origin_ok(k + 2))
+    if (klen != LOG_KEY_LEN || !sn_origin_ok(k + 2, SN_ORIGIN_LEN))
         return sn_fail(e, SN_ECORRUPT, "malformed replication log key");
     uint64_t seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
     int same = w->started && memcmp(w->origin, k + 2, SN_ORIGIN_LEN) == 0;
@@ -700,41 +640,18 @@ static int verify_log(const unsigned char *k, size_t klen, const char *val, size
     if (seq != want)
         return sn_fail(e, SN_ECORRUPT, "replication log of %.36s has seq %llu where %llu was due",
                        (const char *)k + 2, (unsigned long long)seq, (unsigned long long)want);
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_record r;
-    int rc = sn_record_decode(val, vlen, &a, &r, e);
-    if (!rc && r.type != SN_REC_LOG) rc = sn_fail(e, SN_ECORRUPT, "not a replication log entry");
-    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "log entry with a payload");
-    if (!rc) {
-        const sn_value *f = &r.fields;
-        const sn_value *key = sn_map_get(f, "key");
-        const sn_value *ph = sn_map_get(f, "prev_hlc"), *po = sn_map_get(f, "prev_origin");
-        if (sn_map_get(f, "kind")->u.i > SN_KIND_SKIP)
-            rc = sn_fail(e, SN_ECORRUPT, "log entry of an unknown kind");
-        else if (!replicated_cf((int)sn_map_get(f, "cf")->u.i))
-            rc = sn_fail(e, SN_ECORRUPT, "log entry names a column family that is not replicated");
-        else if (key->u.s.len == 0 || key->u.s.len > SN_REPL_KEY_MAX)
-            rc = sn_fail(e, SN_ECORRUPT, "log entry key has a bad length");
-        else if ((ph->type == SN_NIL) != (po->type == SN_NIL) ||
-                 (po->type == SN_STR && (po->u.s.len != SN_ORIGIN_LEN ||
-                                         !origin_ok((const unsigned char *)po->u.s.p))))
-            rc = sn_fail(e, SN_ECORRUPT, "log entry predecessor is malformed");
-        else if (sn_map_get(f, "origin")->type != SN_NIL || sn_map_get(f, "seq")->type != SN_NIL)
-            rc = sn_fail(e, SN_ECORRUPT, "log entry carries wire fields");
-    }
-    sn_arena_free(&a);
-    return rc;
+    sn_entry en;
+    return sn_entry_decode(val, vlen, &en, e);
 }
 
 static int verify_ident_key(const unsigned char *k, size_t klen, const char *val, size_t vlen,
                             sn_err *e)
 {
-    if (klen < 5 || !replicated_cf(k[2]))
+    if (klen < 5 || !sn_entry_cf_known(k[2]))
         return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
     size_t rklen = (size_t)sn_get_be(k + 3, 2);
     if (rklen == 0 || rklen > SN_REPL_KEY_MAX || klen != 5 + rklen + 8 + SN_ORIGIN_LEN ||
-        !origin_ok(k + 5 + rklen + 8))
+        !sn_origin_ok(k + 5 + rklen + 8, SN_ORIGIN_LEN))
         return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
     if (k[1] == TAG_SUPERSEDED)
         return vlen ? sn_fail(e, SN_ECORRUPT, "superseded marker with a value") : SN_OK;
