@@ -169,8 +169,9 @@ static int add_head(sn_store *s, const sn_entry *en, const unsigned char *bytes,
     for (size_t i = 0; !rc && i < hs->n; i++) known |= sn_same_ident(&hs->h[i].id, &h.id);
     unsigned char k[IDKEY_MAX];
     if (!rc && !known)
-        rc = sn_repl_exists(s, k, sn_ident_key(k, TAG_SUPERSEDED, en->cf, en->key, en->klen, &h.id),
-                            &superseded, e);
+        rc = sn_key_exists(s, CF_DEFAULT, k,
+                           sn_ident_key(k, TAG_SUPERSEDED, en->cf, en->key, en->klen, &h.id),
+                           &superseded, "replication read", e);
     if (!rc && !known && !superseded) {
         rc = heads_push(hs, &h, NULL, e);
         res->stored = !rc;
@@ -265,7 +266,8 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
         return sn_fail(e, SN_ECORRUPT, "a put entry without its record");
     unsigned char k[LOG_KEY_LEN];
     int found;
-    rc = sn_repl_exists(s, k, sn_log_key(k, en->origin, en->seq), &found, e);
+    rc = sn_key_exists(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &found,
+                       "replication read", e);
     if (rc) return rc;
     if (found) { res->duplicate = 1; return SN_OK; }
 

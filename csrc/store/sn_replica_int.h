@@ -29,9 +29,6 @@ SN_HIDDEN int sn_same_ident(const sn_ident *a, const sn_ident *b);
 /* A malloc'd copy of the value at key, or SN_NOTFOUND. */
 SN_HIDDEN int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
                           sn_err *e);
-/* Whether a key of the default column family exists. */
-SN_HIDDEN int sn_repl_exists(sn_store *s, const unsigned char *k, size_t klen, int *found,
-                             sn_err *e);
 /* Identity (and, for heads, version and timestamp) of a stored record;
  * h points into bytes. */
 SN_HIDDEN int sn_record_head(const unsigned char *bytes, size_t len, int cf, sn_head *h,

@@ -84,17 +84,6 @@ int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf
     return out->data ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
 }
 
-int sn_repl_exists(sn_store *s, const unsigned char *k, size_t klen, int *found, sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[CF_DEFAULT], (const char *)k, klen, &err);
-    if (err) return sn_rocks_err(e, err, "replication read");
-    *found = p != NULL;
-    if (p) rocksdb_pinnableslice_destroy(p);
-    return SN_OK;
-}
-
 /* ---- local writes: notes in the batch, appended at commit ---------------------- */
 
 int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,

@@ -6,15 +6,6 @@
 
 /* ---- checking a peer's record ----------------------------------------------------- */
 
-static int expect_str(const sn_value *f, const char *name, const unsigned char *p, size_t len,
-                      sn_err *e)
-{
-    const sn_value *v = sn_map_get(f, name);
-    if (!v || v->type != SN_STR || v->u.s.len != len || memcmp(v->u.s.p, p, len) != 0)
-        return sn_fail(e, SN_ECORRUPT, "record does not belong under its key");
-    return SN_OK;
-}
-
 int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len, sn_err *e)
 {
     static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, 0,
@@ -33,11 +24,11 @@ int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
     if (!rc && r.type != types[en->cf]) rc = sn_fail(e, SN_ECORRUPT, "record has the wrong type");
     if (!rc && en->cf != CF_WEIGHTS && r.raw_len)
         rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
-    if (!rc && en->cf == CF_CONFIG) rc = expect_str(&r.fields, "expert_id", en->key, en->klen, e);
+    if (!rc && en->cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", en->key, en->klen, e);
     if (!rc && en->cf == CF_CHECKPOINTS)
         rc = en->klen < 2 || en->key[0] != SN_CP_PREFIX
                  ? sn_fail(e, SN_ECORRUPT, "malformed checkpoint key")
-                 : expect_str(&r.fields, "id", en->key + 1, en->klen - 1, e);
+                 : sn_expect_field(&r.fields, "id", en->key + 1, en->klen - 1, e);
     if (!rc) {
         const sn_value *hlc = sn_map_get(&r.fields, "hlc"), *o = sn_map_get(&r.fields, "origin");
         if (!hlc || hlc->type != SN_INT || (uint64_t)hlc->u.i != en->hlc)

@@ -131,6 +131,25 @@ int sn_check_writable(sn_store *s, sn_err *e)
     return SN_OK;
 }
 
+rocksdb_readoptions_t *sn_scan_options(void)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);   /* a full scan must not evict the hot set */
+    return ro;
+}
+
+int sn_key_exists(sn_store *s, int cf, const void *k, size_t klen, int *found, const char *what,
+                  sn_err *e)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], k, klen, &err);
+    if (err) return sn_rocks_err(e, err, what);
+    *found = p != NULL;
+    if (p) rocksdb_pinnableslice_destroy(p);
+    return SN_OK;
+}
+
 rocksdb_iterator_t *sn_iter(sn_store *s, int cf)
 {
     return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
@@ -436,6 +455,25 @@ int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen, unsig
     if (rc) return rc;
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, (const char *)buf.data, buf.len);
     free(buf.data);
+    return SN_OK;
+}
+
+void sn_copy_fields(sn_value *rec, const sn_value *src)
+{
+    for (size_t i = 0; i < src->u.a.n; i++) {
+        const sn_value *k = &src->u.a.items[2 * i];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
+        sn_map_set(rec, name, src->u.a.items[2 * i + 1]);
+    }
+}
+
+int sn_expect_field(const sn_value *fields, const char *name, const void *p, size_t len,
+                    sn_err *e)
+{
+    const sn_value *f = sn_map_get(fields, name);
+    if (!f || f->type != SN_STR || f->u.s.len != len || memcmp(f->u.s.p, p, len) != 0)
+        return sn_fail(e, SN_ECORRUPT, "record does not belong under its key");
     return SN_OK;
 }
 

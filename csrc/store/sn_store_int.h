@@ -70,6 +70,14 @@ SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 SN_HIDDEN size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen);
 
 SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
+/* Read options for a full scan: checksums verified, the block cache left
+ * alone (a scan must not evict the hot set). The caller destroys them. */
+SN_HIDDEN rocksdb_readoptions_t *sn_scan_options(void);
+/* Whether key k exists in cf (a pinned get: no copy); what names a
+ * failure. */
+SN_HIDDEN int sn_key_exists(sn_store *s, int cf, const void *k, size_t klen, int *found,
+                            const char *what, sn_err *e);
+
 /* An iterator over cf with the store's read options. Every iteration loop
  * ends in sn_iter_close or sn_iter_end, because RocksDB reports a failed
  * read (a bad block, an I/O error) only through the iterator, after the
@@ -96,6 +104,12 @@ SN_HIDDEN int sn_check_writable(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen,
                                   unsigned type, const sn_value *map, const sn_part *parts,
                                   size_t nparts, sn_codec codec, sn_err *e);
+/* Copy a schema-checked map's fields onto a record map of the same schema
+ * (the check guarantees every key is a field name under 64 bytes). */
+SN_HIDDEN void sn_copy_fields(sn_value *rec, const sn_value *src);
+/* SN_ECORRUPT unless field name of a record is the string p (its key). */
+SN_HIDDEN int sn_expect_field(const sn_value *fields, const char *name, const void *p, size_t len,
+                              sn_err *e);
 /* Point-read and decode a non-payload record; SN_NOTFOUND when absent. */
 SN_HIDDEN int sn_get_record(sn_store *s, int cf, const void *key, size_t klen,
                             unsigned type, sn_arena *a, sn_value *out, sn_err *e);
