@@ -83,7 +83,8 @@ static int parse_wire(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_e
     const sn_value *l = sn_map_get(m, "len");
     if ((t->type == SN_NIL) != (o->type == SN_NIL))
         return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
-    if (t->type == SN_INT && t->u.i == 0) return sn_fail(e, SN_ECORRUPT, "chunk of an empty record");
+    if (t->type == SN_INT && t->u.i == 0)
+        return sn_fail(e, SN_ECORRUPT, "chunk of an empty record");
     if (!is_origin(origin) || seq->type != SN_INT || seq->u.i < 1 || l->type != SN_INT)
         return sn_fail(e, SN_ECORRUPT, "log entry lacks origin, seq or len");
     if ((en->kind == SN_KIND_PUT) != (l->u.i > 0))

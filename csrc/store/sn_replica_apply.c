@@ -223,8 +223,8 @@ static int write_heads(sn_batch *b, const sn_entry *en, const heads *hs, size_t 
     for (size_t i = 0; !rc && i < hs->n; i++) {
         if (i == win || hv[i].where == 2) continue;
         /* a head that lost: kept, never dropped */
-        rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
-                                  sn_ident_key(k, TAG_CONFLICT, en->cf, en->key, en->klen, &hv[i].id),
+        size_t n = sn_ident_key(k, TAG_CONFLICT, en->cf, en->key, en->klen, &hv[i].id);
+        rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k, n,
                                   (const char *)hv[i].bytes, hv[i].len);
         res->conflicts++;
     }
