@@ -1,5 +1,9 @@
-/* Internals shared by the storage files (sn_store, sn_weights, sn_catalog,
- * sn_maint): the only files that talk to RocksDB. */
+/* Internals shared by the storage files, the .c files of csrc/store: the
+ * only files in the tree that talk to RocksDB. sn_store (open/close,
+ * batches, keys, the shared helpers below), sn_weights, sn_config,
+ * sn_checkpoint, sn_state (state and metrics), sn_replica_* (replication
+ * log, apply, checks, conflicts; their own internals in sn_replica_int.h),
+ * sn_verify, sn_stats, sn_backup. */
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
 
@@ -49,7 +53,7 @@ struct sn_batch {
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
     int has_checkpoint;    /* a checkpoint was created in this batch */
-    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica.c) */
+    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
 };
 
 /* Keys. Weights: expert 0x00 layer(4 BE) version(8 BE), so one expert's
@@ -124,7 +128,7 @@ SN_HIDDEN int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *p
 SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix,
                                size_t plen, sn_err *e);
 
-/* Replication hooks (sn_replica.c). A local write of a replicated record
+/* Replication hooks (sn_replica_log.c). A local write of a replicated record
  * notes a log entry in its batch; the entry gets its sequence number and
  * joins the batch at commit, so the log and the data never disagree and a
  * dropped batch leaves no gap in the log. prev_origin NULL = no predecessor. */

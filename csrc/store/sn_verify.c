@@ -123,7 +123,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
         }
     }
     /* the replication log, conflict versions and superseded markers
-     * (sn_replica.c): the 0x01 range of the default column family */
+     * (sn_replica_verify.c): the 0x01 range of the default column family */
     {
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_DEFAULT]);
         sn_replica_walk w = { { 0 }, 0, 0 };
