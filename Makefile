@@ -93,7 +93,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC     ?= clang
 FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc
 BASE_SRCS    = $(wildcard csrc/base/*.c)
-COMPRESS_SRCS = csrc/codec/sn_compress.c csrc/base/sn_err.c
+COMPRESS_SRCS = $(addprefix csrc/codec/,sn_compress.c sn_lanes.c sn_deflate.c sn_shuffle.c) \
+                csrc/base/sn_err.c
 CODEC_SRCS   = $(wildcard csrc/codec/*.c) $(BASE_SRCS)
 
 # The record decoder against arbitrary bytes, seeded with one valid record
@@ -127,7 +128,8 @@ fuzz-compress: deps-check
 
 # The codecs' own C test: exact round trips, rejection of damaged streams,
 # and a ratio/speed table per data kind.
-$(BUILD)/test_compress: spec/c/test_compress.c spec/c/codec_data.h $(COMPRESS_SRCS) csrc/codec/sn_compress.h
+$(BUILD)/test_compress: spec/c/test_compress.c spec/c/codec_data.h $(COMPRESS_SRCS) \
+                        csrc/codec/sn_compress.h csrc/codec/sn_compress_int.h
 	mkdir -p $(BUILD)
 	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc spec/c/test_compress.c $(COMPRESS_SRCS) \
 	  -o $@ -lz -lzstd -lm

@@ -2,7 +2,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
  *       -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/fuzz_compress.c \
- *       csrc/sn_compress.c csrc/sn_err.c -lz -lzstd -o /tmp/fuzz_compress
+ *       $(COMPRESS_SRCS: see the Makefile) -lz -lzstd -o /tmp/fuzz_compress
  *
  * Input: byte 0 picks the codec (one value past the last is an unknown
  * codec), bytes 1..4 are raw_len little-endian, the rest is the compressed

@@ -24,28 +24,8 @@
 #ifndef SN_REPLICA_H
 #define SN_REPLICA_H
 
+#include "codec/sn_entry.h"
 #include "store/sn_store.h"
-
-enum { SN_KIND_PUT = 0, SN_KIND_DEL = 1, SN_KIND_SKIP = 2 };
-
-#define SN_ORIGIN_LEN 36
-#define SN_REPL_KEY_MAX (SN_MAX_ID_LEN + 14)   /* the longest record key (weights) */
-
-typedef struct sn_ident {
-    uint64_t hlc;
-    char origin[SN_ORIGIN_LEN + 1];   /* "" = none */
-} sn_ident;
-
-typedef struct sn_entry {
-    char origin[SN_ORIGIN_LEN + 1];
-    uint64_t seq;
-    unsigned kind;
-    int cf;                            /* the store's column family index */
-    unsigned char key[SN_REPL_KEY_MAX];
-    size_t klen;
-    uint64_t hlc;
-    sn_ident prev;
-} sn_entry;
 
 /* A candidate for the current record at one key. */
 typedef struct sn_head {

@@ -71,6 +71,16 @@ int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert, size
     return 0;
 }
 
+size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen)
+{
+    const sn_value *x = sn_map_get(pin, "expert_id");
+    k[0] = SN_PIN_PREFIX;
+    size_t n = 1 + sn_wkey(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i,
+                           (uint64_t)sn_map_get(pin, "version")->u.i);
+    memcpy(k + n, id, idlen);
+    return n + idlen;
+}
+
 void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf, size_t cap)
 {
     const char *expert;
@@ -119,6 +129,66 @@ int sn_check_writable(sn_store *s, sn_err *e)
 {
     if (s->opts.read_only) return sn_fail(e, SN_EARG, "store is open read-only");
     return SN_OK;
+}
+
+rocksdb_readoptions_t *sn_scan_options(void)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);   /* a full scan must not evict the hot set */
+    return ro;
+}
+
+int sn_key_exists(sn_store *s, int cf, const void *k, size_t klen, int *found, const char *what,
+                  sn_err *e)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], k, klen, &err);
+    if (err) return sn_rocks_err(e, err, what);
+    *found = p != NULL;
+    if (p) rocksdb_pinnableslice_destroy(p);
+    return SN_OK;
+}
+
+rocksdb_iterator_t *sn_iter(sn_store *s, int cf)
+{
+    return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
+}
+
+char *sn_iter_close(rocksdb_iterator_t *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e)
+{
+    char *err = sn_iter_close(it);
+    if (err && !rc) return sn_rocks_err(e, err, what);
+    if (err) rocksdb_free(err);
+    return rc;
+}
+
+int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e)
+{
+    if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;
+    l->items[l->n++] = v;
+    return SN_OK;
+}
+
+int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e)
+{
+    *out = sn_nil();
+    out->type = SN_ARRAY;
+    out->u.a.n = l->n;
+    out->u.a.items = sn_arena_alloc(a, (l->n ? l->n : 1) * sizeof(sn_value));
+    int rc = out->u.a.items ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
+    if (!rc && l->n) memcpy(out->u.a.items, l->items, l->n * sizeof(sn_value));
+    free(l->items);
+    l->items = NULL;
+    return rc;
 }
 
 /* ---- open / close --------------------------------------------------------- */
@@ -385,6 +455,25 @@ int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen, unsig
     if (rc) return rc;
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, (const char *)buf.data, buf.len);
     free(buf.data);
+    return SN_OK;
+}
+
+void sn_copy_fields(sn_value *rec, const sn_value *src)
+{
+    for (size_t i = 0; i < src->u.a.n; i++) {
+        const sn_value *k = &src->u.a.items[2 * i];
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
+        sn_map_set(rec, name, src->u.a.items[2 * i + 1]);
+    }
+}
+
+int sn_expect_field(const sn_value *fields, const char *name, const void *p, size_t len,
+                    sn_err *e)
+{
+    const sn_value *f = sn_map_get(fields, name);
+    if (!f || f->type != SN_STR || f->u.s.len != len || memcmp(f->u.s.p, p, len) != 0)
+        return sn_fail(e, SN_ECORRUPT, "record does not belong under its key");
     return SN_OK;
 }
 

@@ -1,5 +1,9 @@
-/* Internals shared by the storage files (sn_store, sn_weights, sn_catalog,
- * sn_maint): the only files that talk to RocksDB. */
+/* Internals shared by the storage files, the .c files of csrc/store: the
+ * only files in the tree that talk to RocksDB. sn_store (open/close,
+ * batches, keys, the shared helpers below), sn_weights, sn_config,
+ * sn_checkpoint, sn_state (state and metrics), sn_replica_* (replication
+ * log, apply, checks, conflicts; their own internals in sn_replica_int.h),
+ * sn_verify, sn_stats, sn_backup. */
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
 
@@ -49,7 +53,7 @@ struct sn_batch {
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
     int has_checkpoint;    /* a checkpoint was created in this batch */
-    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica.c) */
+    struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
 };
 
 /* Keys. Weights: expert 0x00 layer(4 BE) version(8 BE), so one expert's
@@ -65,8 +69,35 @@ SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 /* Checkpoints CF: 'C' id -> checkpoint; 'P' weight-key id -> "" (pin index). */
 #define SN_PIN_PREFIX 'P'
 #define SN_CP_PREFIX 'C'
+#define SN_PIN_KEY_MAX (1 + SN_WKEY_MAX + SN_MAX_ID_LEN)
+/* The pin index key of one pin (a sn_schema_pin map) of checkpoint id. */
+SN_HIDDEN size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen);
 
 SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
+/* Read options for a full scan: checksums verified, the block cache left
+ * alone (a scan must not evict the hot set). The caller destroys them. */
+SN_HIDDEN rocksdb_readoptions_t *sn_scan_options(void);
+/* Whether key k exists in cf (a pinned get: no copy); what names a
+ * failure. */
+SN_HIDDEN int sn_key_exists(sn_store *s, int cf, const void *k, size_t klen, int *found,
+                            const char *what, sn_err *e);
+
+/* An iterator over cf with the store's read options. Every iteration loop
+ * ends in sn_iter_close or sn_iter_end, because RocksDB reports a failed
+ * read (a bad block, an I/O error) only through the iterator, after the
+ * loop. Both destroy it; sn_iter_close returns its error (the caller
+ * rocksdb_free()s it) or NULL. */
+SN_HIDDEN rocksdb_iterator_t *sn_iter(sn_store *s, int cf);
+SN_HIDDEN char *sn_iter_close(rocksdb_iterator_t *it);
+/* The same as a status: rc when the loop already failed (the iterator's
+ * error is then dropped), else the iterator's error prefixed with what. */
+SN_HIDDEN int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
+
+/* A growable list of values, copied into the arena when done. */
+typedef struct sn_vlist { sn_value *items; size_t n, cap; } sn_vlist;
+SN_HIDDEN int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e);
+/* out = the list as an SN_ARRAY in a; frees the list either way. */
+SN_HIDDEN int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e);
 SN_HIDDEN int sn_check_id(const char *p, size_t len, const char *what, sn_err *e);
 SN_HIDDEN uint64_t sn_next_hlc(sn_store *s);
 SN_HIDDEN sn_batch *sn_batch_or_temp(sn_store *s, sn_batch *b, sn_err *e);
@@ -77,6 +108,12 @@ SN_HIDDEN int sn_check_writable(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen,
                                   unsigned type, const sn_value *map, const sn_part *parts,
                                   size_t nparts, sn_codec codec, sn_err *e);
+/* Copy a schema-checked map's fields onto a record map of the same schema
+ * (the check guarantees every key is a field name under 64 bytes). */
+SN_HIDDEN void sn_copy_fields(sn_value *rec, const sn_value *src);
+/* SN_ECORRUPT unless field name of a record is the string p (its key). */
+SN_HIDDEN int sn_expect_field(const sn_value *fields, const char *name, const void *p, size_t len,
+                              sn_err *e);
 /* Point-read and decode a non-payload record; SN_NOTFOUND when absent. */
 SN_HIDDEN int sn_get_record(sn_store *s, int cf, const void *key, size_t klen,
                             unsigned type, sn_arena *a, sn_value *out, sn_err *e);
@@ -91,7 +128,7 @@ SN_HIDDEN int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *p
 SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix,
                                size_t plen, sn_err *e);
 
-/* Replication hooks (sn_replica.c). A local write of a replicated record
+/* Replication hooks (sn_replica_log.c). A local write of a replicated record
  * notes a log entry in its batch; the entry gets its sequence number and
  * joins the batch at commit, so the log and the data never disagree and a
  * dropped batch leaves no gap in the log. prev_origin NULL = no predecessor. */

@@ -24,13 +24,6 @@ static int check_layer(int64_t layer, sn_err *e)
     return SN_OK;
 }
 
-static int iter_error(rocksdb_iterator_t *it, sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    return err ? sn_rocks_err(e, err, "reading neural_weights") : SN_OK;
-}
-
 /* The newest version of one layer. A forward walk over the layer's keys
  * inside iterator bounds: stepping backwards (SeekForPrev) makes RocksDB
  * read the block before the layer, so one damaged record of another expert
@@ -56,8 +49,7 @@ static int newest_on_disk(sn_store *s, const unsigned char *prefix, size_t plen,
         if (klen == plen + 8 && memcmp(key, prefix, plen) == 0)
             *version = sn_get_be((const unsigned char *)key + plen, 8);
     }
-    int rc = iter_error(it, e);
-    rocksdb_iter_destroy(it);
+    int rc = sn_iter_end(it, SN_OK, "reading neural_weights", e);
     rocksdb_readoptions_destroy(ro);
     return rc;
 }
@@ -79,7 +71,7 @@ static int pinned(sn_store *s, const unsigned char *wkey, size_t klen, int *is_p
     unsigned char k[1 + SN_WKEY_MAX];
     k[0] = SN_PIN_PREFIX;
     memcpy(k + 1, wkey, klen);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_CHECKPOINTS]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
     rocksdb_iter_seek(it, (const char *)k, klen + 1);
     *is_pinned = 0;
     if (rocksdb_iter_valid(it)) {
@@ -87,10 +79,7 @@ static int pinned(sn_store *s, const unsigned char *wkey, size_t klen, int *is_p
         const char *key = rocksdb_iter_key(it, &n);
         *is_pinned = n > klen + 1 && memcmp(key, k, klen + 1) == 0;
     }
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    return err ? sn_rocks_err(e, err, "reading checkpoints") : SN_OK;
+    return sn_iter_end(it, SN_OK, "reading checkpoints", e);
 }
 
 /* Keep the newest max_weight_versions of one layer; older versions go
@@ -106,7 +95,7 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix, size
     if (rc || latest <= keep) return rc;
     uint64_t cutoff = latest - keep;   /* versions <= cutoff are candidates */
 
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
     rocksdb_iter_seek(it, (const char *)prefix, plen);
     for (; rc == SN_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
@@ -118,8 +107,7 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix, size
         if (!rc && !is_pinned)
             rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)key, klen);
     }
-    if (!rc) rc = iter_error(it, e);
-    rocksdb_iter_destroy(it);
+    rc = sn_iter_end(it, rc, "reading neural_weights", e);
 
     /* Versions written earlier in this same batch are not on disk yet.
      * A checkpoint created in the batch may pin them, and its pins are not
@@ -320,35 +308,18 @@ int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t laye
     if (rc) return rc;
     unsigned char prefix[SN_WKEY_MAX];
     size_t plen = sn_wkey(prefix, expert, len, (uint32_t)layer, 0) - 8;
-    size_t n = 0, cap = 16;
-    sn_value *items = malloc(cap * sizeof *items);
-    if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
-    for (rocksdb_iter_seek(it, (const char *)prefix, plen); rocksdb_iter_valid(it);
+    sn_vlist l = { 0 };
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
+    for (rocksdb_iter_seek(it, (const char *)prefix, plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + 8 || memcmp(k, prefix, plen) != 0) break;
-        if (n == cap) {
-            sn_value *bigger = realloc(items, 2 * cap * sizeof *items);
-            if (!bigger) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
-            items = bigger;
-            cap *= 2;
-        }
-        items[n++] = sn_int((int64_t)sn_get_be(k + plen, 8));
+        rc = sn_vlist_push(&l, sn_int((int64_t)sn_get_be(k + plen, 8)), e);
     }
-    if (!rc) rc = iter_error(it, e);
-    rocksdb_iter_destroy(it);
-    if (!rc) {
-        *out = sn_nil();
-        out->type = SN_ARRAY;
-        out->u.a.n = n;
-        out->u.a.items = sn_arena_alloc(a, (n ? n : 1) * sizeof *items);
-        if (!out->u.a.items) rc = sn_fail(e, SN_ENOMEM, "out of memory");
-        else memcpy(out->u.a.items, items, n * sizeof *items);
-    }
-    free(items);
-    return rc;
+    rc = sn_iter_end(it, rc, "reading neural_weights", e);
+    if (rc) { free(l.items); return rc; }
+    return sn_vlist_finish(&l, a, out, e);
 }
 
 int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, size_t vlen,
@@ -378,35 +349,19 @@ int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_
     size_t plen = len + 1;
     memcpy(k, expert, len);
     k[len] = 0;
-    size_t n = 0;
-    sn_value items[64], *all = items;
-    size_t cap = 64;
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[CF_WEIGHTS]);
+    sn_vlist l = { 0 };
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
     rocksdb_iter_seek(it, (const char *)k, plen);
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
         const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + 12 || memcmp(key, k, plen) != 0) break;
         uint32_t layer = (uint32_t)sn_get_be(key + plen, 4);
-        if (n == cap) {
-            sn_value *bigger = sn_arena_alloc(a, 2 * cap * sizeof *bigger);
-            if (!bigger) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
-            memcpy(bigger, all, n * sizeof *bigger);
-            all = bigger;
-            cap *= 2;
-        }
-        all[n++] = sn_int(layer);
+        rc = sn_vlist_push(&l, sn_int(layer), e);
         sn_put_be(k + plen, (uint64_t)layer + 1, 4);   /* skip this layer's versions */
         rocksdb_iter_seek(it, (const char *)k, plen + 4);
     }
-    if (!rc) rc = iter_error(it, e);
-    rocksdb_iter_destroy(it);
-    if (rc) return rc;
-    *out = sn_nil();
-    out->type = SN_ARRAY;
-    out->u.a.n = n;
-    out->u.a.items = sn_arena_alloc(a, (n ? n : 1) * sizeof(sn_value));
-    if (!out->u.a.items) return sn_fail(e, SN_ENOMEM, "out of memory");
-    if (n) memcpy(out->u.a.items, all, n * sizeof(sn_value));
-    return SN_OK;
+    rc = sn_iter_end(it, rc, "reading neural_weights", e);
+    if (rc) { free(l.items); return rc; }
+    return sn_vlist_finish(&l, a, out, e);
 }

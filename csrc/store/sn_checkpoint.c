@@ -1,0 +1,260 @@
+/* Checkpoints: a named, replicated record of every layer's current
+ * version, and the pin index ('P' keys) that keeps those versions from
+ * being trimmed while the checkpoint exists. */
+#include "store/sn_store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t cp_key(unsigned char *k, const char *id, size_t len)
+{
+    k[0] = SN_CP_PREFIX;
+    memcpy(k + 1, id, len);
+    return len + 1;
+}
+
+static int add_pin(sn_vlist *pins, sn_arena *a, const char *expert, size_t elen, uint32_t layer,
+                   uint64_t version, sn_err *e)
+{
+    sn_value pin;
+    int rc = sn_record_map(&sn_schema_pin, a, &pin, e);
+    const char *copy = rc ? NULL : sn_arena_strdup(a, expert, elen);
+    if (!rc && !copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    if (rc) return rc;
+    sn_map_set(&pin, "expert_id", sn_str(copy, elen));
+    sn_map_set(&pin, "layer", sn_int(layer));
+    sn_map_set(&pin, "version", sn_int((int64_t)version));
+    return sn_vlist_push(pins, pin, e);
+}
+
+/* The current version of every expert/layer, this batch's writes included:
+ * one seek per layer, not a walk over every version. */
+static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, sn_err *e)
+{
+    int rc = SN_OK;
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
+    rocksdb_iter_seek_to_first(it);
+    while (!rc && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        const char *expert;
+        size_t elen;
+        uint32_t layer;
+        uint64_t version;
+        if (sn_wkey_parse(k, klen, &expert, &elen, &layer, &version)) {
+            sn_fail(e, SN_ECORRUPT, "malformed key");
+            rc = sn_record_err(e, SN_ECORRUPT, CF_WEIGHTS, k, klen);
+            break;
+        }
+        unsigned char prefix[SN_WKEY_MAX];
+        size_t plen = sn_wkey(prefix, expert, elen, layer, 0) - 8;
+        rc = sn_latest_version(s, b, prefix, plen, &version, e);
+        if (!rc) rc = add_pin(pins, a, expert, elen, layer, version, e);
+        sn_put_be(prefix + plen - 4, (uint64_t)layer + 1, 4);
+        rocksdb_iter_seek(it, (const char *)prefix, plen);
+    }
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
+    /* layers that exist only in this batch so far */
+    for (sn_pending *p = b ? b->pending : NULL; !rc && p; p = p->next) {
+        unsigned char k[SN_WKEY_MAX];
+        memcpy(k, p->prefix, p->prefix_len);
+        memset(k + p->prefix_len, 0, 8);
+        const char *expert;
+        size_t elen;
+        uint32_t layer;
+        uint64_t v;
+        sn_wkey_parse(k, p->prefix_len + 8, &expert, &elen, &layer, &v);
+        int seen = 0;
+        for (size_t i = 0; i < pins->n && !seen; i++) {
+            const sn_value *id = sn_map_get(&pins->items[i], "expert_id");
+            seen = id->u.s.len == elen && memcmp(id->u.s.p, expert, elen) == 0 &&
+                   sn_map_get(&pins->items[i], "layer")->u.i == layer;
+        }
+        if (!seen) rc = add_pin(pins, a, expert, elen, layer, p->version, e);
+    }
+    return rc;
+}
+
+int sn_create_checkpoint(sn_store *s, sn_batch *given, sn_value *cp, char id[37], sn_err *e)
+{
+    int rc = sn_schema_check(&sn_schema_checkpoint, cp, 1, e);
+    if (rc) return rc;
+    sn_batch *b = sn_batch_or_temp(s, given, e);
+    if (!b) return e->code;
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_vlist pins = {0};
+    sn_value rec, pinlist;
+    rc = current_pins(s, b, &a, &pins, e);
+    if (!rc) rc = sn_vlist_finish(&pins, &a, &pinlist, e);
+    if (!rc) rc = sn_record_map(&sn_schema_checkpoint, &a, &rec, e);
+    if (!rc) {
+        sn_uuid(id);
+        sn_copy_fields(&rec, cp);
+        sn_map_set(&rec, "id", sn_str(id, 36));
+        sn_map_set(&rec, "created_at", sn_num(sn_now()));
+        sn_map_set(&rec, "hlc", sn_int((int64_t)sn_next_hlc(s)));
+        sn_map_set(&rec, "origin", sn_cstr(s->origin));
+        sn_map_set(&rec, "pins", pinlist);
+        b->has_checkpoint = 1;
+        unsigned char k[1 + 36];
+        rc = sn_batch_put_record(b, CF_CHECKPOINTS, k, cp_key(k, id, 36), SN_REC_CHECKPOINT,
+                                 &rec, NULL, 0, SN_CODEC_NONE, e);
+        if (!rc)
+            rc = sn_replica_note(b, CF_CHECKPOINTS, k, 37, 0,
+                                 (uint64_t)sn_map_get(&rec, "hlc")->u.i, 0, NULL, 0, e);
+    }
+    for (size_t i = 0; !rc && i < pinlist.u.a.n; i++) {
+        unsigned char k[SN_PIN_KEY_MAX];
+        size_t klen = sn_pin_key(k, &pinlist.u.a.items[i], id, 36);
+        rocksdb_writebatch_put_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k, klen, "", 0);
+    }
+    free(pins.items);
+    sn_arena_free(&a);
+    return sn_batch_finish(b, given, rc, e);
+}
+
+int sn_get_checkpoint(sn_store *s, const char *id, size_t len, sn_arena *a, sn_value *out,
+                      sn_err *e)
+{
+    int rc = sn_check_id(id, len, "checkpoint id", e);
+    if (rc) return rc;
+    unsigned char k[1 + SN_MAX_ID_LEN];
+    return sn_get_record(s, CF_CHECKPOINTS, k, cp_key(k, id, len), SN_REC_CHECKPOINT, a, out, e);
+}
+
+typedef struct cp_order { double created; int64_t hlc; sn_value id; } cp_order;
+
+static int cp_cmp(const void *x, const void *y)
+{
+    const cp_order *a = x, *b = y;
+    if (a->created != b->created) return a->created < b->created ? -1 : 1;
+    return (a->hlc > b->hlc) - (a->hlc < b->hlc);
+}
+
+int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
+{
+    cp_order *order = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SN_OK;
+    char prefix = SN_CP_PREFIX;
+    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
+    for (rocksdb_iter_seek(it, &prefix, 1); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (k[0] != SN_CP_PREFIX) break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        sn_record r;
+        rc = sn_record_decode(v, vlen, a, &r, e);
+        if (!rc && r.type != SN_REC_CHECKPOINT) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
+        if (rc) { sn_record_err(e, rc, CF_CHECKPOINTS, (const unsigned char *)k, klen); break; }
+        if ((rc = SN_GROW(order, n, cap, 16, e))) break;
+        const sn_value *created = sn_map_get(&r.fields, "created_at");
+        const sn_value *hlc = sn_map_get(&r.fields, "hlc");
+        order[n].created = created->type == SN_NUM ? created->u.n : 0;
+        order[n].hlc = hlc->type == SN_INT ? hlc->u.i : 0;
+        order[n].id = *sn_map_get(&r.fields, "id");
+        n++;
+    }
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_CHECKPOINTS], e);
+    sn_vlist l = {0};
+    if (!rc && n) qsort(order, n, sizeof *order, cp_cmp);
+    for (size_t i = 0; !rc && i < n; i++) rc = sn_vlist_push(&l, order[i].id, e);
+    free(order);
+    if (rc) { free(l.items); return rc; }
+    return sn_vlist_finish(&l, a, out, e);
+}
+
+int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
+{
+    int rc = sn_check_writable(s, e);
+    if (rc) return rc;
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value cp;
+    rc = sn_get_checkpoint(s, id, len, &a, &cp, e);
+    const sn_value *pins = rc ? NULL : sn_map_get(&cp, "pins");
+    sn_batch *b = rc ? NULL : sn_batch_new(s);
+    if (!rc && !b) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    /* Restoring writes each pinned version again as a new version: history
+     * stays append-only, and peers see the restore as ordinary writes. */
+    for (size_t i = 0; !rc && pins && pins->type == SN_ARRAY && i < pins->u.a.n; i++) {
+        const sn_value *p = &pins->u.a.items[i];
+        const sn_value *x = sn_map_get(p, "expert_id");
+        int64_t layer = sn_map_get(p, "layer")->u.i;
+        uint64_t version = (uint64_t)sn_map_get(p, "version")->u.i;
+        sn_weights_view v;
+        rc = sn_get_weights(s, x->u.s.p, x->u.s.len, layer, version, &v, e);
+        if (rc == SN_NOTFOUND)
+            rc = sn_fail(e, SN_ECORRUPT, "checkpoint pins %.*s layer %lld v%llu, which is missing",
+                         (int)x->u.s.len, x->u.s.p, (long long)layer, (unsigned long long)version);
+        if (rc) break;
+        float *buf = malloc((v.nw + v.nb + 1) * sizeof(float));
+        if (!buf) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+        if (!rc) rc = sn_weights_view_load(&v, buf, buf + v.nw, e);
+        if (!rc) {
+            const sn_value *shape = sn_map_get(&v.rec.fields, "shape");
+            int64_t dims[SN_MAX_SHAPE_DIMS];
+            size_t nd = shape->type == SN_ARRAY ? shape->u.a.n : 0;
+            if (nd > SN_MAX_SHAPE_DIMS) nd = 0;
+            for (size_t d = 0; d < nd; d++) dims[d] = shape->u.a.items[d].u.i;
+            sn_weights_in in = { x->u.s.p, x->u.s.len, layer, buf, v.nw, buf + v.nw, v.nb,
+                                 dims, nd };
+            uint64_t nv;
+            rc = sn_put_weights(s, b, &in, &nv, e);
+        }
+        free(buf);
+        sn_weights_view_release(&v);
+    }
+    if (b) {
+        if (!rc) rc = sn_batch_commit(b, e);
+        sn_batch_free(b);
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t len, sn_err *e)
+{
+    int rc = sn_check_writable(s, e);
+    if (rc) return rc;
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value cp;
+    rc = sn_get_checkpoint(s, id, len, &a, &cp, e);
+    const sn_value *pins = rc ? NULL : sn_map_get(&cp, "pins");
+    size_t npins = pins && pins->type == SN_ARRAY ? pins->u.a.n : 0;
+    sn_batch *b = rc ? NULL : sn_batch_or_temp(s, given, e);
+    if (!rc && !b) rc = e->code;
+    if (!rc) {
+        unsigned char k[SN_PIN_KEY_MAX];
+        rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k,
+                                     cp_key(k, id, len));
+        for (size_t i = 0; i < npins; i++)
+            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_CHECKPOINTS], (const char *)k,
+                                         sn_pin_key(k, &pins->u.a.items[i], id, len));
+        /* replicated as a delete entry whose prev is the checkpoint removed */
+        const sn_value *ph = sn_map_get(&cp, "hlc"), *po = sn_map_get(&cp, "origin");
+        if (ph && ph->type == SN_INT && po && po->type == SN_STR)
+            rc = sn_replica_note(b, CF_CHECKPOINTS, k, cp_key(k, id, len), 1,
+                                 sn_next_hlc(s), (uint64_t)ph->u.i, po->u.s.p, po->u.s.len, e);
+        rc = sn_batch_finish(b, given, rc, e);
+    }
+    /* Versions this checkpoint alone kept alive can go now. Inside a
+     * caller's batch the pins are not gone yet; the next put collects them. */
+    if (!rc && !given && s->opts.max_weight_versions) {
+        b = sn_batch_new(s);
+        if (!b) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < npins; i++) {
+            const sn_value *p = &pins->u.a.items[i];
+            const sn_value *x = sn_map_get(p, "expert_id");
+            unsigned char prefix[SN_WKEY_MAX];
+            size_t plen = sn_wkey(prefix, x->u.s.p, x->u.s.len,
+                                  (uint32_t)sn_map_get(p, "layer")->u.i, 0) - 8;
+            rc = sn_trim_versions(s, b, prefix, plen, e);
+        }
+        if (b) rc = sn_batch_finish(b, NULL, rc, e);
+    }
+    sn_arena_free(&a);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/* Expert configs (replicated) and the list of experts. */
+#include "store/sn_store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int sn_put_config(sn_store *s, sn_batch *given, sn_value *cfg, sn_err *e)
+{
+    int rc = sn_schema_check(&sn_schema_config, cfg, 1, e);
+    if (rc) return rc;
+    const sn_value *id = sn_map_get(cfg, "expert_id");
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value old, rec;
+    double now = sn_now();
+    rc = sn_get_config(s, id->u.s.p, id->u.s.len, &a, &old, e);
+    const sn_value *created = rc == SN_OK ? sn_map_get(&old, "created_at") : NULL;
+    if (rc == SN_NOTFOUND) rc = SN_OK;
+    if (!rc) rc = sn_record_map(&sn_schema_config, &a, &rec, e);
+    if (!rc) {
+        sn_copy_fields(&rec, cfg);
+        /* created_at survives every rewrite; updated_at is always now */
+        sn_map_set(&rec, "created_at", created && created->type == SN_NUM ? *created : sn_num(now));
+        sn_map_set(&rec, "updated_at", sn_num(now));
+        sn_map_set(&rec, "hlc", sn_int((int64_t)sn_next_hlc(s)));
+        sn_map_set(&rec, "origin", sn_cstr(s->origin));
+    }
+    sn_batch *b = rc ? NULL : sn_batch_or_temp(s, given, e);
+    if (!rc && !b) rc = e->code;
+    if (!rc) {
+        rc = sn_batch_put_record(b, CF_CONFIG, id->u.s.p, id->u.s.len, SN_REC_CONFIG, &rec,
+                                 NULL, 0, SN_CODEC_NONE, e);
+        /* the config this write replaces is its causal predecessor */
+        const sn_value *ph = created ? sn_map_get(&old, "hlc") : NULL;
+        const sn_value *po = created ? sn_map_get(&old, "origin") : NULL;
+        int has_prev = ph && ph->type == SN_INT && po && po->type == SN_STR;
+        if (!rc)
+            rc = sn_replica_note(b, CF_CONFIG, id->u.s.p, id->u.s.len, 0,
+                                 (uint64_t)sn_map_get(&rec, "hlc")->u.i,
+                                 has_prev ? (uint64_t)ph->u.i : 0, has_prev ? po->u.s.p : NULL,
+                                 has_prev ? po->u.s.len : 0, e);
+        rc = sn_batch_finish(b, given, rc, e);
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+int sn_get_config(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_value *out,
+                  sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (rc) return rc;
+    return sn_get_record(s, CF_CONFIG, expert, len, SN_REC_CONFIG, a, out, e);
+}
+
+static int push_str(sn_vlist *l, sn_arena *a, const char *p, size_t n, sn_err *e)
+{
+    const char *copy = sn_arena_strdup(a, p, n);
+    if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+    return sn_vlist_push(l, sn_str(copy, n), e);
+}
+
+int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
+{
+    sn_vlist cfgs = {0}, all = {0};
+    int rc = SN_OK;
+    rocksdb_iterator_t *it = sn_iter(s, CF_CONFIG);
+    for (rocksdb_iter_seek_to_first(it); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t n;
+        const char *k = rocksdb_iter_key(it, &n);
+        rc = push_str(&cfgs, a, k, n, e);
+    }
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_CONFIG], e);
+
+    /* experts with weights but no config are experts too; merge the two
+     * sorted lists. Seeking to expert+"\x01" skips all of one expert's keys. */
+    it = sn_iter(s, CF_WEIGHTS);
+    size_t ci = 0;
+    rocksdb_iter_seek_to_first(it);
+    while (!rc && rocksdb_iter_valid(it)) {
+        size_t n;
+        const char *k = rocksdb_iter_key(it, &n);
+        const char *z = memchr(k, 0, n);
+        size_t elen = z ? (size_t)(z - k) : n;
+        char next[SN_WKEY_MAX + 1];
+        if (elen > SN_MAX_ID_LEN) elen = SN_MAX_ID_LEN;
+        memcpy(next, k, elen);
+        next[elen] = 1;
+        while (!rc && ci < cfgs.n) {
+            const sn_value *c = &cfgs.items[ci];
+            size_t m = c->u.s.len < elen ? c->u.s.len : elen;
+            int cmp = memcmp(c->u.s.p, k, m);
+            if (cmp > 0 || (cmp == 0 && c->u.s.len >= elen)) break;
+            rc = sn_vlist_push(&all, *c, e);
+            ci++;
+        }
+        if (!rc && ci < cfgs.n && cfgs.items[ci].u.s.len == elen &&
+            memcmp(cfgs.items[ci].u.s.p, k, elen) == 0)
+            ci++;   /* same expert in both: listed once below */
+        if (!rc) rc = push_str(&all, a, k, elen, e);
+        rocksdb_iter_seek(it, next, elen + 1);
+    }
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
+    while (!rc && ci < cfgs.n) rc = sn_vlist_push(&all, cfgs.items[ci++], e);
+    free(cfgs.items);
+    if (rc) { free(all.items); return rc; }
+    return sn_vlist_finish(&all, a, out, e);
+}

@@ -1,0 +1,111 @@
+/* The replication checks: a peer's record against the entry that carries
+ * it, verify() over the replication key ranges, and the tests' raw hook. */
+#include "store/sn_replica_int.h"
+
+#include <string.h>
+
+/* ---- checking a peer's record ----------------------------------------------------- */
+
+int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len, sn_err *e)
+{
+    static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, 0,
+                                              SN_REC_CHECKPOINT, 0 };
+    if (en->cf < 0 || en->cf >= CF_COUNT || !types[en->cf])
+        return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
+    if (en->cf == CF_WEIGHTS) {
+        /* the whole payload is decoded and its CRC checked, not only the meta */
+        int rc = sn_weights_verify(en->key, en->klen, (const char *)bytes, len, e);
+        if (rc) return rc;
+    }
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_record r;
+    int rc = sn_record_decode(bytes, len, &a, &r, e);
+    if (!rc && r.type != types[en->cf]) rc = sn_fail(e, SN_ECORRUPT, "record has the wrong type");
+    if (!rc && en->cf != CF_WEIGHTS && r.raw_len)
+        rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
+    if (!rc && en->cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", en->key, en->klen, e);
+    if (!rc && en->cf == CF_CHECKPOINTS)
+        rc = en->klen < 2 || en->key[0] != SN_CP_PREFIX
+                 ? sn_fail(e, SN_ECORRUPT, "malformed checkpoint key")
+                 : sn_expect_field(&r.fields, "id", en->key + 1, en->klen - 1, e);
+    if (!rc) {
+        const sn_value *hlc = sn_map_get(&r.fields, "hlc"), *o = sn_map_get(&r.fields, "origin");
+        if (!hlc || hlc->type != SN_INT || (uint64_t)hlc->u.i != en->hlc)
+            rc = sn_fail(e, SN_ECORRUPT, "record hlc disagrees with its entry");
+        else if (!o || o->type != SN_STR || o->u.s.len != SN_ORIGIN_LEN ||
+                 memcmp(o->u.s.p, en->origin, SN_ORIGIN_LEN) != 0)
+            rc = sn_fail(e, SN_ECORRUPT, "record origin disagrees with its entry");
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+static int verify_log(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                      sn_replica_walk *w, sn_err *e)
+{
+    if (klen != LOG_KEY_LEN || !sn_origin_ok(k + 2, SN_ORIGIN_LEN))
+        return sn_fail(e, SN_ECORRUPT, "malformed replication log key");
+    uint64_t seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
+    int same = w->started && memcmp(w->origin, k + 2, SN_ORIGIN_LEN) == 0;
+    uint64_t want = same ? w->seq + 1 : 1;
+    memcpy(w->origin, k + 2, SN_ORIGIN_LEN);
+    w->seq = seq;
+    w->started = 1;
+    if (seq != want)
+        return sn_fail(e, SN_ECORRUPT, "replication log of %.36s has seq %llu where %llu was due",
+                       (const char *)k + 2, (unsigned long long)seq, (unsigned long long)want);
+    sn_entry en;
+    return sn_entry_decode(val, vlen, &en, e);
+}
+
+static int verify_ident_key(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                            sn_err *e)
+{
+    if (klen < 5 || !sn_entry_cf_known(k[2]))
+        return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
+    size_t rklen = (size_t)sn_get_be(k + 3, 2);
+    if (rklen == 0 || rklen > SN_REPL_KEY_MAX || klen != 5 + rklen + 8 + SN_ORIGIN_LEN ||
+        !sn_origin_ok(k + 5 + rklen + 8, SN_ORIGIN_LEN))
+        return sn_fail(e, SN_ECORRUPT, "malformed conflict key");
+    if (k[1] == TAG_SUPERSEDED)
+        return vlen ? sn_fail(e, SN_ECORRUPT, "superseded marker with a value") : SN_OK;
+    sn_entry en;
+    memset(&en, 0, sizeof en);
+    en.kind = SN_KIND_PUT;
+    en.cf = k[2];
+    memcpy(en.key, k + 5, rklen);
+    en.klen = rklen;
+    en.hlc = sn_get_be(k + 5 + rklen, 8);
+    memcpy(en.origin, k + 5 + rklen + 8, SN_ORIGIN_LEN);
+    return sn_replica_check(&en, (const unsigned char *)val, vlen, e);
+}
+
+int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                      sn_replica_walk *w, int *mine, sn_err *e)
+{
+    *mine = klen >= 2 && k[0] == 1;
+    if (!*mine) return SN_OK;
+    switch (k[1]) {
+    case TAG_LOG: return verify_log(k, klen, val, vlen, w, e);
+    case TAG_CONFLICT:
+    case TAG_SUPERSEDED: return verify_ident_key(k, klen, val, vlen, e);
+    default: return sn_fail(e, SN_ECORRUPT, "unknown replication key");
+    }
+}
+
+int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                   sn_err *e)
+{
+    int rc = sn_check_writable(s, e);
+    if (rc) return rc;
+    if (klen < 2 || k[0] != 1) return sn_fail(e, SN_EARG, "not a replication key");
+    char *err = NULL;
+    if (val)
+        rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, val, vlen, &err);
+    else
+        rocksdb_delete_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, &err);
+    return err ? sn_rocks_err(e, err, "raw replication write") : SN_OK;
+}

@@ -1,0 +1,163 @@
+/* verify(): every record of every column family decoded and checked
+ * against its key, pins against the weights they keep, and the replication
+ * ranges (sn_replica_verify); RocksDB checks its own checksums meanwhile. */
+#include "store/sn_replica.h"
+#include "store/sn_store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_PROBLEMS 1000
+
+typedef struct verifier {
+    sn_store *s;
+    sn_arena *a;
+    sn_value *problems;
+    size_t nproblems;
+    uint64_t records;
+} verifier;
+
+static int problem(verifier *v, int cf, const unsigned char *k, size_t klen, const char *msg)
+{
+    if (v->nproblems >= MAX_PROBLEMS) return SN_OK;
+    char where[600];
+    if (k) sn_describe_key(cf, k, klen, where, sizeof where);
+    else snprintf(where, sizeof where, "%s", sn_cf_names[cf]);
+    sn_value *items = sn_arena_alloc(v->a, 4 * sizeof *items);
+    const char *w = sn_arena_strdup(v->a, where, strlen(where));
+    const char *m = sn_arena_strdup(v->a, msg, strlen(msg));
+    if (!items || !w || !m) return SN_ENOMEM;
+    items[0] = sn_cstr("where");
+    items[1] = sn_cstr(w);
+    items[2] = sn_cstr("error");
+    items[3] = sn_cstr(m);
+    sn_value *p = &v->problems[v->nproblems++];
+    *p = sn_nil();
+    p->type = SN_MAP;
+    p->u.a.items = items;
+    p->u.a.n = 2;
+    return SN_OK;
+}
+
+static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
+                             const sn_value *cp, sn_err *e)
+{
+    const sn_value *pins = sn_map_get(cp, "pins");
+    for (size_t i = 0; pins && pins->type == SN_ARRAY && i < pins->u.a.n; i++) {
+        const sn_value *p = &pins->u.a.items[i];
+        const sn_value *x = sn_map_get(p, "expert_id");
+        unsigned char wk[SN_WKEY_MAX];
+        size_t wlen = sn_wkey(wk, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(p, "layer")->u.i,
+                              (uint64_t)sn_map_get(p, "version")->u.i);
+        int found = 0;
+        int rc = sn_key_exists(v->s, CF_WEIGHTS, wk, wlen, &found, "lookup", e);
+        if (rc || !found) {
+            char msg[1200], where[600];
+            sn_describe_key(CF_WEIGHTS, wk, wlen, where, sizeof where);
+            snprintf(msg, sizeof msg, "pinned weights %s %s", where,
+                     rc ? e->msg : "are missing");
+            problem(v, CF_CHECKPOINTS, k, klen, msg);
+        }
+    }
+}
+
+static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
+                       size_t vlen, sn_err *e)
+{
+    if (cf == CF_WEIGHTS) return sn_weights_verify(k, klen, val, vlen, e);
+    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX) {
+        /* a pin index entry: its checkpoint must exist */
+        if (klen < 1 + 14 + 36 || vlen != 0)
+            return sn_fail(e, SN_ECORRUPT, "malformed pin entry");
+        unsigned char ck[37];
+        ck[0] = SN_CP_PREFIX;
+        memcpy(ck + 1, k + klen - 36, 36);
+        int found;
+        int rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
+        if (rc) return rc;
+        return found ? SN_OK : sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
+    }
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_record r;
+    static const unsigned types[CF_COUNT] = {
+        0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE, SN_REC_CHECKPOINT, SN_REC_METRIC,
+    };
+    int rc = sn_record_decode(val, vlen, &a, &r, e);
+    if (!rc && r.type != types[cf]) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
+    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
+    if (!rc && cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", (const char *)k, klen, e);
+    if (!rc && cf == CF_STATE) rc = sn_expect_field(&r.fields, "key", (const char *)k, klen, e);
+    if (!rc && cf == CF_METRICS)
+        rc = klen < 17 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
+                       : sn_expect_field(&r.fields, "name", (const char *)k, klen - 17, e);
+    if (!rc && cf == CF_CHECKPOINTS) {
+        rc = sn_expect_field(&r.fields, "id", (const char *)k + 1, klen - 1, e);
+        if (!rc) check_checkpoint(v, k, klen, &r.fields, e);
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
+{
+    verifier v = { s, a, NULL, 0, 0 };
+    v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
+    if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
+    rocksdb_readoptions_t *ro = sn_scan_options();
+    for (int cf = CF_WEIGHTS; cf < CF_COUNT; cf++) {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t klen, vlen;
+            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            const char *val = rocksdb_iter_value(it, &vlen);
+            v.records++;
+            sn_err pe = { 0, "" };
+            if (check_value(&v, cf, k, klen, val, vlen, &pe)) problem(&v, cf, k, klen, pe.msg);
+        }
+        /* RocksDB block and blob checksum failures surface here */
+        char *err = sn_iter_close(it);
+        if (err) {
+            problem(&v, cf, NULL, 0, err);
+            rocksdb_free(err);
+        }
+    }
+    /* the replication log, conflict versions and superseded markers
+     * (sn_replica_verify.c): the 0x01 range of the default column family */
+    {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_DEFAULT]);
+        sn_replica_walk w = { { 0 }, 0, 0 };
+        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t klen, vlen;
+            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            const char *val = rocksdb_iter_value(it, &vlen);
+            sn_err pe = { 0, "" };
+            int mine;
+            int bad = sn_replica_verify(k, klen, val, vlen, &w, &mine, &pe);
+            if (!mine) break;
+            v.records++;
+            if (bad) problem(&v, CF_DEFAULT, k, klen, pe.msg);
+        }
+        char *err = sn_iter_close(it);
+        if (err) {
+            problem(&v, CF_DEFAULT, NULL, 0, err);
+            rocksdb_free(err);
+        }
+    }
+    rocksdb_readoptions_destroy(ro);
+    sn_value *items = sn_arena_alloc(a, 4 * sizeof *items);
+    if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
+    items[0] = sn_cstr("records");
+    items[1] = sn_int((int64_t)v.records);
+    items[2] = sn_cstr("problems");
+    items[3] = sn_nil();
+    items[3].type = SN_ARRAY;
+    items[3].u.a.items = v.problems;
+    items[3].u.a.n = v.nproblems;
+    *report = sn_nil();
+    report->type = SN_MAP;
+    report->u.a.items = items;
+    report->u.a.n = 2;
+    *ok = v.nproblems == 0;
+    return SN_OK;
+}
