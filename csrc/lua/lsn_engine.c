@@ -235,11 +235,11 @@ static int l_store_conflicts(lua_State *L)
         luaL_argcheck(L, layer >= 0 && layer <= SN_MAX_LAYER, 3, "layer out of range");
         plen = sn_replica_layer_prefix(prefix, expert, len, (uint32_t)layer);
         klen = plen + 8;
-        cf = sn_replica_cf_weights();
+        cf = SN_ENTRY_CF_WEIGHTS;
     } else {
         memcpy(prefix, expert, len);
         plen = klen = len;
-        cf = sn_replica_cf_config();
+        cf = SN_ENTRY_CF_CONFIG;
     }
     sn_arena *a = lsn_arena(L);
     sn_conflict *list;

@@ -35,8 +35,8 @@ static void push_head(lua_State *L, const sn_head *h)
     lua_setfield(L, -2, "timestamp");
     lua_pushboolean(L, h->local);
     lua_setfield(L, -2, "is_local");
-    lua_pushstring(L, h->cf == sn_replica_cf_weights() ? "weights"
-                      : h->cf == sn_replica_cf_config() ? "config" : "checkpoint");
+    lua_pushstring(L, h->cf == SN_ENTRY_CF_WEIGHTS ? "weights"
+                      : h->cf == SN_ENTRY_CF_CONFIG ? "config" : "checkpoint");
     lua_setfield(L, -2, "kind");
 }
 

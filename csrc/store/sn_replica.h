@@ -126,10 +126,6 @@ SN_HIDDEN int sn_replica_verify(const unsigned char *k, size_t klen, const char 
 SN_HIDDEN int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val,
                              size_t vlen, sn_err *e);
 
-/* Column family indexes the sync engine names in entries. */
-SN_HIDDEN int sn_replica_cf_weights(void);
-SN_HIDDEN int sn_replica_cf_config(void);
-SN_HIDDEN int sn_replica_cf_checkpoints(void);
 /* The weights key prefix of expert/layer (for sn_replica_conflicts). */
 SN_HIDDEN size_t sn_replica_layer_prefix(unsigned char *k, const char *expert, size_t len,
                                          uint32_t layer);

@@ -18,9 +18,6 @@ struct sn_repl_note {
     unsigned char val[];
 };
 
-int sn_replica_cf_weights(void) { return CF_WEIGHTS; }
-int sn_replica_cf_config(void) { return CF_CONFIG; }
-int sn_replica_cf_checkpoints(void) { return CF_CHECKPOINTS; }
 
 size_t sn_replica_layer_prefix(unsigned char *k, const char *expert, size_t len, uint32_t layer)
 {

@@ -90,27 +90,9 @@ static int builder_add_piece(builder *b, const sn_entry *en, unsigned char *byte
 {
     if (builder_reserve(b, e)) { free(bytes); return e->code; }
     sn_value m;
-    int rc = sn_record_map(&sn_schema_log_entry, &b->a, &m, e);
-    const char *key = rc ? NULL : sn_arena_strdup(&b->a, (const char *)en->key, en->klen);
-    const char *origin = key ? sn_arena_strdup(&b->a, en->origin, SN_ORIGIN_LEN) : NULL;
-    const char *prev = origin ? sn_arena_strdup(&b->a, en->prev.origin, strlen(en->prev.origin)) : NULL;
-    if (!rc && !prev) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    sn_entry_wire w = { len, total, off };
+    int rc = sn_entry_map(en, &w, &b->a, &m, e);
     if (rc) { free(bytes); return rc; }
-    sn_map_set(&m, "kind", sn_int(en->kind));
-    sn_map_set(&m, "cf", sn_int(en->cf));
-    sn_map_set(&m, "key", sn_str(key, en->klen));
-    sn_map_set(&m, "hlc", sn_int((int64_t)en->hlc));
-    if (en->prev.origin[0]) {
-        sn_map_set(&m, "prev_hlc", sn_int((int64_t)en->prev.hlc));
-        sn_map_set(&m, "prev_origin", sn_cstr(prev));
-    }
-    sn_map_set(&m, "origin", sn_str(origin, SN_ORIGIN_LEN));
-    sn_map_set(&m, "seq", sn_int((int64_t)en->seq));
-    sn_map_set(&m, "len", sn_int((int64_t)len));
-    if (total) {
-        sn_map_set(&m, "total", sn_int((int64_t)total));
-        sn_map_set(&m, "off", sn_int((int64_t)off));
-    }
     b->entries[b->n++] = m;
     b->parts[b->nparts].p = bytes;
     b->parts[b->nparts].len = len;
@@ -135,9 +117,9 @@ int sn_msg_header(sn_sync *y, sn_value *map, sn_err *e)
 void sn_count_sent(sn_sync *y, const sn_entry *en)
 {
     if (en->kind != SN_KIND_PUT) return;
-    if (en->cf == sn_replica_cf_weights()) y->st.weights_sent++;
-    else if (en->cf == sn_replica_cf_config()) y->st.configs_sent++;
-    else if (en->cf == sn_replica_cf_checkpoints()) y->st.checkpoints_sent++;
+    if (en->cf == SN_ENTRY_CF_WEIGHTS) y->st.weights_sent++;
+    else if (en->cf == SN_ENTRY_CF_CONFIG) y->st.configs_sent++;
+    else if (en->cf == SN_ENTRY_CF_CHECKPOINTS) y->st.checkpoints_sent++;
 }
 
 int sn_send_entries(sn_sync *y, const peer *p, unsigned type, builder *b, int more, sn_err *e)

@@ -36,55 +36,23 @@ static void msg_free(msg *m)
     sn_arena_free(&m->a);
 }
 
-/* An entry's fields, checked beyond the schema. */
+/* An entry's fields, checked beyond the schema by the one log-entry codec. */
 static int parse_entry(const sn_value *m, sn_entry *en, size_t *len, size_t *total, size_t *off,
                        sn_err *e)
 {
-    memset(en, 0, sizeof *en);
-    const sn_value *t = sn_map_get(m, "total"), *o = sn_map_get(m, "off");
-    if ((t->type == SN_NIL) != (o->type == SN_NIL))
-        return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
-    *total = t->type == SN_INT ? (size_t)t->u.i : 0;
-    *off = o->type == SN_INT ? (size_t)o->u.i : 0;
-    if (t->type == SN_INT && *total == 0) return sn_fail(e, SN_ECORRUPT, "chunk of an empty record");
-    const sn_value *origin = sn_map_get(m, "origin"), *seq = sn_map_get(m, "seq");
-    const sn_value *l = sn_map_get(m, "len"), *key = sn_map_get(m, "key");
-    const sn_value *ph = sn_map_get(m, "prev_hlc"), *po = sn_map_get(m, "prev_origin");
-    if (origin->type != SN_STR || origin->u.s.len != SN_ORIGIN_LEN || seq->type != SN_INT ||
-        seq->u.i < 1 || l->type != SN_INT)
-        return sn_fail(e, SN_ECORRUPT, "entry lacks origin, seq or len");
-    if (key->u.s.len == 0 || key->u.s.len > SN_REPL_KEY_MAX)
-        return sn_fail(e, SN_ECORRUPT, "entry key has a bad length");
-    int64_t kind = sn_map_get(m, "kind")->u.i, cf = sn_map_get(m, "cf")->u.i;
-    if (kind > SN_KIND_SKIP) return sn_fail(e, SN_ECORRUPT, "entry kind unknown");
-    if (cf != sn_replica_cf_weights() && cf != sn_replica_cf_config() &&
-        cf != sn_replica_cf_checkpoints())
-        return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
-    if ((ph->type == SN_NIL) != (po->type == SN_NIL) ||
-        (po->type == SN_STR && po->u.s.len != SN_ORIGIN_LEN))
-        return sn_fail(e, SN_ECORRUPT, "entry prev is malformed");
-    if ((kind == SN_KIND_PUT) != (l->u.i > 0))
-        return sn_fail(e, SN_ECORRUPT, "entry payload disagrees with its kind");
-    memcpy(en->origin, origin->u.s.p, SN_ORIGIN_LEN);
-    en->seq = (uint64_t)seq->u.i;
-    en->kind = (unsigned)kind;
-    en->cf = (int)cf;
-    memcpy(en->key, key->u.s.p, key->u.s.len);
-    en->klen = key->u.s.len;
-    en->hlc = (uint64_t)sn_map_get(m, "hlc")->u.i;
-    if (po->type == SN_STR) {
-        en->prev.hlc = (uint64_t)ph->u.i;
-        memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
-    }
-    *len = (size_t)l->u.i;
-    return SN_OK;
+    sn_entry_wire w = { 0, 0, 0 };
+    int rc = sn_entry_parse(m, en, &w, e);
+    *len = w.len;
+    *total = w.total;
+    *off = w.off;
+    return rc;
 }
 
 static void count_received(sn_sync *y, const sn_entry *en)
 {
     if (en->kind != SN_KIND_PUT) return;
-    if (en->cf == sn_replica_cf_weights()) y->st.weights_received++;
-    else if (en->cf == sn_replica_cf_config()) y->st.configs_received++;
+    if (en->cf == SN_ENTRY_CF_WEIGHTS) y->st.weights_received++;
+    else if (en->cf == SN_ENTRY_CF_CONFIG) y->st.configs_received++;
     else y->st.checkpoints_received++;
 }
 

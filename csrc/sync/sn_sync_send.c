@@ -118,9 +118,9 @@ int sn_sync_request_all(sn_sync *y, sn_err *e)
 
 int sn_kind_enabled(const sn_sync *y, int cf)
 {
-    if (cf == sn_replica_cf_weights()) return y->cfg.weights;
-    if (cf == sn_replica_cf_config()) return y->cfg.configs;
-    if (cf == sn_replica_cf_checkpoints()) return y->cfg.checkpoints;
+    if (cf == SN_ENTRY_CF_WEIGHTS) return y->cfg.weights;
+    if (cf == SN_ENTRY_CF_CONFIG) return y->cfg.configs;
+    if (cf == SN_ENTRY_CF_CHECKPOINTS) return y->cfg.checkpoints;
     return 0;
 }
 
@@ -144,8 +144,8 @@ static int read_for_send(sn_sync *y, const char *origin, uint64_t seq, sn_entry 
 
 static unsigned update_type(int cf)
 {
-    if (cf == sn_replica_cf_weights()) return SN_MSG_WEIGHT_UPDATE;
-    if (cf == sn_replica_cf_config()) return SN_MSG_CONFIG_UPDATE;
+    if (cf == SN_ENTRY_CF_WEIGHTS) return SN_MSG_WEIGHT_UPDATE;
+    if (cf == SN_ENTRY_CF_CONFIG) return SN_MSG_CONFIG_UPDATE;
     return SN_MSG_CHECKPOINT_BROADCAST;
 }
 
