@@ -46,7 +46,7 @@ typedef enum {
     SN_REC_CHECKPOINT = 3,
     SN_REC_STATE = 4,
     SN_REC_METRIC = 5,
-    /* P2P (sn_entry.c, sn_sync.c): a replication log entry, then the wire
+    /* P2P (sn_entry.c; sync/sn_sync_build.c, sn_sync_recv.c): a replication log entry, then the wire
      * messages, which travel in the same envelope so they get the same
      * bounds checks, schema checks and CRC as records on disk. */
     SN_REC_LOG = 6,

@@ -55,6 +55,7 @@ SN_HIDDEN int lsn_store_open(lua_State *L);
 SN_HIDDEN sn_store *lsn_write_target(lua_State *L, sn_batch **batch);
 SN_HIDDEN sn_store *lsn_check_store(lua_State *L, int idx);
 SN_HIDDEN int lsn_batch_run(lua_State *L);   /* store:batch(fn) */
+SN_HIDDEN int lsn_store_conflicts(lua_State *L);   /* store:conflicts (lsn_store_conflicts.c) */
 SN_HIDDEN extern const luaL_Reg lsn_write_methods[];
 
 /* module-level functions */

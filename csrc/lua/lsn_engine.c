@@ -1,4 +1,4 @@
-/* synaptic.sync_engine: the transport-free sync engine, and store:conflicts.
+/* synaptic.sync_engine: the transport-free sync engine.
  *
  * The engine keeps its store alive (uservalue 1) and checks on every call
  * that the store is still open; its conflict resolver is lsn_p2p.c's. */
@@ -168,95 +168,6 @@ static int l_engine_tostring(lua_State *L)
     return 1;
 }
 
-/* ---- store:conflicts ------------------------------------------------------------------- */
-
-static int push_weights_conflict(lua_State *L, const sn_conflict *c, sn_arena *a)
-{
-    sn_record r;
-    sn_err e;
-    int rc = sn_record_decode(c->bytes, c->len, a, &r, &e);
-    if (rc) return lsn_result(L, "conflicts", rc, &e);
-    const sn_value *f = &r.fields;
-    size_t nw = (size_t)sn_map_get(f, "n_weights")->u.i, nb = (size_t)sn_map_get(f, "n_biases")->u.i;
-    if ((nw + nb) * sizeof(float) != r.raw_len) {
-        sn_fail(&e, SN_ECORRUPT, "conflict record payload size disagrees with its counts");
-        return lsn_result(L, "conflicts", SN_ECORRUPT, &e);
-    }
-    lua_createtable(L, 0, 8);
-    lsn_floats *w = lsn_floats_new(L, nw);
-    lua_setfield(L, -2, "weights");
-    lsn_floats *b = lsn_floats_new(L, nb);
-    lua_setfield(L, -2, "biases");
-    sn_part parts[2] = { { w->data, nw * sizeof(float) }, { b->data, nb * sizeof(float) } };
-    rc = sn_record_load(&r, parts, 2, &e);
-    if (rc) return lsn_result(L, "conflicts", rc, &e);
-    lua_pushinteger(L, sn_map_get(f, "version")->u.i);
-    lua_setfield(L, -2, "version");
-    lua_pushnumber(L, sn_map_get(f, "timestamp")->u.n);
-    lua_setfield(L, -2, "timestamp");
-    lua_pushinteger(L, (lua_Integer)c->id.hlc);
-    lua_setfield(L, -2, "hlc");
-    lua_pushstring(L, c->id.origin);
-    lua_setfield(L, -2, "origin");
-    return 1;
-}
-
-static int push_config_conflict(lua_State *L, const sn_conflict *c, sn_arena *a)
-{
-    sn_record r;
-    sn_err e;
-    int rc = sn_record_decode(c->bytes, c->len, a, &r, &e);
-    if (rc) return lsn_result(L, "conflicts", rc, &e);
-    lua_createtable(L, 0, 3);
-    lsn_push_value(L, &r.fields);
-    lua_setfield(L, -2, "config");
-    lua_pushinteger(L, (lua_Integer)c->id.hlc);
-    lua_setfield(L, -2, "hlc");
-    lua_pushstring(L, c->id.origin);
-    lua_setfield(L, -2, "origin");
-    return 1;
-}
-
-/* store:conflicts(expert_id, layer) -> the losing weight versions of a layer;
- * store:conflicts(expert_id) -> the losing versions of its config. */
-static int l_store_conflicts(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *expert = luaL_checklstring(L, 2, &len);
-    luaL_argcheck(L, len > 0 && len <= SN_MAX_ID_LEN && !memchr(expert, 0, len), 2,
-                  "expert_id must be 1 to 256 bytes without NUL");
-    int weights = !lua_isnoneornil(L, 3);
-    unsigned char prefix[SN_REPL_KEY_MAX];
-    size_t plen, klen;
-    int cf;
-    if (weights) {
-        lua_Integer layer = luaL_checkinteger(L, 3);
-        luaL_argcheck(L, layer >= 0 && layer <= SN_MAX_LAYER, 3, "layer out of range");
-        plen = sn_replica_layer_prefix(prefix, expert, len, (uint32_t)layer);
-        klen = plen + 8;
-        cf = SN_ENTRY_CF_WEIGHTS;
-    } else {
-        memcpy(prefix, expert, len);
-        plen = klen = len;
-        cf = SN_ENTRY_CF_CONFIG;
-    }
-    sn_arena *a = lsn_arena(L);
-    sn_conflict *list;
-    size_t n;
-    sn_err e;
-    int rc = sn_replica_conflicts(s, cf, prefix, plen, klen, a, &list, &n, &e);
-    if (rc) return lsn_result(L, "conflicts", rc, &e);
-    lua_createtable(L, (int)n, 0);
-    int t = lua_gettop(L);
-    for (size_t i = 0; i < n; i++) {
-        int r = weights ? push_weights_conflict(L, &list[i], a) : push_config_conflict(L, &list[i], a);
-        if (r != 1) return r;   /* nil, message */
-        lua_rawseti(L, t, (lua_Integer)i + 1);
-    }
-    return 1;
-}
-
 /* core._replication_raw(store, key, value|nil): tests only (see
  * sn_replica_raw); not part of the API. */
 static int l_replication_raw(lua_State *L)
@@ -295,13 +206,6 @@ void lsn_engine_register(lua_State *L)
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_ENGINE, methods, meta);
-
-    /* conflicts is a store method; it lives here with the rest of replication */
-    luaL_getmetatable(L, LSN_STORE);
-    lua_getfield(L, -1, "__index");
-    lua_pushcfunction(L, l_store_conflicts);
-    lua_setfield(L, -2, "conflicts");
-    lua_pop(L, 2);
 }
 
 void lsn_engine_open(lua_State *L)

@@ -535,6 +535,7 @@ void lsn_store_register(lua_State *L)
         { "get_weights", l_get_weights },
         { "weight_versions", l_weight_versions },
         { "layers", l_layers },
+        { "conflicts", lsn_store_conflicts },
         { "get_config", l_get_config },
         { "list_experts", l_list_experts },
         { "get_checkpoint", l_get_checkpoint },

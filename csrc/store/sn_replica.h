@@ -70,12 +70,12 @@ typedef struct sn_vv {
     size_t n;
 } sn_vv;
 
+/* A kept conflict: its identity and its record, decoded and schema-checked
+ * (into the arena given). A weights record's payload size agrees with its
+ * counts; load it with sn_record_load. */
 typedef struct sn_conflict {
     sn_ident id;
-    const unsigned char *key;   /* the record's key, into the arena */
-    size_t klen;
-    const unsigned char *bytes; /* the stored record, into the arena */
-    size_t len;
+    sn_record rec;
 } sn_conflict;
 
 SN_HIDDEN uint64_t sn_replica_local_seq(const sn_store *s);
@@ -99,11 +99,12 @@ SN_HIDDEN int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned c
                                size_t len, const sn_resolver *r, sn_apply_result *res,
                                sn_err *e);
 
-/* The conflict versions kept for record keys of length key_len that start
- * with prefix in cf, in key then identity order. */
-SN_HIDDEN int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen,
-                                   size_t key_len, sn_arena *a, sn_conflict **out, size_t *n,
-                                   sn_err *e);
+/* The conflict versions kept for one layer's weights, and for one
+ * expert's config, in key then identity order. */
+SN_HIDDEN int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t layer,
+                                  sn_arena *a, sn_conflict **out, size_t *n, sn_err *e);
+SN_HIDDEN int sn_config_conflicts(sn_store *s, const char *expert, size_t len, sn_arena *a,
+                                  sn_conflict **out, size_t *n, sn_err *e);
 
 /* verify(): check one key of the default column family. Keys outside the
  * replication ranges are left alone (*mine = 0). Log entries must decode,
@@ -126,8 +127,5 @@ SN_HIDDEN int sn_replica_verify(const unsigned char *k, size_t klen, const char 
 SN_HIDDEN int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char *val,
                              size_t vlen, sn_err *e);
 
-/* The weights key prefix of expert/layer (for sn_replica_conflicts). */
-SN_HIDDEN size_t sn_replica_layer_prefix(unsigned char *k, const char *expert, size_t len,
-                                         uint32_t layer);
 
 #endif

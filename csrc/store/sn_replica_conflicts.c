@@ -1,16 +1,38 @@
-/* The conflict store: the heads that lost, readable by key range. */
+/* The conflict store: the heads that lost, readable by key range and
+ * returned decoded, so no caller parses stored bytes itself. */
 #include "store/sn_replica_int.h"
 
 #include <string.h>
 
-/* ---- the conflict store ------------------------------------------------------------- */
+/* A conflict's record, decoded into the arena and checked to be what its
+ * column family holds. */
+static int decode_conflict(sn_conflict *c, int cf, const char *v, size_t vlen, sn_arena *a,
+                           sn_err *e)
+{
+    unsigned char *copy = sn_arena_alloc(a, vlen + 1);
+    if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+    memcpy(copy, v, vlen);
+    int rc = sn_record_decode(copy, vlen, a, &c->rec, e);
+    if (rc) return rc;
+    unsigned want = cf == CF_WEIGHTS ? SN_REC_WEIGHTS : SN_REC_CONFIG;
+    if (c->rec.type != want)
+        return sn_fail(e, SN_ECORRUPT, "conflict record of %s is of the wrong type", c->id.origin);
+    if (cf == CF_WEIGHTS) {
+        const sn_value *f = &c->rec.fields;
+        uint64_t nw = (uint64_t)sn_map_get(f, "n_weights")->u.i;
+        uint64_t nb = (uint64_t)sn_map_get(f, "n_biases")->u.i;
+        if ((nw + nb) * sizeof(float) != c->rec.raw_len)
+            return sn_fail(e, SN_ECORRUPT, "conflict record payload size disagrees with its counts");
+    }
+    return SN_OK;
+}
 
-int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen, size_t key_len,
-                         sn_arena *a, sn_conflict **out, size_t *n, sn_err *e)
+/* The conflicts of record keys of length key_len that start with prefix. */
+static int conflicts_in(sn_store *s, int cf, const void *prefix, size_t plen, size_t key_len,
+                        sn_arena *a, sn_conflict **out, size_t *n, sn_err *e)
 {
     *out = NULL;
     *n = 0;
-    if (plen > key_len || key_len > SN_REPL_KEY_MAX) return sn_fail(e, SN_EARG, "key too long");
     /* conflict keys carry the record key's length before the key, so one
      * length and a prefix make one contiguous range */
     unsigned char p[IDKEY_MAX];
@@ -27,29 +49,42 @@ int sn_replica_conflicts(sn_store *s, int cf, const void *prefix, size_t plen, s
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen < 5 + plen || memcmp(k, p, 5 + plen) != 0) break;
-        size_t rlen = key_len;
-        if (klen != 5 + rlen + 8 + SN_ORIGIN_LEN) continue;
-        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen != 5 + key_len + 8 + SN_ORIGIN_LEN) continue;
         if (*n == cap) {
-            size_t ncap = cap ? 2 * cap : 8;
+            /* the list lives in the arena: grow by copying, the old block stays until the arena goes */
+            size_t ncap = sn_next_cap(cap, 8);
             sn_conflict *q = sn_arena_alloc(a, ncap * sizeof *q);
             if (!q) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
             if (*n) memcpy(q, *out, *n * sizeof *q);
             *out = q;
             cap = ncap;
         }
-        sn_conflict *c = &(*out)[(*n)++];
-        unsigned char *kc = sn_arena_alloc(a, rlen + 1), *vc = sn_arena_alloc(a, vlen + 1);
-        if (!kc || !vc) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); break; }
-        memcpy(kc, k + 5, rlen);
-        memcpy(vc, v, vlen);
-        c->key = kc;
-        c->klen = rlen;
-        c->bytes = vc;
-        c->len = vlen;
-        c->id.hlc = sn_get_be(k + 5 + rlen, 8);
-        memcpy(c->id.origin, k + 5 + rlen + 8, SN_ORIGIN_LEN);
+        sn_conflict *c = &(*out)[*n];
+        c->id.hlc = sn_get_be(k + 5 + key_len, 8);
+        memcpy(c->id.origin, k + 5 + key_len + 8, SN_ORIGIN_LEN);
         c->id.origin[SN_ORIGIN_LEN] = 0;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        rc = decode_conflict(c, cf, v, vlen, a, e);
+        if (!rc) (*n)++;
     }
     return sn_iter_end(it, rc, "reading the replication log", e);
+}
+
+int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t layer, sn_arena *a,
+                        sn_conflict **out, size_t *n, sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (rc) return rc;
+    if (layer < 0 || layer > SN_MAX_LAYER) return sn_fail(e, SN_EARG, "layer out of range");
+    unsigned char prefix[SN_WKEY_MAX];
+    size_t plen = sn_wkey(prefix, expert, len, (uint32_t)layer, 0) - 8;
+    return conflicts_in(s, CF_WEIGHTS, prefix, plen, plen + 8, a, out, n, e);
+}
+
+int sn_config_conflicts(sn_store *s, const char *expert, size_t len, sn_arena *a,
+                        sn_conflict **out, size_t *n, sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (rc) return rc;
+    return conflicts_in(s, CF_CONFIG, expert, len, len, a, out, n, e);
 }

@@ -18,12 +18,6 @@ struct sn_repl_note {
     unsigned char val[];
 };
 
-
-size_t sn_replica_layer_prefix(unsigned char *k, const char *expert, size_t len, uint32_t layer)
-{
-    return sn_wkey(k, expert, len, layer, 0) - 8;
-}
-
 uint64_t sn_replica_local_seq(const sn_store *s) { return s->repl_seq; }
 
 size_t sn_log_key(unsigned char *k, const char *origin, uint64_t seq)
