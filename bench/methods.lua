@@ -58,6 +58,13 @@ local function read_file(path)
   return s
 end
 
+local function file_size(path)
+  local f = assert(io.open(path, "rb"))
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 --- One file per version: raw little-endian float32 bytes.
 function M.file()
   return {
@@ -72,12 +79,7 @@ function M.file()
       function h:get(v)
         return synaptic.floats(read_file(dir .. "/w" .. v .. ".bin"))
       end
-      function h:stored_bytes(v)
-        local f = assert(io.open(dir .. "/w" .. v .. ".bin", "rb"))
-        local n = f:seek("end")
-        f:close()
-        return n
-      end
+      function h:stored_bytes(v) return file_size(dir .. "/w" .. v .. ".bin") end
       function h:close() end
       return h
     end,
@@ -101,12 +103,7 @@ function M.file_codec(codec)
         local s = read_file(dir .. "/w" .. v .. ".z")
         return synaptic.floats(synaptic.decompress(codec, s, self.raw[v]))
       end
-      function h:stored_bytes(v)
-        local f = assert(io.open(dir .. "/w" .. v .. ".z", "rb"))
-        local n = f:seek("end")
-        f:close()
-        return n
-      end
+      function h:stored_bytes(v) return file_size(dir .. "/w" .. v .. ".z") end
       function h:close() end
       return h
     end,
@@ -240,12 +237,7 @@ function M.cjson()
       function h:get(v)
         return synaptic.floats(json.decode(read_file(dir .. "/w" .. v .. ".json")))
       end
-      function h:stored_bytes(v)
-        local f = assert(io.open(dir .. "/w" .. v .. ".json", "rb"))
-        local n = f:seek("end")
-        f:close()
-        return n
-      end
+      function h:stored_bytes(v) return file_size(dir .. "/w" .. v .. ".json") end
       function h:close() end
       return h
     end,

@@ -16,13 +16,7 @@ local allowed = {
   lua   = { base = true, codec = true, store = true, sync = true, net = true, nn = true },
 }
 
-local function list(pattern)
-  local out = {}
-  local f = io.popen("ls " .. pattern .. " 2>/dev/null")
-  for line in f:lines() do out[#out + 1] = line end
-  f:close()
-  return out
-end
+local function list(pattern) return helpers.command_lines("ls " .. pattern) end
 
 local function includes(path)
   local quoted, system = {}, {}

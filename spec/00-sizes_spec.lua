@@ -7,13 +7,9 @@
 local MAX_FILE_LINES = 700
 local MAX_FUNCTION_LINES = 80
 
-local function tracked(patterns)
-  local out = {}
-  local f = io.popen("git ls-files " .. patterns .. " 2>/dev/null")
-  for line in f:lines() do out[#out + 1] = line end
-  f:close()
-  return out
-end
+local helpers = require "helpers"
+
+local function tracked(patterns) return helpers.command_lines("git ls-files " .. patterns) end
 
 local function read_lines(path)
   local lines = {}

@@ -2,15 +2,12 @@
 -- safetensors files out and in, shapes, versions, and what is refused.
 local synaptic = require "synaptic"
 local cjson = require "cjson"
-local cli = require "synaptic.cli"
 local helpers = require "helpers"
 local C = require "cli_run"
 
-local write_file = helpers.write_file
-local slurp, run, lines, assert_fails = C.slurp, C.run, C.lines, C.assert_fails
-local store_bytes, snapshot, make_store, ARCH = C.store_bytes, C.snapshot, C.make_store, C.ARCH
-local errfile, ROOT, BIN, ENV = C.errfile, C.ROOT, C.BIN, C.ENV
-local q = helpers.shq
+local q, write_file = helpers.shq, helpers.write_file
+local slurp, run, assert_fails, errfile = C.slurp, C.run, C.assert_fails, C.errfile
+local store_bytes, snapshot, make_store = C.store_bytes, C.snapshot, C.make_store
 
 describe("synaptic export and import", function()
   local root, db, cp1, cp2

@@ -40,6 +40,15 @@ function helpers.f32(x)
   return (string.unpack("<f", string.pack("<f", x)))
 end
 
+-- The lines a shell command prints on stdout, as a list.
+function helpers.command_lines(cmd)
+  local out = {}
+  local f = io.popen(cmd .. " 2>/dev/null")
+  for line in f:lines() do out[#out + 1] = line end
+  f:close()
+  return out
+end
+
 function helpers.run(cmd)
   local f = io.popen(cmd .. " 2>&1")
   local out = f:read("a")

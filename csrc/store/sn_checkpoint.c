@@ -165,15 +165,25 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
     return sn_vlist_finish(&l, a, out, e);
 }
 
+/* Checkpoint id and its pins, for a write that follows (restore, delete):
+ * decoded into a, which the caller frees whatever the result. */
+static int checkpoint_for_write(sn_store *s, const char *id, size_t len, sn_arena *a,
+                                sn_value *cp, const sn_value **pins, sn_err *e)
+{
+    *pins = NULL;
+    int rc = sn_check_writable(s, e);
+    if (!rc) rc = sn_get_checkpoint(s, id, len, a, cp, e);
+    if (!rc) *pins = sn_map_get(cp, "pins");
+    return rc;
+}
+
 int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
 {
-    int rc = sn_check_writable(s, e);
-    if (rc) return rc;
     sn_arena a;
     sn_arena_init(&a);
     sn_value cp;
-    rc = sn_get_checkpoint(s, id, len, &a, &cp, e);
-    const sn_value *pins = rc ? NULL : sn_map_get(&cp, "pins");
+    const sn_value *pins;
+    int rc = checkpoint_for_write(s, id, len, &a, &cp, &pins, e);
     sn_batch *b = rc ? NULL : sn_batch_new(s);
     if (!rc && !b) rc = sn_fail(e, SN_ENOMEM, "out of memory");
     /* Restoring writes each pinned version again as a new version: history
@@ -216,13 +226,11 @@ int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
 
 int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t len, sn_err *e)
 {
-    int rc = sn_check_writable(s, e);
-    if (rc) return rc;
     sn_arena a;
     sn_arena_init(&a);
     sn_value cp;
-    rc = sn_get_checkpoint(s, id, len, &a, &cp, e);
-    const sn_value *pins = rc ? NULL : sn_map_get(&cp, "pins");
+    const sn_value *pins;
+    int rc = checkpoint_for_write(s, id, len, &a, &cp, &pins, e);
     size_t npins = pins && pins->type == SN_ARRAY ? pins->u.a.n : 0;
     sn_batch *b = rc ? NULL : sn_batch_or_temp(s, given, e);
     if (!rc && !b) rc = e->code;
