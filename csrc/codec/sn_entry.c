@@ -17,6 +17,29 @@ int sn_entry_cf_known(int64_t cf)
     return cf == SN_ENTRY_CF_WEIGHTS || cf == SN_ENTRY_CF_CONFIG || cf == SN_ENTRY_CF_CHECKPOINTS;
 }
 
+void sn_ident_put(unsigned char *p, const sn_ident *id)
+{
+    uint64_t h = id->hlc;
+    for (int i = 7; i >= 0; i--, h >>= 8) p[i] = (unsigned char)h;
+    memcpy(p + 8, id->origin, SN_ORIGIN_LEN);
+}
+
+int sn_ident_get(const unsigned char *p, sn_ident *id, sn_err *e)
+{
+    id->hlc = 0;
+    for (int i = 0; i < 8; i++) id->hlc = id->hlc << 8 | p[i];
+    if (!sn_origin_ok(p + 8, SN_ORIGIN_LEN)) return sn_fail(e, SN_ECORRUPT, "identity origin is not printable");
+    memcpy(id->origin, p + 8, SN_ORIGIN_LEN);
+    id->origin[SN_ORIGIN_LEN] = 0;
+    return SN_OK;
+}
+
+int sn_ident_cmp(const sn_ident *a, const sn_ident *b)
+{
+    if (a->hlc != b->hlc) return a->hlc < b->hlc ? -1 : 1;
+    return strcmp(a->origin, b->origin);
+}
+
 static int is_origin(const sn_value *v)
 {
     return v->type == SN_STR && v->u.s.len == SN_ORIGIN_LEN && sn_origin_ok(v->u.s.p, v->u.s.len);
@@ -31,7 +54,10 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
     const char *prev = en->prev.origin[0] ? sn_arena_strdup(a, en->prev.origin, SN_ORIGIN_LEN)
                                           : "";
     const char *origin = wire ? sn_arena_strdup(a, en->origin, SN_ORIGIN_LEN) : "";
-    if (!key || !prev || !origin) return sn_fail(e, SN_ENOMEM, "out of memory");
+    unsigned char *parents = en->nparents ? sn_arena_alloc(a, en->nparents * SN_ID_LEN) : NULL;
+    if (!key || !prev || !origin || (en->nparents && !parents))
+        return sn_fail(e, SN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < en->nparents; i++) sn_ident_put(parents + i * SN_ID_LEN, &en->parents[i]);
     sn_map_set(out, "kind", sn_int(en->kind));
     sn_map_set(out, "cf", sn_int(en->cf));
     sn_map_set(out, "key", sn_str(key, en->klen));
@@ -40,6 +66,8 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
         sn_map_set(out, "prev_hlc", sn_int((int64_t)en->prev.hlc));
         sn_map_set(out, "prev_origin", sn_str(prev, SN_ORIGIN_LEN));
     }
+    if (en->nparents)
+        sn_map_set(out, "parents", sn_str((const char *)parents, en->nparents * SN_ID_LEN));
     if (!wire) return SN_OK;
     sn_map_set(out, "origin", sn_str(origin, SN_ORIGIN_LEN));
     sn_map_set(out, "seq", sn_int((int64_t)en->seq));
@@ -48,6 +76,25 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
         sn_map_set(out, "total", sn_int((int64_t)wire->total));
         sn_map_set(out, "off", sn_int((int64_t)wire->off));
     }
+    return SN_OK;
+}
+
+/* A weights write's parents: whole identities, strictly ascending (so one
+ * set has one encoding), at most SN_MAX_PARENTS; only weights have them. */
+static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
+{
+    en->nparents = 0;
+    if (p->type == SN_NIL) return SN_OK;
+    size_t n = p->u.s.len / SN_ID_LEN;
+    if (en->cf != SN_ENTRY_CF_WEIGHTS || p->u.s.len % SN_ID_LEN || n == 0 || n > SN_MAX_PARENTS)
+        return sn_fail(e, SN_ECORRUPT, "log entry parents are malformed");
+    for (size_t i = 0; i < n; i++) {
+        if (sn_ident_get((const unsigned char *)p->u.s.p + i * SN_ID_LEN, &en->parents[i], e))
+            return sn_fail(e, SN_ECORRUPT, "log entry parent origin is not printable");
+        if (i && sn_ident_cmp(&en->parents[i - 1], &en->parents[i]) >= 0)
+            return sn_fail(e, SN_ECORRUPT, "log entry parents are not in order");
+    }
+    en->nparents = n;
     return SN_OK;
 }
 
@@ -73,7 +120,7 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
         en->prev.hlc = (uint64_t)ph->u.i;
         memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
     }
-    return SN_OK;
+    return parse_parents(sn_map_get(m, "parents"), en, e);
 }
 
 static int parse_wire(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_err *e)

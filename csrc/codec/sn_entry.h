@@ -5,8 +5,10 @@
  * identity it replaced (prev): the causal predecessor its writer saw. The
  * map is a record of schema sn_schema_log_entry in two forms:
  *
- *   disk  kind cf key hlc [prev_hlc prev_origin]
- *         (the entry's origin and seq are its log key, never repeated)
+ *   disk  kind cf key hlc [prev_hlc prev_origin] [parents]
+ *         (the entry's origin and seq are its log key, never repeated;
+ *         parents: a weights write's causal predecessors, SN_ID_LEN bytes
+ *         each, ascending)
  *   wire  the disk fields + origin seq len [total off]
  *         len: bytes of the record this entry brings in the message's
  *         payload; total/off: the entry is one chunk, at byte off of a
@@ -31,12 +33,24 @@ enum { SN_KIND_PUT = 0, SN_KIND_DEL = 1, SN_KIND_SKIP = 2 };
 enum { SN_ENTRY_CF_WEIGHTS = 1, SN_ENTRY_CF_CONFIG = 2, SN_ENTRY_CF_CHECKPOINTS = 4 };
 
 #define SN_ORIGIN_LEN 36
-#define SN_REPL_KEY_MAX (SN_MAX_ID_LEN + 14)   /* the longest record key (weights) */
+#define SN_ID_LEN (8 + SN_ORIGIN_LEN)       /* an identity as bytes: hlc (BE), origin */
+/* the longest record key: weights, expert 0x00 layer(4) identity */
+#define SN_REPL_KEY_MAX (SN_MAX_ID_LEN + 1 + 4 + SN_ID_LEN)
+/* The most writes one weights write can supersede: the heads its writer
+ * saw. A layer with more concurrent heads is merged or written first. */
+#define SN_MAX_PARENTS 32
 
 typedef struct sn_ident {
     uint64_t hlc;
     char origin[SN_ORIGIN_LEN + 1];   /* "" = none */
 } sn_ident;
+
+/* An identity as SN_ID_LEN bytes, so that byte order is (hlc, origin)
+ * order; and back (SN_ECORRUPT unless the origin is printable). */
+SN_HIDDEN void sn_ident_put(unsigned char *p, const sn_ident *id);
+SN_HIDDEN int sn_ident_get(const unsigned char *p, sn_ident *id, sn_err *e);
+/* (hlc, origin) order: <0, 0, >0. */
+SN_HIDDEN int sn_ident_cmp(const sn_ident *a, const sn_ident *b);
 
 typedef struct sn_entry {
     char origin[SN_ORIGIN_LEN + 1];
@@ -46,7 +60,9 @@ typedef struct sn_entry {
     unsigned char key[SN_REPL_KEY_MAX];
     size_t klen;
     uint64_t hlc;
-    sn_ident prev;
+    sn_ident prev;                     /* configs, checkpoints: the record replaced */
+    size_t nparents;                   /* weights: the layer's writes this one supersedes */
+    sn_ident parents[SN_MAX_PARENTS];
 } sn_entry;
 
 /* What only the wire form carries besides origin and seq. */

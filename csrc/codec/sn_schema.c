@@ -23,6 +23,8 @@ static const sn_field weights_fields[] = {
     F("n_weights", SN_F_UINT, 1),
     F("n_biases", SN_F_UINT, 1),
     LIST("shape", SN_F_UINT, 0),
+    /* a merged record: how it was made ("base" or "mean" of N heads) */
+    F("merge", SN_F_STR, 0),
 };
 SCHEMA(sn_schema_weights, "weights", weights_fields);
 
@@ -57,10 +59,15 @@ static const sn_field global_metrics_fields[] = {
 };
 static SCHEMA(global_metrics_schema, "global_metrics", global_metrics_fields);
 
+/* A pin names the write that was current by identity (hlc, origin), so
+ * it restores those bytes on any node; version is the number it had where
+ * the checkpoint was made (format-1 pins have only that). */
 static const sn_field pin_fields[] = {
     F("expert_id", SN_F_ID, 1),
     F("layer", SN_F_UINT, 1),
     F("version", SN_F_UINT, 1),
+    F("hlc", SN_F_UINT, 0),
+    F("origin", SN_F_STR, 0),
 };
 SCHEMA(sn_schema_pin, "pin", pin_fields);
 
@@ -106,6 +113,7 @@ static const sn_field log_entry_fields[] = {
     F("hlc", SN_F_UINT, 1),
     F("prev_hlc", SN_F_UINT, 0),
     F("prev_origin", SN_F_STR, 0),
+    F("parents", SN_F_STR, 0),
     F("origin", SN_F_STR, 0),
     F("seq", SN_F_UINT, 0),
     F("len", SN_F_UINT, 0),

@@ -12,6 +12,7 @@ static const struct {
     { "latest_timestamp", SN_RESOLVE_LATEST },
     { "highest_version", SN_RESOLVE_HIGHEST_VERSION },
     { "prefer_local", SN_RESOLVE_PREFER_LOCAL },
+    { "merge", SN_RESOLVE_MERGE },
 };
 #define NSTRATEGIES (sizeof strategies / sizeof strategies[0])
 

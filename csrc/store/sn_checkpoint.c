@@ -1,7 +1,7 @@
 /* Checkpoints: a named, replicated record of every layer's current
  * version, and the pin index ('P' keys) that keeps those versions from
  * being trimmed while the checkpoint exists. */
-#include "store/sn_store_int.h"
+#include "store/sn_history.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,65 +13,49 @@ static size_t cp_key(unsigned char *k, const char *id, size_t len)
     return len + 1;
 }
 
-static int add_pin(sn_vlist *pins, sn_arena *a, const char *expert, size_t elen, uint32_t layer,
-                   uint64_t version, sn_err *e)
+static int add_pin(sn_vlist *pins, sn_arena *a, const unsigned char *lk, size_t lklen,
+                   const sn_ident *id, uint64_t version, sn_err *e)
 {
     sn_value pin;
     int rc = sn_record_map(&sn_schema_pin, a, &pin, e);
-    const char *copy = rc ? NULL : sn_arena_strdup(a, expert, elen);
-    if (!rc && !copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    const char *copy = rc ? NULL : sn_arena_strdup(a, (const char *)lk, lklen - 5);
+    const char *origin = copy ? sn_arena_strdup(a, id->origin, SN_ORIGIN_LEN) : NULL;
+    if (!rc && !origin) rc = sn_fail(e, SN_ENOMEM, "out of memory");
     if (rc) return rc;
-    sn_map_set(&pin, "expert_id", sn_str(copy, elen));
-    sn_map_set(&pin, "layer", sn_int(layer));
+    sn_map_set(&pin, "expert_id", sn_str(copy, lklen - 5));
+    sn_map_set(&pin, "layer", sn_int((int64_t)sn_get_be(lk + lklen - 4, 4)));
     sn_map_set(&pin, "version", sn_int((int64_t)version));
+    sn_map_set(&pin, "hlc", sn_int((int64_t)id->hlc));
+    sn_map_set(&pin, "origin", sn_str(origin, SN_ORIGIN_LEN));
     return sn_vlist_push(pins, pin, e);
 }
 
-/* The current version of every expert/layer, this batch's writes included:
- * one seek per layer, not a walk over every version. */
+/* The current write of every expert/layer, this batch's writes included,
+ * by identity: the current markers, no weights read. */
 static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, sn_err *e)
 {
+    unsigned char p[2] = { 1, TAG_CURRENT };
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
-    rocksdb_iter_seek_to_first(it);
-    while (!rc && rocksdb_iter_valid(it)) {
-        size_t klen;
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        const char *expert;
-        size_t elen;
-        uint32_t layer;
-        uint64_t version;
-        if (sn_wkey_parse(k, klen, &expert, &elen, &layer, &version)) {
-            sn_fail(e, SN_ECORRUPT, "malformed key");
-            rc = sn_record_err(e, SN_ECORRUPT, CF_WEIGHTS, k, klen);
-            break;
-        }
-        unsigned char prefix[SN_WKEY_MAX];
-        size_t plen = sn_wkey(prefix, expert, elen, layer, 0) - 8;
-        rc = sn_latest_version(s, b, prefix, plen, &version, e);
-        if (!rc) rc = add_pin(pins, a, expert, elen, layer, version, e);
-        sn_put_be(prefix + plen - 4, (uint64_t)layer + 1, 4);
-        rocksdb_iter_seek(it, (const char *)prefix, plen);
+        if (klen < 2 || memcmp(k, p, 2) != 0) break;
+        const unsigned char *lk = k + 2;
+        size_t lklen = klen - 2;
+        if (sn_pending_find(b, lk, lklen)) continue;   /* the batch's own write, below */
+        const char *v = rocksdb_iter_value(it, &vlen);
+        sn_ident id;
+        uint64_t version = 0;
+        rc = vlen == SN_ID_LEN ? sn_ident_get((const unsigned char *)v, &id, e)
+                               : sn_fail(e, SN_ECORRUPT, "current-write marker is malformed");
+        if (!rc) rc = sn_hist_rank(s, lk, lklen, &id, &version, e);
+        if (!rc) rc = add_pin(pins, a, lk, lklen, &id, version, e);
     }
-    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
-    /* layers that exist only in this batch so far */
-    for (sn_pending *p = b ? b->pending : NULL; !rc && p; p = p->next) {
-        unsigned char k[SN_WKEY_MAX];
-        memcpy(k, p->prefix, p->prefix_len);
-        memset(k + p->prefix_len, 0, 8);
-        const char *expert;
-        size_t elen;
-        uint32_t layer;
-        uint64_t v;
-        sn_wkey_parse(k, p->prefix_len + 8, &expert, &elen, &layer, &v);
-        int seen = 0;
-        for (size_t i = 0; i < pins->n && !seen; i++) {
-            const sn_value *id = sn_map_get(&pins->items[i], "expert_id");
-            seen = id->u.s.len == elen && memcmp(id->u.s.p, expert, elen) == 0 &&
-                   sn_map_get(&pins->items[i], "layer")->u.i == layer;
-        }
-        if (!seen) rc = add_pin(pins, a, expert, elen, layer, p->version, e);
-    }
+    rc = sn_iter_end(it, rc, "reading the current-write markers", e);
+    for (sn_pending *q = b ? b->pending : NULL; !rc && q; q = q->next)
+        rc = add_pin(pins, a, q->prefix, q->prefix_len, &q->id, q->version, e);
     return rc;
 }
 
@@ -165,6 +149,35 @@ int sn_list_checkpoints(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
     return sn_vlist_finish(&l, a, out, e);
 }
 
+static uint64_t pin_hlc(const sn_value *p)
+{
+    const sn_value *h = sn_map_get(p, "hlc");
+    return h && h->type == SN_INT ? (uint64_t)h->u.i : 0;
+}
+
+static const char *pin_origin(const sn_value *p)
+{
+    const sn_value *o = sn_map_get(p, "origin");
+    return o && o->type == SN_STR ? o->u.s.p : "?";
+}
+
+/* The pinned write's record: by identity (a format-1 pin, without one, by
+ * its version number). */
+int sn_pinned_weights(sn_store *s, const sn_value *p, sn_weights_view *v, sn_err *e)
+{
+    const sn_value *x = sn_map_get(p, "expert_id"), *o = sn_map_get(p, "origin");
+    uint32_t layer = (uint32_t)sn_map_get(p, "layer")->u.i;
+    if (!o || o->type != SN_STR)
+        return sn_get_weights(s, x->u.s.p, x->u.s.len, layer,
+                              (uint64_t)sn_map_get(p, "version")->u.i, v, e);
+    if (o->u.s.len != SN_ORIGIN_LEN) return sn_fail(e, SN_ECORRUPT, "pin origin is malformed");
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, x->u.s.p, x->u.s.len, layer);
+    sn_ident id = { pin_hlc(p), "" };
+    memcpy(id.origin, o->u.s.p, SN_ORIGIN_LEN);
+    return sn_get_weights_by_id(s, lk, lklen, &id, v, e);
+}
+
 /* Checkpoint id and its pins, for a write that follows (restore, delete):
  * decoded into a, which the caller frees whatever the result. */
 static int checkpoint_for_write(sn_store *s, const char *id, size_t len, sn_arena *a,
@@ -192,12 +205,12 @@ int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
         const sn_value *p = &pins->u.a.items[i];
         const sn_value *x = sn_map_get(p, "expert_id");
         int64_t layer = sn_map_get(p, "layer")->u.i;
-        uint64_t version = (uint64_t)sn_map_get(p, "version")->u.i;
         sn_weights_view v;
-        rc = sn_get_weights(s, x->u.s.p, x->u.s.len, layer, version, &v, e);
+        rc = sn_pinned_weights(s, p, &v, e);
         if (rc == SN_NOTFOUND)
-            rc = sn_fail(e, SN_ECORRUPT, "checkpoint pins %.*s layer %lld v%llu, which is missing",
-                         (int)x->u.s.len, x->u.s.p, (long long)layer, (unsigned long long)version);
+            rc = sn_fail(e, SN_EIO, "checkpoint pins %.*s layer %lld (%.8s@%llu), which this store "
+                         "does not hold", (int)x->u.s.len, x->u.s.p, (long long)layer,
+                         pin_origin(p), (unsigned long long)pin_hlc(p));
         if (rc) break;
         float *buf = malloc((v.nw + v.nb + 1) * sizeof(float));
         if (!buf) rc = sn_fail(e, SN_ENOMEM, "out of memory");
@@ -256,10 +269,9 @@ int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t le
         for (size_t i = 0; !rc && i < npins; i++) {
             const sn_value *p = &pins->u.a.items[i];
             const sn_value *x = sn_map_get(p, "expert_id");
-            unsigned char prefix[SN_WKEY_MAX];
-            size_t plen = sn_wkey(prefix, x->u.s.p, x->u.s.len,
-                                  (uint32_t)sn_map_get(p, "layer")->u.i, 0) - 8;
-            rc = sn_trim_versions(s, b, prefix, plen, e);
+            unsigned char lk[SN_LAYER_KEY_MAX];
+            size_t lklen = sn_layer_key(lk, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(p, "layer")->u.i);
+            rc = sn_trim_versions(s, b, lk, lklen, e);
         }
         if (b) rc = sn_batch_finish(b, NULL, rc, e);
     }

@@ -32,7 +32,7 @@ typedef struct sn_head {
     sn_ident id;
     int cf;
     int local;              /* written by this store */
-    uint64_t version;       /* the weights version; 0 for other records */
+    uint64_t version;       /* weights: the length of its history (depth); 0 for other records */
     double timestamp;       /* the record's wall-clock time, if it has one */
     const unsigned char *bytes;
     size_t len;
@@ -43,7 +43,10 @@ typedef enum {
     SN_RESOLVE_LATEST = 0,      /* higher hlc; ties by origin */
     SN_RESOLVE_HIGHEST_VERSION, /* higher weights version, then latest */
     SN_RESOLVE_PREFER_LOCAL,    /* this store's own record, then latest: does not converge */
-    SN_RESOLVE_CUSTOM
+    SN_RESOLVE_CUSTOM,
+    /* weights: concurrent heads of one shape are combined element-wise into
+     * a new current write (sn_merge.c); other records: latest */
+    SN_RESOLVE_MERGE
 } sn_strategy;
 
 typedef struct sn_resolver {
@@ -58,6 +61,8 @@ typedef struct sn_apply_result {
     int duplicate;          /* the entry was already in the log */
     int stored;             /* the record became a head */
     int conflicts;          /* conflict versions newly kept */
+    int merged;             /* weights heads merged into a new write */
+    int collision;          /* another record was already logged under this (origin, seq) */
 } sn_apply_result;
 
 typedef struct sn_vv_item {

@@ -13,7 +13,7 @@ static int latest_beats(const sn_head *a, const sn_head *b)
     return strcmp(a->id.origin, b->id.origin) > 0;
 }
 
-static int beats(const sn_resolver *r, const sn_head *a, const sn_head *b)
+int sn_resolver_beats(const sn_resolver *r, const sn_head *a, const sn_head *b)
 {
     switch (r ? r->strategy : SN_RESOLVE_LATEST) {
     case SN_RESOLVE_HIGHEST_VERSION:
@@ -192,7 +192,7 @@ static size_t pick_winner(heads *hs, const sn_resolver *r)
         }
     size_t win = 0;
     for (size_t i = 1; i < hs->n; i++)
-        if (beats(r, &hv[i], &hv[win])) win = i;
+        if (sn_resolver_beats(r, &hv[i], &hv[win])) win = i;
     return win;
 }
 
@@ -253,6 +253,29 @@ static int merge(sn_store *s, sn_batch *b, const sn_entry *en, const unsigned ch
     return rc;
 }
 
+/* An entry already logged under (origin, seq): the same one (a duplicate),
+ * or a different record under the same name, which only two stores
+ * sharing one origin can produce (a copied directory before it took its own
+ * origin). That record is applied all the same, so nothing is lost, and
+ * counted. */
+static int logged_before(sn_store *s, const sn_entry *en, int *found, int *collision, sn_err *e)
+{
+    unsigned char k[LOG_KEY_LEN];
+    sn_buf v;
+    *found = *collision = 0;
+    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &v, e);
+    if (rc == SN_NOTFOUND) return SN_OK;
+    if (rc) return rc;
+    *found = 1;
+    sn_entry old;
+    sn_err ignored;
+    if (sn_entry_decode(v.data, v.len, &old, &ignored) == SN_OK)
+        *collision = old.kind != SN_KIND_SKIP && en->kind != SN_KIND_SKIP &&
+                     (old.hlc != en->hlc || old.klen != en->klen || memcmp(old.key, en->key, en->klen));
+    free(v.data);
+    return SN_OK;
+}
+
 int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
                      const sn_resolver *r, sn_apply_result *res, sn_err *e)
 {
@@ -264,23 +287,25 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
         return sn_fail(e, SN_ECORRUPT, "malformed log entry");
     if (en->kind == SN_KIND_PUT && !bytes)
         return sn_fail(e, SN_ECORRUPT, "a put entry without its record");
-    unsigned char k[LOG_KEY_LEN];
-    int found;
-    rc = sn_key_exists(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &found,
-                       "replication read", e);
+    int found, collision;
+    rc = logged_before(s, en, &found, &collision, e);
     if (rc) return rc;
-    if (found) { res->duplicate = 1; return SN_OK; }
+    if (found && !collision) { res->duplicate = 1; return SN_OK; }
+    res->collision = collision;
 
     sn_batch *b = sn_batch_new(s);
     if (!b) return sn_fail(e, SN_ENOMEM, "out of memory");
     sn_buf v;
-    rc = sn_entry_encode(en, &v, e);
-    if (!rc) {
+    unsigned char k[LOG_KEY_LEN];
+    rc = found ? SN_OK : sn_entry_encode(en, &v, e);
+    if (!rc && !found) {
         rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                   sn_log_key(k, en->origin, en->seq), (const char *)v.data, v.len);
         free(v.data);
     }
-    if (!rc && en->kind != SN_KIND_SKIP) rc = merge(s, b, en, bytes, len, r, res, e);
+    if (!rc && en->kind != SN_KIND_SKIP)
+        rc = en->cf == CF_WEIGHTS ? sn_apply_weights(s, b, en, bytes, len, r, res, e)
+                                  : merge(s, b, en, bytes, len, r, res, e);
     if (!rc) rc = sn_batch_commit(b, e);
     sn_batch_free(b);
     /* HLC receive rule: our next write orders after what we have seen */

@@ -1,6 +1,8 @@
 /* The conflict store: the heads that lost, readable by key range and
  * returned decoded, so no caller parses stored bytes itself. */
-#include "store/sn_replica_int.h"
+#include "store/sn_history.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -70,15 +72,50 @@ static int conflicts_in(sn_store *s, int cf, const void *prefix, size_t plen, si
     return sn_iter_end(it, rc, "reading the replication log", e);
 }
 
+static int push_conflict(sn_arena *a, sn_conflict **out, size_t *n, size_t *cap, sn_err *e)
+{
+    if (*n < *cap) return SN_OK;
+    /* the list lives in the arena: grow by copying, the old block stays until the arena goes */
+    size_t ncap = sn_next_cap(*cap, 8);
+    sn_conflict *q = sn_arena_alloc(a, ncap * sizeof *q);
+    if (!q) return sn_fail(e, SN_ENOMEM, "out of memory");
+    if (*n) memcpy(q, *out, *n * sizeof *q);
+    *out = q;
+    *cap = ncap;
+    return SN_OK;
+}
+
+/* A layer's conflicts are its heads other than the current write (the
+ * heads this store holds the records of). */
 int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t layer, sn_arena *a,
                         sn_conflict **out, size_t *n, sn_err *e)
 {
+    *out = NULL;
+    *n = 0;
     int rc = sn_check_id(expert, len, "expert_id", e);
     if (rc) return rc;
     if (layer < 0 || layer > SN_MAX_LAYER) return sn_fail(e, SN_EARG, "layer out of range");
-    unsigned char prefix[SN_WKEY_MAX];
-    size_t plen = sn_wkey(prefix, expert, len, (uint32_t)layer, 0) - 8;
-    return conflicts_in(s, CF_WEIGHTS, prefix, plen, plen + 8, a, out, n, e);
+    unsigned char lk[SN_LAYER_KEY_MAX], key[SN_WKEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer), cap = 0, nh;
+    sn_ident heads[SN_MAX_PARENTS], cur;
+    rc = sn_heads_load(s, lk, lklen, heads, &nh, e);
+    if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
+    if (rc == SN_NOTFOUND) return SN_OK;
+    for (size_t i = 0; !rc && i < nh; i++) {
+        if (sn_same_ident(&heads[i], &cur)) continue;
+        sn_buf v;
+        rc = sn_repl_get(s, CF_WEIGHTS, key, sn_wkey_id(key, lk, lklen, &heads[i]), &v, e);
+        if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
+        if (!rc) rc = push_conflict(a, out, n, &cap, e);
+        if (!rc) {
+            sn_conflict *c = &(*out)[*n];
+            c->id = heads[i];
+            rc = decode_conflict(c, CF_WEIGHTS, (const char *)v.data, v.len, a, e);
+            if (!rc) (*n)++;
+        }
+        free(v.data);
+    }
+    return rc;
 }
 
 int sn_config_conflicts(sn_store *s, const char *expert, size_t len, sn_arena *a,

@@ -34,4 +34,11 @@ SN_HIDDEN int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t kl
 SN_HIDDEN int sn_record_head(const unsigned char *bytes, size_t len, int cf, sn_head *h,
                              sn_err *e);
 
+/* 1 when head a beats b under r (ties and failures: latest hlc, then origin). */
+SN_HIDDEN int sn_resolver_beats(const sn_resolver *r, const sn_head *a, const sn_head *b);
+/* Apply a peer's weights entry in batch b (sn_replica_weights.c). */
+SN_HIDDEN int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en,
+                               const unsigned char *bytes, size_t len, const sn_resolver *r,
+                               sn_apply_result *res, sn_err *e);
+
 #endif

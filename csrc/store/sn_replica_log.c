@@ -1,7 +1,7 @@
 /* The replication log (see sn_replica.h): its keys, the entries a local
  * write notes in its batch, the digest (version vector), and reading an
  * entry back with its record for a peer. */
-#include "store/sn_replica_int.h"
+#include "store/sn_history.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,25 +77,11 @@ int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf
 
 /* ---- local writes: notes in the batch, appended at commit ---------------------- */
 
-int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
-                    uint64_t hlc, uint64_t prev_hlc, const char *prev_origin, size_t prev_len,
-                    sn_err *e)
+/* Queue an entry in the batch; it gets its seq at commit. */
+static int note_entry(sn_batch *b, const sn_entry *en, sn_err *e)
 {
-    sn_entry en;
-    memset(&en, 0, sizeof en);
-    if (klen > SN_REPL_KEY_MAX) return sn_fail(e, SN_EARG, "replicated key too long");
-    en.kind = kind;
-    en.cf = cf;
-    memcpy(en.key, key, klen);
-    en.klen = klen;
-    en.hlc = hlc;
-    /* a predecessor from a store without origins (none yet) is no predecessor */
-    if (prev_origin && prev_len == SN_ORIGIN_LEN) {
-        en.prev.hlc = prev_hlc;
-        memcpy(en.prev.origin, prev_origin, SN_ORIGIN_LEN);
-    }
     sn_buf v;
-    int rc = sn_entry_encode(&en, &v, e);
+    int rc = sn_entry_encode(en, &v, e);
     if (rc) return rc;
     struct sn_repl_note *n = malloc(sizeof *n + v.len);
     if (!n) { free(v.data); return sn_fail(e, SN_ENOMEM, "out of memory"); }
@@ -107,6 +93,46 @@ int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned 
     while (*tail) tail = &(*tail)->next;
     *tail = n;
     return SN_OK;
+}
+
+static int entry_for(sn_entry *en, int cf, const void *key, size_t klen, unsigned kind,
+                     uint64_t hlc, sn_err *e)
+{
+    memset(en, 0, sizeof *en);
+    if (klen > SN_REPL_KEY_MAX) return sn_fail(e, SN_EARG, "replicated key too long");
+    en->kind = kind;
+    en->cf = cf;
+    memcpy(en->key, key, klen);
+    en->klen = klen;
+    en->hlc = hlc;
+    return SN_OK;
+}
+
+int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
+                    uint64_t hlc, uint64_t prev_hlc, const char *prev_origin, size_t prev_len,
+                    sn_err *e)
+{
+    sn_entry en;
+    int rc = entry_for(&en, cf, key, klen, kind, hlc, e);
+    if (rc) return rc;
+    /* a predecessor from a store without origins (none yet) is no predecessor */
+    if (prev_origin && prev_len == SN_ORIGIN_LEN) {
+        en.prev.hlc = prev_hlc;
+        memcpy(en.prev.origin, prev_origin, SN_ORIGIN_LEN);
+    }
+    return note_entry(b, &en, e);
+}
+
+int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                            const sn_ident *parents, size_t nparents, sn_err *e)
+{
+    sn_entry en;
+    int rc = entry_for(&en, CF_WEIGHTS, key, klen, SN_KIND_PUT, hlc, e);
+    if (rc) return rc;
+    if (nparents > SN_MAX_PARENTS) return sn_fail(e, SN_EIO, "too many parents");
+    en.nparents = nparents;
+    memcpy(en.parents, parents, nparents * sizeof *parents);
+    return note_entry(b, &en, e);
 }
 
 void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq)
@@ -283,6 +309,9 @@ int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
     if (en->kind != SN_KIND_PUT) return SN_OK;
     sn_ident id = { en->hlc, "" };
     memcpy(id.origin, origin, SN_ORIGIN_LEN);
+    size_t lklen;
+    /* a weights key names its write (a merge's identity is not its logger's) */
+    if (en->cf == CF_WEIGHTS && (rc = sn_wkey_split(en->key, en->klen, &lklen, &id, e))) return rc;
     rc = find_record(s, en->cf, en->key, en->klen, &id, bytes, e);
     if (rc == SN_NOTFOUND) {
         /* replaced by something this store knows (whose entry the asker

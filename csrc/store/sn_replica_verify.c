@@ -1,6 +1,6 @@
 /* The replication checks: a peer's record against the entry that carries
  * it, verify() over the replication key ranges, and the tests' raw hook. */
-#include "store/sn_replica_int.h"
+#include "store/sn_history.h"
 
 #include <string.h>
 
@@ -83,6 +83,32 @@ static int verify_ident_key(const unsigned char *k, size_t klen, const char *val
     return sn_replica_check(&en, (const unsigned char *)val, vlen, e);
 }
 
+/* A layer key: expert (1..SN_MAX_ID_LEN bytes, no NUL), 0, layer(4). */
+static int layer_key_ok(const unsigned char *lk, size_t lklen)
+{
+    if (lklen < 6 || lklen > SN_LAYER_KEY_MAX || lk[lklen - 5] != 0) return 0;
+    return memchr(lk, 0, lklen - 5) == NULL;
+}
+
+/* History ('H'), head ('T') and current ('C') keys of a layer's causal
+ * history (sn_history.h). */
+static int verify_history_key(const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                              sn_err *e)
+{
+    sn_ident id;
+    if (k[1] == TAG_CURRENT) {
+        if (!layer_key_ok(k + 2, klen - 2) || vlen != SN_ID_LEN)
+            return sn_fail(e, SN_ECORRUPT, "malformed current-write marker");
+        return sn_ident_get((const unsigned char *)val, &id, e);
+    }
+    if (klen < 2 + SN_ID_LEN || !layer_key_ok(k + 2, klen - 2 - SN_ID_LEN) ||
+        sn_ident_get(k + klen - SN_ID_LEN, &id, e))
+        return sn_fail(e, SN_ECORRUPT, "malformed history key");
+    if (k[1] == TAG_HEAD) return vlen ? sn_fail(e, SN_ECORRUPT, "head marker with a value") : SN_OK;
+    sn_hist h;
+    return sn_hist_decode(val, vlen, &h, e);
+}
+
 int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size_t vlen,
                       sn_replica_walk *w, int *mine, sn_err *e)
 {
@@ -92,6 +118,9 @@ int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size
     case TAG_LOG: return verify_log(k, klen, val, vlen, w, e);
     case TAG_CONFLICT:
     case TAG_SUPERSEDED: return verify_ident_key(k, klen, val, vlen, e);
+    case TAG_HISTORY:
+    case TAG_HEAD:
+    case TAG_CURRENT: return verify_history_key(k, klen, val, vlen, e);
     default: return sn_fail(e, SN_ECORRUPT, "unknown replication key");
     }
 }

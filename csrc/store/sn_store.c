@@ -1,5 +1,5 @@
 /* Opening and closing the store, batches, keys and record I/O helpers. */
-#include "store/sn_store_int.h"
+#include "store/sn_history.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,20 +49,10 @@ uint64_t sn_get_be(const unsigned char *p, int n)
     return v;
 }
 
-size_t sn_wkey(unsigned char *k, const char *expert, size_t len, uint32_t layer,
-               uint64_t version)
+int sn_wkey_v1_parse(const unsigned char *k, size_t klen, const char **expert, size_t *len,
+                     uint32_t *layer, uint64_t *version)
 {
-    memcpy(k, expert, len);
-    k[len] = 0;
-    sn_put_be(k + len + 1, layer, 4);
-    sn_put_be(k + len + 5, version, 8);
-    return len + 13;
-}
-
-int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert, size_t *len,
-                  uint32_t *layer, uint64_t *version)
-{
-    if (klen < 14 || klen > SN_WKEY_MAX || k[klen - 13] != 0) return -1;
+    if (klen < 14 || klen > SN_WKEY_V1_MAX || k[klen - 13] != 0) return -1;
     *expert = (const char *)k;
     *len = klen - 13;
     if (memchr(k, 0, *len)) return -1;
@@ -73,23 +63,27 @@ int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert, size
 
 size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen)
 {
-    const sn_value *x = sn_map_get(pin, "expert_id");
+    const sn_value *x = sn_map_get(pin, "expert_id"), *o = sn_map_get(pin, "origin");
+    const sn_value *h = sn_map_get(pin, "hlc");
+    sn_ident w = { h && h->type == SN_INT ? (uint64_t)h->u.i : 0, "" };
+    if (o && o->type == SN_STR && o->u.s.len == SN_ORIGIN_LEN) memcpy(w.origin, o->u.s.p, SN_ORIGIN_LEN);
+    else memset(w.origin, ' ', SN_ORIGIN_LEN);   /* a pin without identity pins nothing */
     k[0] = SN_PIN_PREFIX;
-    size_t n = 1 + sn_wkey(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i,
-                           (uint64_t)sn_map_get(pin, "version")->u.i);
+    size_t lklen = sn_layer_key(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i);
+    size_t n = 1 + sn_wkey_id(k + 1, k + 1, lklen, &w);
     memcpy(k + n, id, idlen);
     return n + idlen;
 }
 
 void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf, size_t cap)
 {
-    const char *expert;
-    size_t len;
-    uint32_t layer;
-    uint64_t version;
-    if (cf == CF_WEIGHTS && sn_wkey_parse(k, klen, &expert, &len, &layer, &version) == 0) {
-        snprintf(buf, cap, "%s/%.*s/layer %u/v%llu", sn_cf_names[cf], (int)len, expert,
-                 layer, (unsigned long long)version);
+    size_t lklen;
+    sn_ident id;
+    sn_err ignored;
+    if (cf == CF_WEIGHTS && sn_wkey_split(k, klen, &lklen, &id, &ignored) == 0) {
+        snprintf(buf, cap, "%s/%.*s/layer %u/%.8s@%llu", sn_cf_names[cf], (int)(lklen - 5),
+                 (const char *)k, (unsigned)sn_get_be(k + lklen - 4, 4), id.origin,
+                 (unsigned long long)id.hlc);
         return;
     }
     size_t n = (size_t)snprintf(buf, cap, "%s/", sn_cf_names[cf]);
@@ -405,6 +399,8 @@ void sn_batch_free(sn_batch *b)
     sn_replica_batch_free(b);
     while (b->pending) {
         sn_pending *n = b->pending->next;
+        free(b->pending->writes);
+        free(b->pending->versions);
         free(b->pending);
         b->pending = n;
     }

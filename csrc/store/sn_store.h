@@ -54,7 +54,7 @@ typedef struct sn_weights_view {
     size_t nw, nb;
     size_t stored_bytes;          /* the whole stored value */
     /* private */
-    unsigned char key[SN_MAX_ID_LEN + 13];
+    unsigned char key[SN_MAX_ID_LEN + 5 + 44];   /* layer key + identity */
     size_t klen;
     void *pin;
     sn_arena arena;

@@ -8,6 +8,7 @@
 #define SN_STORE_INT_H
 
 #include "base/sn_vec.h"
+#include "codec/sn_entry.h"
 #include "store/sn_store.h"
 
 #include <rocksdb/c.h>
@@ -38,14 +39,19 @@ struct sn_store {
     uint64_t repl_seq;            /* last replication log seq of this origin */
 };
 
-/* A pending weight version inside a batch, so two puts to one layer in the
- * same batch get consecutive versions. */
+/* The weights writes a batch made to one layer, so a second write to it in
+ * the same batch has the first as its parent and the next number, and
+ * trimming can reach writes that are not on disk yet. */
 typedef struct sn_pending {
     struct sn_pending *next;
+    sn_ident id;                  /* the last write */
+    uint32_t depth;
     uint64_t version;
-    uint64_t first;        /* the first version this batch wrote */
+    struct sn_hist *writes;       /* every write, in order (malloc'd) */
+    uint64_t *versions;
+    size_t nwrites, cap, trimmed; /* writes[0..trimmed) are trimmed already */
     size_t prefix_len;
-    unsigned char prefix[];
+    unsigned char prefix[];       /* the layer key */
 } sn_pending;
 
 struct sn_batch {
@@ -56,13 +62,14 @@ struct sn_batch {
     struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
 };
 
-/* Keys. Weights: expert 0x00 layer(4 BE) version(8 BE), so one expert's
- * layers and one layer's versions are each a contiguous, ordered range. */
-#define SN_WKEY_MAX (SN_MAX_ID_LEN + 1 + 4 + 8)
-SN_HIDDEN size_t sn_wkey(unsigned char *k, const char *expert, size_t len, uint32_t layer,
-                         uint64_t version);
-SN_HIDDEN int sn_wkey_parse(const unsigned char *k, size_t klen, const char **expert,
-                            size_t *len, uint32_t *layer, uint64_t *version);
+/* Keys. Weights (store format 2): expert 0x00 layer(4 BE) identity(44), so
+ * one expert's layers and one layer's writes are each a contiguous range,
+ * in (hlc, origin) order (see sn_history.h). Format 1 keyed them by
+ * version(8 BE) instead; sn_format.c upgrades such stores on open. */
+#define SN_WKEY_MAX (SN_MAX_ID_LEN + 1 + 4 + SN_ID_LEN)
+#define SN_WKEY_V1_MAX (SN_MAX_ID_LEN + 1 + 4 + 8)
+SN_HIDDEN int sn_wkey_v1_parse(const unsigned char *k, size_t klen, const char **expert,
+                               size_t *len, uint32_t *layer, uint64_t *version);
 SN_HIDDEN void sn_put_be(unsigned char *p, uint64_t v, int n);
 SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 
@@ -70,7 +77,8 @@ SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 #define SN_PIN_PREFIX 'P'
 #define SN_CP_PREFIX 'C'
 #define SN_PIN_KEY_MAX (1 + SN_WKEY_MAX + SN_MAX_ID_LEN)
-/* The pin index key of one pin (a sn_schema_pin map) of checkpoint id. */
+/* The pin index key of one pin (a sn_schema_pin map with hlc and origin)
+ * of checkpoint id: 'P' weights-key id. */
 SN_HIDDEN size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen);
 
 SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
@@ -123,10 +131,22 @@ SN_HIDDEN int sn_record_err(sn_err *e, int rc, int cf, const unsigned char *k, s
 SN_HIDDEN void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf,
                                size_t cap);
 
-SN_HIDDEN int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *prefix,
-                                size_t plen, uint64_t *version, sn_err *e);
-SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix,
-                               size_t plen, sn_err *e);
+/* Keep the newest max_weight_versions records of a layer (layer key lk);
+ * never a head, a pinned write, or the base the heads' merge needs. */
+SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                               sn_err *e);
+/* The record of write id of layer lk (SN_NOTFOUND when not held), with
+ * its version number; release the view. */
+SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen,
+                                   const sn_ident *id, sn_weights_view *v, sn_err *e);
+/* A view of a weights record held in memory (bytes must outlive it; the
+ * version is left 0); release it. */
+SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
+                                   const unsigned char *key, size_t klen, sn_err *e);
+/* The record a checkpoint pin (a sn_schema_pin map) names; release it. */
+SN_HIDDEN int sn_pinned_weights(sn_store *s, const sn_value *pin, sn_weights_view *v, sn_err *e);
+/* The layer's last write in batch b, or NULL. */
+SN_HIDDEN sn_pending *sn_pending_find(sn_batch *b, const unsigned char *lk, size_t lklen);
 
 /* Replication hooks (sn_replica_log.c). A local write of a replicated record
  * notes a log entry in its batch; the entry gets its sequence number and
@@ -136,6 +156,9 @@ SN_HIDDEN int sn_replica_open(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
                               uint64_t hlc, uint64_t prev_hlc, const char *prev_origin,
                               size_t prev_len, sn_err *e);
+/* A weights write: its record key and the writes it supersedes. */
+SN_HIDDEN int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                                      const sn_ident *parents, size_t nparents, sn_err *e);
 /* Called by sn_batch_commit around rocksdb_write. */
 SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
 SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);

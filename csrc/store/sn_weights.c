@@ -1,5 +1,5 @@
 /* Versioned weight records in the neural_weights column family. */
-#include "store/sn_store_int.h"
+#include "store/sn_history.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,171 +24,134 @@ static int check_layer(int64_t layer, sn_err *e)
     return SN_OK;
 }
 
-/* The newest version of one layer. A forward walk over the layer's keys
- * inside iterator bounds: stepping backwards (SeekForPrev) makes RocksDB
- * read the block before the layer, so one damaged record of another expert
- * would make this layer unreadable. With blob files the walk reads keys
- * and blob references only. */
-static int newest_on_disk(sn_store *s, const unsigned char *prefix, size_t plen,
-                          uint64_t *version, sn_err *e)
+sn_pending *sn_pending_find(sn_batch *b, const unsigned char *lk, size_t lklen)
 {
-    unsigned char lo[SN_WKEY_MAX], hi[SN_WKEY_MAX];
-    memcpy(lo, prefix, plen);
-    memcpy(hi, prefix, plen);
-    sn_put_be(hi + plen - 4, sn_get_be(prefix + plen - 4, 4) + 1, 4);  /* layer <= 1e6 */
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_verify_checksums(ro, 1);
-    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, plen);
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, plen);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_WEIGHTS]);
-    *version = 0;
-    for (rocksdb_iter_seek(it, (const char *)lo, plen); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen;
-        const char *key = rocksdb_iter_key(it, &klen);
-        if (klen == plen + 8 && memcmp(key, prefix, plen) == 0)
-            *version = sn_get_be((const unsigned char *)key + plen, 8);
-    }
-    int rc = sn_iter_end(it, SN_OK, "reading neural_weights", e);
-    rocksdb_readoptions_destroy(ro);
-    return rc;
-}
-
-int sn_latest_version(sn_store *s, sn_batch *b, const unsigned char *prefix, size_t plen,
-                      uint64_t *version, sn_err *e)
-{
-    *version = 0;
     for (sn_pending *p = b ? b->pending : NULL; p; p = p->next)
-        if (p->prefix_len == plen && memcmp(p->prefix, prefix, plen) == 0) {
-            *version = p->version;
-            return SN_OK;
-        }
-    return newest_on_disk(s, prefix, plen, version, e);
+        if (p->prefix_len == lklen && memcmp(p->prefix, lk, lklen) == 0) return p;
+    return NULL;
 }
 
-static int pinned(sn_store *s, const unsigned char *wkey, size_t klen, int *is_pinned, sn_err *e)
+static int count_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 {
-    unsigned char k[1 + SN_WKEY_MAX];
-    k[0] = SN_PIN_PREFIX;
-    memcpy(k + 1, wkey, klen);
-    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
-    rocksdb_iter_seek(it, (const char *)k, klen + 1);
-    *is_pinned = 0;
-    if (rocksdb_iter_valid(it)) {
-        size_t n;
-        const char *key = rocksdb_iter_key(it, &n);
-        *is_pinned = n > klen + 1 && memcmp(key, k, klen + 1) == 0;
-    }
-    return sn_iter_end(it, SN_OK, "reading checkpoints", e);
-}
-
-/* Keep the newest max_weight_versions of one layer; older versions go
- * unless a checkpoint pins them. Versions written in this batch are newer
- * than anything on disk, so they count toward the kept ones. */
-int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *prefix, size_t plen,
-                     sn_err *e)
-{
-    uint32_t keep = s->opts.max_weight_versions;
-    if (!keep) return SN_OK;
-    uint64_t latest;
-    int rc = sn_latest_version(s, b, prefix, plen, &latest, e);
-    if (rc || latest <= keep) return rc;
-    uint64_t cutoff = latest - keep;   /* versions <= cutoff are candidates */
-
-    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
-    rocksdb_iter_seek(it, (const char *)prefix, plen);
-    for (; rc == SN_OK && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen;
-        const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen != plen + 8 || memcmp(key, prefix, plen) != 0) break;
-        if (sn_get_be(key + plen, 8) > cutoff) break;
-        int is_pinned;
-        rc = pinned(s, key, klen, &is_pinned, e);
-        if (!rc && !is_pinned)
-            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)key, klen);
-    }
-    rc = sn_iter_end(it, rc, "reading neural_weights", e);
-
-    /* Versions written earlier in this same batch are not on disk yet.
-     * A checkpoint created in the batch may pin them, and its pins are not
-     * visible to pinned() either: then keep them all (the next write after
-     * the commit trims what is no longer pinned). */
-    for (sn_pending *p = b->pending; !rc && !b->has_checkpoint && p; p = p->next) {
-        if (p->prefix_len != plen || memcmp(p->prefix, prefix, plen) != 0) continue;
-        unsigned char k[SN_WKEY_MAX];
-        memcpy(k, prefix, plen);
-        for (uint64_t v = p->first; v <= cutoff; v++) {
-            sn_put_be(k + plen, v, 8);
-            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)k, plen + 8);
-        }
-        if (p->first <= cutoff) p->first = cutoff + 1;
-    }
-    return rc;
-}
-
-static int note_pending(sn_batch *b, const unsigned char *prefix, size_t plen, uint64_t version,
-                        sn_err *e)
-{
-    for (sn_pending *p = b->pending; p; p = p->next)
-        if (p->prefix_len == plen && memcmp(p->prefix, prefix, plen) == 0) {
-            p->version = version;
-            return SN_OK;
-        }
-    sn_pending *p = malloc(sizeof *p + plen);
-    if (!p) return sn_fail(e, SN_ENOMEM, "out of memory");
-    p->version = p->first = version;
-    p->prefix_len = plen;
-    memcpy(p->prefix, prefix, plen);
-    p->next = b->pending;
-    b->pending = p;
+    (void)h, (void)e;
+    *(uint64_t *)ud = rank;
     return SN_OK;
 }
 
-static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint64_t *version,
-                        sn_err *e)
+/* What a new local write of the layer supersedes and which number it gets:
+ * the heads (or the batch's own last write), their deepest history, and
+ * how many writes the store knows. */
+static int layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                        sn_hist *h, uint64_t *known, sn_err *e)
 {
-    unsigned char key[SN_WKEY_MAX];
-    size_t plen = sn_wkey(key, in->expert, in->expert_len, (uint32_t)in->layer, 0) - 8;
-    uint64_t latest;
-    int rc = sn_latest_version(s, b, key, plen, &latest, e);
-    if (rc) return rc;
-    *version = latest + 1;
-    size_t klen = sn_wkey(key, in->expert, in->expert_len, (uint32_t)in->layer, *version);
+    sn_pending *p = sn_pending_find(b, lk, lklen);
+    h->depth = 1;
+    if (p) {
+        h->nparents = 1;
+        h->parents[0] = p->id;
+        h->depth = p->depth + 1;
+        *known = p->version;
+        return SN_OK;
+    }
+    *known = 0;
+    int rc = sn_heads_load(s, lk, lklen, h->parents, &h->nparents, e);
+    for (size_t i = 0; !rc && i < h->nparents; i++) {
+        sn_hist ph;
+        rc = sn_hist_get(s, lk, lklen, &h->parents[i], &ph, e);
+        if (!rc && ph.depth + 1 > h->depth) h->depth = ph.depth + 1;
+    }
+    if (!rc) rc = sn_hist_each(s, lk, lklen, count_step, known, e);
+    return rc;
+}
 
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_value map, shape = sn_nil();
-    rc = sn_record_map(&sn_schema_weights, &a, &map, e);
+static int note_pending(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
+                        uint64_t version, sn_err *e)
+{
+    sn_pending *p = sn_pending_find(b, lk, lklen);
+    if (!p) {
+        p = calloc(1, sizeof *p + lklen);
+        if (!p) return sn_fail(e, SN_ENOMEM, "out of memory");
+        p->prefix_len = lklen;
+        memcpy(p->prefix, lk, lklen);
+        p->next = b->pending;
+        b->pending = p;
+    }
+    size_t cap = p->cap;
+    if (SN_GROW(p->writes, p->nwrites, cap, 4, e) || SN_RESIZE(p->versions, cap, e)) return e->code;
+    p->cap = cap;
+    p->writes[p->nwrites] = *h;
+    p->versions[p->nwrites++] = version;
+    p->id = h->id;
+    p->depth = h->depth;
+    p->version = version;
+    return SN_OK;
+}
+
+static int weights_map(sn_arena *a, const sn_weights_in *in, uint64_t version, const sn_ident *id,
+                       sn_value *map, sn_err *e)
+{
+    sn_value shape = sn_nil();
+    int rc = sn_record_map(&sn_schema_weights, a, map, e);
     if (!rc && in->nshape) {
         shape.type = SN_ARRAY;
         shape.u.a.n = in->nshape;
-        shape.u.a.items = sn_arena_alloc(&a, in->nshape * sizeof(sn_value));
+        shape.u.a.items = sn_arena_alloc(a, in->nshape * sizeof(sn_value));
         if (!shape.u.a.items) rc = sn_fail(e, SN_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < in->nshape; i++) shape.u.a.items[i] = sn_int(in->shape[i]);
     }
+    const char *origin = rc ? NULL : sn_arena_strdup(a, id->origin, SN_ORIGIN_LEN);
+    if (!rc && !origin) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    if (rc) return rc;
+    sn_map_set(map, "expert_id", sn_str(in->expert, in->expert_len));
+    sn_map_set(map, "layer", sn_int(in->layer));
+    sn_map_set(map, "version", sn_int((int64_t)version));
+    sn_map_set(map, "timestamp", sn_num(sn_now()));
+    sn_map_set(map, "hlc", sn_int((int64_t)id->hlc));
+    sn_map_set(map, "origin", sn_str(origin, SN_ORIGIN_LEN));
+    sn_map_set(map, "n_weights", sn_int((int64_t)in->nw));
+    sn_map_set(map, "n_biases", sn_int((int64_t)in->nb));
+    sn_map_set(map, "shape", shape);
+    return SN_OK;
+}
+
+/* A local write supersedes every head it saw, so it is the one head after
+ * it and current under every strategy. */
+static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint64_t *version,
+                        sn_err *e)
+{
+    unsigned char lk[SN_LAYER_KEY_MAX], key[SN_WKEY_MAX];
+    size_t lklen = sn_layer_key(lk, in->expert, in->expert_len, (uint32_t)in->layer);
+    sn_hist h;
+    memset(&h, 0, sizeof h);
+    uint64_t known;
+    int rc = layer_before(s, b, lk, lklen, &h, &known, e);
+    if (rc) return rc;
+    h.id.hlc = sn_next_hlc(s);
+    memcpy(h.id.origin, s->origin, SN_ORIGIN_LEN + 1);
+    h.flags = SN_HIST_HELD;
+    *version = known + 1;
+    size_t klen = sn_wkey_id(key, lk, lklen, &h.id);
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value map;
+    rc = weights_map(&a, in, *version, &h.id, &map, e);
     if (!rc) {
-        sn_map_set(&map, "expert_id", sn_str(in->expert, in->expert_len));
-        sn_map_set(&map, "layer", sn_int(in->layer));
-        sn_map_set(&map, "version", sn_int((int64_t)*version));
-        sn_map_set(&map, "timestamp", sn_num(sn_now()));
-        uint64_t hlc = sn_next_hlc(s);
-        sn_map_set(&map, "hlc", sn_int((int64_t)hlc));
-        sn_map_set(&map, "origin", sn_cstr(s->origin));
-        sn_map_set(&map, "n_weights", sn_int((int64_t)in->nw));
-        sn_map_set(&map, "n_biases", sn_int((int64_t)in->nb));
-        sn_map_set(&map, "shape", shape);
         sn_part parts[2] = {
             { (void *)in->w, in->nw * sizeof(float) },
             { (void *)in->b, in->nb * sizeof(float) },
         };
         rc = sn_batch_put_record(b, CF_WEIGHTS, key, klen, SN_REC_WEIGHTS, &map, parts, 2,
                                  s->opts.codec, e);
-        /* each version is a new key: nothing is replaced, so no prev */
-        if (!rc) rc = sn_replica_note(b, CF_WEIGHTS, key, klen, 0, hlc, 0, NULL, 0, e);
     }
     sn_arena_free(&a);
-    if (!rc) rc = note_pending(b, key, plen, *version, e);
-    if (!rc) rc = sn_trim_versions(s, b, key, plen, e);
+    sn_ident heads[SN_MAX_PARENTS];
+    size_t nheads = h.nparents;
+    memcpy(heads, h.parents, nheads * sizeof *heads);
+    if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
+    if (!rc) sn_current_put(b, lk, lklen, &h.id);
+    if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, e);
+    if (!rc) rc = note_pending(b, lk, lklen, &h, *version, e);
+    if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
 }
 
@@ -224,35 +187,53 @@ int sn_put_weights(sn_store *s, sn_batch *given, const sn_weights_in *in, uint64
 
 /* ---- reading ----------------------------------------------------------------- */
 
+/* The record must be the write its key names: expert, layer and identity. */
 static int view_decode(sn_weights_view *v, const char *val, size_t len, const unsigned char *key,
                        size_t klen, sn_err *e)
 {
     int rc = sn_record_decode(val, len, &v->arena, &v->rec, e);
     if (!rc && v->rec.type != SN_REC_WEIGHTS)
         rc = sn_fail(e, SN_ECORRUPT, "not a weights record");
+    size_t lklen = 0;
+    sn_ident id;
+    if (!rc) rc = sn_wkey_split(key, klen, &lklen, &id, e);
     if (!rc) {
         const sn_value *f = &v->rec.fields;
-        v->version = (uint64_t)sn_map_get(f, "version")->u.i;
         v->nw = (size_t)sn_map_get(f, "n_weights")->u.i;
         v->nb = (size_t)sn_map_get(f, "n_biases")->u.i;
         v->stored_bytes = len;
         memcpy(v->key, key, klen);
         v->klen = klen;
-        const char *expert;
-        size_t elen;
-        uint32_t layer;
-        uint64_t version;
-        sn_wkey_parse(key, klen, &expert, &elen, &layer, &version);
-        const sn_value *id = sn_map_get(f, "expert_id");
+        const sn_value *x = sn_map_get(f, "expert_id"), *o = sn_map_get(f, "origin");
         if (v->nw > SN_MAX_FLOATS || v->nb > SN_MAX_FLOATS ||
             (v->nw + v->nb) * sizeof(float) != v->rec.raw_len)
             rc = sn_fail(e, SN_ECORRUPT, "payload size disagrees with the weight counts");
-        else if (version != v->version || id->u.s.len != elen ||
-                 memcmp(id->u.s.p, expert, elen) != 0 ||
-                 (uint64_t)sn_map_get(f, "layer")->u.i != layer)
+        else if (x->u.s.len != lklen - 5 || memcmp(x->u.s.p, key, lklen - 5) != 0 ||
+                 (uint64_t)sn_map_get(f, "layer")->u.i != sn_get_be(key + lklen - 4, 4) ||
+                 (uint64_t)sn_map_get(f, "hlc")->u.i != id.hlc || o->u.s.len != SN_ORIGIN_LEN ||
+                 memcmp(o->u.s.p, id.origin, SN_ORIGIN_LEN) != 0)
             rc = sn_fail(e, SN_ECORRUPT, "record does not belong under its key");
     }
     return rc ? sn_record_err(e, rc, CF_WEIGHTS, key, klen) : SN_OK;
+}
+
+/* The record of write id of the layer lk, pinned (no copy). */
+static int view_load(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                     sn_weights_view *v, sn_err *e)
+{
+    unsigned char key[SN_WKEY_MAX];
+    size_t klen = sn_wkey_id(key, lk, lklen, id);
+    char *err = NULL;
+    rocksdb_pinnableslice_t *p =
+        rocksdb_get_pinned_cf(s->db, s->wropts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
+    if (err) return sn_rocks_err(e, err, "reading neural_weights");
+    if (!p) return SN_NOTFOUND;
+    v->pin = p;
+    size_t vlen;
+    const char *val = rocksdb_pinnableslice_value(p, &vlen);
+    int rc = view_decode(v, val, vlen, key, klen, e);
+    if (rc) sn_weights_view_release(v);
+    return rc;
 }
 
 int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, uint64_t version,
@@ -263,25 +244,39 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     int rc = sn_check_id(expert, len, "expert_id", e);
     if (!rc) rc = check_layer(layer, e);
     if (rc) return rc;
-    unsigned char key[SN_WKEY_MAX];
-    size_t klen = sn_wkey(key, expert, len, (uint32_t)layer, version);
-    const char *val = NULL;
-    size_t vlen = 0;
-    char *err = NULL;
-
-    if (!version) {
-        rc = newest_on_disk(s, key, klen - 8, &version, e);
-        if (rc) return rc;
-        if (!version) return SN_NOTFOUND;
-        sn_put_be(key + klen - 8, version, 8);
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    sn_hist h;
+    if (version) {
+        rc = sn_hist_nth(s, lk, lklen, version, &h, e);
+    } else {
+        rc = sn_current_get(s, lk, lklen, &h.id, e);
+        if (!rc) rc = sn_hist_rank(s, lk, lklen, &h.id, &version, e);
     }
-    rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(s->db, s->wropts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
-    if (err) return sn_rocks_err(e, err, "reading neural_weights");
-    if (!p) return SN_NOTFOUND;
-    v->pin = p;
-    val = rocksdb_pinnableslice_value(p, &vlen);
-    rc = view_decode(v, val, vlen, key, klen, e);
+    if (!rc) rc = view_load(s, lk, lklen, &h.id, v, e);
+    if (!rc) v->version = version;
+    return rc;
+}
+
+int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
+                         const unsigned char *key, size_t klen, sn_err *e)
+{
+    memset(v, 0, sizeof *v);
+    sn_arena_init(&v->arena);
+    int rc = view_decode(v, bytes, len, key, klen, e);
+    if (rc) sn_arena_free(&v->arena);
+    return rc;
+}
+
+int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                         sn_weights_view *v, sn_err *e)
+{
+    memset(v, 0, sizeof *v);
+    sn_arena_init(&v->arena);
+    int rc = view_load(s, lk, lklen, id, v, e);
+    if (rc) return rc;
+    rc = sn_hist_rank(s, lk, lklen, id, &v->version, e);
+    if (rc == SN_NOTFOUND) rc = sn_fail(e, SN_ECORRUPT, "a weights record has no history entry");
     if (rc) sn_weights_view_release(v);
     return rc;
 }
@@ -300,26 +295,27 @@ void sn_weights_view_release(sn_weights_view *v)
     sn_arena_free(&v->arena);
 }
 
+typedef struct held_list { sn_vlist l; } held_list;
+
+static int held_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
+{
+    held_list *w = ud;
+    return h->flags & SN_HIST_HELD ? sn_vlist_push(&w->l, sn_int((int64_t)rank), e) : SN_OK;
+}
+
+/* The numbers of the writes this store holds the records of, ascending. */
 int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t layer, sn_arena *a,
                        sn_value *out, sn_err *e)
 {
     int rc = sn_check_id(expert, len, "expert_id", e);
     if (!rc) rc = check_layer(layer, e);
     if (rc) return rc;
-    unsigned char prefix[SN_WKEY_MAX];
-    size_t plen = sn_wkey(prefix, expert, len, (uint32_t)layer, 0) - 8;
-    sn_vlist l = { 0 };
-    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
-    for (rocksdb_iter_seek(it, (const char *)prefix, plen); !rc && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen != plen + 8 || memcmp(k, prefix, plen) != 0) break;
-        rc = sn_vlist_push(&l, sn_int((int64_t)sn_get_be(k + plen, 8)), e);
-    }
-    rc = sn_iter_end(it, rc, "reading neural_weights", e);
-    if (rc) { free(l.items); return rc; }
-    return sn_vlist_finish(&l, a, out, e);
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    held_list w = { { 0 } };
+    rc = sn_hist_each(s, lk, lklen, held_step, &w, e);
+    if (rc) { free(w.l.items); return rc; }
+    return sn_vlist_finish(&w.l, a, out, e);
 }
 
 int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, size_t vlen,
@@ -355,7 +351,7 @@ int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
         const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen != plen + 12 || memcmp(key, k, plen) != 0) break;
+        if (klen != plen + 4 + SN_ID_LEN || memcmp(key, k, plen) != 0) break;
         uint32_t layer = (uint32_t)sn_get_be(key + plen, 4);
         rc = sn_vlist_push(&l, sn_int(layer), e);
         sn_put_be(k + plen, (uint64_t)layer + 1, 4);   /* skip this layer's versions */

@@ -8,7 +8,7 @@
 
 #include "store/sn_replica.h"
 
-#define SN_PROTO_VERSION 1
+#define SN_PROTO_VERSION 2   /* 2: weights entries name their write and carry parents */
 
 /* Bounds of a config. The Lua front end checks configs against them
  * (synaptic.core.p2p_limits, read by lua/synaptic/p2p.lua); sn_sync_new

@@ -1,0 +1,240 @@
+/* The causal history of each layer's weights (see sn_history.h). */
+#include "store/sn_history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HIST_VALUE_MAX (1 + 4 + 1 + SN_MAX_PARENTS * SN_ID_LEN)
+
+size_t sn_layer_key(unsigned char *k, const char *expert, size_t len, uint32_t layer)
+{
+    memcpy(k, expert, len);
+    k[len] = 0;
+    sn_put_be(k + len + 1, layer, 4);
+    return len + 5;
+}
+
+size_t sn_wkey_id(unsigned char *k, const unsigned char *lk, size_t lklen, const sn_ident *id)
+{
+    memmove(k, lk, lklen);
+    sn_ident_put(k + lklen, id);
+    return lklen + SN_ID_LEN;
+}
+
+int sn_wkey_split(const unsigned char *k, size_t klen, size_t *lklen, sn_ident *id, sn_err *e)
+{
+    const unsigned char *nul = klen > SN_ID_LEN ? memchr(k, 0, klen - SN_ID_LEN) : NULL;
+    if (!nul || nul == k || (size_t)(nul - k) > SN_MAX_ID_LEN ||
+        klen != (size_t)(nul - k) + 5 + SN_ID_LEN)
+        return sn_fail(e, SN_ECORRUPT, "malformed weights key");
+    *lklen = klen - SN_ID_LEN;
+    return sn_ident_get(k + *lklen, id, e);
+}
+
+size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,
+                   const sn_ident *id)
+{
+    k[0] = 1;
+    k[1] = (unsigned char)tag;
+    memcpy(k + 2, lk, lklen);
+    if (!id) return 2 + lklen;
+    sn_ident_put(k + 2 + lklen, id);
+    return 2 + lklen + SN_ID_LEN;
+}
+
+/* flags(1) depth(4 BE) n(1) n x identity */
+static size_t hist_encode(const sn_hist *h, unsigned char *v)
+{
+    v[0] = (unsigned char)h->flags;
+    sn_put_be(v + 1, h->depth, 4);
+    v[5] = (unsigned char)h->nparents;
+    for (size_t i = 0; i < h->nparents; i++) sn_ident_put(v + 6 + i * SN_ID_LEN, &h->parents[i]);
+    return 6 + h->nparents * SN_ID_LEN;
+}
+
+int sn_hist_decode(const void *val, size_t len, sn_hist *h, sn_err *e)
+{
+    const unsigned char *v = val;
+    if (len < 6 || v[5] > SN_MAX_PARENTS || len != 6 + (size_t)v[5] * SN_ID_LEN || v[0] > 3)
+        return sn_fail(e, SN_ECORRUPT, "history entry is malformed");
+    h->flags = v[0];
+    h->depth = (uint32_t)sn_get_be(v + 1, 4);
+    h->nparents = v[5];
+    for (size_t i = 0; i < h->nparents; i++) {
+        if (sn_ident_get(v + 6 + i * SN_ID_LEN, &h->parents[i], e)) return e->code;
+        if (i && sn_ident_cmp(&h->parents[i - 1], &h->parents[i]) >= 0)
+            return sn_fail(e, SN_ECORRUPT, "history entry parents are not in order");
+    }
+    return SN_OK;
+}
+
+int sn_hist_get(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                sn_hist *h, sn_err *e)
+{
+    unsigned char k[SN_HIST_KEY_MAX];
+    sn_buf v;
+    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_hist_key(k, TAG_HISTORY, lk, lklen, id), &v, e);
+    if (rc) return rc;
+    rc = sn_hist_decode(v.data, v.len, h, e);
+    free(v.data);
+    h->id = *id;
+    return rc;
+}
+
+int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                   const sn_hist *fresh, sn_hist *h, sn_err *e)
+{
+    if (fresh && sn_same_ident(&fresh->id, id)) {
+        *h = *fresh;
+        return SN_OK;
+    }
+    return sn_hist_get(s, lk, lklen, id, h, e);
+}
+
+void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h)
+{
+    unsigned char k[SN_HIST_KEY_MAX], v[HIST_VALUE_MAX];
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
+                              sn_hist_key(k, TAG_HISTORY, lk, lklen, &h->id), (const char *)v,
+                              hist_encode(h, v));
+}
+
+int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads, size_t *n,
+                  sn_err *e)
+{
+    unsigned char p[SN_HIST_KEY_MAX];
+    size_t plen = sn_hist_key(p, TAG_HEAD, lk, lklen, NULL);
+    *n = 0;
+    int rc = SN_OK;
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
+        if (*n == SN_MAX_PARENTS) {
+            rc = sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+            break;
+        }
+        rc = sn_ident_get(k + plen, &heads[(*n)++], e);
+    }
+    return sn_iter_end(it, rc, "reading the layer's heads", e);
+}
+
+static void head_mark(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id, int on)
+{
+    unsigned char k[SN_HIST_KEY_MAX];
+    size_t klen = sn_hist_key(k, TAG_HEAD, lk, lklen, id);
+    if (on) rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen, "", 0);
+    else rocksdb_writebatch_delete_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen);
+}
+
+int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
+                sn_ident *heads, size_t *n, sn_err *e)
+{
+    unsigned char k[IDKEY_MAX];
+    for (size_t i = 0; i < h->nparents; i++) {
+        const sn_ident *p = &h->parents[i];
+        rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
+                                  sn_ident_key(k, TAG_SUPERSEDED, CF_WEIGHTS, lk, lklen, p), "", 0);
+        for (size_t j = 0; j < *n; j++)
+            if (sn_same_ident(&heads[j], p)) {
+                head_mark(b, lk, lklen, p, 0);
+                memmove(&heads[j], &heads[j + 1], (*n - j - 1) * sizeof *heads);
+                (*n)--;
+                break;
+            }
+    }
+    sn_hist_put(b, lk, lklen, h);
+    /* a write some known write already names as its parent is history, not a head */
+    int superseded;
+    int rc = sn_key_exists(s, CF_DEFAULT, k, sn_ident_key(k, TAG_SUPERSEDED, CF_WEIGHTS, lk, lklen, &h->id),
+                           &superseded, "reading the replication log", e);
+    if (rc || superseded) return rc;
+    if (*n == SN_MAX_PARENTS)
+        return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+    size_t at = 0;
+    while (at < *n && sn_ident_cmp(&heads[at], &h->id) < 0) at++;
+    memmove(&heads[at + 1], &heads[at], (*n - at) * sizeof *heads);
+    heads[at] = h->id;
+    (*n)++;
+    head_mark(b, lk, lklen, &h->id, 1);
+    return SN_OK;
+}
+
+int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id, sn_err *e)
+{
+    unsigned char k[SN_HIST_KEY_MAX];
+    sn_buf v;
+    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), &v, e);
+    if (rc) return rc;
+    rc = v.len == SN_ID_LEN ? sn_ident_get(v.data, id, e)
+                            : sn_fail(e, SN_ECORRUPT, "current-write marker is malformed");
+    free(v.data);
+    return rc;
+}
+
+void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id)
+{
+    unsigned char k[SN_HIST_KEY_MAX], v[SN_ID_LEN];
+    sn_ident_put(v, id);
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
+                              sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), (const char *)v,
+                              SN_ID_LEN);
+}
+
+int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
+                 sn_err *e)
+{
+    unsigned char p[SN_HIST_KEY_MAX];
+    size_t plen = sn_hist_key(p, TAG_HISTORY, lk, lklen, NULL);
+    int rc = SN_OK;
+    uint64_t rank = 0;
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
+        sn_hist h;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        rc = sn_hist_decode(v, vlen, &h, e);
+        if (!rc) rc = sn_ident_get(k + plen, &h.id, e);
+        if (!rc) rc = fn(ud, ++rank, &h, e);
+    }
+    return sn_iter_end(it, rc, "reading the layer's history", e);
+}
+
+/* rank and nth stop the walk early with this (not an error) */
+#define FOUND 1000
+
+typedef struct rank_walk { const sn_ident *want; uint64_t v; uint64_t rank; sn_hist *out; } rank_walk;
+
+static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
+{
+    (void)e;
+    rank_walk *w = ud;
+    if ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v)) {
+        w->rank = rank;
+        if (w->out) *w->out = *h;
+        return FOUND;
+    }
+    return SN_OK;
+}
+
+int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                 uint64_t *rank, sn_err *e)
+{
+    rank_walk w = { id, 0, 0, NULL };
+    int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
+    *rank = w.rank;
+    return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
+}
+
+int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v, sn_hist *h,
+                sn_err *e)
+{
+    rank_walk w = { NULL, v, 0, h };
+    int rc = v ? sn_hist_each(s, lk, lklen, rank_step, &w, e) : SN_OK;
+    return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
+}

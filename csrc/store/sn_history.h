@@ -1,0 +1,113 @@
+/* The causal history of each expert/layer's weights (store format 2).
+ *
+ * Every weights write has an identity (hlc, origin) and parents: the
+ * layer's heads its writer had seen (written locally or received). A
+ * write supersedes its parents; writes that did not see each other are
+ * concurrent, however many versions each side wrote. A layer's heads are
+ * the writes nothing known supersedes; its current write is the head the
+ * resolver picks (or the merge of the heads). The head set depends only on
+ * which writes a store has seen, never on their order, so stores that saw
+ * the same writes agree.
+ *
+ * Version numbers are what users see: a write's rank in (hlc, origin)
+ * order among every write of the layer the store knows, trimmed ones
+ * included. The HLC orders a write after everything its writer had seen,
+ * so ranks follow causality; a late concurrent write with an older HLC
+ * shifts the numbers after it, and stores that know the same writes
+ * number them the same.
+ *
+ * Keys (LK = the layer key, expert 0x00 layer(4 BE); ID = SN_ID_LEN bytes):
+ *   neural_weights  LK ID             -> the weights record
+ *   default         01 'H' LK ID      -> history: flags, depth, parents
+ *                   01 'T' LK ID      -> "" (a head)
+ *                   01 'C' LK         -> ID of the current write
+ *                   01 'S' ...        -> superseded markers (sn_replica_int.h)
+ *                   "synaptic.format" -> "2"  */
+#ifndef SN_HISTORY_H
+#define SN_HISTORY_H
+
+#include "store/sn_replica_int.h"
+
+#define SN_LAYER_KEY_MAX (SN_MAX_ID_LEN + 1 + 4)
+#define SN_HIST_KEY_MAX (2 + SN_LAYER_KEY_MAX + SN_ID_LEN)
+
+enum {
+    SN_HIST_HELD = 1,    /* this store holds the record (not trimmed, not only heard of) */
+    SN_HIST_MERGE = 2,   /* a merge of concurrent heads */
+};
+
+typedef struct sn_hist {
+    sn_ident id;
+    unsigned flags;
+    uint32_t depth;                    /* 1 + the deepest parent's: the length of its history */
+    size_t nparents;
+    sn_ident parents[SN_MAX_PARENTS];  /* ascending */
+} sn_hist;
+
+/* LK of expert/layer; the weights record key LK ID. */
+SN_HIDDEN size_t sn_layer_key(unsigned char *k, const char *expert, size_t len, uint32_t layer);
+SN_HIDDEN size_t sn_wkey_id(unsigned char *k, const unsigned char *lk, size_t lklen,
+                            const sn_ident *id);
+/* Split a weights record key into LK and identity. */
+SN_HIDDEN int sn_wkey_split(const unsigned char *k, size_t klen, size_t *lklen, sn_ident *id,
+                            sn_err *e);
+
+/* History entries. get: SN_NOTFOUND when the store never heard of id. */
+SN_HIDDEN int sn_hist_get(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                          sn_hist *h, sn_err *e);
+SN_HIDDEN void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h);
+SN_HIDDEN int sn_hist_decode(const void *v, size_t len, sn_hist *h, sn_err *e);
+
+/* The layer's heads on disk, ascending (at most SN_MAX_PARENTS). */
+SN_HIDDEN int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads,
+                            size_t *n, sn_err *e);
+
+/* Add write h to the history in batch b: it supersedes its parents, and
+ * becomes a head unless something known already superseded it. heads/n:
+ * the layer's heads before (as loaded, or as the batch left them), updated
+ * to the heads after. */
+SN_HIDDEN int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                          const sn_hist *h, sn_ident *heads, size_t *n, sn_err *e);
+
+/* The current write; SN_NOTFOUND when the layer has none. */
+SN_HIDDEN int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
+                             sn_err *e);
+SN_HIDDEN void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen,
+                              const sn_ident *id);
+
+/* Version numbers: the rank of id (1-based); the write of rank v
+ * (SN_NOTFOUND past the end); the number of writes. */
+SN_HIDDEN int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                           uint64_t *rank, sn_err *e);
+SN_HIDDEN int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v,
+                          sn_hist *h, sn_err *e);
+
+/* Every history entry of a layer in rank order: fn returns non-zero to stop
+ * (that value is returned). */
+typedef int (*sn_hist_fn)(void *ud, uint64_t rank, const sn_hist *h, sn_err *e);
+SN_HIDDEN int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn,
+                           void *ud, sn_err *e);
+
+/* The history key of (tag, LK, id); id NULL: the key without it. */
+SN_HIDDEN size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,
+                             const sn_ident *id);
+
+/* Merges (sn_merge.c). compatible: the views' weights, biases and shapes
+ * agree. merge_heads: the merge of heads ids (ascending; their views v and
+ * depths) written in batch b as a new write; heads/nheads updated; its
+ * identity in out. */
+SN_HIDDEN int sn_merge_compatible(const sn_weights_view *v, size_t n);
+/* fresh: a write added in b, not on disk yet (or NULL). */
+SN_HIDDEN int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                             const sn_ident *ids, sn_weights_view *v, const uint32_t *depths,
+                             size_t n, const sn_hist *fresh, sn_ident *heads, size_t *nheads,
+                             sn_ident *out, sn_err *e);
+/* sn_hist_get, but fresh (if given) first. */
+SN_HIDDEN int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen,
+                             const sn_ident *id, const sn_hist *fresh, sn_hist *h, sn_err *e);
+
+#define TAG_HISTORY 'H'
+#define TAG_HEAD 'T'
+#define TAG_CURRENT 'C'
+
+#endif

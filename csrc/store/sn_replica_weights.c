@@ -1,0 +1,142 @@
+/* Applying a peer's weights entry: the write joins the layer's causal
+ * history (sn_history.h), and the current write is chosen again from the
+ * heads: by the resolver, or by merging them (SN_RESOLVE_MERGE). */
+#include "store/sn_history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The heads whose records this store holds, as the resolver sees them:
+ * version is the head's depth (its history's length), timestamp the
+ * record's. Views stay loaded for a merge; release with release_heads. */
+typedef struct cands {
+    sn_ident id[SN_MAX_PARENTS];
+    sn_head h[SN_MAX_PARENTS];
+    uint32_t depth[SN_MAX_PARENTS];
+    sn_weights_view v[SN_MAX_PARENTS];
+    size_t n;
+} cands;
+
+static void release_heads(cands *c)
+{
+    for (size_t i = 0; i < c->n; i++) sn_weights_view_release(&c->v[i]);
+    c->n = 0;
+}
+
+/* The write this apply adds is in the batch, not on disk yet: fresh holds
+ * its history entry and record bytes (NULL when it brought none). */
+typedef struct fresh_write {
+    const sn_hist *h;
+    const unsigned char *key, *bytes;
+    size_t klen, len;
+} fresh_write;
+
+static int load_view(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                     const fresh_write *f, sn_weights_view *v, sn_err *e)
+{
+    if (f->h && sn_same_ident(&f->h->id, id))
+        return f->bytes ? sn_weights_view_from(v, f->bytes, f->len, f->key, f->klen, e) : SN_NOTFOUND;
+    return sn_get_weights_by_id(s, lk, lklen, id, v, e);
+}
+
+static int load_heads(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *heads,
+                      size_t n, const fresh_write *f, cands *c, sn_err *e)
+{
+    c->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        sn_hist h;
+        sn_weights_view *v = &c->v[c->n];
+        int rc = sn_hist_get_or(s, lk, lklen, &heads[i], f->h, &h, e);
+        if (!rc) rc = load_view(s, lk, lklen, &heads[i], f, v, e);
+        if (rc == SN_NOTFOUND) continue;   /* heard of, not held: it cannot be current */
+        if (rc) { release_heads(c); return rc; }
+        sn_head *x = &c->h[c->n];
+        memset(x, 0, sizeof *x);
+        x->id = heads[i];
+        x->cf = CF_WEIGHTS;
+        x->local = strcmp(heads[i].origin, s->origin) == 0;
+        x->version = h.depth;
+        x->timestamp = sn_map_get(&v->rec.fields, "timestamp")->u.n;
+        c->id[c->n] = heads[i];
+        c->depth[c->n] = h.depth;
+        c->n++;
+    }
+    return SN_OK;
+}
+
+/* The current write among the heads after a change: merged, or the
+ * resolver's pick (heads in ascending identity order, so the fold gives one
+ * winner whatever order they arrived in). */
+static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                          const fresh_write *f, sn_ident *heads, size_t *nheads,
+                          const sn_resolver *r, sn_apply_result *res, sn_err *e)
+{
+    cands *c = malloc(sizeof *c);
+    if (!c) return sn_fail(e, SN_ENOMEM, "out of memory");
+    int rc = load_heads(s, lk, lklen, heads, *nheads, f, c, e);
+    sn_ident cur;
+    int have = 0;
+    if (!rc && c->n >= 2 && r && r->strategy == SN_RESOLVE_MERGE && sn_merge_compatible(c->v, c->n)) {
+        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, heads, nheads,
+                            &cur, e);
+        have = res->merged = !rc;
+    } else if (!rc && c->n) {
+        size_t win = 0;
+        for (size_t i = 1; i < c->n; i++)
+            if (sn_resolver_beats(r, &c->h[i], &c->h[win])) win = i;
+        cur = c->id[win];
+        have = 1;
+    }
+    release_heads(c);
+    free(c);
+    if (!rc && have) sn_current_put(b, lk, lklen, &cur);
+    return rc;
+}
+
+int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigned char *bytes,
+                     size_t len, const sn_resolver *r, sn_apply_result *res, sn_err *e)
+{
+    size_t lklen;
+    sn_hist h;
+    memset(&h, 0, sizeof h);
+    int rc = sn_wkey_split(en->key, en->klen, &lklen, &h.id, e);
+    if (rc) return rc;
+    if (h.id.hlc != en->hlc) return sn_fail(e, SN_ECORRUPT, "weights entry names another write");
+    const unsigned char *lk = en->key;
+    sn_hist known;
+    rc = sn_hist_get(s, lk, lklen, &h.id, &known, e);
+    if (rc && rc != SN_NOTFOUND) return rc;
+    int is_new = rc == SN_NOTFOUND, fill = !is_new && !(known.flags & SN_HIST_HELD);
+    int store = en->kind == SN_KIND_PUT && (is_new || fill);
+    if (!is_new && !store) return SN_OK;   /* a write this store has: nothing changes */
+    if (store) {
+        rocksdb_writebatch_put_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)en->key, en->klen,
+                                  (const char *)bytes, len);
+        res->stored = 1;
+    }
+    sn_ident heads[SN_MAX_PARENTS];
+    size_t n, before;
+    rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    before = n;
+    if (!rc && is_new) {
+        h.flags = store ? SN_HIST_HELD : 0;
+        h.nparents = en->nparents;
+        memcpy(h.parents, en->parents, en->nparents * sizeof *h.parents);
+        h.depth = 1;
+        for (size_t i = 0; !rc && i < h.nparents; i++) {
+            sn_hist p;
+            int r2 = sn_hist_get(s, lk, lklen, &h.parents[i], &p, e);
+            if (r2 && r2 != SN_NOTFOUND) rc = r2;
+            else if (!r2 && p.depth + 1 > h.depth) h.depth = p.depth + 1;
+        }
+        if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &n, e);
+    } else if (!rc) {
+        known.flags |= SN_HIST_HELD;
+        sn_hist_put(b, lk, lklen, &known);
+        h = known;
+    }
+    fresh_write f = { &h, en->key, store ? bytes : NULL, en->klen, len };
+    if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
+    if (!rc && n > before) res->conflicts = (int)(n - before);
+    return rc;
+}

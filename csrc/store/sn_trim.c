@@ -1,0 +1,106 @@
+/* max_weight_versions: the oldest records of a layer go, their history
+ * entries stay (so version numbers never shift and peers still learn what
+ * superseded what). Never trimmed: a head, a pinned write, and while a
+ * layer has several heads anything their merge may need as its base. */
+#include "store/sn_history.h"
+
+#include <string.h>
+
+typedef struct trim_walk {
+    sn_store *s;
+    sn_batch *b;
+    const unsigned char *lk;
+    size_t lklen;
+    uint64_t cutoff;              /* writes of rank <= cutoff may go */
+    const sn_ident *heads;
+    size_t nheads;
+} trim_walk;
+
+static int pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                  int *is_pinned, sn_err *e)
+{
+    unsigned char k[1 + SN_WKEY_MAX];
+    k[0] = SN_PIN_PREFIX;
+    size_t klen = 1 + sn_wkey_id(k + 1, lk, lklen, id);
+    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
+    rocksdb_iter_seek(it, (const char *)k, klen);
+    *is_pinned = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t n;
+        const char *key = rocksdb_iter_key(it, &n);
+        *is_pinned = n > klen && memcmp(key, k, klen) == 0;
+    }
+    return sn_iter_end(it, SN_OK, "reading checkpoints", e);
+}
+
+static int trim_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
+{
+    (void)rank;
+    trim_walk *w = ud;
+    if (rank > w->cutoff) return 1;   /* done: stops the walk */
+    if (!(h->flags & SN_HIST_HELD)) return SN_OK;
+    for (size_t i = 0; i < w->nheads; i++)
+        if (sn_same_ident(&w->heads[i], &h->id)) return SN_OK;
+    int is_pinned;
+    int rc = pinned(w->s, w->lk, w->lklen, &h->id, &is_pinned, e);
+    if (rc || is_pinned) return rc;
+    unsigned char key[SN_WKEY_MAX];
+    rocksdb_writebatch_delete_cf(w->b->wb, w->s->cf[CF_WEIGHTS], (const char *)key,
+                                 sn_wkey_id(key, w->lk, w->lklen, &h->id));
+    sn_hist t = *h;
+    t.flags &= ~(unsigned)SN_HIST_HELD;
+    sn_hist_put(w->b, w->lk, w->lklen, &t);
+    return SN_OK;
+}
+
+/* Writes of this batch old enough to go: deleting a key put earlier in the
+ * same batch undoes the put. */
+static void trim_pending(sn_batch *b, sn_pending *p, uint64_t cutoff)
+{
+    while (p->trimmed < p->nwrites && p->versions[p->trimmed] <= cutoff) {
+        sn_hist t = p->writes[p->trimmed++];
+        unsigned char key[SN_WKEY_MAX];
+        rocksdb_writebatch_delete_cf(b->wb, b->s->cf[CF_WEIGHTS], (const char *)key,
+                                     sn_wkey_id(key, p->prefix, p->prefix_len, &t.id));
+        t.flags &= ~(unsigned)SN_HIST_HELD;
+        sn_hist_put(b, p->prefix, p->prefix_len, &t);
+    }
+}
+
+typedef struct held_count { uint64_t total; } held_count;
+
+static int count_all(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
+{
+    (void)h, (void)e;
+    ((held_count *)ud)->total = rank;
+    return SN_OK;
+}
+
+int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen, sn_err *e)
+{
+    uint32_t keep = s->opts.max_weight_versions;
+    /* a checkpoint made earlier in this batch may pin what is on disk, and
+     * its pins are not visible yet: the next write trims */
+    if (!keep || b->has_checkpoint) return SN_OK;
+    held_count c = { 0 };
+    int rc = sn_hist_each(s, lk, lklen, count_all, &c, e);
+    if (rc) return rc;
+    sn_pending *p = sn_pending_find(b, lk, lklen);
+    uint64_t total = p && p->version > c.total ? p->version : c.total;
+    if (total <= keep) return SN_OK;
+    uint64_t cutoff = total - keep;
+    sn_ident heads[SN_MAX_PARENTS];
+    size_t n = 0;
+    /* a write in this batch superseded every head on disk; without one the
+     * heads stay, and several heads keep their whole history for the merge */
+    if (!p) {
+        rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+        if (rc || n > 1) return rc;
+    } else {
+        /* the newest write of the batch is the head; it is never <= cutoff */
+        trim_pending(b, p, cutoff);
+    }
+    trim_walk w = { s, b, lk, lklen, cutoff, heads, n };
+    rc = sn_hist_each(s, lk, lklen, trim_step, &w, e);
+    return rc == 1 ? SN_OK : rc;
+}
