@@ -84,7 +84,7 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
 static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
 {
     en->nparents = 0;
-    if (p->type == SN_NIL) return SN_OK;
+    if (!p || p->type == SN_NIL) return SN_OK;   /* format-1 entries have no such field */
     size_t n = p->u.s.len / SN_ID_LEN;
     if (en->cf != SN_ENTRY_CF_WEIGHTS || p->u.s.len % SN_ID_LEN || n == 0 || n > SN_MAX_PARENTS)
         return sn_fail(e, SN_ECORRUPT, "log entry parents are malformed");

@@ -240,10 +240,15 @@ static int decode_fields(sn_record *r, sn_arena *a, sn_err *e)
     if (rc) return rc;
     const msgpack_object *o = &u.data;
     rc = sn_record_map(s, a, &r->fields, e);
-    if (!rc && (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < s->nfields))
+    if (!rc && o->type != MSGPACK_OBJECT_ARRAY)
         rc = sn_fail(e, SN_ECORRUPT, "%s record has the wrong shape", s->name);
-    /* trailing fields from a newer writer are ignored, not refused */
-    for (size_t i = 0; !rc && i < s->nfields; i++)
+    /* Fields are positional and new ones are only ever appended: trailing
+     * fields from a newer writer are ignored, and fields an older writer did
+     * not have yet are nil (the schema check then refuses a missing
+     * required one). */
+    size_t have = rc ? 0 : o->via.array.size;
+    for (size_t i = have; !rc && i < s->nfields; i++) r->fields.u.a.items[2 * i + 1] = sn_nil();
+    for (size_t i = 0; !rc && i < s->nfields && i < have; i++)
         if (from_object(&o->via.array.ptr[i], a, 0, &r->fields.u.a.items[2 * i + 1]))
             rc = sn_fail(e, SN_ECORRUPT, "%s record field %s is malformed", s->name,
                          s->fields[i].name);

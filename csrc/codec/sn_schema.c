@@ -113,12 +113,13 @@ static const sn_field log_entry_fields[] = {
     F("hlc", SN_F_UINT, 1),
     F("prev_hlc", SN_F_UINT, 0),
     F("prev_origin", SN_F_STR, 0),
-    F("parents", SN_F_STR, 0),
     F("origin", SN_F_STR, 0),
     F("seq", SN_F_UINT, 0),
     F("len", SN_F_UINT, 0),
     F("total", SN_F_UINT, 0),
     F("off", SN_F_UINT, 0),
+    /* format 2: a weights write's parents (fields only ever append) */
+    F("parents", SN_F_STR, 0),
 };
 SCHEMA(sn_schema_log_entry, "log_entry", log_entry_fields);
 
