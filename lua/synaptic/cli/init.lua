@@ -35,6 +35,7 @@ local function run_command(args)
     return e
   end, args)
   if ok then return res or 0 end
+  output.end_progress()
   io.stdout:flush()
   if common.is_failure(res) then
     io.stderr:write("synaptic: ", output.one_line(res.msg), "\n")
