@@ -29,12 +29,12 @@ CORE_SRCS := $(filter-out csrc/lua/%,$(SRCS))
 DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev uuid-dev \
                 libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config
-DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks
+DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks chromium python3
 
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: check-codec-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
+.PHONY: report-check check-codec-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
@@ -163,6 +163,24 @@ rockcheck: deps-check
 	test -f $(ROCK_TREE)/lib/luarocks/rocks-$(LUA_VERSION)/synaptic/scm-1/examples/persistence_demo.lua
 	$(ROCK_TREE)/bin/synaptic --version
 	rm -rf $(BUILD)/rockdemo && mkdir -p $(BUILD)/rockdemo && $(ROCK_TREE)/bin/synaptic demo $(BUILD)/rockdemo/store > $(BUILD)/rockdemo.log
+
+# The HTML report seen by a browser: a demo store (examples/report_demo.lua),
+# `synaptic report`, headless Chromium's screenshot of the page, and a PNG
+# check (spec/support/png_check.py) that fails on a blank page: the
+# background must cover under 98 % of it and the charts' blue must show.
+REPORT_DIR = $(BUILD)/report
+CHROMIUM  ?= chromium
+CHROMIUM_FLAGS = --headless --no-sandbox --disable-gpu --disable-background-networking \
+                 --disable-component-update --disable-sync --no-first-run --window-size=1200,2000
+report-check: deps-check all
+	$(LUA_ENV) $(LUA) examples/report_demo.lua $(REPORT_DIR)
+	$(LUA_ENV) $(LUA) bin/synaptic report $(REPORT_DIR)/store -o $(REPORT_DIR)/report.html \
+	  --node-stats $(REPORT_DIR)/node-stats.json --metric loss --metric response_time_ms --metric success_rate
+	profile=$$(mktemp -d) && timeout 120 $(CHROMIUM) $(CHROMIUM_FLAGS) --user-data-dir=$$profile \
+	  --screenshot=$(CURDIR)/$(REPORT_DIR)/report.png file://$(CURDIR)/$(REPORT_DIR)/report.html \
+	  > $(REPORT_DIR)/chromium.log 2>&1; rc=$$?; rm -rf $$profile; \
+	  if [ $$rc -ne 0 ]; then cat $(REPORT_DIR)/chromium.log; exit $$rc; fi
+	python3 spec/support/png_check.py $(REPORT_DIR)/report.png
 
 install: all
 	mkdir -p $(DESTDIR)$(INST_LIBDIR)/synaptic $(DESTDIR)$(INST_LUADIR)/synaptic/cli $(DESTDIR)$(INST_BINDIR)

@@ -222,7 +222,7 @@ describe("docs", function()
     end
     walk(synaptic, "synaptic")
     -- modules scripts require on their own
-    walk({ safetensors = require "synaptic.safetensors" }, "synaptic")
+    walk({ safetensors = require "synaptic.safetensors", report = require "synaptic.report" }, "synaptic")
     -- keys only the C core has (synaptic.core.mlp...): `core.<key>`
     for _, k in ipairs(sorted_keys(core)) do
       if synaptic[k] == nil then
@@ -279,7 +279,8 @@ describe("docs", function()
         if prefix and by_prefix[prefix] and not by_prefix[prefix][method] then
           stale[#stale + 1] = first
         elseif first:match("^synaptic%.") then
-          local v = setmetatable({ safetensors = require "synaptic.safetensors" }, { __index = synaptic })
+          local v = setmetatable({ safetensors = require "synaptic.safetensors", report = require "synaptic.report" },
+                                 { __index = synaptic })
           for part in first:gmatch("%.([%w_]+)") do v = type(v) == "table" and v[part] or nil end
           if v == nil then stale[#stale + 1] = first end
         elseif first:match("^core%.") and core[first:sub(6)] == nil then

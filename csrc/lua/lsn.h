@@ -56,6 +56,17 @@ SN_HIDDEN sn_store *lsn_write_target(lua_State *L, sn_batch **batch);
 SN_HIDDEN sn_store *lsn_check_store(lua_State *L, int idx);
 SN_HIDDEN int lsn_batch_run(lua_State *L);   /* store:batch(fn) */
 SN_HIDDEN int lsn_store_conflicts(lua_State *L);   /* store:conflicts (lsn_store_conflicts.c) */
+/* Around a core call that runs Lua callbacks (progress): hold marks the
+ * store at idx busy and returns it; a close() from a callback then waits
+ * for release, which returns 1 if the store was closed meanwhile.
+ * lsn_store_is_open tells a callback hook whether to stop. */
+SN_HIDDEN sn_store *lsn_store_hold(lua_State *L, int idx);
+SN_HIDDEN int lsn_store_release(lua_State *L, int idx);
+SN_HIDDEN int lsn_store_is_open(lua_State *L, int idx);
+/* store:verify, store:backup, synaptic.restore_backup: the long
+ * operations, with progress callbacks (lsn_store_long.c) */
+SN_HIDDEN int lsn_store_verify(lua_State *L);
+SN_HIDDEN int lsn_store_backup(lua_State *L);
 SN_HIDDEN extern const luaL_Reg lsn_write_methods[];
 
 /* module-level functions */

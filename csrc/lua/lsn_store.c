@@ -8,7 +8,11 @@
 
 #define LSN_VIEW "synaptic.weights_view"
 
-typedef struct lsn_store { sn_store *s; } lsn_store;
+/* busy: how many calls into the core are running Lua callbacks over this
+ * store (progress); a close() meanwhile moves s to deferred (so every later
+ * use raises) and the last lsn_store_release closes it, after the core has
+ * let go of its iterators. */
+typedef struct lsn_store { sn_store *s, *deferred; int busy; } lsn_store;
 
 sn_store *lsn_check_store(lua_State *L, int idx)
 {
@@ -96,7 +100,8 @@ int lsn_store_open(lua_State *L)
     read_opts(L, 2, &o);
     /* userdata first, resource second: a memory error cannot leak a db */
     lsn_store *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->s = NULL;
+    u->s = u->deferred = NULL;
+    u->busy = 0;
     luaL_setmetatable(L, LSN_STORE);
     sn_err e;
     int rc = sn_store_open(path, &o, &u->s, &e);
@@ -107,12 +112,38 @@ int lsn_store_open(lua_State *L)
 static int l_store_close(lua_State *L)
 {
     lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
-    if (u->s) {
-        sn_store_close(u->s);
-        u->s = NULL;
+    if (u->busy) {
+        if (u->s) u->deferred = u->s;
+    } else {
+        if (u->s) sn_store_close(u->s);
+        if (u->deferred) sn_store_close(u->deferred);
+        u->deferred = NULL;
     }
+    u->s = NULL;
     lua_pushboolean(L, 1);
     return 1;
+}
+
+sn_store *lsn_store_hold(lua_State *L, int idx)
+{
+    sn_store *s = lsn_check_store(L, idx);
+    ((lsn_store *)lua_touserdata(L, idx))->busy++;
+    return s;
+}
+
+int lsn_store_release(lua_State *L, int idx)
+{
+    lsn_store *u = lua_touserdata(L, idx);
+    if (--u->busy == 0 && u->deferred) {
+        sn_store_close(u->deferred);
+        u->deferred = NULL;
+    }
+    return u->s == NULL;
+}
+
+int lsn_store_is_open(lua_State *L, int idx)
+{
+    return ((lsn_store *)lua_touserdata(L, idx))->s != NULL;
 }
 
 static int l_store_tostring(lua_State *L)
@@ -467,36 +498,10 @@ static int l_size_info(lua_State *L)
     return 2;
 }
 
-static int l_verify(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    sn_arena *a = lsn_arena(L);
-    sn_value report;
-    int ok;
-    sn_err e;
-    int rc = sn_verify(s, a, &report, &ok, &e);
-    if (rc) return lsn_result(L, "verify", rc, &e);
-    lua_pushboolean(L, ok);
-    lsn_push_value(L, &report);
-    return 2;
-}
-
 static int l_compact(lua_State *L)
 {
     sn_err e;
     return done(L, "compact", sn_compact(lsn_check_store(L, 1), &e), &e);
-}
-
-static int l_backup(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    const char *dir = luaL_checkstring(L, 2);
-    uint32_t id;
-    sn_err e;
-    int rc = sn_backup(s, dir, &id, &e);
-    if (rc) return lsn_result(L, "backup", rc, &e);
-    lua_pushinteger(L, id);
-    return 1;
 }
 
 int lsn_list_backups(lua_State *L)
@@ -507,16 +512,6 @@ int lsn_list_backups(lua_State *L)
     sn_err e;
     int rc = sn_list_backups(dir, a, &out, &e);
     return push_value_result(L, "list_backups", rc, &e, &out);
-}
-
-int lsn_restore_backup(lua_State *L)
-{
-    const char *dir = luaL_checkstring(L, 1);
-    const char *db = luaL_checkstring(L, 2);
-    lua_Integer id = luaL_optinteger(L, 3, 0);
-    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, 3, "backup id out of range");
-    sn_err e;
-    return done(L, "restore_backup", sn_restore_backup(dir, db, (uint32_t)id, &e), &e);
 }
 
 const luaL_Reg lsn_write_methods[] = {
@@ -547,9 +542,9 @@ void lsn_store_register(lua_State *L)
         { "stats", l_stats },
         { "storage_stats", l_storage_stats },
         { "size_info", l_size_info },
-        { "verify", l_verify },
+        { "verify", lsn_store_verify },
         { "compact", l_compact },
-        { "backup", l_backup },
+        { "backup", lsn_store_backup },
         { "path", l_store_path },
         { "origin", l_store_origin },
         { "close", l_store_close },

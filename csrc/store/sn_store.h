@@ -108,9 +108,26 @@ typedef struct sn_storage_info {
 SN_HIDDEN int sn_stats_text(sn_store *s, char **out, sn_err *e);   /* free() it */
 SN_HIDDEN int sn_size_info(sn_store *s, uint64_t *bytes, uint64_t *files, sn_err *e);
 SN_HIDDEN int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e);
+/* Progress of a long operation: fn(ud, done, total) now and then, in the
+ * operation's unit (records for verify). total is an estimate, raised to
+ * done when the work turns out larger; the last call has done == total.
+ * A non-zero return stops the operation, which releases what it holds and
+ * fails with SN_EIO. fn may read and write the store; it must not close
+ * it (the Lua binding defers a close until the operation has returned). */
+typedef struct sn_progress {
+    int (*fn)(void *ud, uint64_t done, uint64_t total);
+    void *ud;
+} sn_progress;
+
+/* RocksDB's estimate of the keys in every column family: a total for
+ * progress, never a count to rely on. */
+SN_HIDDEN uint64_t sn_estimate_records(sn_store *s);
+
 /* *ok tells whether everything checked out; report is a map:
- * records (count), problems (list of {where=, error=}). */
-SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e);
+ * records (count), problems (list of {where=, error=}). progress may be
+ * NULL. */
+SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
+                        const sn_progress *progress, sn_err *e);
 SN_HIDDEN int sn_compact(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e);
 SN_HIDDEN int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e);

@@ -14,7 +14,22 @@ typedef struct verifier {
     sn_value *problems;
     size_t nproblems;
     uint64_t records;
+    const sn_progress *progress;
+    uint64_t total, reported;
+    int stopped;
 } verifier;
+
+/* Every 256 records: often enough for a progress bar, rare enough to cost
+ * nothing; each count once. Sets v->stopped when the callback asks to stop. */
+static int tick(verifier *v, int last)
+{
+    if (!v->progress || v->stopped) return v->stopped;
+    if (!last && ((v->records & 255) != 0 || v->records == v->reported)) return 0;
+    if (v->records > v->total || last) v->total = v->records;
+    v->reported = v->records;
+    v->stopped = v->progress->fn(v->progress->ud, v->records, v->total) != 0;
+    return v->stopped;
+}
 
 static int problem(verifier *v, int cf, const unsigned char *k, size_t klen, const char *msg)
 {
@@ -114,15 +129,17 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     return rc;
 }
 
-int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
+int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
+              const sn_progress *progress, sn_err *e)
 {
-    verifier v = { s, a, NULL, 0, 0 };
+    verifier v = { s, a, NULL, 0, 0, progress, progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0 };
     v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
     if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
     rocksdb_readoptions_t *ro = sn_scan_options();
-    for (int cf = CF_WEIGHTS; cf < CF_COUNT; cf++) {
+    for (int cf = CF_WEIGHTS; cf < CF_COUNT && !tick(&v, 0); cf++) {
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
-        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !tick(&v, 0);
+             rocksdb_iter_next(it)) {
             size_t klen, vlen;
             const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
             const char *val = rocksdb_iter_value(it, &vlen);
@@ -139,10 +156,11 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
     }
     /* the replication log, conflict versions and superseded markers
      * (sn_replica_verify.c): the 0x01 range of the default column family */
-    {
+    if (!v.stopped) {
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_DEFAULT]);
         sn_replica_walk w = { { 0 }, 0, 0 };
-        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it) && !tick(&v, 0);
+             rocksdb_iter_next(it)) {
             size_t klen, vlen;
             const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
             const char *val = rocksdb_iter_value(it, &vlen);
@@ -160,6 +178,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
         }
     }
     rocksdb_readoptions_destroy(ro);
+    if (v.stopped || tick(&v, 1)) return sn_fail(e, SN_EIO, "verify stopped by its progress callback");
     sn_value *items = sn_arena_alloc(a, 4 * sizeof *items);
     if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
     items[0] = sn_cstr("records");

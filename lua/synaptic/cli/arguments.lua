@@ -72,6 +72,13 @@ local function add_transfer_commands(p)
   c:option("--sync-interval", "Seconds between anti-entropy rounds."):argname("<s>")
     :convert(positive_number("--sync-interval")):default("10")
   json_flag(c)
+
+  c = p:command("report", "Write one self-contained HTML page of charts about the store.")
+  store_arg(c)
+  c:option("-o --output", "HTML file to write."):argname("<file>"):count(1)
+  c:option("--node-stats", "A node's stats: the JSON 'synaptic serve --json' prints at exit."):argname("<file>")
+  c:option("--metric", "A metric to chart (repeatable; default: every metric the store lists)."):argname("<name>")
+    :count("*")
 end
 
 function arguments.parser()

@@ -6,7 +6,8 @@
 -- The package: arguments (the parser), output (JSON, tables, sizes, the
 -- progress line), common (failures, files, opening a store), and the
 -- commands by concern: inspect (info, checkpoints, verify), maintain
--- (compact, backup, restore), transfer (export, import), serve, demo.
+-- (compact, backup, restore), transfer (export, import), serve, report,
+-- demo.
 local synaptic = require "synaptic"
 local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
@@ -15,7 +16,7 @@ local output = require "synaptic.cli.output"
 local cli = {}
 
 local commands = {}
-for _, group in ipairs { "inspect", "maintain", "transfer", "serve", "demo" } do
+for _, group in ipairs { "inspect", "maintain", "transfer", "serve", "report", "demo" } do
   for name, fn in pairs(require("synaptic.cli." .. group)) do commands[name] = fn end
 end
 
@@ -34,6 +35,7 @@ local function run_command(args)
     return e
   end, args)
   if ok then return res or 0 end
+  output.end_progress()
   io.stdout:flush()
   if common.is_failure(res) then
     io.stderr:write("synaptic: ", output.one_line(res.msg), "\n")

@@ -108,8 +108,8 @@ end
 
 function commands.verify(args)
   local store <close> = common.open_store(args.store, { read_only = true })
-  local done = output.progress(args, "verifying " .. args.store)
-  local ok, report = store:verify()
+  local done, update = output.progress(args, "verifying " .. args.store, "records")
+  local ok, report = store:verify { progress = update }
   done()
   if ok == nil then fail("verify: %s", output.one_line(report)) end
   local problems = array()

@@ -11,8 +11,11 @@ local commands = {}
 function commands.compact(args)
   local store <close> = common.open_store(args.store)
   local before = check(store:storage_stats())
-  local done = output.progress(args, "compacting " .. args.store)
+  -- RocksDB compacts in one blocking call: the bar shows its start and end
+  local done, update = output.progress(args, "compacting " .. args.store, "bytes")
+  update(0, before.total_bytes)
   local ok, err = store:compact()
+  update(before.total_bytes, before.total_bytes)
   done()
   if not ok then fail("compact: %s", one_line(err)) end
   local after = check(store:storage_stats())
@@ -23,8 +26,8 @@ end
 
 function commands.backup(args)
   local store <close> = common.open_store(args.store)
-  local done = output.progress(args, "backing up " .. args.store .. " to " .. args.dir)
-  local id, err = store:backup(args.dir)
+  local done, update = output.progress(args, "backing up " .. args.store .. " to " .. args.dir, "bytes")
+  local id, err = store:backup(args.dir, { progress = update })
   done()
   if not id then fail("backup: %s", one_line(err)) end
   if args.json then
@@ -62,8 +65,8 @@ function commands.restore(args)
     end
   end
   local chosen = choose_backup(dir, args.id)
-  local done = output.progress(args, ("restoring backup %d into %s"):format(chosen.id, store_path))
-  local ok, rerr = synaptic.restore_backup(dir, store_path, chosen.id)
+  local done, update = output.progress(args, ("restoring backup %d into %s"):format(chosen.id, store_path), "bytes")
+  local ok, rerr = synaptic.restore_backup(dir, store_path, chosen.id, { progress = update })
   done()
   if not ok then fail("restore: %s", one_line(rerr)) end
   out("restored backup %d (%s, %s) into %s", chosen.id, output.iso_time(chosen.timestamp),

@@ -94,14 +94,68 @@ local function stdout_is_tty()
   return os.execute("test -t 1") == true
 end
 
--- A one-line status on a terminal, erased when the work is done. Only drawn
--- when stdout is a terminal and the output is not --json. Returns the
--- function that erases it.
-function output.progress(args, text)
-  if args.json or not stdout_is_tty() then return function() end end
+local function clock_text(seconds)
+  seconds = math.floor(seconds + 0.5)
+  if seconds >= 3600 then
+    return ("%d:%02d:%02d"):format(seconds // 3600, seconds // 60 % 60, seconds % 60)
+  end
+  return ("%d:%02d"):format(seconds // 60, seconds % 60)
+end
+
+local function amount(n, unit)
+  if unit == "bytes" then return output.human(n) end
+  return tostring(math.floor(n))
+end
+
+-- "label  [#####.....]  42%  12.10 MiB/28.80 MiB  5.20 MiB/s  ETA 0:03"
+local function bar_line(text, unit, done, total, elapsed)
+  local frac = total > 0 and math.min(done / total, 1) or 1
+  local width = 20
+  local filled = math.floor(frac * width + 0.5)
+  local parts = { text, " [", ("#"):rep(filled), ("."):rep(width - filled), "] ",
+                  ("%3d%%  "):format(math.floor(frac * 100)),
+                  amount(done, unit), "/", amount(total, unit), unit == "bytes" and "" or " " .. unit }
+  local rate = elapsed > 0 and done / elapsed or 0
+  if rate > 0 then
+    parts[#parts + 1] = "  " .. amount(rate, unit) .. "/s"
+    if done < total then parts[#parts + 1] = "  ETA " .. clock_text((total - done) / rate) end
+  end
+  return table.concat(parts)
+end
+
+local erase_active   -- the drawn progress line's eraser, for a failure mid-way
+
+-- Erases a progress line left by a command that failed mid-way.
+function output.end_progress()
+  if erase_active then erase_active() end
+end
+
+-- A status line on a terminal that turns into a progress bar (percent,
+-- amount, rate, ETA) once the work reports progress, erased when the work
+-- is done. Drawn only when stdout is a terminal and the output is not
+-- --json. Returns done() (erases it) and update(done, total), the
+-- function to pass as a progress callback; unit: "bytes", "records",
+-- "layers".
+function output.progress(args, text, unit)
+  if args.json or not stdout_is_tty() then return function() end, function() end end
+  local now = require("synaptic").now
+  local started, drawn = now(), -1
   io.stdout:write(text, " ...")
   io.stdout:flush()
-  return function() io.stdout:write("\r\27[K") io.stdout:flush() end
+  local function update(done, total)
+    local t = now()
+    -- at most ten redraws a second, but always the last one
+    if t - drawn < 0.1 and done < total then return end
+    drawn = t
+    io.stdout:write("\r\27[K", bar_line(text, unit or "bytes", done, total, t - started))
+    io.stdout:flush()
+  end
+  erase_active = function()
+    erase_active = nil
+    io.stdout:write("\r\27[K")
+    io.stdout:flush()
+  end
+  return erase_active, update
 end
 
 return output

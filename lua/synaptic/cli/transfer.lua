@@ -36,7 +36,9 @@ function commands.export(args)
   local want = pinned_versions(store, args)
 
   local tensors, versions, report = {}, {}, array()
-  for _, l in ipairs(layers) do
+  local done, update = output.progress(args, "exporting " .. expert, "layers")
+  for i, l in ipairs(layers) do
+    update(i - 1, #layers)
     local version = args.version or (want and want[l.layer])
     if not want or version then
       local w, b, info = common.get_weights(store, expert, l.layer, version)
@@ -54,6 +56,8 @@ function commands.export(args)
     end
   end
 
+  update(#layers, #layers)
+  done()
   local size, err = safetensors.write(args.file, tensors, {
     format = "synaptic",
     expert_id = expert,
@@ -116,8 +120,13 @@ function commands.import(args)
   local layers = layers_from_safetensors(args.file)
   local store <close> = common.open_store(args.store, { create = args.create })
   local expert = args.expert
+  local total, written = 0, 0
+  for _, l in ipairs(layers) do total = total + #l.weight.bytes + (l.bias and #l.bias.bytes or 0) end
+  local done, update = output.progress(args, "importing " .. args.file, "bytes")
   local ok, err = pcall(store.batch, store, function(b)
     for _, l in ipairs(layers) do
+      update(written, total)
+      written = written + #l.weight.bytes + (l.bias and #l.bias.bytes or 0)
       -- a vector is stored without a shape, as export writes shapeless weights
       local meta = #l.weight.shape >= 2 and { shape = l.weight.shape } or nil
       local ok, err = pcall(b.put_weights, b, expert, l.layer, synaptic.floats(l.weight.bytes),
@@ -125,6 +134,8 @@ function commands.import(args)
       if not ok then error(("layer %d: %s"):format(l.layer, tostring(err)), 0) end
     end
   end)
+  update(total, total)
+  done()
   if not ok then fail("import into '%s' failed, nothing written: %s", expert, output.one_line(err)) end
   local report = array()
   for i, l in ipairs(layers) do

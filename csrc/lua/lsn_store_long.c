@@ -1,0 +1,153 @@
+/* The store's long operations and their progress callbacks: store:verify,
+ * store:backup, synaptic.restore_backup, each taking opts.progress, a Lua
+ * function called with (done, total).
+ *
+ * verify: the core walks the records and calls progress_hook every 256 of
+ * them with RocksDB iterators open. The hook calls the Lua function under
+ * lua_pcall (an error must not longjmp across the core's frames) and keeps
+ * the error on the stack; the hook's non-zero return stops the walk, the
+ * core releases its iterators, and only then is the error raised. The
+ * store is held (lsn_store_hold) meanwhile, so a close() from the callback
+ * takes effect after the core returned, and stops the walk too.
+ *
+ * backup and restore: RocksDB's C API has no progress hook, and the C++
+ * BackupEngine's progress_callback runs on its copying thread with no total
+ * (and restore has none), which is no place to call Lua. So they report
+ * (0, total) before and (total, total) after, total in bytes: the store's
+ * files for a backup, the backup's size for a restore. */
+#include "lua/lsn.h"
+
+#include <stdint.h>
+
+typedef struct hook {
+    lua_State *L;
+    int store;     /* stack index of the store */
+    int fn;        /* stack index of the progress function */
+    int err;       /* stack slot that receives an error from fn */
+    int failed;
+} hook;
+
+/* opts.progress at idx (a table or nil): pushes the function, or nil. */
+static void push_progress(lua_State *L, int idx, const char *fn)
+{
+    if (lua_isnoneornil(L, idx)) { lua_pushnil(L); return; }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int t = lua_getfield(L, idx, "progress");
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        luaL_error(L, "%s: opts.progress must be a function, not a %s", fn, lua_typename(L, t));
+}
+
+static int progress_hook(void *ud, uint64_t done, uint64_t total)
+{
+    hook *h = ud;
+    lua_State *L = h->L;
+    if (!lua_checkstack(L, 4)) {
+        h->failed = 1;
+        return 1;
+    }
+    lua_pushvalue(L, h->fn);
+    lua_pushinteger(L, (lua_Integer)done);
+    lua_pushinteger(L, (lua_Integer)total);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        lua_replace(L, h->err);
+        h->failed = 1;
+        return 1;
+    }
+    /* closed by the callback: stop; the close waits for lsn_store_release */
+    return !lsn_store_is_open(L, h->store);
+}
+
+int lsn_store_verify(lua_State *L)
+{
+    lsn_check_store(L, 1);
+    push_progress(L, 2, "verify");
+    hook h = { L, 1, lua_gettop(L), 0, 0 };
+    lua_pushnil(L);
+    h.err = lua_gettop(L);
+    sn_progress p = { progress_hook, &h };
+    sn_arena *a = lsn_arena(L);
+    sn_value report;
+    int ok;
+    sn_err e;
+    sn_store *s = lsn_store_hold(L, 1);
+    int rc = sn_verify(s, a, &report, &ok, lua_isfunction(L, h.fn) ? &p : NULL, &e);
+    int closed = lsn_store_release(L, 1);
+    if (h.failed) {
+        if (lua_isnil(L, h.err)) return luaL_error(L, "verify: no stack space for the progress callback");
+        lua_pushvalue(L, h.err);
+        return lua_error(L);   /* the callback's own error, unchanged */
+    }
+    if (closed) return luaL_error(L, "verify: the store was closed by the progress callback");
+    if (rc) return lsn_result(L, "verify", rc, &e);
+    lua_pushboolean(L, ok);
+    lsn_push_value(L, &report);
+    return 2;
+}
+
+/* fn(done, total) before or after the work; the core is not running, so
+ * an error simply propagates. */
+static void report_progress(lua_State *L, int fn, uint64_t done, uint64_t total)
+{
+    if (!lua_isfunction(L, fn)) return;
+    lua_pushvalue(L, fn);
+    lua_pushinteger(L, (lua_Integer)done);
+    lua_pushinteger(L, (lua_Integer)total);
+    lua_call(L, 2, 0);
+}
+
+int lsn_store_backup(lua_State *L)
+{
+    sn_store *s = lsn_check_store(L, 1);
+    const char *dir = luaL_checkstring(L, 2);
+    push_progress(L, 3, "backup");
+    int fn = lua_gettop(L);
+    uint64_t total = 0, files;
+    sn_err e;
+    if (lua_isfunction(L, fn) && sn_size_info(s, &total, &files, &e)) total = 0;
+    report_progress(L, fn, 0, total);
+    s = lsn_check_store(L, 1);   /* the callback may have closed it */
+    uint32_t id;
+    int rc = sn_backup(s, dir, &id, &e);
+    if (rc) return lsn_result(L, "backup", rc, &e);
+    report_progress(L, fn, total, total);
+    lua_pushinteger(L, id);
+    return 1;
+}
+
+/* The size of backup id (0: the latest) in dir, or 0 when it cannot be
+ * listed (the restore then reports why). */
+static uint64_t backup_size(lua_State *L, const char *dir, uint32_t id)
+{
+    sn_arena *a = lsn_arena(L);
+    sn_value list;
+    sn_err e;
+    uint64_t size = 0;
+    if (sn_list_backups(dir, a, &list, &e) == SN_OK) {
+        for (size_t i = 0; i < list.u.a.n; i++) {
+            const sn_value *b = &list.u.a.items[i];
+            if (!id || (uint32_t)sn_map_get(b, "id")->u.i == id) size = (uint64_t)sn_map_get(b, "size")->u.i;
+        }
+    }
+    lua_pop(L, 1);
+    return size;
+}
+
+int lsn_restore_backup(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    const char *db = luaL_checkstring(L, 2);
+    /* (dir, db [, id] [, opts]): a table third is opts */
+    int opts = lua_istable(L, 3) ? 3 : 4;
+    lua_Integer id = opts == 3 ? 0 : luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, 3, "backup id out of range");
+    push_progress(L, opts, "restore_backup");
+    int fn = lua_gettop(L);
+    uint64_t total = lua_isfunction(L, fn) ? backup_size(L, dir, (uint32_t)id) : 0;
+    report_progress(L, fn, 0, total);
+    sn_err e;
+    int rc = sn_restore_backup(dir, db, (uint32_t)id, &e);
+    if (rc) return lsn_result(L, "restore_backup", rc, &e);
+    report_progress(L, fn, total, total);
+    lua_pushboolean(L, 1);
+    return 1;
+}
