@@ -92,7 +92,8 @@ static void read_opts(lua_State *L, int idx, sn_store_opts *o)
 
 int lsn_store_open(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 1, LUA_TSTRING);   /* a number is a mistake, not a path */
+    const char *path = lua_tostring(L, 1);
     sn_store_opts o;
     read_opts(L, 2, &o);
     /* userdata first, resource second: a memory error cannot leak a db */
@@ -272,7 +273,7 @@ static void human_size(char *buf, size_t cap, double bytes)
     snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
 }
 
-static int l_rocksdb_stats(lua_State *L)
+static int l_rocks_text(lua_State *L)
 {
     sn_store *s = lsn_check_store(L, 1);
     char *text;
@@ -478,7 +479,7 @@ void lsn_store_register(lua_State *L)
         { "conflicts", lsn_store_conflicts },
         { "batch", lsn_batch_run },
         { "stats", l_stats },
-        { "rocksdb_stats", l_rocksdb_stats },
+        { "rocksdb_stats", l_rocks_text },
         { "storage_stats", l_storage_stats },
         { "size_info", l_size_info },
         { "verify", l_verify },
