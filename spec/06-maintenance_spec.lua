@@ -264,7 +264,6 @@ describe("maintenance", function()
       end
     end)
   end)
-  end)
 
   describe("max_weight_versions", function()
     local path, store
