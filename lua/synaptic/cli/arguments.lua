@@ -20,6 +20,14 @@ local function positive_number(what)
   end
 end
 
+local function timestamp(what)
+  return function(s)
+    local n = tonumber(s)
+    if n and n == n and n > -math.huge and n < math.huge then return n end
+    return nil, ("%s must be a time in Unix seconds, got '%s'"):format(what, s)
+  end
+end
+
 local function json_flag(c) c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout.") end
 local function store_arg(c) c:argument("store", "Path of the store.") end
 
@@ -32,6 +40,16 @@ local function add_store_commands(p)
 
   c = p:command("verify", "Check every record, checksum and checkpoint pin; exit 1 if anything is wrong.")
   store_arg(c) json_flag(c)
+
+  c = p:command("metrics", "List metric names with their point counts, or print one metric's points.")
+  store_arg(c) c:argument("name", "Metric name (default: list every metric)."):args("?")
+  c:option("--from", "Only points at or after this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--from"))
+  c:option("--to", "Only points at or before this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--to"))
+  c:mutex(
+    c:flag("--csv", "Print CSV: a header, then one row per point (or per metric)."),
+    c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout."))
 
   c = p:command("compact", "Compact the store's files.")
   store_arg(c)
