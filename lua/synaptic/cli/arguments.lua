@@ -28,6 +28,23 @@ local function timestamp(what)
   end
 end
 
+-- "fc1=1,fc2=2" -> { fc1 = 1, fc2 = 2 }: names unique, layers unique
+-- non-negative integers.
+local function layer_map(s)
+  local map, used = {}, {}
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local name, layer = item:match("^%s*(.-)%s*=%s*(%d+)%s*$")
+    layer = layer and math.tointeger(tonumber(layer))
+    if not name or name == "" or not layer then
+      return nil, ("--map entries are name=layer, got '%s'"):format(item)
+    end
+    if map[name] then return nil, ("--map names '%s' twice"):format(name) end
+    if used[layer] then return nil, ("--map gives layer %d twice"):format(layer) end
+    map[name], used[layer] = layer, true
+  end
+  return map
+end
+
 local function json_flag(c) c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout.") end
 local function store_arg(c) c:argument("store", "Path of the store.") end
 
@@ -73,9 +90,11 @@ local function add_transfer_commands(p)
     c:option("--checkpoint", "Export the versions this checkpoint pins."):argname("<id>"))
   json_flag(c)
 
-  c = p:command("import", "Read a safetensors file written by export (layer<N>.weight/.bias) as new versions.")
+  c = p:command("import", "Read a safetensors file's weights and biases (F32, F16, BF16 or F64) as new versions.")
   store_arg(c) c:argument("expert", "Expert id to import into.") c:argument("file", "safetensors file to read.")
   c:flag("--create", "Create the store if it does not exist.")
+  c:option("--map", "Layer of each tensor group, e.g. fc1=1,fc2=2 (default: layer<N> names, else name order)."):argname("<name=layer,...>")
+    :convert(layer_map)
   json_flag(c)
 
   c = p:command("serve", "Sync the store with peers over ZeroMQ (P2P); prints the bound address first, stats at exit.")
