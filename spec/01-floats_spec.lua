@@ -30,7 +30,8 @@ describe("synaptic.floats", function()
     a[2] = 7
     assert.equal(7, a[2])
     assert.has_error(function() return a[0] end, "floats index 0 out of range (1..2)")
-    assert.has_error(function() return a[3] end, "floats index 3 out of range (1..2)")
+    assert.is_nil(a[3])   -- one past the end: nil, so ipairs stops there
+    assert.has_error(function() return a[4] end, "floats index 4 out of range (1..2)")
     assert.has_error(function() a[3] = 1 end, "floats index 3 out of range (1..2)")
   end)
 

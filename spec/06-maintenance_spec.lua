@@ -255,12 +255,12 @@ describe("maintenance", function()
       assert.is_true(math.abs(st.file_count - f1) <= 2, st.file_count .. " vs " .. f1)
     end)
 
-    it("stats() is RocksDB's text naming the column families", function()
+    it("rocksdb_stats() is RocksDB's text naming the column families", function()
       store:put_weights("e", 0, { 1 })
-      local text = store:stats()
+      local text = store:rocksdb_stats()
       assert.is_string(text)
       for _, cf in ipairs({ "neural_weights", "expert_config", "system_state", "checkpoints", "metrics" }) do
-        assert.truthy(text:find(cf, 1, true), cf .. " missing from stats()")
+        assert.truthy(text:find(cf, 1, true), cf .. " missing from rocksdb_stats()")
       end
     end)
   end)

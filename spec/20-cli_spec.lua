@@ -32,7 +32,7 @@ describe("synaptic command", function()
       local code, out, err = run("--help")
       assert.equal(0, code)
       assert.equal("", err)
-      for _, c in ipairs { "info", "checkpoints", "verify", "compact", "backup", "restore",
+      for _, c in ipairs { "info", "checkpoints", "metrics", "verify", "compact", "backup", "restore",
                            "export", "import", "serve", "demo" } do
         assert.matches("\n%s+" .. c .. "%s", out)
       end

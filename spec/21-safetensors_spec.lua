@@ -133,7 +133,14 @@ describe("synaptic.safetensors", function()
     assert_rejects(file_with_header({ __metadata__ = { a = 1 } }), "must map strings to strings")
     assert_rejects(file_with_header({ __metadata__ = "x" }), "__metadata__ is not an object")
     assert_rejects(tensor "x", "tensor 'x' is not an object")
-    assert_rejects(tensor { dtype = "F16", shape = { 2 }, data_offsets = { 0, 8 } }, "only F32")
+    assert_rejects(tensor { dtype = "I32", shape = { 2 }, data_offsets = { 0, 8 } },
+                   "dtype I32; only F32, F16, BF16 and F64")
+    assert_rejects(tensor { dtype = "F16", shape = { 2 }, data_offsets = { 0, 8 } },
+                   "8 data bytes do not match shape 2 %(4 bytes of F16%)")
+    assert_rejects(tensor { dtype = "F64", shape = { 2 }, data_offsets = { 0, 8 } },
+                   "shape %[2%] is larger than the file")
+    assert_rejects(tensor { dtype = "F64", shape = { 1 }, data_offsets = { 0, 4 } },
+                   "4 data bytes do not match shape 1 %(8 bytes of F64%)")
     assert_rejects(tensor { dtype = "F32", shape = { 2 }, data_offsets = { 0, 8 }, extra = 1 },
                    "unknown field 'extra'")
     assert_rejects(tensor { dtype = "F32", data_offsets = { 0, 8 } }, "has no shape list")
@@ -150,6 +157,77 @@ describe("synaptic.safetensors", function()
                                     eight), "overlap")
     assert_rejects(file_with_header({ x = { dtype = "F32", shape = { 1 }, data_offsets = { 0, 4 } } },
                                     eight), "4 bytes after the last tensor")
+  end)
+
+  describe("other dtypes", function()
+    -- A one-tensor file of dtype with elements packed by fmt.
+    local function decoded(dtype, fmt, values)
+      local bytes = {}
+      for i, v in ipairs(values) do bytes[i] = string.pack("<" .. fmt, v) end
+      local data = table.concat(bytes)
+      local file = assert(safetensors.decode(file_with_header(
+        { x = { dtype = dtype, shape = { #values }, data_offsets = { 0, #data } } }, data)))
+      return file.tensors.x
+    end
+
+    local function floats_of(bytes)
+      local t = {}
+      for i = 1, #bytes // 4 do t[i] = string.unpack("<f", bytes, 4 * i - 3) end
+      return t
+    end
+
+    it("decode keeps the dtype and the raw bytes", function()
+      local t = decoded("F16", "I2", { 0x3c00, 0xc000 })
+      assert.equal("F16", t.dtype)
+      assert.equal(string.pack("<I2I2", 0x3c00, 0xc000), t.bytes)
+      assert.equal("F64", decoded("F64", "d", { 1 }).dtype)
+      assert.equal("BF16", decoded("BF16", "I2", { 1 }).dtype)
+    end)
+
+    it("to_f32 converts F16 exactly: normals, subnormals, zeros, infinities, NaN", function()
+      local t = decoded("F16", "I2", { 0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0200, 0x3555,
+                                       0x0000, 0x8000, 0x7c00, 0xfc00, 0x7e00 })
+      local f = floats_of(assert(safetensors.to_f32(t)))
+      assert.same({ 1, -2, 65504, 2 ^ -24, 1023 * 2 ^ -24, 2 ^ -15, 1365 / 4096 },
+                  { table.unpack(f, 1, 7) })
+      assert.equal(0, f[8])
+      assert.equal("-0.0", tostring(f[9]))
+      assert.equal(math.huge, f[10])
+      assert.equal(-math.huge, f[11])
+      assert.is_true(f[12] ~= f[12])
+    end)
+
+    it("to_f32 converts BF16 exactly", function()
+      local f = floats_of(assert(safetensors.to_f32(decoded("BF16", "I2", { 0x3f80, 0xc000, 0x3eaa, 0x7f80, 0x0001 }))))
+      assert.same({ 1, -2, (string.unpack("<f", string.pack("<I4", 0x3eaa0000))), math.huge,
+                    (string.unpack("<f", string.pack("<I4", 0x00010000))) }, f)
+    end)
+
+    it("to_f32 rounds F64 to the nearest F32 and refuses values beyond its range", function()
+      local values = { 1 / 3, -1e-30, 1e38, 0.1, 123456789 }
+      local f = floats_of(assert(safetensors.to_f32(decoded("F64", "d", values))))
+      for i, v in ipairs(values) do
+        assert.equal(string.unpack("<f", string.pack("<f", v)), f[i])
+      end
+      local t, err = safetensors.to_f32(decoded("F64", "d", { 1, 2, 1e39 }))
+      assert.is_nil(t)
+      assert.equal("tensor 'x': element 3 (1e+39) is out of F32 range", err)
+    end)
+
+    it("to_f32 of F32 is its bytes, and of many elements is fast enough to be whole", function()
+      local t = decoded("F32", "f", { 1.5, 2 })
+      assert.equal(t.bytes, safetensors.to_f32(t))
+      local values = {}
+      for i = 1, 1000 do values[i] = i - 500 end
+      local f = floats_of(safetensors.to_f32(decoded("F64", "d", values)))
+      assert.same(values, f)
+    end)
+
+    it("to_f32 raises on something that is not a decoded tensor", function()
+      assert.has_error(function() safetensors.to_f32({ dtype = "I8", bytes = "" }) end,
+        "bad argument #1 to 'to_f32' (a tensor from decode expected)")
+      assert.has_error(function() safetensors.to_f32(nil) end)
+    end)
   end)
 
   it("loads and works without the synaptic C core", function()

@@ -112,8 +112,8 @@ describe("synaptic export and import", function()
       local code, out = run("import", work, "coding", dir .. "/coding.safetensors", "--json")
       assert.equal(0, code)
       local t = cjson.decode(out)
-      assert.same({ layer = 1, version = 4 }, t.layers[1])
-      assert.same({ layer = 2, version = 2 }, t.layers[2])
+      assert.same({ layer = 1, version = 4, tensor = "layer1", dtype = "F32" }, t.layers[1])
+      assert.same({ layer = 2, version = 2, tensor = "layer2", dtype = "F32" }, t.layers[2])
       assert.equal(store_bytes(work, "coding", 1, 3), (store_bytes(work, "coding", 1, 4)))
     end)
 
@@ -211,8 +211,11 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
             return forge('{"layer1.weight": {"dtype": "F32", ', FOUR) end, "not valid JSON" },
         { "a JSON array header", function() return forge('[1, 2]  ', "") end, "not a JSON object" },
         { "a wrong dtype", function()
-            return forge('{"layer1.weight":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}', FOUR) end,
-          "dtype F16" },
+            return forge('{"layer1.weight":{"dtype":"I32","shape":[4],"data_offsets":[0,16]}}', FOUR) end,
+          "dtype I32" },
+        { "an F64 beyond F32's range", function()
+            return forge('{"layer1.weight":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}',
+                         string.pack("<dd", 1, 1e300)) end, "element 2 %(1e%+300%) is out of F32 range" },
         { "offsets out of range", function()
             return forge('{"layer1.weight":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}', FOUR) end,
           "out of range" },
@@ -241,6 +244,9 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
         { "an unknown tensor name", function()
             return forge('{"embedding":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', FOUR) end,
           "unexpected tensor 'embedding'" },
+        { "a bias without a weight, by another name", function()
+            return forge('{"fc1.bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', FOUR) end,
+          "fc1.bias has no fc1.weight" },
         { "a bias without a weight", function()
             return forge('{"layer1.bias":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', FOUR) end,
           "no layer1.weight" },
@@ -266,6 +272,125 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
       it("a missing file fails with one line", function()
         assert_fails(1, "absent%.st", run("import", work, "coding", dir .. "/absent.st"))
       end)
+    end)
+  end)
+
+  describe("import conversions", function()
+    local dir, work
+
+    -- A safetensors file of tensors { name, dtype, shape, values }, in list
+    -- order, each value packed as its dtype (F16/BF16 given as bit patterns).
+    local FMT = { F32 = "f", F64 = "d", F16 = "I2", BF16 = "I2" }
+    local function forge_file(path, tensors)
+      local header, parts, pos = {}, {}, 0
+      for i, t in ipairs(tensors) do
+        local bytes = {}
+        for j, v in ipairs(t[4]) do bytes[j] = string.pack("<" .. FMT[t[2]], v) end
+        parts[i] = table.concat(bytes)
+        header[#header + 1] = ('%s:{"dtype":"%s","shape":%s,"data_offsets":[%d,%d]}'):format(
+          cjson.encode(t[1]), t[2], cjson.encode(t[3]):gsub("{}", "[]"), pos, pos + #parts[i])
+        pos = pos + #parts[i]
+      end
+      local text = "{" .. table.concat(header, ",") .. "}"
+      write_file(path, string.pack("<I8", #text) .. text .. table.concat(parts))
+      return path
+    end
+
+    local function floats(path, expert, layer)
+      local w, b, info = store_bytes(path, expert, layer)
+      local function list(bytes)
+        local t = {}
+        for i = 1, #bytes // 4 do t[i] = string.unpack("<f", bytes, 4 * i - 3) end
+        return t
+      end
+      return list(w), list(b), info
+    end
+
+    setup(function()
+      dir = helpers.tmpdir("conv")
+      work = dir .. "/db"
+      assert(os.execute("cp -r " .. q(db) .. " " .. q(work)))
+    end)
+
+    it("converts F16, BF16 and F64 to F32, keeping shapes", function()
+      local file = forge_file(dir .. "/mixed.st", {
+        { "layer1.weight", "F16", { 2, 2 }, { 0x3c00, 0xc000, 0x3800, 0x0001 } },   -- 1, -2, 0.5, 2^-24
+        { "layer1.bias", "BF16", { 2 }, { 0x3f80, 0x4040 } },                       -- 1, 3
+        { "layer2.weight", "F64", { 1, 2 }, { 1 / 3, 1e-3 } },
+        { "layer2.bias", "F32", { 1 }, { 0.25 } },
+      })
+      local code, out, err = run("import", work, "conv", file, "--json")
+      assert.equal(0, code, err)
+      local t = cjson.decode(out)
+      assert.equal("F16", t.layers[1].dtype)
+      assert.equal("F64", t.layers[2].dtype)
+      local w, b, info = floats(work, "conv", 1)
+      assert.same({ 1, -2, 0.5, 2 ^ -24 }, w)
+      assert.same({ 1, 3 }, b)
+      assert.same({ 2, 2 }, info.shape)
+      w, b, info = floats(work, "conv", 2)
+      assert.same({ (string.unpack("<f", string.pack("<f", 1 / 3))), (string.unpack("<f", string.pack("<f", 1e-3))) }, w)
+      assert.same({ 0.25 }, b)
+      assert.same({ 1, 2 }, info.shape)
+    end)
+
+    it("takes other names in natural order, from layer 1", function()
+      local file = forge_file(dir .. "/named.st", {
+        { "fc10.weight", "F32", { 1 }, { 10 } },
+        { "fc2.bias", "F32", { 1 }, { -2 } },
+        { "fc2.weight", "F32", { 1, 1 }, { 2 } },
+        { "fc1.weight", "F32", { 1 }, { 1 } },
+      })
+      local code, out, err = run("import", work, "named", file)
+      assert.equal(0, code, err)
+      assert.matches("layer 1 v1 from fc1, layer 2 v1 from fc2, layer 3 v1 from fc10", out)
+      assert.same({ 1 }, (floats(work, "named", 1)))
+      local w, b = floats(work, "named", 2)
+      assert.same({ 2 }, w)
+      assert.same({ -2 }, b)
+      assert.same({ 10 }, (floats(work, "named", 3)))
+    end)
+
+    it("maps names to layers with --map, a bare tensor name included", function()
+      local file = forge_file(dir .. "/mapped.st", {
+        { "fc1.weight", "F32", { 2 }, { 1, 1 } },
+        { "fc1.bias", "F32", { 1 }, { 0 } },
+        { "out", "F16", { 1 }, { 0x4000 } },
+      })
+      local code, out, err = run("import", work, "mapped", file, "--map", "fc1=5, out=0", "--json")
+      assert.equal(0, code, err)
+      local t = cjson.decode(out)
+      assert.same({ 0, 5 }, { t.layers[1].layer, t.layers[2].layer })
+      assert.same({ 2 }, (floats(work, "mapped", 0)))
+      assert.same({ 1, 1 }, (floats(work, "mapped", 5)))
+    end)
+
+    it("refuses a --map that does not fit the file, changing nothing", function()
+      local file = forge_file(dir .. "/two.st", {
+        { "fc1.weight", "F32", { 1 }, { 1 } },
+        { "fc2.weight", "F32", { 1 }, { 2 } },
+      })
+      local before = snapshot(work)
+      assert_fails(1, "tensor group 'fc2' is not in %-%-map", run("import", work, "m", file, "--map", "fc1=1"))
+      assert_fails(1, "%-%-map names 'fc3', which the file does not have",
+                   run("import", work, "m", file, "--map", "fc1=1,fc2=2,fc3=3"))
+      assert_fails(2, "%-%-map gives layer 1 twice", run("import", work, "m", file, "--map", "fc1=1,fc2=1"))
+      assert_fails(2, "%-%-map names 'fc1' twice", run("import", work, "m", file, "--map", "fc1=1,fc1=2"))
+      assert_fails(2, "%-%-map entries are name=layer, got 'fc1'", run("import", work, "m", file, "--map", "fc1"))
+      assert_fails(2, "got 'fc1=%-1'", run("import", work, "m", file, "--map", "fc1=-1"))
+      assert.equal(before, snapshot(work))
+    end)
+
+    it("still checks shapes after conversion", function()
+      local before = snapshot(work)
+      local file = forge_file(dir .. "/badbias.st", {
+        { "fc1.weight", "F16", { 2 }, { 0x3c00, 0x3c00 } },
+        { "fc1.bias", "F16", { 1, 1 }, { 0x3c00 } },
+      })
+      assert_fails(1, "fc1.bias has rank 2; expected a vector", run("import", work, "s", file))
+      file = forge_file(dir .. "/scalar.st", { { "w.weight", "F64", {}, { 1 } } })
+      assert_fails(1, "w.weight is a scalar", run("import", work, "s", file))
+      assert.equal(before, snapshot(work))
     end)
   end)
 end)

@@ -46,6 +46,11 @@ SN_HIDDEN void lsn_value_register(lua_State *L);
 /* errors: SN_EARG raises "fn: message", outside failures push nil, message
  * (returns 2) */
 SN_HIDDEN int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e);
+/* The same for a read: SN_NOTFOUND pushes nil, success pushes v. */
+SN_HIDDEN int lsn_value_result(lua_State *L, const char *fn, int rc, const sn_err *e,
+                               const sn_value *v);
+/* The same for a method with no natural result: success pushes true. */
+SN_HIDDEN int lsn_done(lua_State *L, const char *fn, int rc, const sn_err *e);
 
 /* store and batch */
 SN_HIDDEN void lsn_store_register(lua_State *L);
@@ -67,7 +72,11 @@ SN_HIDDEN int lsn_store_is_open(lua_State *L, int idx);
  * operations, with progress callbacks (lsn_store_long.c) */
 SN_HIDDEN int lsn_store_verify(lua_State *L);
 SN_HIDDEN int lsn_store_backup(lua_State *L);
+/* Methods of a store that a batch has too: weights (lsn_store.c) and
+ * records (lsn_store_records.c); the record reads are the store's only. */
 SN_HIDDEN extern const luaL_Reg lsn_write_methods[];
+SN_HIDDEN extern const luaL_Reg lsn_record_write_methods[];
+SN_HIDDEN extern const luaL_Reg lsn_record_methods[];
 
 /* module-level functions */
 SN_HIDDEN void lsn_codec_register(lua_State *L);

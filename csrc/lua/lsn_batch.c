@@ -73,4 +73,5 @@ void lsn_batch_register(lua_State *L)
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_BATCH, lsn_write_methods, meta);
+    lsn_class_add_methods(L, LSN_BATCH, lsn_record_write_methods);
 }

@@ -93,6 +93,12 @@ static int l_floats_index(lua_State *L)
         lua_rawget(L, -2);
         return 1;
     }
+    /* one past the end reads as nil so that ipairs stops there; writes and
+     * every other index stay bounds-checked */
+    if (lua_isinteger(L, 2) && (lua_Unsigned)lua_tointeger(L, 2) == (lua_Unsigned)f->n + 1) {
+        lua_pushnil(L);
+        return 1;
+    }
     lua_pushnumber(L, f->data[check_index(L, f)]);
     return 1;
 }

@@ -86,6 +86,18 @@ __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
 int luaopen_synaptic_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
+        { "mlp", lsn_mlp_new },
+        { "features", lsn_features },
+        { "cue_scores", lsn_cue_scores },
+        { NULL, NULL },
+    };
+    /* The functions the front end (init.lua) re-exports as synaptic.<name>.
+     * luaL_argerror names a function by searching package.loaded, raw and
+     * two levels deep, and takes the first hit in hash order: one reachable
+     * as both synaptic.floats and synaptic.core.floats was named either way
+     * at random. Reached through the core table's __index, they are named
+     * only as the front end (and the docs) spell them. */
+    static const luaL_Reg shared[] = {
         { "open", lsn_store_open },
         { "uuid", l_uuid },
         { "now", l_now },
@@ -94,9 +106,6 @@ int luaopen_synaptic_core(lua_State *L)
         { "compress", l_compress },
         { "decompress", l_decompress },
         { "codecs", l_codecs },
-        { "mlp", lsn_mlp_new },
-        { "features", lsn_features },
-        { "cue_scores", lsn_cue_scores },
         { NULL, NULL },
     };
     lsn_value_register(L);
@@ -110,9 +119,13 @@ int luaopen_synaptic_core(lua_State *L)
     lsn_engine_open(L);
     lsn_node_open(L);
     lsn_p2p_open(L);
-    lsn_floats_open(L);
-    lua_setfield(L, -2, "floats");
     lua_pushliteral(L, SN_VERSION);
     lua_setfield(L, -2, "version");
+    lua_createtable(L, 0, 1);
+    luaL_newlib(L, shared);
+    lsn_floats_open(L);
+    lua_setfield(L, -2, "floats");
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define LSN_VIEW "synaptic.weights_view"
+#define LSN_STORE_STATS "synaptic.store_stats"
 
 /* busy: how many calls into the core are running Lua callbacks over this
  * store (progress); a close() meanwhile moves s to deferred (so every later
@@ -95,7 +96,8 @@ static void read_opts(lua_State *L, int idx, sn_store_opts *o)
 
 int lsn_store_open(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 1, LUA_TSTRING);   /* a number is a mistake, not a path */
+    const char *path = lua_tostring(L, 1);
     sn_store_opts o;
     read_opts(L, 2, &o);
     /* userdata first, resource second: a memory error cannot leak a db */
@@ -266,13 +268,16 @@ static int l_get_weights(lua_State *L)
     return 3;
 }
 
-static int push_value_result(lua_State *L, const char *fn, int rc, const sn_err *e,
-                             const sn_value *v)
+static int l_layers(lua_State *L)
 {
-    if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
-    if (rc) return lsn_result(L, fn, rc, e);
-    lsn_push_value(L, v);
-    return 1;
+    sn_store *s = lsn_check_store(L, 1);
+    size_t len;
+    const char *expert = check_id(L, 2, &len);
+    sn_arena *a = lsn_arena(L);
+    sn_value out;
+    sn_err e;
+    int rc = sn_list_layers(s, expert, len, a, &out, &e);
+    return lsn_value_result(L, "layers", rc, &e, &out);
 }
 
 static int l_weight_versions(lua_State *L)
@@ -285,162 +290,9 @@ static int l_weight_versions(lua_State *L)
     sn_value out;
     sn_err e;
     int rc = sn_weight_versions(s, expert, len, layer, a, &out, &e);
-    return push_value_result(L, "weight_versions", rc, &e, &out);
+    return lsn_value_result(L, "weight_versions", rc, &e, &out);
 }
 
-
-/* ---- records ---------------------------------------------------------------- */
-
-/* Reads that take an id and return a value: one shape, one function. */
-typedef int (*keyed_read)(sn_store *, const char *, size_t, sn_arena *, sn_value *, sn_err *);
-typedef int (*whole_read)(sn_store *, sn_arena *, sn_value *, sn_err *);
-
-static int read_keyed(lua_State *L, const char *fn, keyed_read read)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *id = check_id(L, 2, &len);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = read(s, id, len, a, &out, &e);
-    return push_value_result(L, fn, rc, &e, &out);
-}
-
-static int read_whole(lua_State *L, const char *fn, whole_read read)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = read(s, a, &out, &e);
-    return push_value_result(L, fn, rc, &e, &out);
-}
-
-static int l_get_config(lua_State *L) { return read_keyed(L, "get_config", sn_get_config); }
-static int l_get_checkpoint(lua_State *L) { return read_keyed(L, "get_checkpoint", sn_get_checkpoint); }
-static int l_get_state(lua_State *L) { return read_keyed(L, "get_state", sn_get_state); }
-static int l_layers(lua_State *L) { return read_keyed(L, "layers", sn_list_layers); }
-static int l_list_experts(lua_State *L) { return read_whole(L, "list_experts", sn_list_experts); }
-static int l_list_checkpoints(lua_State *L) { return read_whole(L, "list_checkpoints", sn_list_checkpoints); }
-
-
-static int done(lua_State *L, const char *fn, int rc, const sn_err *e)
-{
-    if (rc) return lsn_result(L, fn, rc, e);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_put_config(lua_State *L)
-{
-    sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    sn_arena *a = lsn_arena(L);
-    sn_value cfg;
-    lsn_to_value(L, 2, a, &cfg, "put_config");
-    sn_err e;
-    return done(L, "put_config", sn_put_config(s, b, &cfg, &e), &e);
-}
-
-
-
-static int l_create_checkpoint(lua_State *L)
-{
-    sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
-    lua_settop(L, 2);   /* the arena goes above the arguments */
-    sn_arena *a = lsn_arena(L);
-    sn_value cp;
-    if (lua_isnil(L, 2)) {
-        cp = sn_nil();
-        cp.type = SN_MAP;
-    } else {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        lsn_to_value(L, 2, a, &cp, "create_checkpoint");
-        if (cp.type == SN_ARRAY && cp.u.a.n == 0) cp.type = SN_MAP;
-    }
-    char id[37];
-    sn_err e;
-    int rc = sn_create_checkpoint(s, b, &cp, id, &e);
-    if (rc) return lsn_result(L, "create_checkpoint", rc, &e);
-    lua_pushlstring(L, id, 36);
-    return 1;
-}
-
-
-
-static int not_found(lua_State *L, const char *fn, const char *id)
-{
-    luaL_pushfail(L);
-    lua_pushfstring(L, "%s: no checkpoint '%s'", fn, id);
-    return 2;
-}
-
-static int l_restore_checkpoint(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *id = check_id(L, 2, &len);
-    sn_err e;
-    int rc = sn_restore_checkpoint(s, id, len, &e);
-    if (rc == SN_NOTFOUND) return not_found(L, "restore_checkpoint", id);
-    return done(L, "restore_checkpoint", rc, &e);
-}
-
-static int l_delete_checkpoint(lua_State *L)
-{
-    sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
-    size_t len;
-    const char *id = check_id(L, 2, &len);
-    sn_err e;
-    int rc = sn_delete_checkpoint(s, b, id, len, &e);
-    if (rc == SN_NOTFOUND) return not_found(L, "delete_checkpoint", id);
-    return done(L, "delete_checkpoint", rc, &e);
-}
-
-static int l_put_state(lua_State *L)
-{
-    sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
-    size_t len;
-    const char *key = check_id(L, 2, &len);
-    luaL_checkany(L, 3);
-    sn_arena *a = lsn_arena(L);
-    sn_value v;
-    lsn_to_value(L, 3, a, &v, "put_state");
-    sn_err e;
-    return done(L, "put_state", sn_put_state(s, b, key, len, &v, &e), &e);
-}
-
-
-static int l_record_metric(lua_State *L)
-{
-    sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
-    size_t len;
-    const char *name = check_id(L, 2, &len);
-    double value = luaL_checknumber(L, 3);
-    double ts = luaL_optnumber(L, 4, sn_now());
-    sn_err e;
-    return done(L, "record_metric", sn_record_metric(s, b, name, len, value, ts, &e), &e);
-}
-
-static int l_metrics(lua_State *L)
-{
-    sn_store *s = lsn_check_store(L, 1);
-    size_t len;
-    const char *name = check_id(L, 2, &len);
-    double from = luaL_optnumber(L, 3, -HUGE_VAL);
-    double to = luaL_optnumber(L, 4, HUGE_VAL);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_metrics(s, name, len, from, to, a, &out, &e);
-    return push_value_result(L, "metrics", rc, &e, &out);
-}
 
 /* ---- maintenance ----------------------------------------------------------------- */
 
@@ -452,37 +304,131 @@ static void human_size(char *buf, size_t cap, double bytes)
     snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
 }
 
-static int l_stats(lua_State *L)
+static int l_rocks_text(lua_State *L)
 {
     sn_store *s = lsn_check_store(L, 1);
     char *text;
     sn_err e;
     int rc = sn_stats_text(s, &text, &e);
-    if (rc) return lsn_result(L, "stats", rc, &e);
+    if (rc) return lsn_result(L, "rocksdb_stats", rc, &e);
     lua_pushstring(L, text);
     free(text);
     return 1;
 }
 
-static int l_storage_stats(lua_State *L)
+/* storage_stats' table; the store is taken after it is made, as making it
+ * can run finalizers. */
+static int push_storage(lua_State *L, const char *fn, sn_storage_info *st)
 {
-    sn_store *s = lsn_check_store(L, 1);
-    sn_storage_info st;
+    lua_createtable(L, 0, 16);
     sn_err e;
-    int rc = sn_storage_stats(s, &st, &e);
-    if (rc) return lsn_result(L, "storage_stats", rc, &e);
-    lua_createtable(L, 0, 8);
-    set_int(L, "total_bytes", (lua_Integer)st.total_bytes);
-    set_int(L, "file_count", (lua_Integer)st.file_count);
-    set_int(L, "checkpoint_count", (lua_Integer)st.checkpoint_count);
-    set_int(L, "weight_records", (lua_Integer)st.weight_records);
-    set_int(L, "raw_bytes", (lua_Integer)st.raw_bytes);
-    set_int(L, "stored_bytes", (lua_Integer)st.stored_bytes);
-    set_num(L, "compression_ratio", st.raw_bytes ? (double)st.stored_bytes / (double)st.raw_bytes : 1.0);
+    int rc = sn_storage_stats(lsn_check_store(L, 1), st, &e);
+    if (rc) return lsn_result(L, fn, rc, &e);
+    set_int(L, "total_bytes", (lua_Integer)st->total_bytes);
+    set_int(L, "file_count", (lua_Integer)st->file_count);
+    set_int(L, "checkpoint_count", (lua_Integer)st->checkpoint_count);
+    set_int(L, "weight_records", (lua_Integer)st->weight_records);
+    set_int(L, "raw_bytes", (lua_Integer)st->raw_bytes);
+    set_int(L, "stored_bytes", (lua_Integer)st->stored_bytes);
+    set_num(L, "compression_ratio",
+            st->raw_bytes ? (double)st->stored_bytes / (double)st->raw_bytes : 1.0);
     char hs[32];
-    human_size(hs, sizeof hs, (double)st.total_bytes);
+    human_size(hs, sizeof hs, (double)st->total_bytes);
     lua_pushstring(L, hs);
     lua_setfield(L, -2, "human_size");
+    return 1;
+}
+
+static int l_storage_stats(lua_State *L)
+{
+    sn_storage_info st;
+    return push_storage(L, "storage_stats", &st);
+}
+
+/* storage_stats plus RocksDB's per column family estimates, in a table
+ * that prints itself (synaptic.store_stats). */
+static int l_stats(lua_State *L)
+{
+    sn_storage_info st;
+    if (push_storage(L, "stats", &st) != 1) return 2;
+    lua_createtable(L, SN_CF_COUNT, 0);
+    sn_cf_info cf[SN_CF_COUNT];
+    uint64_t cache, keys = 0, memtables = 0;
+    sn_cf_stats(lsn_check_store(L, 1), cf, &cache);
+    for (int i = 0; i < SN_CF_COUNT; i++) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, cf[i].name);
+        lua_setfield(L, -2, "name");
+        set_int(L, "keys", (lua_Integer)cf[i].keys);
+        set_int(L, "sst_bytes", (lua_Integer)cf[i].sst_bytes);
+        set_int(L, "blob_bytes", (lua_Integer)cf[i].blob_bytes);
+        set_int(L, "memtable_bytes", (lua_Integer)cf[i].memtable_bytes);
+        lua_rawseti(L, -2, i + 1);
+        keys += cf[i].keys;
+        memtables += cf[i].memtable_bytes;
+    }
+    lua_setfield(L, -2, "column_families");
+    set_int(L, "keys", (lua_Integer)keys);
+    set_int(L, "memtable_bytes", (lua_Integer)memtables);
+    set_int(L, "block_cache_bytes", (lua_Integer)cache);
+    lua_pushstring(L, sn_store_path(lsn_check_store(L, 1)));
+    lua_setfield(L, -2, "path");
+    luaL_setmetatable(L, LSN_STORE_STATS);
+    return 1;
+}
+
+/* Reads back what l_stats stored; a field the user changed to a
+ * non-number prints as 0 rather than raising inside tostring. */
+static lua_Integer int_field(lua_State *L, int idx, const char *k)
+{
+    lua_getfield(L, idx, k);
+    lua_Integer v = lua_tointegerx(L, -1, NULL);
+    lua_pop(L, 1);
+    return v;
+}
+
+static void add_size(luaL_Buffer *b, lua_Integer bytes, const char *fmt)
+{
+    char hs[32], line[64];
+    human_size(hs, sizeof hs, (double)bytes);
+    snprintf(line, sizeof line, fmt, hs);
+    luaL_addstring(b, line);
+}
+
+static int l_stats_tostring(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_getfield(L, 1, "path");
+    lua_pushfstring(L, "synaptic.store stats (%s)\n", luaL_optstring(L, -1, "?"));
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    add_size(&b, int_field(L, 1, "total_bytes"), "  size         %s");
+    lua_pushfstring(L, " in %I files\n  weights      %I records, ", int_field(L, 1, "file_count"),
+                    int_field(L, 1, "weight_records"));
+    luaL_addvalue(&b);
+    add_size(&b, int_field(L, 1, "raw_bytes"), "%s raw, ");
+    add_size(&b, int_field(L, 1, "stored_bytes"), "%s stored\n");
+    lua_pushfstring(L, "  checkpoints  %I\n", int_field(L, 1, "checkpoint_count"));
+    luaL_addvalue(&b);
+    add_size(&b, int_field(L, 1, "block_cache_bytes"), "  block cache  %s\n");
+    luaL_addstring(&b, "  column family       keys        sst       blob   memtable");
+    lua_getfield(L, 1, "column_families");
+    for (lua_Integer i = 1; lua_istable(L, -1) && lua_geti(L, -1, i) == LUA_TTABLE; i++) {
+        int cf = lua_gettop(L);
+        char line[160], sizes[3][32];
+        human_size(sizes[0], sizeof sizes[0], (double)int_field(L, cf, "sst_bytes"));
+        human_size(sizes[1], sizeof sizes[1], (double)int_field(L, cf, "blob_bytes"));
+        human_size(sizes[2], sizeof sizes[2], (double)int_field(L, cf, "memtable_bytes"));
+        lua_getfield(L, cf, "name");
+        snprintf(line, sizeof line, "\n  %-16s %7lld %10s %10s %10s", luaL_optstring(L, -1, "?"),
+                 (long long)int_field(L, cf, "keys"), sizes[0], sizes[1], sizes[2]);
+        lua_pop(L, 2);
+        luaL_addstring(&b, line);
+    }
+    lua_pop(L, 2);
+    luaL_pushresult(&b);
     return 1;
 }
 
@@ -501,7 +447,7 @@ static int l_size_info(lua_State *L)
 static int l_compact(lua_State *L)
 {
     sn_err e;
-    return done(L, "compact", sn_compact(lsn_check_store(L, 1), &e), &e);
+    return lsn_done(L, "compact", sn_compact(lsn_check_store(L, 1), &e), &e);
 }
 
 int lsn_list_backups(lua_State *L)
@@ -511,16 +457,11 @@ int lsn_list_backups(lua_State *L)
     sn_value out;
     sn_err e;
     int rc = sn_list_backups(dir, a, &out, &e);
-    return push_value_result(L, "list_backups", rc, &e, &out);
+    return lsn_value_result(L, "list_backups", rc, &e, &out);
 }
 
 const luaL_Reg lsn_write_methods[] = {
     { "put_weights", l_put_weights },
-    { "put_config", l_put_config },
-    { "create_checkpoint", l_create_checkpoint },
-    { "delete_checkpoint", l_delete_checkpoint },
-    { "put_state", l_put_state },
-    { "record_metric", l_record_metric },
     { NULL, NULL },
 };
 
@@ -531,15 +472,9 @@ void lsn_store_register(lua_State *L)
         { "weight_versions", l_weight_versions },
         { "layers", l_layers },
         { "conflicts", lsn_store_conflicts },
-        { "get_config", l_get_config },
-        { "list_experts", l_list_experts },
-        { "get_checkpoint", l_get_checkpoint },
-        { "list_checkpoints", l_list_checkpoints },
-        { "restore_checkpoint", l_restore_checkpoint },
-        { "get_state", l_get_state },
-        { "metrics", l_metrics },
         { "batch", lsn_batch_run },
         { "stats", l_stats },
+        { "rocksdb_stats", l_rocks_text },
         { "storage_stats", l_storage_stats },
         { "size_info", l_size_info },
         { "verify", lsn_store_verify },
@@ -563,5 +498,12 @@ void lsn_store_register(lua_State *L)
     lsn_newclass(L, LSN_STORE, methods, meta);
     /* a store writes as a batch does: one list serves both */
     lsn_class_add_methods(L, LSN_STORE, lsn_write_methods);
+    lsn_class_add_methods(L, LSN_STORE, lsn_record_methods);
+    lsn_class_add_methods(L, LSN_STORE, lsn_record_write_methods);
     lsn_newclass(L, LSN_VIEW, NULL, view_meta);
+    static const luaL_Reg stats_meta[] = {
+        { "__tostring", l_stats_tostring },
+        { NULL, NULL },
+    };
+    lsn_newclass(L, LSN_STORE_STATS, NULL, stats_meta);
 }

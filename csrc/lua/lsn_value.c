@@ -39,6 +39,21 @@ int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e)
     return 2;
 }
 
+int lsn_value_result(lua_State *L, const char *fn, int rc, const sn_err *e, const sn_value *v)
+{
+    if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
+    if (rc) return lsn_result(L, fn, rc, e);
+    lsn_push_value(L, v);
+    return 1;
+}
+
+int lsn_done(lua_State *L, const char *fn, int rc, const sn_err *e)
+{
+    if (rc) return lsn_result(L, fn, rc, e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static void *alloc(lua_State *L, sn_arena *a, size_t size)
 {
     void *p = sn_arena_alloc(a, size);

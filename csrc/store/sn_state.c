@@ -48,7 +48,28 @@ int sn_get_state(sn_store *s, const char *key, size_t len, sn_arena *a, sn_value
     return rc;
 }
 
-/* ---- metrics ---------------------------------------------------------------------- */
+int sn_state_keys(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
+{
+    sn_vlist l = {0};
+    int rc = SN_OK;
+    rocksdb_iterator_t *it = sn_iter(s, CF_STATE);
+    for (rocksdb_iter_seek_to_first(it); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t n;
+        const char *k = rocksdb_iter_key(it, &n);
+        const char *copy = sn_arena_strdup(a, k, n);
+        rc = copy ? sn_vlist_push(&l, sn_str(copy, n), e) : sn_fail(e, SN_ENOMEM, "out of memory");
+    }
+    rc = sn_iter_end(it, rc, sn_cf_names[CF_STATE], e);
+    if (rc) { free(l.items); return rc; }
+    return sn_vlist_finish(&l, a, out, e);
+}
+
+/* ---- metric keys ------------------------------------------------------------------ */
+
+/* name 0x00 timestamp(8, ordered) seq(8 BE): one metric's points are one
+ * contiguous range in time order. Only the helpers here know the layout;
+ * everything below goes through them. */
+#define METRIC_KEY_MAX (SN_MAX_ID_LEN + 17)
 
 /* Doubles as big-endian keys that sort like the numbers they encode. */
 static void put_ordered_double(unsigned char *p, double d)
@@ -68,6 +89,61 @@ static double get_ordered_double(const unsigned char *p)
     return d;
 }
 
+/* The first key a point of name at timestamp ts could have (a seek target). */
+static size_t metric_seek_key(unsigned char *k, const char *name, size_t len, double ts)
+{
+    memcpy(k, name, len);
+    k[len] = 0;
+    put_ordered_double(k + len + 1, ts);
+    return len + 9;
+}
+
+static size_t metric_key(unsigned char *k, const char *name, size_t len, double ts, uint64_t seq)
+{
+    size_t n = metric_seek_key(k, name, len, ts);
+    sn_put_be(k + n, seq, 8);
+    return n + 8;
+}
+
+/* The name length and timestamp of a metric key; 0 when it is not one. */
+static int metric_key_parse(const unsigned char *k, size_t klen, size_t *name_len, double *ts)
+{
+    if (klen < 18 || klen - 17 > SN_MAX_ID_LEN || k[klen - 17] != 0) return 0;
+    *name_len = klen - 17;
+    *ts = get_ordered_double(k + klen - 16);
+    return 1;
+}
+
+/* Calls visit for each point of name with from <= timestamp <= to (< to
+ * when below), in time order; stops at the first failure. */
+typedef int (*metric_visit)(void *ctx, const unsigned char *k, size_t klen, const char *v,
+                            size_t vlen, sn_err *e);
+
+static int metric_scan(sn_store *s, const char *name, size_t len, double from, double to,
+                       int below, metric_visit visit, void *ctx, sn_err *e)
+{
+    int rc = sn_check_id(name, len, "metric name", e);
+    if (rc) return rc;
+    if (isnan(from) || isnan(to)) return sn_fail(e, SN_EARG, "metric range bound is NaN");
+    unsigned char k[METRIC_KEY_MAX];
+    size_t n = metric_seek_key(k, name, len, from);
+    rocksdb_iterator_t *it = sn_iter(s, CF_METRICS);
+    for (rocksdb_iter_seek(it, (const char *)k, n); !rc && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen, nlen;
+        double ts;
+        const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (!metric_key_parse(key, klen, &nlen, &ts) || nlen != len || memcmp(key, name, len))
+            break;
+        if (below ? ts >= to : ts > to) break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        rc = visit(ctx, key, klen, v, vlen, e);
+    }
+    return sn_iter_end(it, rc, sn_cf_names[CF_METRICS], e);
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
 int sn_record_metric(sn_store *s, sn_batch *given, const char *name, size_t len, double value,
                      double timestamp, sn_err *e)
 {
@@ -86,12 +162,9 @@ int sn_record_metric(sn_store *s, sn_batch *given, const char *name, size_t len,
         sn_map_set(&rec, "timestamp", sn_num(timestamp));
         sn_map_set(&rec, "value", sn_num(value));
         /* a sequence suffix keeps two samples with one timestamp apart */
-        unsigned char k[SN_MAX_ID_LEN + 17];
-        memcpy(k, name, len);
-        k[len] = 0;
-        put_ordered_double(k + len + 1, timestamp);
-        sn_put_be(k + len + 9, ++s->metric_seq, 8);
-        rc = sn_batch_put_record(b, CF_METRICS, k, len + 17, SN_REC_METRIC, &rec, NULL, 0,
+        unsigned char k[METRIC_KEY_MAX];
+        size_t klen = metric_key(k, name, len, timestamp, ++s->metric_seq);
+        rc = sn_batch_put_record(b, CF_METRICS, k, klen, SN_REC_METRIC, &rec, NULL, 0,
                                  SN_CODEC_NONE, e);
         rc = sn_batch_finish(b, given, rc, e);
     }
@@ -99,40 +172,102 @@ int sn_record_metric(sn_store *s, sn_batch *given, const char *name, size_t len,
     return rc;
 }
 
+typedef struct points_ctx { sn_arena *a; sn_vlist l; } points_ctx;
+
+static int push_point(void *ctx, const unsigned char *k, size_t klen, const char *v, size_t vlen,
+                      sn_err *e)
+{
+    points_ctx *c = ctx;
+    sn_record r;
+    int rc = sn_record_decode(v, vlen, c->a, &r, e);
+    if (!rc && r.type != SN_REC_METRIC) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
+    if (rc) return sn_record_err(e, rc, CF_METRICS, k, klen);
+    sn_value m;
+    rc = sn_record_map(&sn_schema_metric, c->a, &m, e);
+    if (rc) return rc;
+    /* the caller asked for this name: return timestamp and value */
+    m.u.a.n = 0;
+    m.u.a.items[2 * m.u.a.n] = sn_cstr("timestamp");
+    m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "timestamp");
+    m.u.a.items[2 * m.u.a.n] = sn_cstr("value");
+    m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "value");
+    return sn_vlist_push(&c->l, m, e);
+}
+
 int sn_metrics(sn_store *s, const char *name, size_t len, double from, double to, sn_arena *a,
                sn_value *out, sn_err *e)
 {
+    points_ctx c = { a, { 0 } };
+    int rc = metric_scan(s, name, len, from, to, 0, push_point, &c, e);
+    if (rc) { free(c.l.items); return rc; }
+    return sn_vlist_finish(&c.l, a, out, e);
+}
+
+static int count_point(void *ctx, const unsigned char *k, size_t klen, const char *v, size_t vlen,
+                       sn_err *e)
+{
+    (void)k, (void)klen, (void)v, (void)vlen, (void)e;
+    ++*(uint64_t *)ctx;
+    return SN_OK;
+}
+
+int sn_metric_count(sn_store *s, const char *name, size_t len, double from, double to,
+                    uint64_t *count, sn_err *e)
+{
+    *count = 0;
+    return metric_scan(s, name, len, from, to, 0, count_point, count, e);
+}
+
+typedef struct prune_ctx { sn_store *s; sn_batch *b; uint64_t n; } prune_ctx;
+
+static int delete_point(void *ctx, const unsigned char *k, size_t klen, const char *v, size_t vlen,
+                        sn_err *e)
+{
+    (void)v, (void)vlen, (void)e;
+    prune_ctx *c = ctx;
+    rocksdb_writebatch_delete_cf(c->b->wb, c->s->cf[CF_METRICS], (const char *)k, klen);
+    c->n++;
+    return SN_OK;
+}
+
+int sn_prune_metrics(sn_store *s, sn_batch *given, const char *name, size_t len, double before,
+                     uint64_t *removed, sn_err *e)
+{
+    *removed = 0;
     int rc = sn_check_id(name, len, "metric name", e);
     if (rc) return rc;
-    if (isnan(from) || isnan(to)) return sn_fail(e, SN_EARG, "metric range bound is NaN");
-    unsigned char k[SN_MAX_ID_LEN + 9];
-    memcpy(k, name, len);
-    k[len] = 0;
-    put_ordered_double(k + len + 1, from);
+    if (isnan(before)) return sn_fail(e, SN_EARG, "before_timestamp is NaN");
+    prune_ctx c = { s, sn_batch_or_temp(s, given, e), 0 };
+    if (!c.b) return e->code;
+    rc = metric_scan(s, name, len, -HUGE_VAL, before, 1, delete_point, &c, e);
+    rc = sn_batch_finish(c.b, given, rc, e);
+    if (!rc) *removed = c.n;
+    return rc;
+}
+
+/* One seek per name: after a name's first key, the next name starts at or
+ * after name 0x01, since no name holds a NUL byte. */
+int sn_metric_names(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
+{
     sn_vlist l = {0};
+    int rc = SN_OK;
     rocksdb_iterator_t *it = sn_iter(s, CF_METRICS);
-    for (rocksdb_iter_seek(it, (const char *)k, len + 9); !rc && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen != len + 17 || memcmp(key, k, len + 1) != 0) break;
-        if (get_ordered_double(key + len + 1) > to) break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        sn_record r;
-        rc = sn_record_decode(v, vlen, a, &r, e);
-        if (!rc && r.type != SN_REC_METRIC) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
-        if (rc) { sn_record_err(e, rc, CF_METRICS, key, klen); break; }
-        sn_value m;
-        rc = sn_record_map(&sn_schema_metric, a, &m, e);
-        if (!rc) {
-            /* the caller asked for this name: return timestamp and value */
-            m.u.a.n = 0;
-            m.u.a.items[2 * m.u.a.n] = sn_cstr("timestamp");
-            m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "timestamp");
-            m.u.a.items[2 * m.u.a.n] = sn_cstr("value");
-            m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "value");
-            rc = sn_vlist_push(&l, m, e);
+    rocksdb_iter_seek_to_first(it);
+    while (!rc && rocksdb_iter_valid(it)) {
+        size_t klen, nlen;
+        double ts;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (!metric_key_parse(k, klen, &nlen, &ts)) {
+            rc = sn_record_err(e, sn_fail(e, SN_ECORRUPT, "malformed metric key"), CF_METRICS, k,
+                               klen);
+            break;
         }
+        char next[SN_MAX_ID_LEN + 1];
+        memcpy(next, k, nlen);
+        next[nlen] = 1;
+        const char *copy = sn_arena_strdup(a, next, nlen);
+        rc = copy ? sn_vlist_push(&l, sn_str(copy, nlen), e) : sn_fail(e, SN_ENOMEM, "out of memory");
+        if (!rc) rocksdb_iter_seek(it, next, nlen + 1);
     }
     rc = sn_iter_end(it, rc, sn_cf_names[CF_METRICS], e);
     if (rc) { free(l.items); return rc; }

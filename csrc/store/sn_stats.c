@@ -72,6 +72,30 @@ int sn_stats_text(sn_store *s, char **out, sn_err *e)
     return SN_OK;
 }
 
+_Static_assert(SN_CF_COUNT == CF_COUNT, "SN_CF_COUNT must match the column families");
+
+/* An integer property, 0 when RocksDB does not know it (e.g. blob sizes
+ * without blob files): these are estimates, never an error. */
+static uint64_t int_property(sn_store *s, int cf, const char *name)
+{
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(s->db, s->cf[cf], name, &v) != 0) v = 0;
+    return v;
+}
+
+void sn_cf_stats(sn_store *s, sn_cf_info cf[SN_CF_COUNT], uint64_t *cache_bytes)
+{
+    for (int i = 0; i < CF_COUNT; i++) {
+        cf[i].name = sn_cf_names[i];
+        cf[i].keys = int_property(s, i, "rocksdb.estimate-num-keys");
+        cf[i].sst_bytes = int_property(s, i, "rocksdb.total-sst-files-size");
+        cf[i].blob_bytes = int_property(s, i, "rocksdb.total-blob-file-size");
+        cf[i].memtable_bytes = int_property(s, i, "rocksdb.cur-size-all-mem-tables");
+    }
+    /* the cache is shared by every column family: any handle reports it */
+    *cache_bytes = int_property(s, CF_DEFAULT, "rocksdb.block-cache-usage");
+}
+
 int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e)
 {
     memset(st, 0, sizeof *st);

@@ -94,10 +94,22 @@ SN_HIDDEN int sn_put_state(sn_store *s, sn_batch *b, const char *key, size_t len
 SN_HIDDEN int sn_get_state(sn_store *s, const char *key, size_t len, sn_arena *a,
                            sn_value *out, sn_err *e);
 
+/* The state keys, ascending (bytewise). */
+SN_HIDDEN int sn_state_keys(sn_store *s, sn_arena *a, sn_value *out, sn_err *e);
+
 SN_HIDDEN int sn_record_metric(sn_store *s, sn_batch *b, const char *name, size_t len,
                                double value, double timestamp, sn_err *e);
 SN_HIDDEN int sn_metrics(sn_store *s, const char *name, size_t len, double from, double to,
                          sn_arena *a, sn_value *out, sn_err *e);
+/* The number of points with from <= timestamp <= to, without decoding them. */
+SN_HIDDEN int sn_metric_count(sn_store *s, const char *name, size_t len, double from, double to,
+                              uint64_t *count, sn_err *e);
+/* The metric names, ascending (bytewise): one seek per name. */
+SN_HIDDEN int sn_metric_names(sn_store *s, sn_arena *a, sn_value *out, sn_err *e);
+/* Deletes name's points with timestamp < before; *removed counts them. In
+ * a batch, points recorded earlier in the same batch are not seen. */
+SN_HIDDEN int sn_prune_metrics(sn_store *s, sn_batch *b, const char *name, size_t len,
+                               double before, uint64_t *removed, sn_err *e);
 
 /* ---- maintenance --------------------------------------------------------- */
 typedef struct sn_storage_info {
@@ -105,7 +117,18 @@ typedef struct sn_storage_info {
     uint64_t raw_bytes, stored_bytes;
 } sn_storage_info;
 
+/* RocksDB's own estimates for one column family (cheap: no scan). */
+typedef struct sn_cf_info {
+    const char *name;             /* static */
+    uint64_t keys;                /* rocksdb.estimate-num-keys */
+    uint64_t sst_bytes, blob_bytes, memtable_bytes;
+} sn_cf_info;
+#define SN_CF_COUNT 6             /* default plus the five named in SPEC */
+
 SN_HIDDEN int sn_stats_text(sn_store *s, char **out, sn_err *e);   /* free() it */
+/* cf: one entry per column family, default first; *cache_bytes: the shared
+ * block cache's usage. */
+SN_HIDDEN void sn_cf_stats(sn_store *s, sn_cf_info cf[SN_CF_COUNT], uint64_t *cache_bytes);
 SN_HIDDEN int sn_size_info(sn_store *s, uint64_t *bytes, uint64_t *files, sn_err *e);
 SN_HIDDEN int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e);
 /* Progress of a long operation: fn(ud, done, total) now and then, in the

@@ -17,16 +17,10 @@ local synaptic = {
 
 --- Open (or create) a store. Returns the store, or nil and a message.
 -- opts: compression (true/false or codec name), sync_writes, write_buffer_mb,
--- cache_mb, read_only, max_weight_versions, blob_files.
-function synaptic.open(path, opts)
-  if type(path) ~= "string" then
-    error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'open' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  return core.open(path, opts)
-end
+-- cache_mb, read_only, max_weight_versions, blob_files. The C function
+-- itself, not a Lua wrapper: its argument and option errors then point at
+-- the caller's line, not at this file.
+synaptic.open = core.open
 
 --- The persistent micro-expert runtime: synaptic.runtime(path [, config]).
 function synaptic.runtime(path, config)

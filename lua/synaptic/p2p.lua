@@ -70,10 +70,13 @@ end
 
 local validated = setmetatable({}, { __mode = "k" })
 
--- level 1 is the caller of whoever calls fail: the steps below are called
--- from p2p.config, so their errors point at p2p.config's caller.
-local function fail(level, msg)
-  error("p2p_config: " .. msg, level + 1)
+-- A bad config raises a ConfigError from however deep the check is; the
+-- public function that was called re-raises it at its caller's line (see
+-- checked), so the steps below need not count stack levels.
+local ConfigError = {}
+
+local function fail(msg)
+  error(setmetatable({ msg = "p2p_config: " .. msg }, ConfigError))
 end
 
 --- Validate a P2PSyncConfig table and return a new table with defaults.
@@ -93,7 +96,7 @@ local function check_fields(t)
   local out = {}
   for k in pairs(t) do
     if type(k) ~= "string" or not FIELDS[k] then
-      fail(3, "unknown field " .. tostring(k))
+      fail("unknown field " .. tostring(k))
     end
   end
   for name, spec in pairs(FIELDS) do
@@ -105,10 +108,10 @@ local function check_fields(t)
       local ok = false
       for _, ty in ipairs(types) do ok = ok or type(v) == ty end
       if not ok then
-        fail(3, ("%s must be a %s, not a %s"):format(name, table.concat(types, " or "), type(v)))
+        fail(("%s must be a %s, not a %s"):format(name, table.concat(types, " or "), type(v)))
       end
       local err = spec[3] and spec[3](v)
-      if err then fail(3, name .. " " .. err) end
+      if err then fail(name .. " " .. err) end
     end
     out[name] = v
   end
@@ -118,11 +121,11 @@ end
 -- Times and sizes against each other; counts become integers.
 local function check_sizes(out)
   if out.peer_timeout_seconds <= out.heartbeat_interval_seconds then
-    fail(3, "peer_timeout_seconds must be longer than heartbeat_interval_seconds")
+    fail("peer_timeout_seconds must be longer than heartbeat_interval_seconds")
   end
   for _, k in ipairs { "sync_interval_seconds", "heartbeat_interval_seconds", "peer_timeout_seconds",
                        "chunk_timeout_seconds" } do
-    if out[k] > LIMITS.max_seconds then fail(3, k .. " is too large") end
+    if out[k] > LIMITS.max_seconds then fail(k .. " is too large") end
   end
   out.max_peers = math.tointeger(out.max_peers)
   out.max_message_bytes = math.tointeger(out.max_message_bytes)
@@ -131,11 +134,11 @@ local function check_sizes(out)
   if out.chunk_bytes == nil then
     out.chunk_bytes = math.min(DEFAULTS.chunk_bytes, room)
   elseif out.chunk_bytes > room then
-    fail(3, ("chunk_bytes must be at most max_message_bytes - %d"):format(LIMITS.chunk_overhead_bytes))
+    fail(("chunk_bytes must be at most max_message_bytes - %d"):format(LIMITS.chunk_overhead_bytes))
   end
   out.chunk_bytes = math.tointeger(out.chunk_bytes)
   if out.max_reassembly_bytes < out.chunk_bytes then
-    fail(3, "max_reassembly_bytes must be at least chunk_bytes")
+    fail("max_reassembly_bytes must be at least chunk_bytes")
   end
   out.max_reassembly_bytes = math.tointeger(out.max_reassembly_bytes)
   out.send_hwm = math.tointeger(out.send_hwm)
@@ -145,19 +148,19 @@ end
 local function check_curve(c)
   for k in pairs(c) do
     if k ~= "public" and k ~= "secret" and k ~= "authorized" and k ~= "server_key" then
-      fail(3, "unknown field curve." .. tostring(k))
+      fail("unknown field curve." .. tostring(k))
     end
   end
-  if not z85(c.public) then fail(3, "curve.public " .. Z85_MUST) end
-  if not z85(c.secret) then fail(3, "curve.secret " .. Z85_MUST) end
+  if not z85(c.public) then fail("curve.public " .. Z85_MUST) end
+  if not z85(c.secret) then fail("curve.secret " .. Z85_MUST) end
   if c.server_key ~= nil and not z85(c.server_key) then
-    fail(3, "curve.server_key " .. Z85_MUST)
+    fail("curve.server_key " .. Z85_MUST)
   end
   local auth = {}
   if c.authorized ~= nil then
-    if type(c.authorized) ~= "table" then fail(3, "curve.authorized must be a list of public keys") end
+    if type(c.authorized) ~= "table" then fail("curve.authorized must be a list of public keys") end
     for i, k in ipairs(c.authorized) do
-      if not z85(k) then fail(3, ("curve.authorized[%d] "):format(i) .. Z85_MUST) end
+      if not z85(k) then fail(("curve.authorized[%d] "):format(i) .. Z85_MUST) end
       auth[i] = k
     end
   end
@@ -171,34 +174,30 @@ local function check_peers(out)
   for i, p in ipairs(out.peers or {}) do
     if type(p) == "string" then
       local err = endpoint(p)
-      if err then fail(3, ("peers[%d] %s"):format(i, err)) end
+      if err then fail(("peers[%d] %s"):format(i, err)) end
       peers[i] = { endpoint = p, public = server_key or nil }
     elseif type(p) == "table" then
       for k in pairs(p) do
-        if k ~= "endpoint" and k ~= "public" then fail(3, ("unknown field peers[%d].%s"):format(i, tostring(k))) end
+        if k ~= "endpoint" and k ~= "public" then fail(("unknown field peers[%d].%s"):format(i, tostring(k))) end
       end
       local err = endpoint(p.endpoint)
-      if err then fail(3, ("peers[%d].endpoint %s"):format(i, err)) end
+      if err then fail(("peers[%d].endpoint %s"):format(i, err)) end
       if p.public ~= nil and not z85(p.public) then
-        fail(3, ("peers[%d].public "):format(i) .. Z85_MUST)
+        fail(("peers[%d].public "):format(i) .. Z85_MUST)
       end
       peers[i] = { endpoint = p.endpoint, public = p.public or server_key }
     else
-      fail(3, ("peers[%d] must be an endpoint string or {endpoint=, public=}"):format(i))
+      fail(("peers[%d] must be an endpoint string or {endpoint=, public=}"):format(i))
     end
     if out.curve and not peers[i].public then
-      fail(3, ("peers[%d] needs a public key under CURVE (or set curve.server_key)"):format(i))
+      fail(("peers[%d] needs a public key under CURVE (or set curve.server_key)"):format(i))
     end
   end
-  if #peers > out.max_peers then fail(3, "more peers listed than max_peers") end
+  if #peers > out.max_peers then fail("more peers listed than max_peers") end
   return peers
 end
 
-function p2p.config(t)
-  if validated[t] then return t end
-  if type(t) ~= "table" then
-    error("bad argument #1 to 'p2p_config' (table expected, got " .. type(t) .. ")", 2)
-  end
+local function build(t)
   local out = check_fields(t)
   check_sizes(out)
   if out.curve ~= nil then out.curve = check_curve(out.curve) end
@@ -206,22 +205,44 @@ function p2p.config(t)
   if out.listen and not out.curve and not out.insecure then
     local host = out.listen:match("^tcp://([^:]+):") or out.listen:match("^tcp://%[([%x:]+)%]:")
     if host and host ~= "127.0.0.1" and host ~= "localhost" and host ~= "::1" then
-      fail(2, "refusing to listen on " .. out.listen .. " without CURVE; set curve, or insecure = true")
+      fail("refusing to listen on " .. out.listen .. " without CURVE; set curve, or insecure = true")
     end
   end
   validated[out] = true
   return setmetatable(out, Config)
 end
 
+-- The validated config for t, called directly by a public function: a bad
+-- config raises at that function's caller's line (level 3 from here), and
+-- anything else raised (a bug) passes through unchanged.
+local function checked(t, fn, arg)
+  if validated[t] then return t end
+  if type(t) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(arg, fn, type(t)), 3)
+  end
+  local ok, res = pcall(build, t)
+  if ok then return res end
+  if getmetatable(res) == ConfigError then error(res.msg, 3) end
+  error(res, 0)
+end
+
+--- Validate a P2PSyncConfig table and return a new table with defaults.
+function p2p.config(t)
+  local config = checked(t, "p2p_config", 1)
+  return config
+end
+
 --- A transport-free sync engine over a store.
 function p2p.sync_engine(store, config)
-  return core.sync_engine(store, p2p.config(config or {}))
+  config = checked(config or {}, "sync_engine", 2)
+  return core.sync_engine(store, config)
 end
 
 --- A ZeroMQ node: the engine plus sockets.
 function p2p.node(store, config)
   if not core.node then error("synaptic was built without the ZeroMQ node", 2) end
-  return core.node(store, p2p.config(config or {}))
+  config = checked(config or {}, "node", 2)
+  return core.node(store, config)
 end
 
 return p2p

@@ -1,4 +1,5 @@
---- synaptic.safetensors: a pure-Lua safetensors reader and writer (F32).
+--- synaptic.safetensors: a pure-Lua safetensors reader and writer (writes
+-- F32; reads F32, F16, BF16 and F64, with to_f32 to convert).
 -- Needs lua-cjson only, not the synaptic C core.
 --
 --   safetensors.encode(tensors [, metadata]) -> bytes
@@ -9,12 +10,17 @@
 --     Raises if a tensor's shape does not match its data (a caller's bug).
 --     Deterministic: metadata keys are sorted, tensors kept in list order.
 --   safetensors.decode(bytes) -> file | nil, message
---     file = {tensors  = {[name] = {name, dtype = "F32", shape, data_offsets = {b, e}, bytes}},
+--     file = {tensors  = {[name] = {name, dtype, shape, data_offsets = {b, e}, bytes}},
 --             order    = {tensor names, by data offset},
 --             metadata = {[string] = string}}
---     Bad input of any kind (truncated, garbage, oversized header, another
---     dtype, tensors that overlap or leave gaps) gives nil and a one-line
---     reason; decode never raises.
+--     dtype is "F32", "F16", "BF16" or "F64"; bytes are the raw
+--     little-endian elements. Bad input of any kind (truncated, garbage,
+--     oversized header, another dtype, tensors that overlap or leave gaps)
+--     gives nil and a one-line reason; decode never raises.
+--   safetensors.to_f32(tensor) -> F32 bytes | nil, message
+--     A decoded tensor's elements as little-endian F32 bytes: F16 and BF16
+--     exactly, F64 rounded to the nearest F32; an F64 value beyond F32's
+--     range gives nil and a message naming the tensor and element.
 --   safetensors.read(path) -> file | nil, message
 --     decode() of the file; the message names the file.
 --   safetensors.write(path, tensors [, metadata]) -> size | nil, message
@@ -39,6 +45,9 @@ local json = cjson.new()
 safetensors.MAX_HEADER = 100 * 1000 * 1000
 
 local F32_BYTES = 4
+
+-- The dtypes decode accepts, with their element sizes in bytes.
+local DTYPE_BYTES = { F32 = 4, F16 = 2, BF16 = 2, F64 = 8 }
 
 local function one_line(s)
   return (tostring(s):gsub("%s*\n%s*", " "):gsub("%s+$", ""))
@@ -150,13 +159,13 @@ end
 
 -- The shape as a list of integers and its element count; the count is
 -- bounded by the data size as it grows, so the product cannot overflow.
-local function check_shape(what, shape_in, body)
+local function check_shape(what, shape_in, body, esize)
   if not is_list(shape_in) then return nil, what .. " has no shape list" end
   local shape, count = {}, 1
   for i, d in ipairs(shape_in) do
     local di = count_of(d)
     if not di then return nil, ("%s: shape[%d] is not a non-negative integer"):format(what, i) end
-    if di > 0 and count > body // F32_BYTES // di then
+    if di > 0 and count > body // esize // di then
       return nil, ("%s: shape %s is larger than the file"):format(what, json.encode(shape_in))
     end
     shape[i], count = di, count * di
@@ -164,7 +173,7 @@ local function check_shape(what, shape_in, body)
   return shape, count
 end
 
-local function check_offsets(what, off, body, shape, count)
+local function check_offsets(what, off, body, shape, count, dtype)
   if not is_list(off) or #off ~= 2 then return nil, what .. " has no data_offsets pair" end
   local b, e = count_of(off[1]), count_of(off[2])
   if not b or not e or b > e then
@@ -173,9 +182,10 @@ local function check_offsets(what, off, body, shape, count)
   if e > body then
     return nil, ("%s: data_offsets [%d, %d] are out of range (data is %d bytes)"):format(what, b, e, body)
   end
-  if e - b ~= count * F32_BYTES then
-    return nil, ("%s: %d data bytes do not match shape %s (%d bytes of F32)")
-      :format(what, e - b, shape_text(shape), count * F32_BYTES)
+  local want = count * DTYPE_BYTES[dtype]
+  if e - b ~= want then
+    return nil, ("%s: %d data bytes do not match shape %s (%d bytes of %s)")
+      :format(what, e - b, shape_text(shape), want, dtype)
   end
   return { b, e }
 end
@@ -191,15 +201,16 @@ local function check_tensor(name, t, data, data_start)
     end
   end
   if type(t.dtype) ~= "string" then return nil, what .. " has no dtype" end
-  if t.dtype ~= "F32" then
-    return nil, ("%s has dtype %s; only F32 is supported"):format(what, t.dtype)
+  local esize = DTYPE_BYTES[t.dtype]
+  if not esize then
+    return nil, ("%s has dtype %s; only F32, F16, BF16 and F64 are supported"):format(what, t.dtype)
   end
   local body = #data - data_start
-  local shape, count = check_shape(what, t.shape, body)
+  local shape, count = check_shape(what, t.shape, body, esize)
   if not shape then return nil, count end
-  local off, err = check_offsets(what, t.data_offsets, body, shape, count)
+  local off, err = check_offsets(what, t.data_offsets, body, shape, count, t.dtype)
   if not off then return nil, err end
-  return { name = name, dtype = "F32", shape = shape, data_offsets = off,
+  return { name = name, dtype = t.dtype, shape = shape, data_offsets = off,
            bytes = data:sub(data_start + off[1] + 1, data_start + off[2]) }
 end
 
@@ -247,6 +258,73 @@ function safetensors.decode(data)
     end
   end
   return check_tiling(file, #data - 8 - n)
+end
+
+---------------------------------------------------------------------------
+-- Conversion to F32
+---------------------------------------------------------------------------
+
+-- Elements are converted CHUNK at a time: one string.unpack/pack call per
+-- chunk keeps big tensors fast without exceeding Lua's argument limits.
+local CHUNK = 256
+local F32_MAX = 3.4028234663852886e38
+
+-- The F32 bits of an IEEE half: every half is exactly an F32.
+local function f16_bits(h)
+  local sign, exp, mant = (h >> 15) << 31, (h >> 10) & 0x1f, h & 0x3ff
+  if exp == 0x1f then return sign | 0x7f800000 | (mant << 13) end   -- inf, NaN
+  if exp == 0 then
+    if mant == 0 then return sign end
+    -- subnormal: shift the leading 1 into the implicit bit
+    exp = 1
+    while mant & 0x400 == 0 do mant, exp = mant << 1, exp - 1 end
+    mant = mant & 0x3ff
+  end
+  return sign | ((exp + 112) << 23) | (mant << 13)
+end
+
+-- BF16 is the top half of an F32.
+local function bf16_bits(h) return h << 16 end
+
+-- Each element read with fmt_in, mapped by convert (nil, i: out of range),
+-- written with fmt_out.
+local function convert(t, esize, fmt_in, fmt_out, map)
+  local bytes, n = t.bytes, #t.bytes // esize
+  local out = {}
+  for first = 1, n, CHUNK do
+    local k = math.min(CHUNK, n - first + 1)
+    local vals = { string.unpack("<" .. fmt_in:rep(k), bytes, (first - 1) * esize + 1) }
+    vals[k + 1] = nil   -- unpack's last value is the next position
+    for i = 1, k do
+      local v = map(vals[i])
+      if v == nil then
+        return nil, ("tensor '%s': element %d (%s) is out of F32 range"):format(t.name, first + i - 1, vals[i])
+      end
+      vals[i] = v
+    end
+    out[#out + 1] = string.pack("<" .. fmt_out:rep(k), table.unpack(vals, 1, k))
+  end
+  return table.concat(out)
+end
+
+local function f64_to_f32(v)
+  -- finite values past F32's largest would round to infinity: refuse them
+  if v == v and v ~= math.huge and v ~= -math.huge and math.abs(v) > F32_MAX then
+    -- unless they round down to F32_MAX (within half an F32 ulp)
+    if math.abs(v) >= F32_MAX + 2.0 ^ 103 then return nil end
+    return v > 0 and F32_MAX or -F32_MAX
+  end
+  return v
+end
+
+function safetensors.to_f32(t)
+  if type(t) ~= "table" or type(t.bytes) ~= "string" or not DTYPE_BYTES[t.dtype] then
+    error("bad argument #1 to 'to_f32' (a tensor from decode expected)", 2)
+  end
+  if t.dtype == "F32" then return t.bytes end
+  if t.dtype == "F16" then return convert(t, 2, "I2", "I4", f16_bits) end
+  if t.dtype == "BF16" then return convert(t, 2, "I2", "I4", bf16_bits) end
+  return convert(t, 8, "d", "f", f64_to_f32)
 end
 
 ---------------------------------------------------------------------------

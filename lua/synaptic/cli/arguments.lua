@@ -20,6 +20,31 @@ local function positive_number(what)
   end
 end
 
+local function timestamp(what)
+  return function(s)
+    local n = tonumber(s)
+    if n and n == n and n > -math.huge and n < math.huge then return n end
+    return nil, ("%s must be a time in Unix seconds, got '%s'"):format(what, s)
+  end
+end
+
+-- "fc1=1,fc2=2" -> { fc1 = 1, fc2 = 2 }: names unique, layers unique
+-- non-negative integers.
+local function layer_map(s)
+  local map, used = {}, {}
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local name, layer = item:match("^%s*(.-)%s*=%s*(%d+)%s*$")
+    layer = layer and math.tointeger(tonumber(layer))
+    if not name or name == "" or not layer then
+      return nil, ("--map entries are name=layer, got '%s'"):format(item)
+    end
+    if map[name] then return nil, ("--map names '%s' twice"):format(name) end
+    if used[layer] then return nil, ("--map gives layer %d twice"):format(layer) end
+    map[name], used[layer] = layer, true
+  end
+  return map
+end
+
 local function json_flag(c) c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout.") end
 local function store_arg(c) c:argument("store", "Path of the store.") end
 
@@ -32,6 +57,16 @@ local function add_store_commands(p)
 
   c = p:command("verify", "Check every record, checksum and checkpoint pin; exit 1 if anything is wrong.")
   store_arg(c) json_flag(c)
+
+  c = p:command("metrics", "List metric names with their point counts, or print one metric's points.")
+  store_arg(c) c:argument("name", "Metric name (default: list every metric)."):args("?")
+  c:option("--from", "Only points at or after this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--from"))
+  c:option("--to", "Only points at or before this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--to"))
+  c:mutex(
+    c:flag("--csv", "Print CSV: a header, then one row per point (or per metric)."),
+    c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout."))
 
   c = p:command("compact", "Compact the store's files.")
   store_arg(c)
@@ -55,9 +90,11 @@ local function add_transfer_commands(p)
     c:option("--checkpoint", "Export the versions this checkpoint pins."):argname("<id>"))
   json_flag(c)
 
-  c = p:command("import", "Read a safetensors file written by export (layer<N>.weight/.bias) as new versions.")
+  c = p:command("import", "Read a safetensors file's weights and biases (F32, F16, BF16 or F64) as new versions.")
   store_arg(c) c:argument("expert", "Expert id to import into.") c:argument("file", "safetensors file to read.")
   c:flag("--create", "Create the store if it does not exist.")
+  c:option("--map", "Layer of each tensor group, e.g. fc1=1,fc2=2 (default: layer<N> names, else name order)."):argname("<name=layer,...>")
+    :convert(layer_map)
   json_flag(c)
 
   c = p:command("serve", "Sync the store with peers over ZeroMQ (P2P); prints the bound address first, stats at exit.")

@@ -90,6 +90,16 @@ function common.expert_layers(store, id)
   return found
 end
 
+-- Every metric name with its number of points in [from, to] (nil: open),
+-- sorted by name: a list of { name, points }.
+function common.metric_summary(store, from, to)
+  local list = {}
+  for _, name in ipairs(common.check(store:metric_names())) do
+    list[#list + 1] = { name = name, points = common.check(store:metric_count(name, from, to)) }
+  end
+  return list
+end
+
 function common.get_weights(store, id, layer, version)
   local w, b, info = store:get_weights(id, layer, version)
   if w == nil and b ~= nil then common.fail("%s", b) end

@@ -5,9 +5,9 @@
 --
 -- The package: arguments (the parser), output (JSON, tables, sizes, the
 -- progress line), common (failures, files, opening a store), and the
--- commands by concern: inspect (info, checkpoints, verify), maintain
--- (compact, backup, restore), transfer (export, import), serve, report,
--- demo.
+-- commands by concern: inspect (info, checkpoints, verify), metrics,
+-- maintain (compact, backup, restore), transfer (export, import), serve,
+-- report, demo.
 local synaptic = require "synaptic"
 local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
@@ -16,7 +16,11 @@ local output = require "synaptic.cli.output"
 local cli = {}
 
 local commands = {}
+<<<<<<< HEAD
 for _, group in ipairs { "inspect", "maintain", "transfer", "serve", "report", "demo" } do
+=======
+for _, group in ipairs { "inspect", "metrics", "maintain", "transfer", "serve", "demo" } do
+>>>>>>> wt-u1
   for name, fn in pairs(require("synaptic.cli." .. group)) do commands[name] = fn end
 end
 

@@ -56,13 +56,26 @@ local function print_expert(e)
   end
 end
 
+-- "2 (accuracy: 5 points, loss: 120 points)", the first few names only.
+local function metrics_line(metrics)
+  local shown = {}
+  for i = 1, math.min(#metrics, 6) do
+    local m = metrics[i]
+    shown[i] = ("%s: %d point%s"):format(m.name, m.points, m.points == 1 and "" or "s")
+  end
+  if #metrics > #shown then shown[#shown + 1] = "..." end
+  if #metrics == 0 then return "0" end
+  return ("%d (%s)"):format(#metrics, table.concat(shown, ", "))
+end
+
 function commands.info(args)
   local store <close> = common.open_store(args.store, { read_only = true })
   local stats = check(store:storage_stats())
   local experts = describe_experts(store)
+  local metrics = common.metric_summary(store)
   if args.json then
     output.print_json { store = args.store, synaptic_version = synaptic.version,
-                        storage = stats, experts = experts }
+                        storage = stats, experts = experts, metrics = array(metrics) }
     return 0
   end
   local human = output.human
@@ -71,6 +84,7 @@ function commands.info(args)
   out("weights      %d records: %s raw, %s stored (%.1f%%)", stats.weight_records,
       human(stats.raw_bytes), human(stats.stored_bytes), 100 * stats.compression_ratio)
   out("checkpoints  %d", stats.checkpoint_count)
+  out("metrics      %s", metrics_line(metrics))
   out("experts      %d", #experts)
   for _, e in ipairs(experts) do print_expert(e) end
   return 0

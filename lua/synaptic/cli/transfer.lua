@@ -1,7 +1,9 @@
 --- Weights in and out of a store as safetensors files: export, import.
 -- One tensor pair per layer, layer<L>.weight (shape {out, in}, or {n} for a
 -- shapeless vector) and layer<L>.bias; the file's metadata names the expert
--- and the version of each layer.
+-- and the version of each layer. Import also takes other names (<name>.weight
+-- and <name>.bias, layers by --map or by name order) and F16, BF16 and F64
+-- tensors, converted to F32.
 local synaptic = require "synaptic"
 local safetensors = require "synaptic.safetensors"
 local common = require "synaptic.cli.common"
@@ -74,50 +76,101 @@ function commands.export(args)
   return 0
 end
 
--- The file's tensors grouped by layer: {layer = L, weight = t, bias = t?}.
-local function group_by_layer(file, st)
-  local by_layer, list = {}, {}
-  for _, name in ipairs(st.order) do
-    local digits, part = name:match("^layer(%d+)%.(%a+)$")
-    local layer = digits and math.tointeger(tonumber(digits))
-    if not layer or tostring(layer) ~= digits or (part ~= "weight" and part ~= "bias") then
-      fail("%s: unexpected tensor '%s' (expected layer<N>.weight and layer<N>.bias)", file, name)
+-- A tensor's group and part: "fc1.weight" -> "fc1", "weight". A name
+-- without that suffix is a weight only when --map names it.
+local function split_name(name, map)
+  local base, part = name:match("^(.+)%.(%a+)$")
+  if base and (part == "weight" or part == "bias") then return base, part end
+  if map and map[name] then return name, "weight" end
+  return nil
+end
+
+-- "fc2" < "fc10": digit runs compare as numbers, so order is what a
+-- person means by "in order" (the reference writer stores tensors sorted
+-- by name, fc10 before fc2, so the file's own order would not do).
+local function natural_less(a, b)
+  local function key(s)
+    return (s:gsub("%d+", function(d) return ("%012d"):format(tonumber(d)) end))
+  end
+  local ka, kb = key(a), key(b)
+  if ka ~= kb then return ka < kb end
+  return a < b
+end
+
+-- N for "layer<N>" (no leading zeros), else nil.
+local function layer_number(name)
+  local digits = name:match("^layer(%d+)$")
+  local n = digits and math.tointeger(tonumber(digits))
+  if n and tostring(n) == digits then return n end
+  return nil
+end
+
+-- The layer of each group: --map, else layer<N> names, else the natural
+-- order of the names from 1.
+local function assign_layers(file, groups, map)
+  local list = {}
+  for _, g in pairs(groups) do list[#list + 1] = g end
+  table.sort(list, function(a, b) return natural_less(a.name, b.name) end)
+  local all_numbered = true
+  for _, g in ipairs(list) do all_numbered = all_numbered and layer_number(g.name) ~= nil end
+  for i, g in ipairs(list) do
+    if map then
+      g.layer = map[g.name]
+      if not g.layer then fail("%s: tensor group '%s' is not in --map", file, g.name) end
+    else
+      g.layer = all_numbered and layer_number(g.name) or i
     end
-    local l = by_layer[layer]
-    if not l then
-      l = { layer = layer }
-      by_layer[layer] = l
-      list[#list + 1] = l
-    end
-    l[part] = st.tensors[name]
+  end
+  for name in pairs(map or {}) do
+    if not groups[name] then fail("%s: --map names '%s', which the file does not have", file, name) end
   end
   table.sort(list, function(a, b) return a.layer < b.layer end)
   return list
 end
 
+-- The file's tensors grouped into layers: {name, layer, weight = t, bias = t?}.
+local function group_tensors(file, st, map)
+  local groups = {}
+  for _, name in ipairs(st.order) do
+    local base, part = split_name(name, map)
+    if not base then
+      fail("%s: unexpected tensor '%s' (expected <name>.weight and <name>.bias, or name it in --map)",
+           file, name)
+    end
+    local g = groups[base] or { name = base }
+    groups[base] = g
+    if g[part] then fail("%s: two tensors for %s.%s", file, base, part) end
+    g[part] = st.tensors[name]
+  end
+  return assign_layers(file, groups, map)
+end
+
 -- Layers a store can take: a weight of rank 1 or more with data, and a
--- bias, if any, that is a vector.
-local function layers_from_safetensors(file)
-  local list = group_by_layer(file, check(safetensors.read(file)))
+-- bias, if any, that is a vector; every tensor converted to F32 bytes.
+local function layers_from_safetensors(file, map)
+  local list = group_tensors(file, check(safetensors.read(file)), map)
   for _, l in ipairs(list) do
-    if not l.weight then fail("%s: layer%d.bias has no layer%d.weight", file, l.layer, l.layer) end
+    local w = l.name .. ".weight"
+    if not l.weight then fail("%s: %s.bias has no %s", file, l.name, w) end
     if #l.weight.shape == 0 then
-      fail("%s: layer%d.weight is a scalar; expected a vector or a matrix", file, l.layer)
+      fail("%s: %s is a scalar; expected a vector or a matrix", file, w)
     end
     if l.weight.data_offsets[1] == l.weight.data_offsets[2] then
-      fail("%s: layer%d.weight is empty", file, l.layer)
+      fail("%s: %s is empty", file, w)
     end
     if l.bias and #l.bias.shape ~= 1 then
-      fail("%s: layer%d.bias has rank %d; expected a vector", file, l.layer, #l.bias.shape)
+      fail("%s: %s.bias has rank %d; expected a vector", file, l.name, #l.bias.shape)
     end
+    l.weight_f32 = check(safetensors.to_f32(l.weight))
+    l.bias_f32 = l.bias and check(safetensors.to_f32(l.bias)) or ""
   end
-  if #list == 0 then fail("%s: no layer<N>.weight tensors", file) end
+  if #list == 0 then fail("%s: no weight tensors", file) end
   return list
 end
 
 function commands.import(args)
   -- Read and validate the whole file before the store is touched.
-  local layers = layers_from_safetensors(args.file)
+  local layers = layers_from_safetensors(args.file, args.map)
   local store <close> = common.open_store(args.store, { create = args.create })
   local expert = args.expert
   local total, written = 0, 0
@@ -129,8 +182,8 @@ function commands.import(args)
       written = written + #l.weight.bytes + (l.bias and #l.bias.bytes or 0)
       -- a vector is stored without a shape, as export writes shapeless weights
       local meta = #l.weight.shape >= 2 and { shape = l.weight.shape } or nil
-      local ok, err = pcall(b.put_weights, b, expert, l.layer, synaptic.floats(l.weight.bytes),
-                            synaptic.floats(l.bias and l.bias.bytes or ""), meta)
+      local ok, err = pcall(b.put_weights, b, expert, l.layer, synaptic.floats(l.weight_f32),
+                            synaptic.floats(l.bias_f32), meta)
       if not ok then error(("layer %d: %s"):format(l.layer, tostring(err)), 0) end
     end
   end)
@@ -140,13 +193,17 @@ function commands.import(args)
   local report = array()
   for i, l in ipairs(layers) do
     local _, _, info = common.get_weights(store, expert, l.layer)
-    report[i] = { layer = l.layer, version = info.version }
+    report[i] = { layer = l.layer, version = info.version, tensor = l.name, dtype = l.weight.dtype }
   end
   if args.json then
     output.print_json { file = args.file, expert = expert, layers = report }
   else
     local parts = {}
-    for i, r in ipairs(report) do parts[i] = ("layer %d v%d"):format(r.layer, r.version) end
+    for i, r in ipairs(report) do
+      local from = r.tensor ~= "layer" .. r.layer and " from " .. r.tensor or ""
+      local dtype = r.dtype ~= "F32" and (" (%s to F32)"):format(r.dtype) or ""
+      parts[i] = ("layer %d v%d%s%s"):format(r.layer, r.version, from, dtype)
+    end
     out("imported %s into %s: %s", args.file, expert, table.concat(parts, ", "))
   end
   return 0
