@@ -16,11 +16,7 @@ local output = require "synaptic.cli.output"
 local cli = {}
 
 local commands = {}
-<<<<<<< HEAD
-for _, group in ipairs { "inspect", "maintain", "transfer", "serve", "report", "demo" } do
-=======
-for _, group in ipairs { "inspect", "metrics", "maintain", "transfer", "serve", "demo" } do
->>>>>>> wt-u1
+for _, group in ipairs { "inspect", "metrics", "maintain", "transfer", "serve", "report", "demo" } do
   for name, fn in pairs(require("synaptic.cli." .. group)) do commands[name] = fn end
 end
 
