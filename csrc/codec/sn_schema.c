@@ -145,6 +145,8 @@ static const sn_field sync_request_fields[] = {
     F("partial_origin", SN_F_STR, 0),
     F("partial_seq", SN_F_UINT, 0),
     F("partial_off", SN_F_UINT, 0),
+    /* skips the asker logged while it did not sync their kind, wanted whole */
+    LIST_OF("refetch", have_schema, 0),
 };
 static SCHEMA(sync_request_schema, "SyncRequest", sync_request_fields);
 

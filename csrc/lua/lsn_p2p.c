@@ -200,7 +200,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
     S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
     S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
-    S(messages_received); S(duplicates); S(heartbeats_sent);
+    S(messages_received); S(duplicates); S(collisions); S(heartbeats_sent);
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
     S(chunk_sets_rejected); S(reassembly_bytes);
 #undef S

@@ -264,6 +264,10 @@ static int l_get_weights(lua_State *L)
         lsn_push_value(L, sn_map_get(f, "shape"));
         lua_setfield(L, -2, "shape");
     }
+    if (sn_map_get(f, "merge")->type == SN_STR) {   /* a merge of concurrent heads: how */
+        lsn_push_value(L, sn_map_get(f, "merge"));
+        lua_setfield(L, -2, "merge");
+    }
     sn_weights_view_release(v);
     return 3;
 }

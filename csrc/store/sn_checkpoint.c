@@ -50,7 +50,11 @@ static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, s
         uint64_t version = 0;
         rc = vlen == SN_ID_LEN ? sn_ident_get((const unsigned char *)v, &id, e)
                                : sn_fail(e, SN_ECORRUPT, "current-write marker is malformed");
-        if (!rc) rc = sn_hist_rank(s, lk, lklen, &id, &version, e);
+        sn_hist h;
+        int known = rc ? rc : sn_hist_get(s, lk, lklen, &id, &h, e);
+        if (known == SN_NOTFOUND) rc = sn_merge_materialize(s, b, lk, lklen, &id, e);
+        else if (known) rc = known;
+        if (!rc) rc = sn_version_of(s, lk, lklen, &id, &version, e);
         if (!rc) rc = add_pin(pins, a, lk, lklen, &id, version, e);
     }
     rc = sn_iter_end(it, rc, "reading the current-write markers", e);

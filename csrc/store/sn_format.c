@@ -14,8 +14,10 @@
  * still in format 1, so an upgrade cut short by a crash resumes. */
 #include "store/sn_history.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char FORMAT_KEY[] = "synaptic.format";
 
@@ -336,4 +338,63 @@ int sn_format_open(sn_store *s, sn_err *e)
     if (rc) return rc;
     rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], FORMAT_KEY, sizeof FORMAT_KEY - 1, "2", 1, &err);
     return err ? sn_rocks_err(e, err, "writing the store format") : SN_OK;
+}
+
+/* ---- identity ------------------------------------------------------------------------ */
+
+/* A store's origin names its writes in every peer's log, so two stores must
+ * never share one. A copied directory (or a restored backup) carries its
+ * original's origin: the directory's device and inode, kept beside the
+ * origin, tell. A store that finds itself in another directory than the one
+ * its origin was made in takes a new origin before its first write (a
+ * rename keeps the inode, so a moved store stays itself). Its next HLC
+ * still orders after everything in its log. */
+static const char INSTANCE_KEY[] = "synaptic.instance";
+
+static int max_logged_hlc(sn_store *s, uint64_t *hlc, sn_err *e)
+{
+    sn_vv vv;
+    int rc = sn_replica_vector(s, &vv, e);
+    for (size_t i = 0; !rc && i < vv.n; i++) {
+        sn_entry en;
+        sn_buf b;
+        rc = sn_replica_read(s, vv.items[i].origin, vv.items[i].seq, &en, &b, e);
+        free(b.data);
+        if (!rc && en.hlc > *hlc) *hlc = en.hlc;
+    }
+    free(vv.items);
+    return rc;
+}
+
+int sn_identity_open(sn_store *s, sn_err *e)
+{
+    if (s->opts.read_only) return SN_OK;
+    struct stat st;
+    if (stat(s->path, &st)) return sn_fail(e, SN_EIO, "cannot stat '%s'", s->path);
+    char here[64];
+    int n = snprintf(here, sizeof here, "%llu:%llu", (unsigned long long)st.st_dev,
+                     (unsigned long long)st.st_ino);
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(s->db, s->ropts, s->cf[CF_DEFAULT], INSTANCE_KEY, sizeof INSTANCE_KEY - 1,
+                             &len, &err);
+    if (err) return sn_rocks_err(e, err, "reading the store instance");
+    int moved = v && (len != (size_t)n || memcmp(v, here, len) != 0);
+    if (v) rocksdb_free(v);
+    if (v && !moved) return SN_OK;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    if (moved) {
+        uint64_t hlc = s->last_hlc;
+        int rc = max_logged_hlc(s, &hlc, e);
+        if (rc) { rocksdb_writebatch_destroy(wb); return rc; }
+        s->last_hlc = hlc;
+        sn_uuid(s->origin);
+        rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], "synaptic.origin", 15, s->origin, 36);
+        s->repl_seq = 0;
+    }
+    rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], INSTANCE_KEY, sizeof INSTANCE_KEY - 1, here,
+                              (size_t)n);
+    rocksdb_write(s->db, s->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    return err ? sn_rocks_err(e, err, "writing the store identity") : SN_OK;
 }

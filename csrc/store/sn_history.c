@@ -238,3 +238,42 @@ int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v, 
     int rc = v ? sn_hist_each(s, lk, lklen, rank_step, &w, e) : SN_OK;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
 }
+
+int sn_current_set(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                   const sn_ident *id, sn_err *e)
+{
+    sn_ident old;
+    sn_hist h;
+    int rc = sn_current_get(s, lk, lklen, &old, e);
+    if (rc == SN_OK && !sn_same_ident(&old, id)) {
+        rc = sn_hist_get(s, lk, lklen, &old, &h, e);
+        if (rc == SN_NOTFOUND) {   /* a derived merge, superseded by this */
+            unsigned char key[SN_WKEY_MAX];
+            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)key,
+                                         sn_wkey_id(key, lk, lklen, &old));
+            rc = SN_OK;
+        }
+    } else if (rc == SN_NOTFOUND) {
+        rc = SN_OK;
+    }
+    if (!rc) sn_current_put(b, lk, lklen, id);
+    return rc;
+}
+
+static int count_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
+{
+    (void)h, (void)e;
+    *(uint64_t *)ud = rank;
+    return SN_OK;
+}
+
+int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                  uint64_t *version, sn_err *e)
+{
+    int rc = sn_hist_rank(s, lk, lklen, id, version, e);
+    if (rc != SN_NOTFOUND) return rc;
+    *version = 0;
+    rc = sn_hist_each(s, lk, lklen, count_step, version, e);
+    (*version)++;
+    return rc;
+}

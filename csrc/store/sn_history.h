@@ -74,6 +74,13 @@ SN_HIDDEN int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen,
                              sn_err *e);
 SN_HIDDEN void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen,
                               const sn_ident *id);
+/* Set the current write in b; a derived merge it replaces is deleted. */
+SN_HIDDEN int sn_current_set(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                             const sn_ident *id, sn_err *e);
+/* A write's version number: its rank, or for the derived current merge
+ * (in no history) one past the last write. */
+SN_HIDDEN int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                            uint64_t *version, sn_err *e);
 
 /* Version numbers: the rank of id (1-based); the write of rank v
  * (SN_NOTFOUND past the end); the number of writes. */
@@ -97,11 +104,19 @@ SN_HIDDEN size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk
  * depths) written in batch b as a new write; heads/nheads updated; its
  * identity in out. */
 SN_HIDDEN int sn_merge_compatible(const sn_weights_view *v, size_t n);
-/* fresh: a write added in b, not on disk yet (or NULL). */
+/* The identity a merge of heads (ascending) has, wherever it is made. */
+SN_HIDDEN void sn_merge_ident(const sn_ident *heads, size_t n, sn_ident *out);
+/* The merge record written in b (not in the history: derived, see
+ * sn_merge.c). fresh: a write added in b, not on disk yet (or NULL).
+ * SN_NOTFOUND when the heads' ancestry is not all known here yet: merging
+ * then could give bytes another node would not, so the merge waits. */
 SN_HIDDEN int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                              const sn_ident *ids, sn_weights_view *v, const uint32_t *depths,
-                             size_t n, const sn_hist *fresh, sn_ident *heads, size_t *nheads,
-                             sn_ident *out, sn_err *e);
+                             size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e);
+/* Make the layer's derived current merge (id) a replicated write in b: it
+ * supersedes the heads it merged (a checkpoint pins it). */
+SN_HIDDEN int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                                   const sn_ident *id, sn_err *e);
 /* sn_hist_get, but fresh (if given) first. */
 SN_HIDDEN int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen,
                              const sn_ident *id, const sn_hist *fresh, sn_hist *h, sn_err *e);

@@ -2,11 +2,23 @@
  * into a new write, base + sum(head - base), over their nearest common
  * ancestor (the mean of the heads when none is retained).
  *
+ * A merge is derived, not replicated: each node computes it from the heads
+ * it holds, stores it as the current write, and replaces it when the heads
+ * change. Replicating merges made as heads trickle in would make every
+ * node's intermediate merges new concurrent writes, merged again in turn:
+ * a storm that never settles. The heads stay the writes people made until
+ * a write on top of the merge (which names them as parents) supersedes
+ * them; a checkpoint that pins a merge makes it a real write first.
+ *
  * Every node that merges the same heads must build the same record, or
  * the merge would itself be a new conflict: the heads are taken in
  * ascending identity order and summed in double; the record's identity,
  * timestamp, codec and fields derive from the heads alone (hlc one past
- * the newest head, an origin that hashes the heads' identities). */
+ * the newest head, an origin that hashes the heads' identities); and a
+ * node merges only once it knows the heads' whole ancestry, which is the
+ * same everywhere. Known limit: a base trimmed by max_weight_versions on
+ * one node and held on another makes the two compute the mean and the
+ * base merge under one identity. */
 #include "store/sn_history.h"
 
 #include <stdio.h>
@@ -44,7 +56,15 @@ static int idset_add(idset *s, const sn_ident *id, int *added, sn_err *e)
     return SN_OK;
 }
 
-/* Every ancestor of head that the history names (bounded). */
+/* Internal results: the heads' ancestry is not all known here yet (the
+ * merge waits, or two nodes knowing different parts would compute different
+ * bytes under one identity), or a base record is not held. */
+#define INCOMPLETE 2001
+#define NO_BASE 2002
+#define NO_COMMON 2003   /* the heads share no ancestor: their mean */
+#define MAX_BASE_DEPTH 8
+
+/* Every ancestor of head (bounded); INCOMPLETE when a parent is unknown. */
 static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *head,
                      const sn_hist *fresh, idset *out, sn_err *e)
 {
@@ -54,7 +74,7 @@ static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const s
         sn_ident id = todo.v[--todo.n];
         sn_hist h;
         rc = sn_hist_get_or(s, lk, lklen, &id, fresh, &h, e);
-        if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
+        if (rc == SN_NOTFOUND) rc = INCOMPLETE;
         for (size_t i = 0; !rc && i < h.nparents; i++) {
             rc = idset_add(out, &h.parents[i], &added, e);
             if (!rc && added) rc = idset_add(&todo, &h.parents[i], &added, e);
@@ -64,36 +84,84 @@ static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
-/* The newest ancestor common to every head whose record is held; found = 0
- * when there is none. */
-static int find_base(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *heads,
-                     size_t n, const sn_hist *fresh, sn_ident *base, int *found, sn_err *e)
+/* The maximal common ancestors of ids: common ancestors no other common
+ * ancestor has as a parent (the common set is closed under ancestry, so
+ * that is "not an ancestor of another"). Criss-cross merges have several;
+ * their own merge is then the base (as git's recursive merge does), so no
+ * change is counted twice. */
+static int base_set(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                    size_t n, const sn_hist *fresh, idset *out, sn_err *e)
 {
     idset common = { 0 };
-    *found = 0;
-    int rc = ancestors(s, lk, lklen, &heads[0], fresh, &common, e);
+    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
     for (size_t k = 1; !rc && k < n && common.n; k++) {
         idset other = { 0 };
-        rc = ancestors(s, lk, lklen, &heads[k], fresh, &other, e);
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
         size_t kept = 0, at;
         for (size_t i = 0; !rc && i < common.n; i++)
             if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
         common.n = kept;
         free(other.v);
     }
-    for (size_t i = common.n; !rc && i-- > 0 && !*found;) {
+    idset below = { 0 };
+    for (size_t i = 0; !rc && i < common.n; i++) {
         sn_hist h;
-        int r = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
-        if (r && r != SN_NOTFOUND) rc = r;
-        else if (!r && (h.flags & SN_HIST_HELD)) { *base = common.v[i]; *found = 1; }
+        int added;
+        rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
+        for (size_t j = 0; !rc && j < h.nparents; j++) rc = idset_add(&below, &h.parents[j], &added, e);
     }
+    for (size_t i = 0, at; !rc && i < common.n; i++) {
+        int added;
+        if (!idset_find(&below, &common.v[i], &at)) rc = idset_add(out, &common.v[i], &added, e);
+    }
+    free(below.v);
     free(common.v);
+    return rc;
+}
+
+/* acc += scale * the values of write id (m floats: weights then biases). */
+static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                     sn_weights_view *given, double scale, size_t m, double *acc, float *tmp,
+                     sn_err *e)
+{
+    sn_weights_view own, *v = given ? given : &own;
+    int rc = given ? SN_OK : sn_get_weights_by_id(s, lk, lklen, id, &own, e);
+    if (rc == SN_NOTFOUND) return NO_BASE;
+    if (rc) return rc;
+    if (v->nw + v->nb != m) rc = NO_BASE;   /* reshaped since */
+    if (!rc) rc = sn_weights_view_load(v, tmp, tmp + v->nw, e);
+    for (size_t j = 0; !rc && j < m; j++) acc[j] += scale * (double)tmp[j];
+    if (!given) sn_weights_view_release(&own);
+    return rc;
+}
+
+/* acc = the merge of writes ids: sum(v) - (n - 1) * base, in double, ids
+ * ascending. Returns SN_OK, or NO_COMMON when there is no common ancestor
+ * (acc is then the sum, for the mean), INCOMPLETE, NO_BASE or an error. */
+static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                       sn_weights_view *views, size_t n, const sn_hist *fresh, int depth, size_t m,
+                       double *acc, float *tmp, sn_err *e)
+{
+    idset base = { 0 };
+    int rc = base_set(s, lk, lklen, ids, n, fresh, &base, e);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = add_write(s, lk, lklen, &ids[i], views ? &views[i] : NULL, 1.0, m, acc, tmp, e);
+    if (!rc && base.n == 0) rc = NO_COMMON;
+    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, 1.0 - (double)n, m, acc, tmp, e);
+    if (!rc && base.n > 1) {
+        double *b = depth < MAX_BASE_DEPTH ? calloc(m ? m : 1, sizeof *b) : NULL;
+        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, NULL, depth + 1, m, b, tmp, e) : NO_BASE;
+        if (rc == NO_COMMON) rc = NO_BASE;
+        for (size_t j = 0; !rc && j < m; j++) acc[j] += (1.0 - (double)n) * b[j];
+        free(b);
+    }
+    free(base.v);
     return rc;
 }
 
 /* The merge's identity: one past the newest head, and an origin that is a
  * hash of the heads' identities (two 64-bit FNV-1a, in hex). */
-static void merge_ident(const sn_ident *heads, size_t n, sn_ident *out)
+void sn_merge_ident(const sn_ident *heads, size_t n, sn_ident *out)
 {
     uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 31;
     out->hlc = 0;
@@ -127,38 +195,29 @@ int sn_merge_compatible(const sn_weights_view *v, size_t n)
     return 1;
 }
 
-/* acc = base + sum(head - base) (or the mean of the heads), in double. */
-static int combine(sn_store *s, const unsigned char *lk, size_t lklen, sn_weights_view *v, size_t n,
-                   const sn_ident *base, int have_base, float *out, sn_err *e)
+/* out = the merge of the heads, or their mean when they share no ancestor
+ * or a base record is not held (*how says which); INCOMPLETE when the
+ * heads' ancestry is not all known yet. */
+static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                   sn_weights_view *v, size_t n, const sn_hist *fresh, float *out, int *mean,
+                   sn_err *e)
 {
     size_t m = v[0].nw + v[0].nb;
     double *acc = calloc(m ? m : 1, sizeof *acc);
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc && have_base) {
-        sn_weights_view bv;
-        rc = sn_get_weights_by_id(s, lk, lklen, base, &bv, e);
-        if (rc == SN_OK) {
-            if (bv.nw == v[0].nw && bv.nb == v[0].nb) {   /* not reshaped since */
-                rc = sn_weights_view_load(&bv, tmp, tmp + bv.nw, e);
-                for (size_t j = 0; !rc && j < m; j++) acc[j] = (1.0 - (double)n) * tmp[j];
-            } else {
-                have_base = 0;
-            }
-            sn_weights_view_release(&bv);
-        } else if (rc == SN_NOTFOUND) {
-            have_base = 0;
-            rc = SN_OK;
-        }
+    if (!rc) rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+    *mean = rc == NO_COMMON || rc == NO_BASE;
+    if (rc == NO_BASE) {
+        memset(acc, 0, m * sizeof *acc);
+        rc = SN_OK;
+        for (size_t i = 0; !rc && i < n; i++) rc = add_write(s, lk, lklen, &ids[i], &v[i], 1.0, m, acc, tmp, e);
     }
-    for (size_t i = 0; !rc && i < n; i++) {
-        rc = sn_weights_view_load(&v[i], tmp, tmp + v[i].nw, e);
-        for (size_t j = 0; !rc && j < m; j++) acc[j] += tmp[j];
-    }
-    for (size_t j = 0; !rc && j < m; j++) out[j] = (float)(have_base ? acc[j] : acc[j] / (double)n);
+    if (rc == NO_COMMON) rc = SN_OK;
+    for (size_t j = 0; !rc && j < m; j++) out[j] = (float)(*mean ? acc[j] / (double)n : acc[j]);
     free(acc);
     free(tmp);
-    return rc ? rc : have_base ? 1 : 0;
+    return rc;
 }
 
 static int merged_map(sn_arena *a, const unsigned char *lk, size_t lklen, const sn_weights_view *v,
@@ -190,31 +249,26 @@ static int merged_map(sn_arena *a, const unsigned char *lk, size_t lklen, const 
 
 int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                    const sn_ident *ids, sn_weights_view *v, const uint32_t *depths, size_t n,
-                   const sn_hist *fresh, sn_ident *heads, size_t *nheads, sn_ident *out, sn_err *e)
+                   const sn_hist *fresh, sn_ident *out, sn_err *e)
 {
     sn_hist h;
     memset(&h, 0, sizeof h);
-    merge_ident(ids, n, &h.id);
+    sn_merge_ident(ids, n, &h.id);
     h.flags = SN_HIST_HELD | SN_HIST_MERGE;
     h.nparents = n;
     for (size_t i = 0; i < n; i++) {
         h.parents[i] = ids[i];
         if (depths[i] + 1 > h.depth) h.depth = depths[i] + 1;
     }
-    sn_ident base;
-    int have_base;
-    int rc = find_base(s, lk, lklen, ids, n, fresh, &base, &have_base, e);
     size_t m = v[0].nw + v[0].nb;
-    float *w = rc ? NULL : malloc((m ? m : 1) * sizeof *w);
-    if (!rc && !w) rc = sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = combine(s, lk, lklen, v, n, &base, have_base, w, e);
-    if (rc < 0 || rc > 1) { free(w); return rc; }
+    float *w = malloc((m ? m : 1) * sizeof *w);
+    int mean = 0, rc = w ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
+    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, w, &mean, e);
+    if (rc == INCOMPLETE) rc = SN_NOTFOUND;   /* not yet: the caller picks a current meanwhile */
+    if (rc) { free(w); return rc; }
     char how[128];
-    if (rc == 1)
-        snprintf(how, sizeof how, "base %.8s@%llu + %zu heads", base.origin,
-                 (unsigned long long)base.hlc, n);
-    else
-        snprintf(how, sizeof how, "mean of %zu heads (no common ancestor retained)", n);
+    if (!mean) snprintf(how, sizeof how, "base + %zu heads", n);
+    else snprintf(how, sizeof how, "mean of %zu heads (no common ancestor retained)", n);
     /* the newest head's codec, so every node encodes the same bytes */
     sn_codec codec = v[n - 1].rec.codec;
     unsigned char key[SN_WKEY_MAX];
@@ -227,9 +281,32 @@ int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
     if (!rc) rc = sn_batch_put_record(b, CF_WEIGHTS, key, klen, SN_REC_WEIGHTS, &map, parts, 2, codec, e);
     sn_arena_free(&a);
     free(w);
-    if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, nheads, e);
-    if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, e);
     if (!rc && h.id.hlc > s->last_hlc) s->last_hlc = h.id.hlc;
     if (!rc) *out = h.id;
+    return rc;
+}
+
+int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                         const sn_ident *id, sn_err *e)
+{
+    sn_hist h;
+    memset(&h, 0, sizeof h);
+    h.id = *id;
+    h.flags = SN_HIST_HELD | SN_HIST_MERGE;
+    h.depth = 1;
+    /* the derived merge is always the merge of the layer's current heads */
+    int rc = sn_heads_load(s, lk, lklen, h.parents, &h.nparents, e);
+    for (size_t i = 0; !rc && i < h.nparents; i++) {
+        sn_hist p;
+        rc = sn_hist_get(s, lk, lklen, &h.parents[i], &p, e);
+        if (!rc && p.depth + 1 > h.depth) h.depth = p.depth + 1;
+    }
+    sn_ident heads[SN_MAX_PARENTS];
+    size_t n = h.nparents;
+    memcpy(heads, h.parents, n * sizeof *heads);
+    unsigned char key[SN_WKEY_MAX];
+    size_t klen = sn_wkey_id(key, lk, lklen, id);
+    if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &n, e);
+    if (!rc) rc = sn_replica_note_parents(b, key, klen, id->hlc, h.parents, h.nparents, e);
     return rc;
 }

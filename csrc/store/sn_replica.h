@@ -99,7 +99,16 @@ SN_HIDDEN int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_
 SN_HIDDEN int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
                                sn_err *e);
 
-/* Apply a peer's entry (already checked) in one atomic batch. */
+/* Skips this store logged (up to max) whose column family is in the bit
+ * set cfs (1 << cf): entries to fetch again once their kind is synced. */
+SN_HIDDEN int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, size_t *n,
+                                 sn_err *e);
+/* The logged entry (origin, seq), without its record; SN_NOTFOUND if absent. */
+SN_HIDDEN int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
+                                sn_err *e);
+
+/* Apply a peer's entry (already checked) in one atomic batch. A skip is
+ * logged with a marker; the same entry brought whole later fills it. */
 SN_HIDDEN int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes,
                                size_t len, const sn_resolver *r, sn_apply_result *res,
                                sn_err *e);

@@ -253,27 +253,82 @@ static int merge(sn_store *s, sn_batch *b, const sn_entry *en, const unsigned ch
     return rc;
 }
 
-/* An entry already logged under (origin, seq): the same one (a duplicate),
- * or a different record under the same name, which only two stores
- * sharing one origin can produce (a copied directory before it took its own
- * origin). That record is applied all the same, so nothing is lost, and
- * counted. */
-static int logged_before(sn_store *s, const sn_entry *en, int *found, int *collision, sn_err *e)
+/* An entry already logged under (origin, seq): the same one (a duplicate);
+ * a skip this store logged while it did not sync that kind, now brought
+ * whole (a fill); or a different record under the same name, which only
+ * two stores sharing one origin can produce (a copied directory before it
+ * took its own origin). A fill or a collision is applied, so nothing is
+ * lost; a collision is counted. */
+static int logged_before(sn_store *s, const sn_entry *en, int *found, int *fill, int *collision,
+                         sn_err *e)
 {
     unsigned char k[LOG_KEY_LEN];
     sn_buf v;
-    *found = *collision = 0;
+    *found = *fill = *collision = 0;
     int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &v, e);
     if (rc == SN_NOTFOUND) return SN_OK;
     if (rc) return rc;
     *found = 1;
     sn_entry old;
     sn_err ignored;
-    if (sn_entry_decode(v.data, v.len, &old, &ignored) == SN_OK)
+    if (sn_entry_decode(v.data, v.len, &old, &ignored) == SN_OK) {
+        *fill = old.kind == SN_KIND_SKIP && en->kind != SN_KIND_SKIP;
         *collision = old.kind != SN_KIND_SKIP && en->kind != SN_KIND_SKIP &&
                      (old.hlc != en->hlc || old.klen != en->klen || memcmp(old.key, en->key, en->klen));
+    }
     free(v.data);
     return SN_OK;
+}
+
+/* The skip marker of a logged skip: 01 'K' origin seq. */
+static size_t skip_key(unsigned char *k, const char *origin, uint64_t seq)
+{
+    sn_log_key(k, origin, seq);
+    k[1] = TAG_SKIPPED;
+    return LOG_KEY_LEN;
+}
+
+int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, size_t *n, sn_err *e)
+{
+    unsigned char p[2] = { 1, TAG_SKIPPED };
+    *n = 0;
+    int rc = SN_OK;
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && *n < max && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen != LOG_KEY_LEN || memcmp(k, p, 2) != 0) break;
+        sn_vv_item *x = &out[*n];
+        memcpy(x->origin, k + 2, SN_ORIGIN_LEN);
+        x->origin[SN_ORIGIN_LEN] = 0;
+        x->seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
+        unsigned char lk[LOG_KEY_LEN];
+        sn_buf v;
+        rc = sn_repl_get(s, CF_DEFAULT, lk, sn_log_key(lk, x->origin, x->seq), &v, e);
+        if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
+        sn_entry en;
+        if (!rc) {
+            rc = sn_entry_decode(v.data, v.len, &en, e);
+            free(v.data);
+        }
+        if (!rc && (cfs >> en.cf & 1u)) (*n)++;
+    }
+    return sn_iter_end(it, rc, "reading the skipped entries", e);
+}
+
+int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *en, sn_err *e)
+{
+    unsigned char k[LOG_KEY_LEN];
+    sn_buf v;
+    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, origin, seq), &v, e);
+    if (rc) return rc;
+    rc = sn_entry_decode(v.data, v.len, en, e);
+    free(v.data);
+    memcpy(en->origin, origin, SN_ORIGIN_LEN);
+    en->origin[SN_ORIGIN_LEN] = 0;
+    en->seq = seq;
+    return rc;
 }
 
 int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
@@ -287,21 +342,27 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
         return sn_fail(e, SN_ECORRUPT, "malformed log entry");
     if (en->kind == SN_KIND_PUT && !bytes)
         return sn_fail(e, SN_ECORRUPT, "a put entry without its record");
-    int found, collision;
-    rc = logged_before(s, en, &found, &collision, e);
+    int found, fill, collision;
+    rc = logged_before(s, en, &found, &fill, &collision, e);
     if (rc) return rc;
-    if (found && !collision) { res->duplicate = 1; return SN_OK; }
+    if (found && !fill && !collision) { res->duplicate = 1; return SN_OK; }
     res->collision = collision;
 
     sn_batch *b = sn_batch_new(s);
     if (!b) return sn_fail(e, SN_ENOMEM, "out of memory");
     sn_buf v;
     unsigned char k[LOG_KEY_LEN];
-    rc = found ? SN_OK : sn_entry_encode(en, &v, e);
-    if (!rc && !found) {
+    /* the log keeps the first record under a name; a fill replaces the skip */
+    rc = found && !fill ? SN_OK : sn_entry_encode(en, &v, e);
+    if (!rc && (!found || fill)) {
         rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                   sn_log_key(k, en->origin, en->seq), (const char *)v.data, v.len);
         free(v.data);
+        skip_key(k, en->origin, en->seq);
+        if (en->kind == SN_KIND_SKIP)
+            rocksdb_writebatch_put_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k, LOG_KEY_LEN, "", 0);
+        else if (fill)
+            rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k, LOG_KEY_LEN);
     }
     if (!rc && en->kind != SN_KIND_SKIP)
         rc = en->cf == CF_WEIGHTS ? sn_apply_weights(s, b, en, bytes, len, r, res, e)

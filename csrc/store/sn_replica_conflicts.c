@@ -100,6 +100,9 @@ int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t lay
     sn_ident heads[SN_MAX_PARENTS], cur;
     rc = sn_heads_load(s, lk, lklen, heads, &nh, e);
     if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
+    sn_hist h;
+    /* a derived merge is current: the heads are its inputs, not conflicts */
+    if (!rc) rc = sn_hist_get(s, lk, lklen, &cur, &h, e);
     if (rc == SN_NOTFOUND) return SN_OK;
     for (size_t i = 0; !rc && i < nh; i++) {
         if (sn_same_ident(&heads[i], &cur)) continue;

@@ -5,7 +5,9 @@
  * "synaptic.origin" key):
  *   01 'L' origin(36) seq(8 BE)                     -> log entry record
  *   01 'X' cf(1) klen(2 BE) key hlc(8 BE) origin(36) -> a conflict: record bytes
- *   01 'S' cf(1) klen(2 BE) key hlc(8 BE) origin(36) -> "" (superseded identity) */
+ *   01 'S' cf(1) klen(2 BE) key hlc(8 BE) origin(36) -> "" (superseded identity)
+ *   01 'K' origin(36) seq(8 BE)                     -> "" (a logged skip, to fetch again)
+ * and a layer's history, heads and current write ('H', 'T', 'C': sn_history.h). */
 #ifndef SN_REPLICA_INT_H
 #define SN_REPLICA_INT_H
 
@@ -15,6 +17,7 @@
 #define TAG_LOG 'L'
 #define TAG_CONFLICT 'X'
 #define TAG_SUPERSEDED 'S'
+#define TAG_SKIPPED 'K'   /* 01 'K' origin seq -> "": a logged skip (kind not synced then) */
 #define LOG_KEY_LEN (2 + SN_ORIGIN_LEN + 8)
 #define IDKEY_MAX (5 + SN_REPL_KEY_MAX + 8 + SN_ORIGIN_LEN)
 

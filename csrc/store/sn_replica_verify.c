@@ -6,6 +6,16 @@
 
 /* ---- checking a peer's record ----------------------------------------------------- */
 
+/* A merge travels in the log of whichever node made it: its identity must
+ * be the one its parents give, so no peer can pass a write off as another's. */
+static int is_merge_of(const sn_entry *en, const sn_value *origin)
+{
+    if (en->cf != CF_WEIGHTS || en->nparents < 2) return 0;
+    sn_ident m;
+    sn_merge_ident(en->parents, en->nparents, &m);
+    return m.hlc == en->hlc && memcmp(m.origin, origin->u.s.p, SN_ORIGIN_LEN) == 0;
+}
+
 int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len, sn_err *e)
 {
     static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, 0,
@@ -34,7 +44,7 @@ int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
         if (!hlc || hlc->type != SN_INT || (uint64_t)hlc->u.i != en->hlc)
             rc = sn_fail(e, SN_ECORRUPT, "record hlc disagrees with its entry");
         else if (!o || o->type != SN_STR || o->u.s.len != SN_ORIGIN_LEN ||
-                 memcmp(o->u.s.p, en->origin, SN_ORIGIN_LEN) != 0)
+                 (memcmp(o->u.s.p, en->origin, SN_ORIGIN_LEN) != 0 && !is_merge_of(en, o)))
             rc = sn_fail(e, SN_ECORRUPT, "record origin disagrees with its entry");
     }
     sn_arena_free(&a);
@@ -118,6 +128,10 @@ int sn_replica_verify(const unsigned char *k, size_t klen, const char *val, size
     case TAG_LOG: return verify_log(k, klen, val, vlen, w, e);
     case TAG_CONFLICT:
     case TAG_SUPERSEDED: return verify_ident_key(k, klen, val, vlen, e);
+    case TAG_SKIPPED:
+        if (klen != LOG_KEY_LEN || !sn_origin_ok(k + 2, SN_ORIGIN_LEN) || vlen)
+            return sn_fail(e, SN_ECORRUPT, "malformed skip marker");
+        return SN_OK;
     case TAG_HISTORY:
     case TAG_HEAD:
     case TAG_CURRENT: return verify_history_key(k, klen, val, vlen, e);

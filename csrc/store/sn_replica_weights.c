@@ -77,10 +77,11 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
     sn_ident cur;
     int have = 0;
     if (!rc && c->n >= 2 && r && r->strategy == SN_RESOLVE_MERGE && sn_merge_compatible(c->v, c->n)) {
-        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, heads, nheads,
-                            &cur, e);
+        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, &cur, e);
         have = res->merged = !rc;
-    } else if (!rc && c->n) {
+        if (rc == SN_NOTFOUND) rc = SN_OK;   /* ancestry still arriving: latest until then */
+    }
+    if (!rc && !have && c->n) {
         size_t win = 0;
         for (size_t i = 1; i < c->n; i++)
             if (sn_resolver_beats(r, &c->h[i], &c->h[win])) win = i;
@@ -89,7 +90,7 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
     }
     release_heads(c);
     free(c);
-    if (!rc && have) sn_current_put(b, lk, lklen, &cur);
+    if (!rc && have) rc = sn_current_set(s, b, lk, lklen, &cur, e);
     return rc;
 }
 

@@ -355,6 +355,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     if (!rc) rc = load_origin(s, e);
     if (!rc) rc = sn_replica_open(s, e);
     if (!rc) rc = sn_format_open(s, e);
+    if (!rc) rc = sn_identity_open(s, e);
     if (rc) { sn_store_close(s); return rc; }
     *out = s;
     return SN_OK;

@@ -148,7 +148,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     size_t nheads = h.nparents;
     memcpy(heads, h.parents, nheads * sizeof *heads);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
-    if (!rc) sn_current_put(b, lk, lklen, &h.id);
+    if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, e);
     if (!rc) rc = note_pending(b, lk, lklen, &h, *version, e);
     if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
@@ -247,11 +247,13 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     unsigned char lk[SN_LAYER_KEY_MAX];
     size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
     sn_hist h;
-    if (version) {
-        rc = sn_hist_nth(s, lk, lklen, version, &h, e);
-    } else {
-        rc = sn_current_get(s, lk, lklen, &h.id, e);
-        if (!rc) rc = sn_hist_rank(s, lk, lklen, &h.id, &version, e);
+    uint64_t cv = 0;
+    if (version) rc = sn_hist_nth(s, lk, lklen, version, &h, e);
+    if (!version || rc == SN_NOTFOUND) {
+        /* the current write, or asked by number: the derived merge past the last */
+        int r2 = sn_current_get(s, lk, lklen, &h.id, e);
+        if (!r2) r2 = sn_version_of(s, lk, lklen, &h.id, &cv, e);
+        if (!version || (r2 == SN_OK && cv == version)) { rc = r2; version = cv; }
     }
     if (!rc) rc = view_load(s, lk, lklen, &h.id, v, e);
     if (!rc) v->version = version;
@@ -275,8 +277,7 @@ int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen, con
     sn_arena_init(&v->arena);
     int rc = view_load(s, lk, lklen, id, v, e);
     if (rc) return rc;
-    rc = sn_hist_rank(s, lk, lklen, id, &v->version, e);
-    if (rc == SN_NOTFOUND) rc = sn_fail(e, SN_ECORRUPT, "a weights record has no history entry");
+    rc = sn_version_of(s, lk, lklen, id, &v->version, e);
     if (rc) sn_weights_view_release(v);
     return rc;
 }
@@ -314,6 +315,15 @@ int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t laye
     size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
     held_list w = { { 0 } };
     rc = sn_hist_each(s, lk, lklen, held_step, &w, e);
+    /* a derived merge is current: listed with its number, one past the last */
+    sn_ident cur;
+    uint64_t cv;
+    int derived = 0;
+    if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
+    if (!rc) derived = sn_hist_rank(s, lk, lklen, &cur, &cv, e) == SN_NOTFOUND;
+    if (!rc && derived) rc = sn_version_of(s, lk, lklen, &cur, &cv, e);
+    if (!rc && derived) rc = sn_vlist_push(&w.l, sn_int((int64_t)cv), e);
+    if (rc == SN_NOTFOUND) rc = SN_OK;
     if (rc) { free(w.l.items); return rc; }
     return sn_vlist_finish(&w.l, a, out, e);
 }

@@ -82,8 +82,25 @@ static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_
     if (rc == SN_ECORRUPT) { *bad = 1; return rc; }
     if (rc) return rc;
     if (res.duplicate) { y->st.duplicates++; return SN_OK; }
+    y->st.collisions += (uint64_t)res.collision;
     count_received(y, en);
     y->st.conflicts += (uint64_t)res.conflicts;
+    return SN_OK;
+}
+
+/* An entry at or below what we have of its origin: apply it only when the
+ * logged one is a skip of a kind we now sync, or differs (a collision). */
+static int worth_applying(sn_sync *y, const sn_entry *en, int *again, sn_err *e)
+{
+    sn_entry old;
+    *again = 0;
+    int rc = sn_replica_logged(y->s, en->origin, en->seq, &old, e);
+    if (rc == SN_NOTFOUND) return SN_OK;
+    if (rc) return rc;
+    if (en->kind == SN_KIND_SKIP) return SN_OK;
+    *again = old.kind == SN_KIND_SKIP ? sn_kind_enabled(y, en->cf)
+                                      : old.hlc != en->hlc || old.klen != en->klen ||
+                                        memcmp(old.key, en->key, en->klen) != 0;
     return SN_OK;
 }
 
@@ -152,7 +169,17 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
         uint64_t have;
         rc = sn_replica_have(y->s, en.origin, &have, e);
         if (rc) return rc;
-        if (en.seq <= have) { y->st.duplicates++; continue; }
+        if (en.seq <= have) {
+            /* already logged: a duplicate, unless it fills a skip or is
+             * another record under the same name */
+            int again;
+            rc = worth_applying(y, &en, &again, e);
+            if (rc) return rc;
+            if (!again || rtotal) { y->st.duplicates++; continue; }
+            rc = apply_one(y, &en, bytes, len, bad, e);
+            if (rc) return rc;
+            continue;
+        }
         if (rtotal) {
             y->st.chunks_received++;
             chunks = 1;
