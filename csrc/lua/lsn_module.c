@@ -100,6 +100,7 @@ int luaopen_synaptic_core(lua_State *L)
         { NULL, NULL },
     };
     lsn_value_register(L);
+    lsn_pin_register(L);
     lsn_floats_register(L);
     lsn_store_register(L);
     lsn_batch_register(L);

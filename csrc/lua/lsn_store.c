@@ -8,13 +8,24 @@
 
 #define LSN_VIEW "synaptic.weights_view"
 
-typedef struct lsn_store { sn_store *s; } lsn_store;
+/* Every method below takes its sn_store pointer after the last call that
+ * can run Lua code (a metamethod of an argument, a finalizer run by an
+ * allocation), or pins the store: such code may close the store, and a
+ * pointer taken before it would then be freed memory. */
 
 sn_store *lsn_check_store(lua_State *L, int idx)
 {
     lsn_store *u = luaL_checkudata(L, idx, LSN_STORE);
     if (!u->s) luaL_error(L, "attempt to use a closed store");
     return u->s;
+}
+
+sn_store *lsn_store_pin(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lsn_store *u = luaL_checkudata(L, idx, LSN_STORE);
+    lsn_pin(L, idx, &u->pins);
+    return lsn_check_store(L, idx);   /* after the pin's allocation, not before */
 }
 
 static const char *check_id(lua_State *L, int idx, size_t *len)
@@ -97,6 +108,8 @@ int lsn_store_open(lua_State *L)
     /* userdata first, resource second: a memory error cannot leak a db */
     lsn_store *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->s = NULL;
+    u->pins = 0;
+    u->in_batch = 0;
     luaL_setmetatable(L, LSN_STORE);
     sn_err e;
     int rc = sn_store_open(path, &o, &u->s, &e);
@@ -107,12 +120,27 @@ int lsn_store_open(lua_State *L)
 static int l_store_close(lua_State *L)
 {
     lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
+    if (u->s && u->pins)
+        return luaL_error(L, "close: the store is in use by a running call "
+                             "(from its metamethod, finalizer or conflict resolver); "
+                             "close it after that call returns");
     if (u->s) {
         sn_store_close(u->s);
         u->s = NULL;
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* A pinned store is reachable from its pin, so it is collected only at
+ * lua_close in the middle of a call (os.exit from a metamethod): that call
+ * never resumes, and closing under it is what must not happen. */
+static int l_store_gc(lua_State *L)
+{
+    lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
+    if (u->s && !u->pins) sn_store_close(u->s);
+    u->s = NULL;
+    return 0;
 }
 
 static int l_store_tostring(lua_State *L)
@@ -146,7 +174,7 @@ static int l_put_weights(lua_State *L)
 {
     lua_settop(L, 6);   /* tables converted to floats are pushed above the args */
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);   /* a closed store is reported first */
     sn_weights_in in;
     memset(&in, 0, sizeof in);
     in.expert = check_id(L, 2, &in.expert_len);
@@ -177,6 +205,8 @@ static int l_put_weights(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    /* the weights, bias and shape tables may have run Lua code */
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     uint64_t version;
     int rc = sn_put_weights(s, b, &in, &version, &e);
@@ -185,7 +215,7 @@ static int l_put_weights(lua_State *L)
     return 1;
 }
 
-static int l_view_gc(lua_State *L)
+static int l_view_release(lua_State *L)
 {
     sn_weights_view_release(luaL_checkudata(L, 1, LSN_VIEW));
     return 0;
@@ -194,17 +224,24 @@ static int l_view_gc(lua_State *L)
 static void set_num(lua_State *L, const char *k, lua_Number v) { lua_pushnumber(L, v); lua_setfield(L, -2, k); }
 static void set_int(lua_State *L, const char *k, lua_Integer v) { lua_pushinteger(L, v); lua_setfield(L, -2, k); }
 
+/* The view pins RocksDB memory between the get and the load, and the
+ * floats allocated in between can run finalizers: the store stays pinned
+ * open, and the view is a to-be-closed slot, released (before the pin) on
+ * any raise rather than at a later collection, after the store is gone. */
 static int l_get_weights(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *expert = check_id(L, 2, &len);
     int64_t layer = check_layer(L, 3);
     lua_Integer version = luaL_optinteger(L, 4, 0);
     luaL_argcheck(L, version >= 0, 4, "version must not be negative");
+    lua_settop(L, 4);
+    sn_store *s = lsn_store_pin(L, 1);
     sn_weights_view *v = lua_newuserdatauv(L, sizeof *v, 0);
     memset(v, 0, sizeof *v);
     luaL_setmetatable(L, LSN_VIEW);
+    lua_toclose(L, -1);
     sn_err e;
     int rc = sn_get_weights(s, expert, len, layer, (uint64_t)version, v, &e);
     if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
@@ -246,11 +283,12 @@ static int push_value_result(lua_State *L, const char *fn, int rc, const sn_err 
 
 static int l_weight_versions(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *expert = check_id(L, 2, &len);
     int64_t layer = check_layer(L, 3);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = sn_weight_versions(s, expert, len, layer, a, &out, &e);
@@ -266,10 +304,11 @@ typedef int (*whole_read)(sn_store *, sn_arena *, sn_value *, sn_err *);
 
 static int read_keyed(lua_State *L, const char *fn, keyed_read read)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *id = check_id(L, 2, &len);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = read(s, id, len, a, &out, &e);
@@ -278,8 +317,9 @@ static int read_keyed(lua_State *L, const char *fn, keyed_read read)
 
 static int read_whole(lua_State *L, const char *fn, whole_read read)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = read(s, a, &out, &e);
@@ -304,11 +344,12 @@ static int done(lua_State *L, const char *fn, int rc, const sn_err *e)
 static int l_put_config(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     luaL_checktype(L, 2, LUA_TTABLE);
     sn_arena *a = lsn_arena(L);
     sn_value cfg;
     lsn_to_value(L, 2, a, &cfg, "put_config");
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     return done(L, "put_config", sn_put_config(s, b, &cfg, &e), &e);
 }
@@ -318,7 +359,7 @@ static int l_put_config(lua_State *L)
 static int l_create_checkpoint(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     lua_settop(L, 2);   /* the arena goes above the arguments */
     sn_arena *a = lsn_arena(L);
     sn_value cp;
@@ -330,6 +371,7 @@ static int l_create_checkpoint(lua_State *L)
         lsn_to_value(L, 2, a, &cp, "create_checkpoint");
         if (cp.type == SN_ARRAY && cp.u.a.n == 0) cp.type = SN_MAP;
     }
+    sn_store *s = lsn_write_target(L, &b);
     char id[37];
     sn_err e;
     int rc = sn_create_checkpoint(s, b, &cp, id, &e);
@@ -349,9 +391,10 @@ static int not_found(lua_State *L, const char *fn, const char *id)
 
 static int l_restore_checkpoint(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *id = check_id(L, 2, &len);
+    sn_store *s = lsn_check_store(L, 1);
     sn_err e;
     int rc = sn_restore_checkpoint(s, id, len, &e);
     if (rc == SN_NOTFOUND) return not_found(L, "restore_checkpoint", id);
@@ -361,9 +404,10 @@ static int l_restore_checkpoint(lua_State *L)
 static int l_delete_checkpoint(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *id = check_id(L, 2, &len);
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     int rc = sn_delete_checkpoint(s, b, id, len, &e);
     if (rc == SN_NOTFOUND) return not_found(L, "delete_checkpoint", id);
@@ -373,13 +417,14 @@ static int l_delete_checkpoint(lua_State *L)
 static int l_put_state(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *key = check_id(L, 2, &len);
     luaL_checkany(L, 3);
     sn_arena *a = lsn_arena(L);
     sn_value v;
     lsn_to_value(L, 3, a, &v, "put_state");
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     return done(L, "put_state", sn_put_state(s, b, key, len, &v, &e), &e);
 }
@@ -388,23 +433,25 @@ static int l_put_state(lua_State *L)
 static int l_record_metric(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *name = check_id(L, 2, &len);
     double value = luaL_checknumber(L, 3);
     double ts = luaL_optnumber(L, 4, sn_now());
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     return done(L, "record_metric", sn_record_metric(s, b, name, len, value, ts, &e), &e);
 }
 
 static int l_metrics(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *name = check_id(L, 2, &len);
     double from = luaL_optnumber(L, 3, -HUGE_VAL);
     double to = luaL_optnumber(L, 4, HUGE_VAL);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = sn_metrics(s, name, len, from, to, a, &out, &e);
@@ -469,8 +516,9 @@ static int l_size_info(lua_State *L)
 
 static int l_verify(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value report;
     int ok;
     sn_err e;
@@ -489,8 +537,9 @@ static int l_compact(lua_State *L)
 
 static int l_backup(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     const char *dir = luaL_checkstring(L, 2);
+    sn_store *s = lsn_check_store(L, 1);
     uint32_t id;
     sn_err e;
     int rc = sn_backup(s, dir, &id, &e);
@@ -556,13 +605,14 @@ void lsn_store_register(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_store_close },
+        { "__gc", l_store_gc },
         { "__close", l_store_close },
         { "__tostring", l_store_tostring },
         { NULL, NULL },
     };
     static const luaL_Reg view_meta[] = {
-        { "__gc", l_view_gc },
+        { "__gc", l_view_release },
+        { "__close", l_view_release },
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_STORE, methods, meta);
