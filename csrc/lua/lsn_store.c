@@ -558,14 +558,52 @@ int lsn_list_backups(lua_State *L)
     return push_value_result(L, "list_backups", rc, &e, &out);
 }
 
+static uint32_t opt_backup_id(lua_State *L, int idx)
+{
+    lua_Integer id = luaL_optinteger(L, idx, 0);
+    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, idx, "backup id out of range");
+    return (uint32_t)id;
+}
+
+/* synaptic.restore_backup(dir, db_path [, backup_id] [, opts]) */
 int lsn_restore_backup(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
     const char *db = luaL_checkstring(L, 2);
-    lua_Integer id = luaL_optinteger(L, 3, 0);
-    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, 3, "backup id out of range");
+    int o = lua_istable(L, 3) ? 3 : 4;   /* the id may be left out before opts */
+    uint32_t id = o == 4 ? opt_backup_id(L, 3) : 0;
+    int force = 0;
+    if (!lua_isnoneornil(L, o)) {
+        luaL_checktype(L, o, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, o)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "force") != 0)
+                luaL_argerror(L, o, "the only option is force");
+        }
+        lua_getfield(L, o, "force");
+        luaL_argcheck(L, lua_isnil(L, -1) || lua_isboolean(L, -1), o, "force must be a boolean");
+        force = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     sn_err e;
-    return done(L, "restore_backup", sn_restore_backup(dir, db, (uint32_t)id, &e), &e);
+    return done(L, "restore_backup", sn_restore_backup(dir, db, id, force, &e), &e);
+}
+
+/* synaptic.verify_backup(dir [, backup_id]) -> ok, report */
+int lsn_verify_backup(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    uint32_t id = opt_backup_id(L, 2);
+    sn_arena *a = lsn_arena(L);
+    sn_value report;
+    int ok;
+    sn_err e;
+    int rc = sn_verify_backup(dir, id, a, &report, &ok, &e);
+    if (rc) return lsn_result(L, "verify_backup", rc, &e);
+    lua_pushboolean(L, ok);
+    lsn_push_value(L, &report);
+    return 2;
 }
 
 const luaL_Reg lsn_write_methods[] = {
