@@ -29,20 +29,25 @@ local function assert_clean(ok, err)
   error("not a clean error: " .. err, 2)
 end
 
--- Calls call(obj) with a finalizer that closes obj pending, so that the
--- collector runs it at one of the first allocations inside the call (which
--- one, fillers decides: the collector runs about ten finalizers a step, most
--- recently marked first). Finalizer order and the one-step-per-allocation
--- setting are Lua 5.4's; the collector is set back afterwards.
+-- Calls call() with a finalizer (close) pending, so that the collector runs
+-- it at one of the allocations inside the call: the collector is set to do
+-- one basic step per allocation, and a step runs up to ten finalizers, most
+-- recently marked first. A flag finalizer marked last shows when the
+-- fillers' turn has come; with 9 + 10k fillers the close runs at about the
+-- (k+1)-th allocation inside the call. (Lua 5.4's collector; it is set back
+-- afterwards.) Arguments must be built before, or their own allocations
+-- run the close before the call starts.
+local FILLERS = { 9, 19, 29, 39 }
+
 local function with_pending_close(close, fillers, call)
   collectgarbage()
   collectgarbage("stop")
+  collectgarbage("incremental", 100, 100, 1)   -- a basic step per allocation
   local ran = false
   setmetatable({}, { __gc = close })
   for _ = 1, fillers do setmetatable({}, { __gc = function() end }) end
   setmetatable({}, { __gc = function() ran = true end })
   while not ran do collectgarbage("step", 0) end
-  collectgarbage("incremental", 100, 100, 1)   -- a step at every allocation
   collectgarbage("restart")
   local ok, err = pcall(call)
   collectgarbage("incremental", 200, 100, 13)
@@ -183,26 +188,32 @@ describe("Lua code that closes the store mid-call", function()
   -- first allocations in turn.
   it("a finalizer that closes the store, run by the collector inside any method", function()
     store:close()
+    local w, b, meta = { 1, 2, 3 }, { 1 }, { shape = { 3 } }
+    local value = { a = { 1, 2 } }
+    local cfg = { expert_id = "c", domain = "d", parameter_count = 1, learning_rate = 0.1,
+                  architecture = { 1 } }
+    local cp = { system_version = "gc" }
+    local function in_batch(bt) bt:put_weights("e", 1, w) end
     local calls = {
-      function(s) return s:put_weights("e", 0, { 1, 2, 3 }, { 1 }, { shape = { 3 } }) end,
+      function(s) return s:put_weights("e", 0, w, b, meta) end,
       function(s) return s:get_weights("e", 0) end,
       function(s) return s:weight_versions("e", 0) end,
       function(s) return s:layers("e") end,
-      function(s) return s:put_state(7, { a = { 1, 2 } }) end,
+      function(s) return s:put_state(7, value) end,
       function(s) return s:get_state(7) end,
       function(s) return s:record_metric(8, 1.5, 2) end,
       function(s) return s:metrics(8) end,
-      function(s) return s:put_config({ expert_id = "c", domain = "d", parameter_count = 1,
-                                         learning_rate = 0.1, architecture = { 1 } }) end,
-      function(s) return s:create_checkpoint({ system_version = "gc" }) end,
+      function(s) return s:put_config(cfg) end,
+      function(s) return s:create_checkpoint(cp) end,
       function(s) return s:list_checkpoints() end,
       function(s) return s:conflicts("e", 0) end,
-      function(s) return s:batch(function(b) b:put_weights("e", 1, { 4 }) end) end,
+      function(s) return s:batch(in_batch) end,
       function(s) return s:verify() end,
       function(s) return s:storage_stats() end,
+      function(s) return s:backup(path .. "-bk") end,
     }
     local s = assert(synaptic.open(path, OPTS))
-    for fillers = 0, 30, 10 do
+    for _, fillers in ipairs(FILLERS) do
       for _, call in ipairs(calls) do
         assert_clean(with_pending_close(function() pcall(s.close, s) end, fillers,
                                         function() return call(s) end))
@@ -339,7 +350,7 @@ describe("sync engine and node callbacks", function()
     }
     local path = helpers.tmpdir("g")
     local s, e
-    for fillers = 0, 20, 10 do
+    for _, fillers in ipairs(FILLERS) do
       for _, m in ipairs(methods) do
         if not e or tostring(e):find("closed") or tostring(s):find("closed") then
           if e then e:close(); s:close() end
@@ -362,7 +373,7 @@ describe("sync engine and node callbacks", function()
       function(n) return n:stats() end, function(n) return n:sync_now() end,
       function(n) return n:connect("tcp://127.0.0.1:1") end, function(n) return n:address() end,
     }
-    for fillers = 0, 10, 10 do
+    for _, fillers in ipairs(FILLERS) do
       for _, m in ipairs(methods) do
         local s = open("nd")
         local n = synaptic.node(s, { node_id = "N", listen = "tcp://127.0.0.1:0" })
