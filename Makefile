@@ -123,7 +123,7 @@ fuzz-compress: deps-check
 	mkdir -p $(BUILD)/fuzz/corpus-compress
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_compress.c $(COMPRESS_SRCS) \
 	  -o $(BUILD)/fuzz/fuzz_compress -lz -lzstd
-	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	$(BUILD)/fuzz/fuzz_compress -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-compress
 
 # The codecs' own C test: exact round trips, rejection of damaged streams,

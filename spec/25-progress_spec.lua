@@ -51,23 +51,20 @@ describe("progress", function()
     assert.has_error(function() s:verify { progress = 1 } end, "verify: opts.progress must be a function, not a number")
   end)
 
-  it("verify stops cleanly when the callback closes the store", function()
+  it("verify stops cleanly when the callback tries to close the store", function()
     local s = open(db)
     local calls = 0
+    -- the store is in use by verify: close() raises in the callback, the
+    -- walk stops, the core lets go of its iterators, and verify raises that
     assert.has_error(function()
       s:verify { progress = function(done)
         calls = calls + 1
-        if done > 0 then
-          s:close()
-          assert.has_error(function() s:get_weights("x", 1) end, "attempt to use a closed store")
-        end
+        if done > 0 then s:close() end
       end }
-    end, "verify: the store was closed by the progress callback")
+    end, "close: the store is in use by a running call (from its metamethod, finalizer or conflict resolver); close it after that call returns")
     assert.equal(2, calls)                     -- (0, total), then the close at 256
-    assert.equal("synaptic.store (closed)", tostring(s))
-    assert.has_error(function() s:verify() end, "attempt to use a closed store")
+    assert.is_true((s:verify()))               -- still open and whole
     assert.is_true(s:close())
-    -- really closed (not leaked open): it opens again, whole
     local again <close> = open(db)
     assert.is_true((again:verify()))
   end)

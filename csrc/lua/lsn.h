@@ -43,6 +43,16 @@ SN_HIDDEN void lsn_to_value(lua_State *L, int idx, sn_arena *a, sn_value *out, c
 SN_HIDDEN void lsn_push_value(lua_State *L, const sn_value *v);
 SN_HIDDEN void lsn_value_register(lua_State *L);
 
+/* Pins (lsn_pin.c). A binding that must go on using a core pointer across
+ * Lua code (a metamethod, a finalizer that an allocation runs, the conflict
+ * resolver) pins the userdata that owns it: lsn_pin raises *count and pushes
+ * a to-be-closed guard that lowers it again when the C function returns or
+ * raises. The owner's close() refuses while *count is not zero. A binding
+ * that needs no pin takes its core pointer after the last call that can run
+ * Lua code instead. */
+SN_HIDDEN void lsn_pin(lua_State *L, int owner, unsigned *count);
+SN_HIDDEN void lsn_pin_register(lua_State *L);
+
 /* errors: SN_EARG raises "fn: message", outside failures push nil, message
  * (returns 2) */
 SN_HIDDEN int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e);
@@ -53,21 +63,22 @@ SN_HIDDEN int lsn_value_result(lua_State *L, const char *fn, int rc, const sn_er
 SN_HIDDEN int lsn_done(lua_State *L, const char *fn, int rc, const sn_err *e);
 
 /* store and batch */
+typedef struct lsn_store {
+    sn_store *s;           /* NULL: closed */
+    unsigned pins;         /* calls using s across Lua code (lsn_pin) */
+    int in_batch;          /* store:batch's function is running */
+} lsn_store;
+
 SN_HIDDEN void lsn_store_register(lua_State *L);
 SN_HIDDEN void lsn_batch_register(lua_State *L);
 SN_HIDDEN int lsn_store_open(lua_State *L);
 /* Store (and batch, when the target is one) for a write method's self. */
 SN_HIDDEN sn_store *lsn_write_target(lua_State *L, sn_batch **batch);
 SN_HIDDEN sn_store *lsn_check_store(lua_State *L, int idx);
+/* The open store at idx, pinned (see lsn_pin) for the rest of the call. */
+SN_HIDDEN sn_store *lsn_store_pin(lua_State *L, int idx);
 SN_HIDDEN int lsn_batch_run(lua_State *L);   /* store:batch(fn) */
 SN_HIDDEN int lsn_store_conflicts(lua_State *L);   /* store:conflicts (lsn_store_conflicts.c) */
-/* Around a core call that runs Lua callbacks (progress): hold marks the
- * store at idx busy and returns it; a close() from a callback then waits
- * for release, which returns 1 if the store was closed meanwhile.
- * lsn_store_is_open tells a callback hook whether to stop. */
-SN_HIDDEN sn_store *lsn_store_hold(lua_State *L, int idx);
-SN_HIDDEN int lsn_store_release(lua_State *L, int idx);
-SN_HIDDEN int lsn_store_is_open(lua_State *L, int idx);
 /* store:verify, store:backup, synaptic.restore_backup: the long
  * operations, with progress callbacks (lsn_store_long.c) */
 SN_HIDDEN int lsn_store_verify(lua_State *L);
@@ -82,6 +93,7 @@ SN_HIDDEN extern const luaL_Reg lsn_record_methods[];
 SN_HIDDEN void lsn_codec_register(lua_State *L);
 SN_HIDDEN int lsn_list_backups(lua_State *L);
 SN_HIDDEN int lsn_restore_backup(lua_State *L);
+SN_HIDDEN int lsn_verify_backup(lua_State *L);
 
 /* mlp (lsn_mlp.c): synaptic.mlp, features, cue_scores */
 struct sn_mlp;

@@ -34,28 +34,41 @@ sn_store *lsn_write_target(lua_State *L, sn_batch **batch)
     return s;
 }
 
+/* store:batch(fn). A store:batch inside fn raises: committing on its own
+ * would outlive a failure of the outer one, and a write meant for the outer
+ * batch belongs on its batch object. */
 int lsn_batch_run(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_store *su = luaL_checkudata(L, 1, LSN_STORE);
+    lsn_check_store(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (su->in_batch) return luaL_error(L, "batch: already inside a batch (write through its batch object)");
     lsn_batch *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->b = NULL;
     luaL_setmetatable(L, LSN_BATCH);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
-    u->b = sn_batch_new(s);
+    /* the allocations above may have run a finalizer that closed the store */
+    u->b = sn_batch_new(lsn_check_store(L, 1));
     if (!u->b) return luaL_error(L, "batch: not enough memory");
     int bidx = lua_gettop(L);
 
     lua_pushvalue(L, 2);
     lua_pushvalue(L, bidx);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    su->in_batch = 1;   /* nothing raises between here and the reset */
+    int status = lua_pcall(L, 1, 0, 0);
+    su->in_batch = 0;
+    if (status != LUA_OK) {
         /* nothing was written: drop the batch, pass the error on unchanged */
         sn_batch_free(u->b);
         u->b = NULL;
         return lua_error(L);
     }
-    s = lsn_check_store(L, 1);   /* the function may have closed it */
+    if (!su->s) {   /* the function closed the store: nothing can be written */
+        sn_batch_free(u->b);
+        u->b = NULL;
+        return luaL_error(L, "attempt to use a closed store");
+    }
     sn_err e;
     int rc = sn_batch_commit(u->b, &e);
     sn_batch_free(u->b);

@@ -14,8 +14,18 @@ typedef lsn_sync lsn_engine;
 static lsn_engine *check_engine(lua_State *L, int idx)
 {
     lsn_engine *u = luaL_checkudata(L, idx, LSN_ENGINE);
-    if (!u->y) luaL_error(L, "attempt to use a closed sync engine");
+    lsn_sync_check(L, u, "sync engine");
     return u;
+}
+
+/* For methods that read the engine while pushing tables (allocations, so
+ * finalizers): the engine pinned open for the rest of the call. */
+static sn_sync *pinned(lua_State *L, int idx)
+{
+    lsn_engine *u = check_engine(L, idx);
+    lsn_pin(L, idx, &u->busy);
+    if (!u->y) luaL_error(L, "attempt to use a closed sync engine");
+    return u->y;
 }
 
 static int l_sync_engine(lua_State *L)
@@ -43,9 +53,10 @@ static int l_engine_add_peer(lua_State *L)
 
 static int l_engine_remove_peer(lua_State *L)
 {
-    lsn_engine *u = check_engine(L, 1);
+    check_engine(L, 1);
     size_t n;
     const char *id = luaL_checklstring(L, 2, &n);
+    lsn_engine *u = check_engine(L, 1);   /* again: the conversion allocates */
     lua_pushboolean(L, sn_sync_remove_peer(u->y, id, n));
     return 1;
 }
@@ -107,18 +118,17 @@ static int push_outbox(lua_State *L, sn_sync *y)
 
 static int l_engine_outbox(lua_State *L)
 {
-    lsn_engine *u = check_engine(L, 1);
-    return push_outbox(L, u->y);
+    return push_outbox(L, pinned(L, 1));
 }
 
 static int l_engine_peers(lua_State *L)
 {
-    return lsn_push_peers(L, check_engine(L, 1)->y);
+    return lsn_push_peers(L, pinned(L, 1));
 }
 
 static int l_engine_stats(lua_State *L)
 {
-    return lsn_push_stats(L, check_engine(L, 1)->y);
+    return lsn_push_stats(L, pinned(L, 1));
 }
 
 static int l_engine_sync_now(lua_State *L)
@@ -135,10 +145,9 @@ static int l_engine_sync_now(lua_State *L)
 static int l_engine_digest(lua_State *L)
 {
     lsn_engine *u = check_engine(L, 1);
-    sn_sync *y = lsn_sync_enter(L, u, 1);
+    lsn_sync_enter(L, u, 1);   /* pins the store too */
     lua_getiuservalue(L, 1, 1);
     sn_store *s = lsn_check_store(L, -1);
-    (void)y;
     uint64_t d;
     sn_err e;
     int rc = sn_sync_digest(s, &d, &e);
@@ -155,9 +164,21 @@ static int l_engine_node_id(lua_State *L)
 
 static int l_engine_close(lua_State *L)
 {
-    lsn_sync_close(luaL_checkudata(L, 1, LSN_ENGINE));
+    lsn_engine *u = luaL_checkudata(L, 1, LSN_ENGINE);
+    lsn_sync_check_close(L, u, "sync engine");
+    lsn_sync_close(u);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* A busy engine is reachable from its pin: collected only by lua_close in
+ * the middle of a call that never resumes, where freeing it is what must
+ * not happen. */
+static int l_engine_gc(lua_State *L)
+{
+    lsn_engine *u = luaL_checkudata(L, 1, LSN_ENGINE);
+    if (!u->busy) lsn_sync_close(u);
+    return 0;
 }
 
 static int l_engine_tostring(lua_State *L)
@@ -172,10 +193,11 @@ static int l_engine_tostring(lua_State *L)
  * sn_replica_raw); not part of the API. */
 static int l_replication_raw(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t klen, vlen = 0;
     const char *k = luaL_checklstring(L, 2, &klen);
     const char *v = luaL_optlstring(L, 3, NULL, &vlen);
+    sn_store *s = lsn_check_store(L, 1);
     sn_err e;
     int rc = sn_replica_raw(s, (const unsigned char *)k, klen, v, vlen, &e);
     if (rc) return lsn_result(L, "_replication_raw", rc, &e);
@@ -200,7 +222,7 @@ void lsn_engine_register(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_engine_close },
+        { "__gc", l_engine_gc },
         { "__close", l_engine_close },
         { "__tostring", l_engine_tostring },
         { NULL, NULL },

@@ -103,12 +103,14 @@ int luaopen_synaptic_core(lua_State *L)
         { "now", l_now },
         { "list_backups", lsn_list_backups },
         { "restore_backup", lsn_restore_backup },
+        { "verify_backup", lsn_verify_backup },
         { "compress", l_compress },
         { "decompress", l_decompress },
         { "codecs", l_codecs },
         { NULL, NULL },
     };
     lsn_value_register(L);
+    lsn_pin_register(L);
     lsn_floats_register(L);
     lsn_store_register(L);
     lsn_batch_register(L);

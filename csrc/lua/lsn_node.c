@@ -19,13 +19,18 @@ static lsn_node *check_node(lua_State *L, int idx)
 {
     lsn_node *u = luaL_checkudata(L, idx, LSN_NODE);
     if (!u->net) luaL_error(L, "attempt to use a closed node");
+    lsn_sync_check(L, &u->sync, "node");
     return u;
 }
 
-/* The node's engine, bound to this call. */
+/* The node's engine, bound to this call, the node and its store pinned
+ * (lsn_sync_enter): call it after the last argument conversion. */
 static sn_sync *enter(lua_State *L, int self)
 {
-    return lsn_sync_enter(L, &check_node(L, self)->sync, self);
+    lsn_node *u = check_node(L, self);
+    sn_sync *y = lsn_sync_enter(L, &u->sync, self);
+    if (!u->net) luaL_error(L, "attempt to use a closed node");   /* closed before the pin */
+    return y;
 }
 
 static void copy_key(lua_State *L, int idx, const char *field, char out[SN_Z85_KEY_LEN + 1])
@@ -38,72 +43,99 @@ static void copy_key(lua_State *L, int idx, const char *field, char out[SN_Z85_K
     lua_pop(L, 1);
 }
 
-static int l_node_new(lua_State *L)
+/* The transport from the config at cfg. Every string read from the config
+ * stays on the stack until sn_net_new has copied it: a field may come from
+ * an __index function, held by nothing else. */
+static int make_net(lua_State *L, lsn_node *u, int cfg, sn_err *e)
 {
-    lsn_check_store(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lsn_node *u = lua_newuserdatauv(L, sizeof *u, LSN_SYNC_UVALUES);
-    memset(u, 0, sizeof *u);
-    luaL_setmetatable(L, LSN_NODE);
-    int self = lua_gettop(L);
-    lsn_sync_open(L, &u->sync, self, 1, 2);
-
+    int top = lua_gettop(L);
     sn_net_config c;
     sn_net_default_config(&c);
-    lua_getfield(L, 2, "listen");
-    c.listen = lua_tostring(L, -1);          /* the config table keeps it alive */
-    lua_pop(L, 1);
-    lua_getfield(L, 2, "max_message_bytes");
-    if (lua_isinteger(L, -1)) c.max_message_bytes = (size_t)lua_tointeger(L, -1);
-    lua_getfield(L, 2, "send_hwm");
-    if (lua_isinteger(L, -1)) c.send_hwm = (int)lua_tointeger(L, -1);
-    lua_getfield(L, 2, "recv_hwm");
-    if (lua_isinteger(L, -1)) c.recv_hwm = (int)lua_tointeger(L, -1);
-    lua_pop(L, 3);
+    lua_getfield(L, cfg, "listen");
+    c.listen = lua_tostring(L, -1);
+    if (lua_getfield(L, cfg, "max_message_bytes") == LUA_TNUMBER && lua_isinteger(L, -1))
+        c.max_message_bytes = (size_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, cfg, "send_hwm") == LUA_TNUMBER && lua_isinteger(L, -1))
+        c.send_hwm = (int)lua_tointeger(L, -1);
+    if (lua_getfield(L, cfg, "recv_hwm") == LUA_TNUMBER && lua_isinteger(L, -1))
+        c.recv_hwm = (int)lua_tointeger(L, -1);
     const char *auth[SN_NET_MAX_AUTHORIZED];
-    if (lua_getfield(L, 2, "curve") == LUA_TTABLE) {
+    if (lua_getfield(L, cfg, "curve") == LUA_TTABLE) {
         int ci = lua_gettop(L);
         c.curve = 1;
         copy_key(L, ci, "public", c.public_key);
         copy_key(L, ci, "secret", c.secret_key);
         if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
-            lua_Integer n = luaL_len(L, -1);
+            int list = lua_gettop(L);
+            lua_Integer n = luaL_len(L, list);
             if (n > SN_NET_MAX_AUTHORIZED)
                 luaL_argerror(L, 2, lua_pushfstring(L, "at most %d authorized keys", SN_NET_MAX_AUTHORIZED));
+            luaL_checkstack(L, (int)n, "authorized keys");
             for (lua_Integer i = 1; i <= n; i++) {
-                lua_geti(L, -1, i);
-                auth[c.nauthorized++] = lua_tostring(L, -1);
-                lua_pop(L, 1);                /* the table still holds the string */
+                lua_geti(L, list, i);
+                auth[c.nauthorized++] = lua_tostring(L, -1);   /* left on the stack */
             }
         }
         c.authorized = auth;
-        /* the list stays on the stack until sn_net_new has copied it */
     }
-    sn_err e;
-    int rc = sn_net_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->net, &e);
-    if (rc) return lsn_result(L, "node", rc, &e);
-    lua_settop(L, self);
+    int rc = sn_net_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->net, e);
+    lua_settop(L, top);
+    return rc;
+}
 
-    sn_sync *y = enter(L, self);
-    lua_getfield(L, 2, "peers");
+/* Connects to the config's peers. Their endpoints and keys are all read
+ * (and kept on the stack) first: the engine is entered only after the last
+ * call that can run Lua code. */
+static int connect_peers(lua_State *L, lsn_node *u, int self, int cfg)
+{
+    lua_getfield(L, cfg, "peers");
     lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
+    if (n > SN_SYNC_MAX_PEERS) luaL_argerror(L, 2, "too many peers");
+    int list = lua_gettop(L);
+    luaL_checkstack(L, 2 * (int)n + 4, "peers");
     for (lua_Integer i = 1; i <= n; i++) {
-        lua_geti(L, -1, i);
-        lua_getfield(L, -1, "endpoint");
-        lua_getfield(L, -2, "public");
-        const char *ep = lua_tostring(L, -2), *pub = lua_tostring(L, -1);
-        rc = ep ? sn_net_connect(u->net, ep, pub, &e) : SN_OK;
+        int p = lua_gettop(L) + 1;
+        lua_geti(L, list, i);
+        lua_getfield(L, p, "endpoint");
+        lua_getfield(L, p, "public");
+        lua_remove(L, p);
+        /* convert now (a number becomes a string, which allocates), not later */
+        lua_tostring(L, -2);
+        lua_tostring(L, -1);
+    }
+    sn_sync *y = enter(L, self);
+    sn_err e;
+    for (lua_Integer i = 0; i < n; i++) {
+        int at = list + 1 + 2 * (int)i;
+        const char *ep = lua_type(L, at) == LUA_TSTRING ? lua_tostring(L, at) : NULL;
+        const char *pub = lua_type(L, at + 1) == LUA_TSTRING ? lua_tostring(L, at + 1) : NULL;
+        int rc = ep ? sn_net_connect(u->net, ep, pub, &e) : SN_OK;
         if (!rc && ep) rc = sn_sync_add_peer(y, ep, strlen(ep), &e);
         if (rc) return lsn_result(L, "node", rc, &e);
-        lua_pop(L, 3);
     }
-    lua_settop(L, self);
+    lua_pushvalue(L, self);
     return 1;
+}
+
+static int l_node_new(lua_State *L)
+{
+    lsn_check_store(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lsn_node *u = lua_newuserdatauv(L, sizeof *u, LSN_SYNC_UVALUES);
+    memset(u, 0, sizeof *u);
+    luaL_setmetatable(L, LSN_NODE);
+    int self = lua_gettop(L);
+    lsn_sync_open(L, &u->sync, self, 1, 2);
+    sn_err e;
+    int rc = make_net(L, u, 2, &e);
+    if (rc) return lsn_result(L, "node", rc, &e);
+    return connect_peers(L, u, self, 2);
 }
 
 static int l_node_poll(lua_State *L)
 {
-    lsn_node *u = check_node(L, 1);
+    lsn_node *u = check_node(L, 1);   /* the userdata stays; its net is read after enter */
     lua_Integer ms = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, ms >= 0 && ms <= 3600000, 2, "timeout must be 0 to 3600000 ms");
     sn_sync *y = enter(L, 1);
@@ -135,7 +167,7 @@ static int l_node_address(lua_State *L)
 {
     lsn_node *u = check_node(L, 1);
     const char *a = sn_net_address(u->net);
-    if (*a) lua_pushstring(L, a);
+    if (*a) lua_pushstring(L, a);   /* copied before anything can run */
     else lua_pushnil(L);
     return 1;
 }
@@ -211,11 +243,23 @@ static int l_node_id(lua_State *L)
 static int l_node_close(lua_State *L)
 {
     lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
+    lsn_sync_check_close(L, &u->sync, "node");
     sn_net_free(u->net);
     u->net = NULL;
     lsn_sync_close(&u->sync);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* as the engine's: a busy node is collected only by lua_close mid-call */
+static int l_node_gc(lua_State *L)
+{
+    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
+    if (u->sync.busy) return 0;
+    sn_net_free(u->net);
+    u->net = NULL;
+    lsn_sync_close(&u->sync);
+    return 0;
 }
 
 static int l_node_tostring(lua_State *L)
@@ -253,7 +297,7 @@ void lsn_node_register(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_node_close },
+        { "__gc", l_node_gc },
         { "__close", l_node_close },
         { "__tostring", l_node_tostring },
         { NULL, NULL },

@@ -41,28 +41,38 @@ static void push_head(lua_State *L, const sn_head *h)
     lua_setfield(L, -2, "kind");
 }
 
+/* Under lua_pcall: the resolver (1), the two heads as light userdata (2, 3).
+ * The head tables are built here, inside the pcall, because building them
+ * can raise (memory) and a raise must not unwind through the C core. */
+static int call_resolver(lua_State *L)
+{
+    push_head(L, lua_touserdata(L, 2));
+    push_head(L, lua_touserdata(L, 3));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
+    lua_call(L, 2, 1);
+    lua_pushinteger(L, lua_rawequal(L, -1, 4) ? 1 : lua_rawequal(L, -1, 5) ? 0 : -1);
+    return 1;
+}
+
+/* The resolver may do anything, closing the store or this engine included:
+ * lsn_sync_enter pinned both, so such a close raises inside the pcall and
+ * counts as a resolver error. */
 static int lua_resolver(void *ud, const sn_head *a, const sn_head *b)
 {
     lsn_sync *u = ud;
     lua_State *L = u->L;
     if (!L || !lua_checkstack(L, 8)) return -1;
     int top = lua_gettop(L);
+    lua_pushcfunction(L, call_resolver);   /* a light function: no allocation */
     lua_getiuservalue(L, u->self, 2);
     if (!lua_isfunction(L, -1)) { lua_settop(L, top); return -1; }
-    push_head(L, a);
-    int ia = lua_gettop(L);
-    push_head(L, b);
-    int ib = lua_gettop(L);
-    lua_pushvalue(L, ia - 1);   /* the function */
-    lua_pushvalue(L, ia);
-    lua_pushvalue(L, ib);
+    lua_pushlightuserdata(L, (void *)a);
+    lua_pushlightuserdata(L, (void *)b);
     int w = -1;
-    if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
-        if (lua_rawequal(L, -1, ia)) w = 1;
-        else if (lua_rawequal(L, -1, ib)) w = 0;
-    } else {
-        u->resolver_errors++;
-    }
+    if (lua_pcall(L, 3, 1, 0) == LUA_OK) w = (int)lua_tointeger(L, -1);
+    else u->resolver_errors++;
     lua_settop(L, top);
     return w;
 }
@@ -134,7 +144,7 @@ void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_i
     self = lua_absindex(L, self);
     store_idx = lua_absindex(L, store_idx);
     cfg_idx = lua_absindex(L, cfg_idx);
-    sn_store *s = lsn_check_store(L, store_idx);
+    lsn_check_store(L, store_idx);
     sn_sync_config c;
     int custom;
     read_sync_config(L, cfg_idx, &c, &custom);
@@ -146,19 +156,38 @@ void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_i
         c.resolver.fn = lua_resolver;
         c.resolver.ud = u;
     }
+    /* the config's fields may have run Lua code that closed the store */
+    sn_store *s = lsn_check_store(L, store_idx);
     sn_err e;
     int rc = sn_sync_new(s, &c, &u->y, &e);
     if (rc) luaL_error(L, "sync_engine: %s", rc == SN_ENOMEM ? "not enough memory" : e.msg);
 }
 
+void lsn_sync_check(lua_State *L, const lsn_sync *u, const char *what)
+{
+    if (!u->y) luaL_error(L, "attempt to use a closed %s", what);
+    if (u->busy) luaL_error(L, "%s: called from inside one of its own calls (its conflict resolver "
+                               "or a finalizer); call it after that call returns", what);
+}
+
+void lsn_sync_check_close(lua_State *L, const lsn_sync *u, const char *what)
+{
+    if (u->y && u->busy)
+        luaL_error(L, "close: the %s is in use by a running call (from its conflict resolver or "
+                      "a finalizer); close it after that call returns", what);
+}
+
 sn_sync *lsn_sync_enter(lua_State *L, lsn_sync *u, int self)
 {
+    self = lua_absindex(L, self);
+    lsn_pin(L, self, &u->busy);
     lua_getiuservalue(L, self, 1);
-    sn_store *s = lsn_check_store(L, -1);
-    lua_pop(L, 1);
+    sn_store *s = lsn_store_pin(L, -1);
+    /* the pins allocate, and a finalizer may have closed u before its pin */
+    if (!u->y) luaL_error(L, "attempt to use a closed sync engine");
     sn_sync_set_store(u->y, s);
     u->L = L;
-    u->self = lua_absindex(L, self);
+    u->self = self;
     return u->y;
 }
 

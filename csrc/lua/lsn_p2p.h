@@ -18,14 +18,25 @@ typedef struct lsn_sync {
     lua_State *L;          /* the thread of the current call, for the resolver */
     int self;              /* stack index of the userdata in that call */
     unsigned resolver_errors;
+    unsigned busy;         /* pins (lsn_pin): a call is using y; close() refuses */
 } lsn_sync;
 
 /* Makes u's engine over the store at store_idx from the config table at
  * cfg_idx (already validated by p2p.config); self is u's userdata, made
  * with LSN_SYNC_UVALUES uservalues. Raises on failure. */
 SN_HIDDEN void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_idx);
-/* The engine, its store checked open, with the resolver bound to this call. */
+/* The engine, its store checked open, with the resolver bound to this call.
+ * The resolver runs Lua code, so both the store and u are pinned (lsn_pin)
+ * until the calling C function returns: nothing it does can free what the
+ * engine is using. Raises if u is closed or already in a call. Call it last
+ * before the core call: it leaves guards on the stack, which a lua_settop
+ * below them would release early. */
 SN_HIDDEN sn_sync *lsn_sync_enter(lua_State *L, lsn_sync *u, int self);
+/* Raises if u is closed, or in a call of its own (its resolver calling it
+ * back, or a finalizer run meanwhile): the engine is not reentrant. */
+SN_HIDDEN void lsn_sync_check(lua_State *L, const lsn_sync *u, const char *what);
+/* Whether u may be closed now; raises if a call of its own is running. */
+SN_HIDDEN void lsn_sync_check_close(lua_State *L, const lsn_sync *u, const char *what);
 SN_HIDDEN void lsn_sync_close(lsn_sync *u);
 
 SN_HIDDEN int lsn_push_peers(lua_State *L, sn_sync *y);

@@ -9,17 +9,24 @@
 #define LSN_VIEW "synaptic.weights_view"
 #define LSN_STORE_STATS "synaptic.store_stats"
 
-/* busy: how many calls into the core are running Lua callbacks over this
- * store (progress); a close() meanwhile moves s to deferred (so every later
- * use raises) and the last lsn_store_release closes it, after the core has
- * let go of its iterators. */
-typedef struct lsn_store { sn_store *s, *deferred; int busy; } lsn_store;
+/* Every method below takes its sn_store pointer after the last call that
+ * can run Lua code (a metamethod of an argument, a finalizer run by an
+ * allocation), or pins the store: such code may close the store, and a
+ * pointer taken before it would then be freed memory. */
 
 sn_store *lsn_check_store(lua_State *L, int idx)
 {
     lsn_store *u = luaL_checkudata(L, idx, LSN_STORE);
     if (!u->s) luaL_error(L, "attempt to use a closed store");
     return u->s;
+}
+
+sn_store *lsn_store_pin(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lsn_store *u = luaL_checkudata(L, idx, LSN_STORE);
+    lsn_pin(L, idx, &u->pins);
+    return lsn_check_store(L, idx);   /* after the pin's allocation, not before */
 }
 
 static const char *check_id(lua_State *L, int idx, size_t *len)
@@ -102,8 +109,9 @@ int lsn_store_open(lua_State *L)
     read_opts(L, 2, &o);
     /* userdata first, resource second: a memory error cannot leak a db */
     lsn_store *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->s = u->deferred = NULL;
-    u->busy = 0;
+    u->s = NULL;
+    u->pins = 0;
+    u->in_batch = 0;
     luaL_setmetatable(L, LSN_STORE);
     sn_err e;
     int rc = sn_store_open(path, &o, &u->s, &e);
@@ -114,38 +122,28 @@ int lsn_store_open(lua_State *L)
 static int l_store_close(lua_State *L)
 {
     lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
-    if (u->busy) {
-        if (u->s) u->deferred = u->s;
-    } else {
-        if (u->s) sn_store_close(u->s);
-        if (u->deferred) sn_store_close(u->deferred);
-        u->deferred = NULL;
+    if (u->s && u->pins)
+        return luaL_error(L, "close: the store is in use by a running call "
+                             "(from its metamethod, finalizer or conflict resolver); "
+                             "close it after that call returns");
+    if (u->s) {
+        sn_store_close(u->s);
+        u->s = NULL;
     }
     u->s = NULL;
     lua_pushboolean(L, 1);
     return 1;
 }
 
-sn_store *lsn_store_hold(lua_State *L, int idx)
+/* A pinned store is reachable from its pin, so it is collected only at
+ * lua_close in the middle of a call (os.exit from a metamethod): that call
+ * never resumes, and closing under it is what must not happen. */
+static int l_store_gc(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, idx);
-    ((lsn_store *)lua_touserdata(L, idx))->busy++;
-    return s;
-}
-
-int lsn_store_release(lua_State *L, int idx)
-{
-    lsn_store *u = lua_touserdata(L, idx);
-    if (--u->busy == 0 && u->deferred) {
-        sn_store_close(u->deferred);
-        u->deferred = NULL;
-    }
-    return u->s == NULL;
-}
-
-int lsn_store_is_open(lua_State *L, int idx)
-{
-    return ((lsn_store *)lua_touserdata(L, idx))->s != NULL;
+    lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
+    if (u->s && !u->pins) sn_store_close(u->s);
+    u->s = NULL;
+    return 0;
 }
 
 static int l_store_tostring(lua_State *L)
@@ -179,7 +177,7 @@ static int l_put_weights(lua_State *L)
 {
     lua_settop(L, 6);   /* tables converted to floats are pushed above the args */
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);   /* a closed store is reported first */
     sn_weights_in in;
     memset(&in, 0, sizeof in);
     in.expert = check_id(L, 2, &in.expert_len);
@@ -210,6 +208,8 @@ static int l_put_weights(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    /* the weights, bias and shape tables may have run Lua code */
+    sn_store *s = lsn_write_target(L, &b);
     sn_err e;
     uint64_t version;
     int rc = sn_put_weights(s, b, &in, &version, &e);
@@ -218,7 +218,7 @@ static int l_put_weights(lua_State *L)
     return 1;
 }
 
-static int l_view_gc(lua_State *L)
+static int l_view_release(lua_State *L)
 {
     sn_weights_view_release(luaL_checkudata(L, 1, LSN_VIEW));
     return 0;
@@ -227,17 +227,24 @@ static int l_view_gc(lua_State *L)
 static void set_num(lua_State *L, const char *k, lua_Number v) { lua_pushnumber(L, v); lua_setfield(L, -2, k); }
 static void set_int(lua_State *L, const char *k, lua_Integer v) { lua_pushinteger(L, v); lua_setfield(L, -2, k); }
 
+/* The view pins RocksDB memory between the get and the load, and the
+ * floats allocated in between can run finalizers: the store stays pinned
+ * open, and the view is a to-be-closed slot, released (before the pin) on
+ * any raise rather than at a later collection, after the store is gone. */
 static int l_get_weights(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *expert = check_id(L, 2, &len);
     int64_t layer = check_layer(L, 3);
     lua_Integer version = luaL_optinteger(L, 4, 0);
     luaL_argcheck(L, version >= 0, 4, "version must not be negative");
+    lua_settop(L, 4);
+    sn_store *s = lsn_store_pin(L, 1);
     sn_weights_view *v = lua_newuserdatauv(L, sizeof *v, 0);
     memset(v, 0, sizeof *v);
     luaL_setmetatable(L, LSN_VIEW);
+    lua_toclose(L, -1);
     sn_err e;
     int rc = sn_get_weights(s, expert, len, layer, (uint64_t)version, v, &e);
     if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
@@ -274,10 +281,11 @@ static int l_get_weights(lua_State *L)
 
 static int l_layers(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *expert = check_id(L, 2, &len);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = sn_list_layers(s, expert, len, a, &out, &e);
@@ -286,11 +294,12 @@ static int l_layers(lua_State *L)
 
 static int l_weight_versions(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *expert = check_id(L, 2, &len);
     int64_t layer = check_layer(L, 3);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);
     sn_value out;
     sn_err e;
     int rc = sn_weight_versions(s, expert, len, layer, a, &out, &e);
@@ -490,13 +499,14 @@ void lsn_store_register(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_store_close },
+        { "__gc", l_store_gc },
         { "__close", l_store_close },
         { "__tostring", l_store_tostring },
         { NULL, NULL },
     };
     static const luaL_Reg view_meta[] = {
-        { "__gc", l_view_gc },
+        { "__gc", l_view_release },
+        { "__close", l_view_release },
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_STORE, methods, meta);

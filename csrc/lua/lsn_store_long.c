@@ -7,8 +7,8 @@
  * lua_pcall (an error must not longjmp across the core's frames) and keeps
  * the error on the stack; the hook's non-zero return stops the walk, the
  * core releases its iterators, and only then is the error raised. The
- * store is held (lsn_store_hold) meanwhile, so a close() from the callback
- * takes effect after the core returned, and stops the walk too.
+ * store is pinned (lsn_pin) meanwhile, so a close() from the callback
+ * raises there: the walk stops and verify raises that error.
  *
  * backup and restore: RocksDB's C API has no progress hook, and the C++
  * BackupEngine's progress_callback runs on its copying thread with no total
@@ -18,6 +18,7 @@
 #include "lua/lsn.h"
 
 #include <stdint.h>
+#include <string.h>
 
 typedef struct hook {
     lua_State *L;
@@ -53,8 +54,7 @@ static int progress_hook(void *ud, uint64_t done, uint64_t total)
         h->failed = 1;
         return 1;
     }
-    /* closed by the callback: stop; the close waits for lsn_store_release */
-    return !lsn_store_is_open(L, h->store);
+    return 0;
 }
 
 int lsn_store_verify(lua_State *L)
@@ -69,15 +69,13 @@ int lsn_store_verify(lua_State *L)
     sn_value report;
     int ok;
     sn_err e;
-    sn_store *s = lsn_store_hold(L, 1);
+    sn_store *s = lsn_store_pin(L, 1);
     int rc = sn_verify(s, a, &report, &ok, lua_isfunction(L, h.fn) ? &p : NULL, &e);
-    int closed = lsn_store_release(L, 1);
     if (h.failed) {
         if (lua_isnil(L, h.err)) return luaL_error(L, "verify: no stack space for the progress callback");
         lua_pushvalue(L, h.err);
         return lua_error(L);   /* the callback's own error, unchanged */
     }
-    if (closed) return luaL_error(L, "verify: the store was closed by the progress callback");
     if (rc) return lsn_result(L, "verify", rc, &e);
     lua_pushboolean(L, ok);
     lsn_push_value(L, &report);
@@ -97,12 +95,13 @@ static void report_progress(lua_State *L, int fn, uint64_t done, uint64_t total)
 
 int lsn_store_backup(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     const char *dir = luaL_checkstring(L, 2);
     push_progress(L, 3, "backup");
     int fn = lua_gettop(L);
     uint64_t total = 0, files;
     sn_err e;
+    sn_store *s = lsn_check_store(L, 1);
     if (lua_isfunction(L, fn) && sn_size_info(s, &total, &files, &e)) total = 0;
     report_progress(L, fn, 0, total);
     s = lsn_check_store(L, 1);   /* the callback may have closed it */
@@ -132,22 +131,66 @@ static uint64_t backup_size(lua_State *L, const char *dir, uint32_t id)
     return size;
 }
 
+static uint32_t opt_backup_id(lua_State *L, int idx)
+{
+    lua_Integer id = luaL_optinteger(L, idx, 0);
+    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, idx, "backup id out of range");
+    return (uint32_t)id;
+}
+
+/* opts.force of restore_backup (opts at idx, a table or nil); only force
+ * and progress are options. */
+static int opt_force(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx)) return 0;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        if (strcmp(k, "force") != 0 && strcmp(k, "progress") != 0)
+            luaL_argerror(L, idx, "the options are force and progress");
+    }
+    lua_getfield(L, idx, "force");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_isboolean(L, -1), idx, "force must be a boolean");
+    int force = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return force;
+}
+
+/* synaptic.restore_backup(dir, db_path [, backup_id] [, opts]) */
 int lsn_restore_backup(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
     const char *db = luaL_checkstring(L, 2);
     /* (dir, db [, id] [, opts]): a table third is opts */
     int opts = lua_istable(L, 3) ? 3 : 4;
-    lua_Integer id = opts == 3 ? 0 : luaL_optinteger(L, 3, 0);
-    luaL_argcheck(L, id >= 0 && id <= (lua_Integer)UINT32_MAX, 3, "backup id out of range");
+    uint32_t id = opts == 3 ? 0 : opt_backup_id(L, 3);
+    int force = opt_force(L, opts);
     push_progress(L, opts, "restore_backup");
     int fn = lua_gettop(L);
-    uint64_t total = lua_isfunction(L, fn) ? backup_size(L, dir, (uint32_t)id) : 0;
+    uint64_t total = lua_isfunction(L, fn) ? backup_size(L, dir, id) : 0;
     report_progress(L, fn, 0, total);
     sn_err e;
-    int rc = sn_restore_backup(dir, db, (uint32_t)id, &e);
+    int rc = sn_restore_backup(dir, db, id, force, &e);
     if (rc) return lsn_result(L, "restore_backup", rc, &e);
     report_progress(L, fn, total, total);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* synaptic.verify_backup(dir [, backup_id]) -> ok, report */
+int lsn_verify_backup(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    uint32_t id = opt_backup_id(L, 2);
+    sn_arena *a = lsn_arena(L);
+    sn_value report;
+    int ok;
+    sn_err e;
+    int rc = sn_verify_backup(dir, id, a, &report, &ok, &e);
+    if (rc) return lsn_result(L, "verify_backup", rc, &e);
+    lua_pushboolean(L, ok);
+    lsn_push_value(L, &report);
+    return 2;
 }

@@ -49,11 +49,12 @@ static int l_list_checkpoints(lua_State *L) { return read_whole(L, "list_checkpo
 static int l_put_config(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     luaL_checktype(L, 2, LUA_TTABLE);
     sn_arena *a = lsn_arena(L);
     sn_value cfg;
     lsn_to_value(L, 2, a, &cfg, "put_config");
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
     sn_err e;
     return lsn_done(L, "put_config", sn_put_config(s, b, &cfg, &e), &e);
 }
@@ -61,7 +62,7 @@ static int l_put_config(lua_State *L)
 static int l_create_checkpoint(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     lua_settop(L, 2);   /* the arena goes above the arguments */
     sn_arena *a = lsn_arena(L);
     sn_value cp;
@@ -73,6 +74,7 @@ static int l_create_checkpoint(lua_State *L)
         lsn_to_value(L, 2, a, &cp, "create_checkpoint");
         if (cp.type == SN_ARRAY && cp.u.a.n == 0) cp.type = SN_MAP;
     }
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
     char id[37];
     sn_err e;
     int rc = sn_create_checkpoint(s, b, &cp, id, &e);
@@ -90,9 +92,10 @@ static int not_found(lua_State *L, const char *fn, const char *id)
 
 static int l_restore_checkpoint(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *id = check_id(L, 2, &len);
+    sn_store *s = lsn_check_store(L, 1);   /* after the calls that can run Lua code */
     sn_err e;
     int rc = sn_restore_checkpoint(s, id, len, &e);
     if (rc == SN_NOTFOUND) return not_found(L, "restore_checkpoint", id);
@@ -102,9 +105,10 @@ static int l_restore_checkpoint(lua_State *L)
 static int l_delete_checkpoint(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *id = check_id(L, 2, &len);
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
     sn_err e;
     int rc = sn_delete_checkpoint(s, b, id, len, &e);
     if (rc == SN_NOTFOUND) return not_found(L, "delete_checkpoint", id);
@@ -116,13 +120,14 @@ static int l_delete_checkpoint(lua_State *L)
 static int l_put_state(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *key = check_id(L, 2, &len);
     luaL_checkany(L, 3);
     sn_arena *a = lsn_arena(L);
     sn_value v;
     lsn_to_value(L, 3, a, &v, "put_state");
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
     sn_err e;
     return lsn_done(L, "put_state", sn_put_state(s, b, key, len, &v, &e), &e);
 }
@@ -130,23 +135,25 @@ static int l_put_state(lua_State *L)
 static int l_record_metric(lua_State *L)
 {
     sn_batch *b;
-    sn_store *s = lsn_write_target(L, &b);
+    lsn_write_target(L, &b);
     size_t len;
     const char *name = check_id(L, 2, &len);
     double value = luaL_checknumber(L, 3);
     double ts = luaL_optnumber(L, 4, sn_now());
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
     sn_err e;
     return lsn_done(L, "record_metric", sn_record_metric(s, b, name, len, value, ts, &e), &e);
 }
 
 static int l_metrics(lua_State *L)
 {
-    sn_store *s = lsn_check_store(L, 1);
+    lsn_check_store(L, 1);
     size_t len;
     const char *name = check_id(L, 2, &len);
     double from = luaL_optnumber(L, 3, -HUGE_VAL);
     double to = luaL_optnumber(L, 4, HUGE_VAL);
     sn_arena *a = lsn_arena(L);
+    sn_store *s = lsn_check_store(L, 1);   /* after the calls that can run Lua code */
     sn_value out;
     sn_err e;
     int rc = sn_metrics(s, name, len, from, to, a, &out, &e);

@@ -346,9 +346,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
                                                  (const char *const *)sn_cf_names, cfo, s->cf,
                                                  &err);
         if (err) {
-            char what[4200];
-            snprintf(what, sizeof what, "cannot open store at '%s'", path);
-            rc = sn_rocks_err(e, err, what);
+            rc = sn_open_err(e, err, path);
             s->db = NULL;
         }
     }
@@ -356,6 +354,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     if (!rc) rc = sn_replica_open(s, e);
     if (!rc) rc = sn_format_open(s, e);
     if (!rc) rc = sn_identity_open(s, e);
+    if (!rc) rc = sn_inuse_add(s, e);
     if (rc) { sn_store_close(s); return rc; }
     *out = s;
     return SN_OK;
@@ -364,6 +363,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
 void sn_store_close(sn_store *s)
 {
     if (!s) return;
+    sn_inuse_remove(s);
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);

@@ -154,8 +154,19 @@ SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
 SN_HIDDEN int sn_compact(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e);
 SN_HIDDEN int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e);
-SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t id,
+/* Restores backup id (0: the newest, damaged or not) from dir into db_path.
+ * Refuses a db_path that is a store open in this or another process, and
+ * one that holds anything unless force; fails naming the backup, and the
+ * file, when the backup does not verify (nothing at db_path is touched
+ * then). Never falls back to another backup. */
+SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int force,
                                 sn_err *e);
+/* Checks backup id (0: every backup) in dir without restoring it: RocksDB's
+ * check (the meta file, every file there with its size) and each file's
+ * CRC32C against the meta file. report: map backups (ids checked), files,
+ * bytes, problems (list of {backup=, where=, error=}); *ok = no problems. */
+SN_HIDDEN int sn_verify_backup(const char *dir, uint32_t id, sn_arena *a, sn_value *report,
+                               int *ok, sn_err *e);
 
 SN_HIDDEN double sn_now(void);      /* Unix seconds, sub-second precision */
 SN_HIDDEN void sn_uuid(char out[37]);

@@ -82,6 +82,20 @@ SN_HIDDEN uint64_t sn_get_be(const unsigned char *p, int n);
 SN_HIDDEN size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen);
 
 SN_HIDDEN int sn_rocks_err(sn_err *e, char *err, const char *what);
+
+/* In use (sn_inuse.c). The stores open in this process, by directory. */
+SN_HIDDEN int sn_inuse_add(const sn_store *s, sn_err *e);
+SN_HIDDEN void sn_inuse_remove(const sn_store *s);
+/* SN_OK if no store is open at path, here or in another process, and then,
+ * when *lockfd >= 0, this process holds path's LOCK until sn_inuse_release
+ * (other processes' opens fail meanwhile). Otherwise SN_EIO, e saying which
+ * ("open in this process", "in use by another process (pid N)"). */
+SN_HIDDEN int sn_inuse_claim(const char *path, int *lockfd, sn_err *e);
+SN_HIDDEN void sn_inuse_release(int lockfd);
+/* A failed open's RocksDB error err (freed here) as a message naming path;
+ * a lock held elsewhere reads "store is already open (by this or another
+ * process)" rather than RocksDB's own text. */
+SN_HIDDEN int sn_open_err(sn_err *e, char *err, const char *path);
 /* Read options for a full scan: checksums verified, the block cache left
  * alone (a scan must not evict the hot set). The caller destroys them. */
 SN_HIDDEN rocksdb_readoptions_t *sn_scan_options(void);

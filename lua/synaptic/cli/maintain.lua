@@ -42,20 +42,16 @@ function commands.backup(args)
   return 0
 end
 
--- The latest backup in dir, or the one with id `wanted`.
-local function choose_backup(dir, wanted)
-  local backups, err = synaptic.list_backups(dir)
-  if not backups then fail("%s", one_line(err)) end
-  if #backups == 0 then fail("no backups in '%s'", dir) end
-  if not wanted then return backups[#backups] end
-  local ids = {}
-  for _, b in ipairs(backups) do
-    if b.id == wanted then return b end
-    ids[#ids + 1] = tostring(b.id)
+-- The listing of backup `id` in dir (for the summary line), or nil.
+local function listing(dir, id)
+  for _, b in ipairs(synaptic.list_backups(dir) or {}) do
+    if b.id == id then return b end
   end
-  fail("no backup %d in '%s' (there are: %s)", wanted, dir, table.concat(ids, ", "))
 end
 
+-- The core picks the backup (the newest, damaged or not: a damaged one fails
+-- naming itself rather than an older one being restored), checks it whole
+-- before touching STORE, and refuses a store open in any process.
 function commands.restore(args)
   local store_path, dir = args.store, args.dir
   if common.exists(store_path) then
@@ -64,13 +60,23 @@ function commands.restore(args)
       fail("'%s' exists and is not empty; use --force to replace it", store_path)
     end
   end
-  local chosen = choose_backup(dir, args.id)
-  local done, update = output.progress(args, ("restoring backup %d into %s"):format(chosen.id, store_path), "bytes")
-  local ok, rerr = synaptic.restore_backup(dir, store_path, chosen.id, { progress = update })
+  local label = args.id and ("backup " .. args.id) or "the latest backup"
+  local done, update = output.progress(args, ("restoring %s into %s"):format(label, store_path), "bytes")
+  local ok, rerr = synaptic.restore_backup(dir, store_path, args.id,
+                                           { force = args.force or false, progress = update })
   done()
-  if not ok then fail("restore: %s", one_line(rerr)) end
-  out("restored backup %d (%s, %s) into %s", chosen.id, output.iso_time(chosen.timestamp),
-      human(chosen.size or 0), store_path)
+  if not ok then
+    if args.id and rerr:find("^no backup %d") then
+      local ids = {}
+      for _, b in ipairs(synaptic.list_backups(dir) or {}) do ids[#ids + 1] = tostring(b.id) end
+      rerr = ("%s (there are: %s)"):format(rerr, #ids > 0 and table.concat(ids, ", ") or "none")
+    end
+    fail("restore: %s", one_line(rerr))
+  end
+  local backups = synaptic.list_backups(dir) or {}
+  local chosen = listing(dir, args.id) or backups[#backups] or { id = args.id or 0 }
+  out("restored backup %d (%s, %s) into %s", chosen.id,
+      chosen.timestamp and output.iso_time(chosen.timestamp) or "?", human(chosen.size or 0), store_path)
   return 0
 end
 
