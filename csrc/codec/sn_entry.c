@@ -68,6 +68,7 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
     }
     if (en->nparents)
         sn_map_set(out, "parents", sn_str((const char *)parents, en->nparents * SN_ID_LEN));
+    if (en->depth) sn_map_set(out, "depth", sn_int(en->depth));
     if (!wire) return SN_OK;
     sn_map_set(out, "origin", sn_str(origin, SN_ORIGIN_LEN));
     sn_map_set(out, "seq", sn_int((int64_t)en->seq));
@@ -119,6 +120,14 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
     if (po->type == SN_STR) {
         en->prev.hlc = (uint64_t)ph->u.i;
         memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
+    }
+    const sn_value *d = sn_map_get(m, "depth");
+    if (d && d->type == SN_INT) {
+        /* its writer's view of its history's length; a deeper history than
+         * any store can hold is a forged one */
+        if (en->cf != SN_ENTRY_CF_WEIGHTS || d->u.i < 1 || d->u.i > UINT32_MAX)
+            return sn_fail(e, SN_ECORRUPT, "log entry depth is malformed");
+        en->depth = (uint32_t)d->u.i;
     }
     return parse_parents(sn_map_get(m, "parents"), en, e);
 }

@@ -62,6 +62,7 @@ typedef struct sn_entry {
     uint64_t hlc;
     sn_ident prev;                     /* configs, checkpoints: the record replaced */
     size_t nparents;                   /* weights: the layer's writes this one supersedes */
+    uint32_t depth;                    /* weights: 1 + the deepest parent's (0: not given) */
     sn_ident parents[SN_MAX_PARENTS];
 } sn_entry;
 

@@ -206,7 +206,7 @@ static int upgrade_checkpoints(sn_store *s, sn_err *e)
 /* ---- 2, 3. layers and their log entries ---------------------------------------- */
 
 static int rewrite_log_entry(sn_store *s, sn_batch *b, const old_write *w, const unsigned char *nkey,
-                             size_t nklen, const sn_ident *parent, sn_err *e)
+                             size_t nklen, const sn_ident *parent, uint32_t depth, sn_err *e)
 {
     sn_buf v;
     int rc = sn_repl_get(s, CF_DEFAULT, w->key, w->klen, &v, e);
@@ -218,6 +218,7 @@ static int rewrite_log_entry(sn_store *s, sn_batch *b, const old_write *w, const
     memcpy(en.key, nkey, nklen);
     en.klen = nklen;
     en.nparents = parent ? 1 : 0;
+    en.depth = depth;
     if (parent) en.parents[0] = *parent;
     rc = sn_entry_encode(&en, &v, e);
     if (rc) return rc;
@@ -267,7 +268,7 @@ static int upgrade_layer(sn_store *s, const old_write *w, size_t n, sn_err *e)
             if (w[x].cf >= 0)
                 rocksdb_writebatch_delete_cf(b->wb, s->cf[w[x].cf], (const char *)w[x].key, w[x].klen);
             else
-                rc = rewrite_log_entry(s, b, &w[x], nkey, nklen, have_prev ? &prev : NULL, e);
+                rc = rewrite_log_entry(s, b, &w[x], nkey, nklen, have_prev ? &prev : NULL, h.depth, e);
         }
         sn_hist_put(b, lk, lklen, &h);
         if (have_prev)

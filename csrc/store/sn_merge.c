@@ -307,6 +307,6 @@ int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size
     unsigned char key[SN_WKEY_MAX];
     size_t klen = sn_wkey_id(key, lk, lklen, id);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &n, e);
-    if (!rc) rc = sn_replica_note_parents(b, key, klen, id->hlc, h.parents, h.nparents, e);
+    if (!rc) rc = sn_replica_note_parents(b, key, klen, id->hlc, h.parents, h.nparents, h.depth, e);
     return rc;
 }

@@ -124,13 +124,14 @@ int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned 
 }
 
 int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
-                            const sn_ident *parents, size_t nparents, sn_err *e)
+                            const sn_ident *parents, size_t nparents, uint32_t depth, sn_err *e)
 {
     sn_entry en;
     int rc = entry_for(&en, CF_WEIGHTS, key, klen, SN_KIND_PUT, hlc, e);
     if (rc) return rc;
     if (nparents > SN_MAX_PARENTS) return sn_fail(e, SN_EIO, "too many parents");
     en.nparents = nparents;
+    en.depth = depth;
     memcpy(en.parents, parents, nparents * sizeof *parents);
     return note_entry(b, &en, e);
 }

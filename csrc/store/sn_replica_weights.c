@@ -123,8 +123,10 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
         h.flags = store ? SN_HIST_HELD : 0;
         h.nparents = en->nparents;
         memcpy(h.parents, en->parents, en->nparents * sizeof *h.parents);
-        h.depth = 1;
-        for (size_t i = 0; !rc && i < h.nparents; i++) {
+        /* the writer's depth: it knew every parent, a receiver may not yet,
+         * and highest_version must pick the same head everywhere */
+        h.depth = en->depth ? en->depth : 1;
+        for (size_t i = 0; !rc && !en->depth && i < h.nparents; i++) {
             sn_hist p;
             int r2 = sn_hist_get(s, lk, lklen, &h.parents[i], &p, e);
             if (r2 && r2 != SN_NOTFOUND) rc = r2;

@@ -149,7 +149,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     memcpy(heads, h.parents, nheads * sizeof *heads);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
     if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
-    if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, e);
+    if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
     if (!rc) rc = note_pending(b, lk, lklen, &h, *version, e);
     if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
