@@ -400,7 +400,7 @@ describe("records", function()
         { timestamp = 20, value = 0.7 },
         { timestamp = 25.5, value = 0.2 },
         { timestamp = 30, value = 0.5 },
-      }, store:metrics("order"))
+      }, helpers.points(store:metrics("order")))
     end)
 
     it("selects a from/to range, bounds included", function()
@@ -441,10 +441,10 @@ describe("records", function()
       store:record_metric("los", 3, 1)
       store:record_metric("loss", 4, 2)
       store:record_metric("loss_x", 5, 1.5)
-      local r = store:metrics("loss")
+      local r = helpers.points(store:metrics("loss"))
       assert.same({ { timestamp = 1, value = 1 }, { timestamp = 2, value = 4 } }, r)
-      assert.same({ { timestamp = 1, value = 2 } }, store:metrics("loss2"))
-      assert.same({ { timestamp = 1, value = 3 } }, store:metrics("los"))
+      assert.same({ { timestamp = 1, value = 2 } }, helpers.points(store:metrics("loss2")))
+      assert.same({ { timestamp = 1, value = 3 } }, helpers.points(store:metrics("los")))
       assert.same({}, store:metrics("lo"))
     end)
 

@@ -67,14 +67,16 @@ describe("synaptic metrics", function()
       local code, out, err = run("metrics", db, "loss", "--csv")
       assert.equal(0, code, err)
       local l = lines(out)
-      assert.equal("timestamp,value", l[1])
+      assert.equal("timestamp,value,origin", l[1])
       assert.equal(#LOSS + 1, #l)
+      local s <close> = assert(synaptic.open(db, { read_only = true }))
       for i, p in ipairs(LOSS) do
-        local t, v = l[i + 1]:match("^([^,]+),([^,]+)$")
+        local t, v, o = l[i + 1]:match("^([^,]+),([^,]+),([^,]+)$")
         assert.equal(p[1], tonumber(t))
         assert.equal(p[2], tonumber(v))
+        assert.equal(s:origin(), o)
       end
-      assert.equal("1700000003,42", l[#l])
+      assert.equal("1700000003,42," .. s:origin(), l[#l])
     end)
 
     it("names each point's origin once the store keeps it", function()
@@ -95,7 +97,7 @@ describe("synaptic metrics", function()
       assert.matches("^1700000002.75,", l[3])
       code, out = run("metrics", db, "loss", "--csv", "--from", "1800000000")
       assert.equal(0, code)
-      assert.equal("timestamp,value\n", out)
+      assert.equal("timestamp,value\n", out)   -- no points: no origin column either
     end)
 
     it("prints a JSON array of points", function()

@@ -252,3 +252,33 @@ describe("filters", function()
     s:close()
   end)
 end)
+
+describe("system state and metrics", function()
+  after_each(helpers.cleanup)
+
+  it("replicate: metric points end as the union with their origins, state keys last writer wins", function()
+    local s = mesh()
+    local a, b, c = s.nodes[1].store, s.nodes[2].store, s.nodes[3].store
+    alone(s)
+    a:record_metric("loss", 0.5, 100)
+    b:record_metric("loss", 0.25, 101)
+    b:record_metric("loss", 0.125, 102)
+    a:put_state("mode", { by = "a" })
+    later()
+    c:put_state("mode", { by = "c" })          -- concurrent and newer: wins
+    s:heal()
+    settle(s)
+    for i = 1, 3 do
+      local st = s.nodes[i].store
+      local pts = st:metrics("loss")
+      assert.equal(3, #pts, "node " .. i)
+      assert.same({ 100, 101, 102 }, { pts[1].timestamp, pts[2].timestamp, pts[3].timestamp })
+      assert.equal(a:origin(), pts[1].origin)
+      assert.equal(b:origin(), pts[3].origin)
+      assert.same({ by = "c" }, st:get_state("mode"))
+      assert.same({ "loss" }, st:metric_names())
+      assert.is_true((st:verify()))
+    end
+    s:close()
+  end)
+end)

@@ -40,6 +40,17 @@ function helpers.f32(x)
   return (string.unpack("<f", string.pack("<f", x)))
 end
 
+-- Metric points without their origin (checked to name a store), for
+-- comparing timestamps and values.
+function helpers.points(list)
+  local out = {}
+  for i, p in ipairs(list) do
+    assert(type(p.origin) == "string" and #p.origin == 36, "a point without its origin")
+    out[i] = { timestamp = p.timestamp, value = p.value }
+  end
+  return out
+end
+
 -- The lines a shell command prints on stdout, as a list.
 function helpers.command_lines(cmd)
   local out = {}

@@ -14,7 +14,7 @@ int sn_origin_ok(const void *p, size_t len)
 
 int sn_entry_cf_known(int64_t cf)
 {
-    return cf == SN_ENTRY_CF_WEIGHTS || cf == SN_ENTRY_CF_CONFIG || cf == SN_ENTRY_CF_CHECKPOINTS;
+    return cf >= SN_ENTRY_CF_WEIGHTS && cf <= SN_ENTRY_CF_METRICS;
 }
 
 void sn_ident_put(unsigned char *p, const sn_ident *id)

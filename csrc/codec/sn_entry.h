@@ -30,7 +30,10 @@ enum { SN_KIND_PUT = 0, SN_KIND_DEL = 1, SN_KIND_SKIP = 2 };
 /* The column families an entry may name. They are the store's column
  * family indexes and part of the format (peers exchange them); the store
  * asserts that its indexes agree. */
-enum { SN_ENTRY_CF_WEIGHTS = 1, SN_ENTRY_CF_CONFIG = 2, SN_ENTRY_CF_CHECKPOINTS = 4 };
+enum {
+    SN_ENTRY_CF_WEIGHTS = 1, SN_ENTRY_CF_CONFIG = 2, SN_ENTRY_CF_STATE = 3,
+    SN_ENTRY_CF_CHECKPOINTS = 4, SN_ENTRY_CF_METRICS = 5
+};
 
 #define SN_ORIGIN_LEN 36
 #define SN_ID_LEN (8 + SN_ORIGIN_LEN)       /* an identity as bytes: hlc (BE), origin */

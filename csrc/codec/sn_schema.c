@@ -97,6 +97,9 @@ static const sn_field metric_fields[] = {
     F("name", SN_F_ID, 1),
     F("timestamp", SN_F_NUM, 1),
     F("value", SN_F_NUM, 1),
+    /* format 2: points replicate, each named by its writer */
+    F("hlc", SN_F_UINT, 0),
+    F("origin", SN_F_STR, 0),
 };
 SCHEMA(sn_schema_metric, "metric", metric_fields);
 

@@ -9,7 +9,8 @@
 /* entries name the store's column families by index */
 _Static_assert((int)CF_WEIGHTS == (int)SN_ENTRY_CF_WEIGHTS &&
                    (int)CF_CONFIG == (int)SN_ENTRY_CF_CONFIG &&
-                   (int)CF_CHECKPOINTS == (int)SN_ENTRY_CF_CHECKPOINTS,
+                   (int)CF_CHECKPOINTS == (int)SN_ENTRY_CF_CHECKPOINTS &&
+                   (int)CF_STATE == (int)SN_ENTRY_CF_STATE && (int)CF_METRICS == (int)SN_ENTRY_CF_METRICS,
                "sn_entry.h's column families disagree with the store's");
 
 struct sn_repl_note {

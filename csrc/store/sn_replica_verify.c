@@ -18,8 +18,8 @@ static int is_merge_of(const sn_entry *en, const sn_value *origin)
 
 int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len, sn_err *e)
 {
-    static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, 0,
-                                              SN_REC_CHECKPOINT, 0 };
+    static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE,
+                                              SN_REC_CHECKPOINT, SN_REC_METRIC };
     if (en->cf < 0 || en->cf >= CF_COUNT || !types[en->cf])
         return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
     if (en->cf == CF_WEIGHTS) {
@@ -35,6 +35,10 @@ int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
     if (!rc && en->cf != CF_WEIGHTS && r.raw_len)
         rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
     if (!rc && en->cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", en->key, en->klen, e);
+    if (!rc && en->cf == CF_STATE) rc = sn_expect_field(&r.fields, "key", en->key, en->klen, e);
+    if (!rc && en->cf == CF_METRICS)
+        rc = en->klen < 18 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
+                           : sn_expect_field(&r.fields, "name", en->key, en->klen - 17, e);
     if (!rc && en->cf == CF_CHECKPOINTS)
         rc = en->klen < 2 || en->key[0] != SN_CP_PREFIX
                  ? sn_fail(e, SN_ECORRUPT, "malformed checkpoint key")

@@ -1,5 +1,7 @@
-/* System state (key -> value) and metrics (name, time -> value): local
- * records, never replicated. */
+/* System state (key -> value) and metrics (name, time -> value). Both
+ * replicate (store format 2): a state key is last writer wins by HLC, the
+ * losers kept; metric points are append-only, each named by its writer, so
+ * every node ends with the union. prune_metrics deletes locally only. */
 #include "store/sn_store_int.h"
 
 #include <math.h>
@@ -13,8 +15,12 @@ int sn_put_state(sn_store *s, sn_batch *given, const char *key, size_t len,
     if (rc) return rc;
     sn_arena a;
     sn_arena_init(&a);
-    sn_value rec;
-    rc = sn_record_map(&sn_schema_state, &a, &rec, e);
+    sn_value rec, old;
+    /* the value this write replaces is its causal predecessor (last writer
+     * wins by HLC across nodes; a concurrent loser is kept) */
+    int got = sn_get_state(s, key, len, &a, &old, e);   /* SN_OK: there is an old value */
+    rc = got == SN_NOTFOUND ? SN_OK : got;
+    if (!rc) rc = sn_record_map(&sn_schema_state, &a, &rec, e);
     int del = !value || value->type == SN_NIL;
     if (!rc && !del) {
         sn_map_set(&rec, "key", sn_str(key, len));
@@ -32,6 +38,14 @@ int sn_put_state(sn_store *s, sn_batch *given, const char *key, size_t len,
         else
             rc = sn_batch_put_record(b, CF_STATE, key, len, SN_REC_STATE, &rec, NULL, 0,
                                      SN_CODEC_NONE, e);
+        const sn_value *ph = got ? NULL : sn_map_get(&old, "hlc");
+        const sn_value *po = got ? NULL : sn_map_get(&old, "origin");
+        int prev = ph && ph->type == SN_INT && po && po->type == SN_STR;
+        if (!rc && (!del || prev))
+            rc = sn_replica_note(b, CF_STATE, key, len, del ? SN_KIND_DEL : SN_KIND_PUT,
+                                 del ? sn_next_hlc(s) : (uint64_t)sn_map_get(&rec, "hlc")->u.i,
+                                 prev ? (uint64_t)ph->u.i : 0, prev ? po->u.s.p : NULL,
+                                 prev ? po->u.s.len : 0, e);
         rc = sn_batch_finish(b, given, rc, e);
     }
     sn_arena_free(&a);
@@ -158,14 +172,20 @@ int sn_record_metric(sn_store *s, sn_batch *given, const char *name, size_t len,
     sn_batch *b = rc ? NULL : sn_batch_or_temp(s, given, e);
     if (!rc && !b) rc = e->code;
     if (!rc) {
+        uint64_t hlc = sn_next_hlc(s);
         sn_map_set(&rec, "name", sn_str(name, len));
         sn_map_set(&rec, "timestamp", sn_num(timestamp));
         sn_map_set(&rec, "value", sn_num(value));
-        /* a sequence suffix keeps two samples with one timestamp apart */
+        sn_map_set(&rec, "hlc", sn_int((int64_t)hlc));
+        sn_map_set(&rec, "origin", sn_cstr(s->origin));
+        /* a sequence suffix keeps two samples with one timestamp apart (its
+         * high bits are random per process, so nodes' points do not collide) */
         unsigned char k[METRIC_KEY_MAX];
         size_t klen = metric_key(k, name, len, timestamp, ++s->metric_seq);
         rc = sn_batch_put_record(b, CF_METRICS, k, klen, SN_REC_METRIC, &rec, NULL, 0,
                                  SN_CODEC_NONE, e);
+        /* points are append-only: every node ends with every node's points */
+        if (!rc) rc = sn_replica_note(b, CF_METRICS, k, klen, SN_KIND_PUT, hlc, 0, NULL, 0, e);
         rc = sn_batch_finish(b, given, rc, e);
     }
     sn_arena_free(&a);
@@ -191,6 +211,11 @@ static int push_point(void *ctx, const unsigned char *k, size_t klen, const char
     m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "timestamp");
     m.u.a.items[2 * m.u.a.n] = sn_cstr("value");
     m.u.a.items[2 * m.u.a.n++ + 1] = *sn_map_get(&r.fields, "value");
+    const sn_value *o = sn_map_get(&r.fields, "origin");
+    if (o && o->type == SN_STR) {   /* the node that recorded it (format 1: none) */
+        m.u.a.items[2 * m.u.a.n] = sn_cstr("origin");
+        m.u.a.items[2 * m.u.a.n++ + 1] = *o;
+    }
     return sn_vlist_push(&c->l, m, e);
 }
 

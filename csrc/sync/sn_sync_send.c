@@ -155,7 +155,8 @@ int sn_kind_enabled(const sn_sync *y, int cf)
     if (cf == SN_ENTRY_CF_WEIGHTS) return y->cfg.weights;
     if (cf == SN_ENTRY_CF_CONFIG) return y->cfg.configs;
     if (cf == SN_ENTRY_CF_CHECKPOINTS) return y->cfg.checkpoints;
-    return 0;
+    /* system state and metrics have no filter: they always sync */
+    return cf == SN_ENTRY_CF_STATE || cf == SN_ENTRY_CF_METRICS;
 }
 
 /* Read one entry for sending: kinds this node does not sync travel as
@@ -179,8 +180,8 @@ static int read_for_send(sn_sync *y, const char *origin, uint64_t seq, sn_entry 
 static unsigned update_type(int cf)
 {
     if (cf == SN_ENTRY_CF_WEIGHTS) return SN_MSG_WEIGHT_UPDATE;
-    if (cf == SN_ENTRY_CF_CONFIG) return SN_MSG_CONFIG_UPDATE;
-    return SN_MSG_CHECKPOINT_BROADCAST;
+    if (cf == SN_ENTRY_CF_CHECKPOINTS) return SN_MSG_CHECKPOINT_BROADCAST;
+    return SN_MSG_CONFIG_UPDATE;   /* configs, system state, metrics */
 }
 
 /* Each local entry goes to every live peer in a message of its kind (in
