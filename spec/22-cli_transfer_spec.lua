@@ -264,7 +264,8 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
           local file = dir .. "/case.st"
           write_file(file, c[2]())
           local before = snapshot(work)
-          assert_fails(1, c[3], run("import", work, "coding", file))
+          -- an expert without a config: only the file's own checks apply
+          assert_fails(1, c[3], run("import", work, "loose", file))
           assert.equal(before, snapshot(work))
         end)
       end
@@ -379,6 +380,33 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
       assert_fails(2, "%-%-map entries are name=layer, got 'fc1'", run("import", work, "m", file, "--map", "fc1"))
       assert_fails(2, "got 'fc1=%-1'", run("import", work, "m", file, "--map", "fc1=-1"))
       assert.equal(before, snapshot(work))
+    end)
+
+    it("refuses shapes that do not match the expert's configured architecture, writing nothing", function()
+      -- "coding" is configured { 12, 8, 6, 4 }: layer 1 maps 12 inputs to 8 outputs
+      local before = snapshot(work)
+      local function zeros(n) local t = {} for i = 1, n do t[i] = 0 end return t end
+      local file = forge_file(dir .. "/wrongarch.st", {
+        { "layer1.weight", "F32", { 3, 4 }, zeros(12) },
+        { "layer1.bias", "F32", { 3 }, zeros(3) },
+      })
+      assert_fails(1, "layer 1 %(layer1%): shape %[3, 4%] does not match coding's architecture, which needs %[8, 12%]",
+                   run("import", work, "coding", file))
+      file = forge_file(dir .. "/wrongbias.st", {
+        { "layer2.weight", "F32", { 6, 8 }, zeros(48) },
+        { "layer2.bias", "F32", { 5 }, zeros(5) },
+      })
+      assert_fails(1, "5 biases where coding's architecture needs 6", run("import", work, "coding", file))
+      file = forge_file(dir .. "/extralayer.st", { { "layer4.weight", "F32", { 2, 2 }, zeros(4) } })
+      assert_fails(1, "layer 4: coding's architecture has layers 1 to 3", run("import", work, "coding", file))
+      assert.equal(before, snapshot(work))
+      -- the right shapes go in
+      file = forge_file(dir .. "/rightarch.st", {
+        { "layer3.weight", "F32", { 4, 6 }, zeros(24) },
+        { "layer3.bias", "F32", { 4 }, zeros(4) },
+      })
+      local code, _, err = run("import", work, "coding", file)
+      assert.equal(0, code, err)
     end)
 
     it("still checks shapes after conversion", function()

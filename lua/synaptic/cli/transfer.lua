@@ -168,11 +168,48 @@ local function layers_from_safetensors(file, map)
   return list
 end
 
+-- The list of layer sizes an expert's config gives ({ 64, 128, 32 } or
+-- { layers = { ... } }), or nil when it has none to check against.
+local function architecture(store, expert)
+  local cfg = store:get_config(expert)
+  local arch = cfg and cfg.architecture
+  if type(arch) == "table" and type(arch.layers) == "table" then arch = arch.layers end
+  if type(arch) ~= "table" or #arch < 2 then return nil end
+  for _, n in ipairs(arch) do
+    if math.type(n) ~= "integer" or n < 1 then return nil end
+  end
+  return arch
+end
+
+-- Layer l maps arch[l] inputs to arch[l + 1] outputs (weights { out, in },
+-- biases out), as the runtime stores them: anything else would import fine
+-- and then leave a runtime unable to open the expert.
+local function check_architecture(arch, expert, layers)
+  for _, l in ipairs(layers) do
+    if l.layer < 1 or l.layer >= #arch then
+      fail("layer %d: %s's architecture has layers 1 to %d", l.layer, expert, #arch - 1)
+    end
+    local n_in, n_out = arch[l.layer], arch[l.layer + 1]
+    local n = #l.weight_f32 // 4
+    local shape = l.weight.shape
+    if n ~= n_in * n_out or (#shape >= 2 and (#shape ~= 2 or shape[1] ~= n_out or shape[2] ~= n_in)) then
+      fail("layer %d (%s): shape [%s] does not match %s's architecture, which needs [%d, %d]", l.layer,
+           l.name, table.concat(shape, ", "), expert, n_out, n_in)
+    end
+    if l.bias and #l.bias_f32 // 4 ~= n_out then
+      fail("layer %d (%s): %d biases where %s's architecture needs %d", l.layer, l.name,
+           #l.bias_f32 // 4, expert, n_out)
+    end
+  end
+end
+
 function commands.import(args)
   -- Read and validate the whole file before the store is touched.
   local layers = layers_from_safetensors(args.file, args.map)
   local store <close> = common.open_store(args.store, { create = args.create })
   local expert = args.expert
+  local arch = architecture(store, expert)
+  if arch then check_architecture(arch, expert, layers) end
   local total, written = 0, 0
   for _, l in ipairs(layers) do total = total + #l.weight.bytes + (l.bias and #l.bias.bytes or 0) end
   local done, update = output.progress(args, "importing " .. args.file, "bytes")
