@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 const char *const sn_cf_names[CF_COUNT] = {
@@ -246,10 +247,31 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
+/* Where RocksDB's info LOG goes. Debian's build asserts (SIGABRT) when its
+ * logger appends again after one failed append, and the first thing RocksDB
+ * does after a failed write on a full disk is log it: with the LOG beside
+ * the data, a full disk aborts the process, and every reopen aborts while
+ * writing the LOG's header. RocksDB 7.8 refuses to open without a logger and
+ * its C API cannot make one, so the LOG goes to another filesystem: a
+ * per-user directory on /dev/shm (RAM, capped below by max_log_file_size and
+ * keep_log_file_num), as "<flattened store path>_LOG". Without a safe
+ * /dev/shm it stays in the store directory, as RocksDB's default. */
+static void info_log_dir(char *buf, size_t cap)
+{
+    struct stat st;
+    snprintf(buf, cap, "/dev/shm/synaptic-%lu", (unsigned long)getuid());
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) { buf[0] = 0; return; }
+    /* a world-writable parent: use the directory only if it is ours */
+    if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 0022))
+        buf[0] = 0;
+}
+
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
-    char spec[1024];
+    char spec[1024], log_dir[64];
+    info_log_dir(log_dir, sizeof log_dir);
     rocksdb_options_t *base = rocksdb_options_create();
     /* Large values: more memtables so a put never waits for a flush of the
      * previous one (Debian's build computes CRC32c in software, so a flush
@@ -259,8 +281,9 @@ static int make_options(sn_store *s, sn_err *e)
              "paranoid_checks=true;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
-             "compression=kSnappyCompression;keep_log_file_num=3",
-             (unsigned long long)o->write_buffer_mb << 20);
+             "compression=kSnappyCompression;keep_log_file_num=3;"
+             "max_log_file_size=1048576;db_log_dir=%s",
+             (unsigned long long)o->write_buffer_mb << 20, log_dir);
     s->db_opts = opts_from(base, spec, e);
     if (!s->db_opts) { rocksdb_options_destroy(base); return e->code; }
 
@@ -356,6 +379,12 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
             snprintf(what, sizeof what, "cannot open store at '%s'", path);
             rc = sn_rocks_err(e, err, what);
             s->db = NULL;
+            /* opening for writing replays the WAL into a new file */
+            if (!o->read_only && strstr(e->msg, "No space left")) {
+                char msg[sizeof e->msg];
+                snprintf(msg, sizeof msg, "%s", e->msg);
+                sn_fail(e, rc, "%s (a store on a full disk opens with read_only = true)", msg);
+            }
         }
     }
     if (!rc) rc = load_origin(s, e);
