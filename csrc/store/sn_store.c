@@ -1,5 +1,6 @@
 /* Opening and closing the store, batches, keys and record I/O helpers. */
 #include "store/sn_store_int.h"
+#include "store/sn_wal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -282,8 +283,12 @@ static int make_options(sn_store *s, sn_err *e)
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
-             "max_log_file_size=1048576;db_log_dir=%s",
-             (unsigned long long)o->write_buffer_mb << 20, log_dir);
+             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s",
+             (unsigned long long)o->write_buffer_mb << 20, log_dir,
+             /* a record cut off at the end of the newest WAL is what a crash
+              * leaves: tolerated; damage before the end fails the open */
+             o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
+                                                    : "kTolerateCorruptedTailRecords");
     s->db_opts = opts_from(base, spec, e);
     if (!s->db_opts) { rocksdb_options_destroy(base); return e->code; }
 
@@ -341,6 +346,34 @@ static int load_origin(sn_store *s, sn_err *e)
     return SN_OK;
 }
 
+/* RocksDB's open, read-write or read-only; a failure names the store and,
+ * when RocksDB does not, the file at fault. */
+static int open_db(sn_store *s, const char *path, sn_err *e)
+{
+    char *err = NULL;
+    const rocksdb_options_t *cfo[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
+    if (s->opts.read_only)
+        s->db = rocksdb_open_for_read_only_column_families(
+            s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
+    else
+        s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
+                                             (const char *const *)sn_cf_names, cfo, s->cf, &err);
+    if (!err) return SN_OK;
+    char what[4200];
+    snprintf(what, sizeof what, "cannot open store at '%s'", path);
+    int rc = sn_rocks_err(e, err, what);
+    s->db = NULL;
+    /* opening for writing replays the WAL into a new file */
+    if (!s->opts.read_only && strstr(e->msg, "No space left")) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        sn_fail(e, rc, "%s (a store on a full disk opens with read_only = true)", msg);
+    }
+    if (rc == SN_ECORRUPT) sn_wal_explain(path, e);
+    return rc;
+}
+
 int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_err *e)
 {
     *out = NULL;
@@ -362,31 +395,10 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     memcpy(&s->metric_seq, seed, sizeof s->metric_seq);
     s->metric_seq &= ~(uint64_t)0xffffffffu;
     if (!s->path) { free(s); return sn_fail(e, SN_ENOMEM, "out of memory"); }
-    rc = make_options(s, e);
-    if (!rc) {
-        char *err = NULL;
-        const rocksdb_options_t *cfo[CF_COUNT];
-        for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
-        if (o->read_only)
-            s->db = rocksdb_open_for_read_only_column_families(
-                s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
-        else
-            s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
-                                                 (const char *const *)sn_cf_names, cfo, s->cf,
-                                                 &err);
-        if (err) {
-            char what[4200];
-            snprintf(what, sizeof what, "cannot open store at '%s'", path);
-            rc = sn_rocks_err(e, err, what);
-            s->db = NULL;
-            /* opening for writing replays the WAL into a new file */
-            if (!o->read_only && strstr(e->msg, "No space left")) {
-                char msg[sizeof e->msg];
-                snprintf(msg, sizeof msg, "%s", e->msg);
-                sn_fail(e, rc, "%s (a store on a full disk opens with read_only = true)", msg);
-            }
-        }
-    }
+    if (!o->read_only) rc = sn_wal_before_open(path, o->recover, &s->recovery, e);
+    if (!rc) rc = make_options(s, e);
+    if (!rc) rc = open_db(s, path, e);
+    if (!rc && !o->read_only) rc = sn_open_marker(path, 1, e);
     if (!rc) rc = load_origin(s, e);
     if (!rc) rc = sn_replica_open(s, e);
     if (rc) { sn_store_close(s); return rc; }
@@ -400,7 +412,10 @@ void sn_store_close(sn_store *s)
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
-    if (s->db) rocksdb_close(s->db);
+    if (s->db) {
+        rocksdb_close(s->db);
+        if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
+    }
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
     if (s->db_opts) rocksdb_options_destroy(s->db_opts);
@@ -409,6 +424,8 @@ void sn_store_close(sn_store *s)
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
+    if (s->recovery) sn_wal_damage_free(s->recovery);
+    free(s->recovery);
     free(s->path);
     free(s);
 }
@@ -416,6 +433,7 @@ void sn_store_close(sn_store *s)
 const char *sn_store_path(const sn_store *s) { return s->path; }
 const char *sn_store_origin(const sn_store *s) { return s->origin; }
 sn_codec sn_store_codec(const sn_store *s) { return s->opts.codec; }
+const sn_wal_damage *sn_store_recovery(const sn_store *s) { return s->recovery; }
 
 /* ---- batches --------------------------------------------------------------- */
 

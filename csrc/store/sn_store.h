@@ -20,7 +20,28 @@ typedef struct sn_store_opts {
     unsigned cache_mb;            /* shared LRU block cache */
     uint32_t max_weight_versions; /* 0 = keep every version */
     int blob_files;               /* large weight values in blob files */
+    int recover;                  /* SN_RECOVER_*: what to do with a damaged WAL */
 } sn_store_opts;
+
+/* A WAL damaged before its end, or missing, loses acknowledged writes on
+ * open. By default the open fails naming the file (RocksDB's
+ * kTolerateCorruptedTailRecords: a record cut off by the end of the newest
+ * WAL, as a crash leaves it, is no damage); SN_RECOVER_POINT_IN_TIME opens
+ * up to the damage (kPointInTimeRecovery) and says what was dropped. */
+enum { SN_RECOVER_NONE, SN_RECOVER_POINT_IN_TIME };
+
+#define SN_WAL_MAX_NAMES 100
+typedef struct sn_wal_damage {
+    int found;
+    char file[64];                /* the WAL at fault, "000004.log" */
+    uint64_t offset;              /* where its damage starts */
+    char error[128];              /* "checksum mismatch", "missing", ... */
+    uint64_t dropped_bytes;       /* WAL bytes from the damage on, later WALs included */
+    unsigned dropped_files;       /* later WALs dropped whole */
+    size_t nwrites;               /* readable writes in what is dropped */
+    size_t nnames;                /* names of the first SN_WAL_MAX_NAMES of them */
+    char *names[SN_WAL_MAX_NAMES];
+} sn_wal_damage;
 
 SN_HIDDEN void sn_store_default_opts(sn_store_opts *o);
 SN_HIDDEN int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out,
@@ -29,6 +50,8 @@ SN_HIDDEN void sn_store_close(sn_store *s);
 SN_HIDDEN const char *sn_store_path(const sn_store *s);
 SN_HIDDEN const char *sn_store_origin(const sn_store *s);
 SN_HIDDEN sn_codec sn_store_codec(const sn_store *s);
+/* What a recover open dropped; NULL when nothing was. */
+SN_HIDDEN const sn_wal_damage *sn_store_recovery(const sn_store *s);
 
 /* ---- batches ----------------------------------------------------------- */
 SN_HIDDEN sn_batch *sn_batch_new(sn_store *s);

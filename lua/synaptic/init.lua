@@ -17,7 +17,8 @@ local synaptic = {
 
 --- Open (or create) a store. Returns the store, or nil and a message.
 -- opts: compression (true/false or codec name), sync_writes, write_buffer_mb,
--- cache_mb, read_only, max_weight_versions, blob_files.
+-- cache_mb, read_only, max_weight_versions, blob_files, recover; with recover,
+-- a second result says what a damaged WAL made it drop.
 function synaptic.open(path, opts)
   if type(path) ~= "string" then
     error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2)
