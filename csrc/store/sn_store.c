@@ -3,6 +3,7 @@
 #include "store/sn_wal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,26 @@ static int load_origin(sn_store *s, sn_err *e)
     return SN_OK;
 }
 
+/* Whether another process holds the store's LOCK (RocksDB takes an fcntl
+ * lock on it for a read-write open). A read-only open reads the MANIFEST,
+ * then opens the table files it lists; a writer beside it may compact some
+ * away in between, which RocksDB reports as "Corruption: ... No such file
+ * ... in file MANIFEST". Beside a writer that is a race to retry, not
+ * damage. */
+#define READ_ONLY_ATTEMPTS 100   /* ~5 s of retries, 50 ms apart at most */
+
+static int held_by_other(const char *path)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/LOCK", path);
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) return 0;
+    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+    int held = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return held;
+}
+
 /* RocksDB's open, read-write or read-only; a failure names the store and,
  * when RocksDB does not, the file at fault. */
 static int open_db(sn_store *s, const char *path, sn_err *e)
@@ -353,10 +374,26 @@ static int open_db(sn_store *s, const char *path, sn_err *e)
     char *err = NULL;
     const rocksdb_options_t *cfo[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
-    if (s->opts.read_only)
-        s->db = rocksdb_open_for_read_only_column_families(
-            s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
-    else
+    if (s->opts.read_only) {
+        /* every table file opened now and kept open, so a writer beside us
+         * cannot delete one from under a later read */
+        rocksdb_options_set_max_open_files(s->db_opts, -1);
+        for (int attempt = 0;; attempt++) {
+            s->db = rocksdb_open_for_read_only_column_families(
+                s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
+            if (!err || !strstr(err, "No such file") || !held_by_other(path)) break;
+            if (attempt == READ_ONLY_ATTEMPTS) {
+                rocksdb_free(err);
+                return sn_fail(e, SN_EIO, "cannot open store at '%s' read-only: it is in use by "
+                               "another process, whose writes kept replacing its files while "
+                               "this open read them (%d tries); try again", path, attempt + 1);
+            }
+            rocksdb_free(err);
+            err = NULL;
+            long ms = attempt < 10 ? attempt + 1 : 10;
+            nanosleep(&(struct timespec){ 0, ms * 5 * 1000 * 1000 }, NULL);
+        }
+    } else
         s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
                                              (const char *const *)sn_cf_names, cfo, s->cf, &err);
     if (!err) return SN_OK;
