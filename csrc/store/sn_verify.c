@@ -2,6 +2,7 @@
  * against its key, pins against the weights they keep, and the replication
  * ranges (sn_replica_verify); RocksDB checks its own checksums meanwhile. */
 #include "store/sn_replica.h"
+#include "store/sn_scan.h"
 #include "store/sn_store_int.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@ typedef struct verifier {
     sn_value *problems;
     size_t nproblems;
     uint64_t records;
+    int in_stretch;    /* reading a damaged stretch again, checksums off */
 } verifier;
 
 static int problem(verifier *v, int cf, const unsigned char *k, size_t klen, const char *msg)
@@ -99,29 +101,55 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     return rc;
 }
 
+static int verify_record(void *ctx, int cf, const unsigned char *k, size_t klen, const char *val,
+                         size_t vlen, sn_err *e)
+{
+    verifier *v = ctx;
+    v->records++;
+    sn_err pe = { 0, "" };
+    if (check_value(v, cf, k, klen, val, vlen, &pe)) return problem(v, cf, k, klen, pe.msg);
+    (void)e;
+    return SN_OK;
+}
+
+/* In a stretch of weights RocksDB could not read, each record is read
+ * again without RocksDB's checksums: a record whose own CRC holds is
+ * intact (the damage was elsewhere), one whose CRC fails is named. */
+static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t alen,
+                          const unsigned char *resume, size_t rlen, const char *error, sn_err *e)
+{
+    verifier *v = ctx;
+    char lo[700] = "the start", hi[700] = "the end", msg[1800];
+    if (after) sn_describe_key(cf, after, alen, lo, sizeof lo);
+    if (resume) sn_describe_key(cf, resume, rlen, hi, sizeof hi);
+    snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
+    int rc = problem(v, cf, NULL, 0, msg);
+    if (rc || cf != CF_WEIGHTS || v->in_stretch) return rc;
+    unsigned char from[SN_WKEY_MAX + 1];
+    size_t flen = 0;
+    if (after && alen <= SN_WKEY_MAX) {   /* just past the last good record */
+        memcpy(from, after, alen);
+        from[alen] = 0;
+        flen = alen + 1;
+    }
+    sn_scan_cb cb = { v, verify_record, verify_stretch };
+    v->in_stretch = 1;
+    rc = sn_scan_cf(v->s, cf, 0, flen ? from : NULL, flen, resume, rlen, &cb, e);
+    v->in_stretch = 0;
+    return rc;
+}
+
 int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e)
 {
-    verifier v = { s, a, NULL, 0, 0 };
+    verifier v = { s, a, NULL, 0, 0, 0 };
     v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
     if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
-    rocksdb_readoptions_t *ro = sn_scan_options();
+    sn_scan_cb cb = { &v, verify_record, verify_stretch };
     for (int cf = CF_WEIGHTS; cf < CF_COUNT; cf++) {
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
-        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-            size_t klen, vlen;
-            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-            const char *val = rocksdb_iter_value(it, &vlen);
-            v.records++;
-            sn_err pe = { 0, "" };
-            if (check_value(&v, cf, k, klen, val, vlen, &pe)) problem(&v, cf, k, klen, pe.msg);
-        }
-        /* RocksDB block and blob checksum failures surface here */
-        char *err = sn_iter_close(it);
-        if (err) {
-            problem(&v, cf, NULL, 0, err);
-            rocksdb_free(err);
-        }
+        int rc = sn_scan_cf(s, cf, 1, NULL, 0, NULL, 0, &cb, e);
+        if (rc) return rc == SN_ENOMEM ? sn_fail(e, rc, "out of memory") : rc;
     }
+    rocksdb_readoptions_t *ro = sn_scan_options();
     /* the replication log, conflict versions and superseded markers
      * (sn_replica_verify.c): the 0x01 range of the default column family */
     {
