@@ -280,12 +280,12 @@ static int make_options(sn_store *s, sn_err *e)
      * of 128 MiB takes long enough to stall at the default of 2). */
     snprintf(spec, sizeof spec,
              "create_if_missing=true;create_missing_column_families=true;"
-             "paranoid_checks=true;max_background_jobs=2;"
+             "paranoid_checks=%s;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
              "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s",
-             (unsigned long long)o->write_buffer_mb << 20, log_dir,
+             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
              o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
@@ -407,6 +407,7 @@ static int open_db(sn_store *s, const char *path, sn_err *e)
         snprintf(msg, sizeof msg, "%s", e->msg);
         sn_fail(e, rc, "%s (a store on a full disk opens with read_only = true)", msg);
     }
+    if (rc == SN_ECORRUPT) sn_table_explain(path, e);
     if (rc == SN_ECORRUPT) sn_wal_explain(path, e);
     return rc;
 }

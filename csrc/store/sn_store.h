@@ -21,6 +21,8 @@ typedef struct sn_store_opts {
     uint32_t max_weight_versions; /* 0 = keep every version */
     int blob_files;               /* large weight values in blob files */
     int recover;                  /* SN_RECOVER_*: what to do with a damaged WAL */
+    int lenient;                  /* paranoid checks off: a table file RocksDB cannot
+                                     load fails only the reads that need it (salvage) */
 } sn_store_opts;
 
 /* A WAL damaged before its end, or missing, loses acknowledged writes on
@@ -135,6 +137,14 @@ SN_HIDDEN int sn_storage_stats(sn_store *s, sn_storage_info *st, sn_err *e);
  * records (count), problems (list of {where=, error=}). */
 SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok, sn_err *e);
 SN_HIDDEN int sn_compact(sn_store *s, sn_err *e);
+/* Copies every readable record of the store at path that passes its own
+ * checks into a new store at out_path (sn_salvage.c). report: recovered
+ * (records per column family), lost (list of {where=, error=}), unreadable
+ * (stretches, as verify names them), repaired (a scratch copy had to be
+ * repaired before it would open), wal (what a damaged WAL dropped).
+ * *ok: nothing was lost. */
+SN_HIDDEN int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *report,
+                         int *ok, sn_err *e);
 SN_HIDDEN int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e);
 SN_HIDDEN int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e);
 SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t id,

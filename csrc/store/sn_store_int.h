@@ -142,6 +142,12 @@ SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
 SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);
 SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
 
+/* The checks one stored record passes on its own (sn_verify.c): decoded
+ * whole, its CRC, its type, its fields against its key. With a, the fields
+ * of a non-weights record are left in *fields. */
+SN_HIDDEN int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val,
+                              size_t vlen, sn_arena *a, sn_value *fields, sn_err *e);
+
 /* Decode one stored weight value fully (payload and checksum included). */
 SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,
                                 size_t vlen, sn_err *e);

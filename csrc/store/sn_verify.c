@@ -63,29 +63,20 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     }
 }
 
-static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
-                       size_t vlen, sn_err *e)
+int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                    sn_arena *a, sn_value *fields, sn_err *e)
 {
+    if (fields) *fields = sn_nil();
+    if (klen == 0) return sn_fail(e, SN_ECORRUPT, "empty key");
     if (cf == CF_WEIGHTS) return sn_weights_verify(k, klen, val, vlen, e);
-    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX) {
-        /* a pin index entry: its checkpoint must exist */
-        if (klen < 1 + 14 + 36 || vlen != 0)
-            return sn_fail(e, SN_ECORRUPT, "malformed pin entry");
-        unsigned char ck[37];
-        ck[0] = SN_CP_PREFIX;
-        memcpy(ck + 1, k + klen - 36, 36);
-        int found;
-        int rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
-        if (rc) return rc;
-        return found ? SN_OK : sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
-    }
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_record r;
+    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX)
+        return klen < 1 + 14 + 36 || vlen != 0 ? sn_fail(e, SN_ECORRUPT, "malformed pin entry")
+                                               : SN_OK;
     static const unsigned types[CF_COUNT] = {
         0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE, SN_REC_CHECKPOINT, SN_REC_METRIC,
     };
-    int rc = sn_record_decode(val, vlen, &a, &r, e);
+    sn_record r;
+    int rc = sn_record_decode(val, vlen, a, &r, e);
     if (!rc && r.type != types[cf]) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
     if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
     if (!rc && cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", (const char *)k, klen, e);
@@ -93,9 +84,31 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     if (!rc && cf == CF_METRICS)
         rc = klen < 17 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
                        : sn_expect_field(&r.fields, "name", (const char *)k, klen - 17, e);
-    if (!rc && cf == CF_CHECKPOINTS) {
+    if (!rc && cf == CF_CHECKPOINTS)
         rc = sn_expect_field(&r.fields, "id", (const char *)k + 1, klen - 1, e);
-        if (!rc) check_checkpoint(v, k, klen, &r.fields, e);
+    if (!rc && fields) *fields = r.fields;
+    return rc;
+}
+
+/* The record's own checks, then what verify adds: a pin entry's
+ * checkpoint exists, a checkpoint's pins resolve. */
+static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
+                       size_t vlen, sn_err *e)
+{
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value fields;
+    int rc = sn_record_check(cf, k, klen, val, vlen, &a, &fields, e);
+    if (!rc && cf == CF_CHECKPOINTS && k[0] == SN_PIN_PREFIX) {
+        /* sn_record_check made sure the key ends in a 36-byte id */
+        unsigned char ck[37];
+        ck[0] = SN_CP_PREFIX;
+        memcpy(ck + 1, k + klen - 36, 36);
+        int found;
+        rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
+        if (!rc && !found) rc = sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
+    } else if (!rc && cf == CF_CHECKPOINTS) {
+        check_checkpoint(v, k, klen, &fields, e);
     }
     sn_arena_free(&a);
     return rc;

@@ -255,3 +255,26 @@ void sn_wal_explain(const char *path, sn_err *e)
             d.nwrites, hint);
     sn_wal_damage_free(&d);
 }
+
+void sn_table_explain(const char *path, sn_err *e)
+{
+    /* RocksDB loads every table file while it replays the MANIFEST and
+     * blames a bad one on the MANIFEST ("... in /db/000023.sst in file
+     * /db/MANIFEST-000005"): name the table file instead */
+    const char *in_manifest = strstr(e->msg, " in file ");
+    if (!in_manifest || !strstr(in_manifest, "MANIFEST")) return;
+    const char *end = NULL;
+    for (const char *p = e->msg; p < in_manifest; p++)
+        if ((!strncmp(p, ".sst", 4) || !strncmp(p, ".blob", 5)) && (!end || p > end)) end = p;
+    if (!end) return;
+    const char *start = end;
+    while (start > e->msg && start[-1] != '/' && start[-1] != ' ') start--;
+    char file[128], reason[sizeof e->msg];
+    snprintf(file, sizeof file, "%.*s", (int)(end - start) + (end[1] == 's' ? 4 : 5), start);
+    const char *why = strstr(e->msg, "Corruption: ");
+    why = why ? why + 12 : e->msg;
+    snprintf(reason, sizeof reason, "%.*s", (int)(in_manifest - why), why);
+    sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': table file %s cannot be read (%s); "
+            "salvage the store (synaptic.salvage) to copy out what is still readable",
+            path, file, reason);
+}

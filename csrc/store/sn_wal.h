@@ -80,5 +80,8 @@ SN_HIDDEN int sn_wal_before_open(const char *path, int recover, sn_wal_damage **
 /* After RocksDB refused to open with a corruption: name the damaged WAL in
  * e, when that is what it was. */
 SN_HIDDEN void sn_wal_explain(const char *path, sn_err *e);
+/* After RocksDB refused to open, blaming the MANIFEST for a table file it
+ * could not load: name the table file in e. */
+SN_HIDDEN void sn_table_explain(const char *path, sn_err *e);
 
 #endif

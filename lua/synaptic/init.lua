@@ -12,6 +12,7 @@ local synaptic = {
   decompress = core.decompress,
   list_backups = core.list_backups,
   restore_backup = core.restore_backup,
+  salvage = core.salvage,
   now = core.now,
 }
 
