@@ -8,8 +8,10 @@
  * is walked by sn_scan, which skips just past an unreadable block; in a
  * stretch of weights each record is read again without RocksDB's checksums
  * and kept when its own CRC holds, so a damaged blob file costs only the
- * records whose bytes are damaged. Records lost in a stretch are named from
- * the replication log where it knows them (weights, configs, checkpoints). */
+ * records whose bytes are damaged; weights whose table entries are lost are
+ * read straight from the blob files. Records lost in a stretch are named
+ * from the replication log where it knows them (weights, configs,
+ * checkpoints). */
 #include "store/sn_scan.h"
 #include "store/sn_store_int.h"
 #include "store/sn_wal.h"
@@ -33,6 +35,7 @@ typedef struct stretch {
 
 typedef struct salvager {
     sn_store *src, *out;
+    const char *path;            /* the damaged store, whose blob files are read as they are */
     sn_arena *a;
     rocksdb_writebatch_t *wb;
     size_t pending;
@@ -165,13 +168,14 @@ static int inside(const salvager *g, int cf, const unsigned char *k, size_t klen
     return 0;
 }
 
-/* The newest log entry of each key inside a stretch; a key whose newest
- * entry is a put and that is not in the copy was lost. */
-static int name_from_log(salvager *g, sn_err *e)
+/* The newest log entry of each key inside a stretch (*out, *n; freed by
+ * the caller). */
+static int collect_log(salvager *g, candidate **out, size_t *n, sn_err *e)
 {
     candidate *c = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
     int rc = SN_OK;
+    *n = 0;
     rocksdb_iterator_t *it = sn_iter(g->out, CF_DEFAULT);
     for (rocksdb_iter_seek(it, "\x01L", 2); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -182,12 +186,12 @@ static int name_from_log(salvager *g, sn_err *e)
         sn_err ee;
         if (sn_entry_decode(v, vlen, &en, &ee) || !inside(g, en.cf, en.key, en.klen)) continue;
         size_t i = 0;
-        while (i < n && !(c[i].cf == en.cf && c[i].klen == en.klen && !memcmp(c[i].key, en.key, en.klen)))
+        while (i < *n && !(c[i].cf == en.cf && c[i].klen == en.klen && !memcmp(c[i].key, en.key, en.klen)))
             i++;
-        if (i == n) {
-            rc = SN_GROW(c, n, cap, 16, e);
+        if (i == *n) {
+            rc = SN_GROW(c, *n, cap, 16, e);
             if (rc) break;
-            n++;
+            (*n)++;
             c[i].cf = en.cf;
             c[i].klen = en.klen;
             memcpy(c[i].key, en.key, en.klen);
@@ -195,7 +199,14 @@ static int name_from_log(salvager *g, sn_err *e)
         }
         if (en.hlc >= c[i].hlc) { c[i].hlc = en.hlc; c[i].kind = en.kind; }
     }
-    rc = sn_iter_end(it, rc, "reading the salvaged replication log", e);
+    *out = c;
+    return sn_iter_end(it, rc, "reading the salvaged replication log", e);
+}
+
+/* A key whose newest entry is a put and that is not in the copy was lost. */
+static int name_lost(salvager *g, const candidate *c, size_t n, sn_err *e)
+{
+    int rc = SN_OK;
     for (size_t i = 0; !rc && i < n; i++) {
         int found = 0;
         if (c[i].kind != SN_KIND_PUT) continue;
@@ -204,8 +215,68 @@ static int name_from_log(salvager *g, sn_err *e)
             rc = lose(g, c[i].cf, c[i].key, c[i].klen,
                       "in an unreadable stretch (named by the replication log)", e);
     }
-    free(c);
     return rc;
+}
+
+/* ---- weights straight from the blob files ------------------------------------ */
+
+/* A weight record sits whole in its blob file (key, then value). When the
+ * table entries that point at it are lost (a bad block, or a repair that
+ * drops blob files), the blob file still holds it: records in a lost
+ * stretch whose own CRC holds are taken from there, unless the log says
+ * the key was deleted (old blobs linger until garbage collection). */
+typedef struct rescue {
+    salvager *g;
+    const candidate *c;
+    size_t n;
+    int rc;
+    sn_err *e;
+} rescue;
+
+static void rescue_record(void *ctx, const unsigned char *k, size_t klen, const unsigned char *v,
+                          size_t vlen)
+{
+    rescue *r = ctx;
+    salvager *g = r->g;
+    sn_err re;
+    int found = 0;
+    if (r->rc || !inside(g, CF_WEIGHTS, k, klen) ||
+        sn_weights_verify(k, klen, (const char *)v, vlen, &re))
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->c[i].cf == CF_WEIGHTS && r->c[i].klen == klen && !memcmp(r->c[i].key, k, klen) &&
+            r->c[i].kind != SN_KIND_PUT)
+            return;
+    r->rc = sn_key_exists(g->out, CF_WEIGHTS, k, klen, &found, "lookup", r->e);
+    if (r->rc || found) return;
+    rocksdb_writebatch_put_cf(g->wb, g->out->cf[CF_WEIGHTS], (const char *)k, klen,
+                              (const char *)v, vlen);
+    g->recovered[CF_WEIGHTS]++;
+    /* written now: a later blob file may hold the same key again */
+    r->rc = flush(g, r->e);
+}
+
+static int rescue_blobs(salvager *g, const candidate *c, size_t n, sn_err *e)
+{
+    int any = 0;
+    for (size_t i = 0; i < g->nst; i++) any |= g->st[i].cf == CF_WEIGHTS;
+    if (!any) return SN_OK;
+    /* the store's own directory even when a repaired copy is the source:
+     * opening the copy read-write deleted the blob files repair dropped */
+    const char *dir = g->path;
+    DIR *d = opendir(dir);
+    if (!d) return SN_OK;
+    rescue r = { g, c, n, SN_OK, e };
+    struct dirent *de;
+    while (!r.rc && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".blob") != 0) continue;
+        char file[4400];
+        snprintf(file, sizeof file, "%s/%s", dir, de->d_name);
+        sn_blob_records(file, rescue_record, &r);
+    }
+    closedir(d);
+    return r.rc;
 }
 
 /* ---- opening the source ------------------------------------------------------ */
@@ -224,8 +295,9 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
-/* Removes the files of dir (not below), then dir. */
-static void remove_dir(const char *dir)
+/* Removes dir and what is in it, one level of subdirectories included
+ * (RepairDB moves what it cannot use into lost/). */
+static void remove_dir_at(const char *dir, int depth)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -233,11 +305,15 @@ static void remove_dir(const char *dir)
     while (d && (de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
         snprintf(file, sizeof file, "%s/%s", dir, de->d_name);
-        unlink(file);
+        struct stat st;
+        if (depth > 0 && lstat(file, &st) == 0 && S_ISDIR(st.st_mode)) remove_dir_at(file, depth - 1);
+        else unlink(file);
     }
     if (d) closedir(d);
     rmdir(dir);
 }
+
+static void remove_dir(const char *dir) { remove_dir_at(dir, 1); }
 
 static int copy_dir(const char *from, const char *to, sn_err *e)
 {
@@ -357,7 +433,13 @@ static int copy_all(salvager *g, sn_err *e)
     int rc = SN_OK;
     for (int cf = 0; !rc && cf < CF_COUNT; cf++) rc = sn_scan_cf(g->src, cf, 1, NULL, 0, NULL, 0, &cb, e);
     if (!rc) rc = flush(g, e);
-    if (!rc) rc = name_from_log(g, e);
+    candidate *c = NULL;
+    size_t n = 0;
+    if (!rc) rc = collect_log(g, &c, &n, e);
+    if (!rc) rc = rescue_blobs(g, c, n, e);
+    if (!rc) rc = flush(g, e);
+    if (!rc) rc = name_lost(g, c, n, e);
+    free(c);
     rocksdb_writebatch_destroy(g->wb);
     return rc;
 }
@@ -377,6 +459,7 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     salvager g;
     memset(&g, 0, sizeof g);
     g.a = a;
+    g.path = path;
     sn_wal_damage wal;
     memset(&wal, 0, sizeof wal);
     int repaired = 0;

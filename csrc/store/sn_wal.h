@@ -49,6 +49,13 @@ typedef void (*sn_batch_entry_fn)(void *ctx, uint32_t cf_id, const unsigned char
                                   int is_delete);
 SN_HIDDEN void sn_batch_entries(const unsigned char *p, size_t n, sn_batch_entry_fn fn, void *ctx);
 
+/* ---- blob files ------------------------------------------------------------ */
+/* Calls fn for every record of a blob file whose header passes its CRC
+ * (the value is the caller's to check); -1 when the file cannot be read. */
+typedef void (*sn_blob_record_fn)(void *ctx, const unsigned char *k, size_t klen,
+                                  const unsigned char *v, size_t vlen);
+SN_HIDDEN int sn_blob_records(const char *file, sn_blob_record_fn fn, void *ctx);
+
 /* ---- the MANIFEST ------------------------------------------------------ */
 #define SN_MAX_CFS 64
 typedef struct sn_manifest {
