@@ -451,8 +451,11 @@ void sn_store_close(sn_store *s)
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
     if (s->db) {
-        rocksdb_close(s->db);
+        /* the marker goes first: a crash during the close (a flush, then
+         * RocksDB deleting the WAL) must not pass for a lost WAL later; a
+         * crash there leaves the WAL in place until its flush is done */
         if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
+        rocksdb_close(s->db);
     }
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);

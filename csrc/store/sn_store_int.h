@@ -3,7 +3,9 @@
  * batches, keys, the shared helpers below), sn_weights, sn_config,
  * sn_checkpoint, sn_state (state and metrics), sn_replica_* (replication
  * log, apply, checks, conflicts; their own internals in sn_replica_int.h),
- * sn_verify, sn_stats, sn_backup. */
+ * sn_verify, sn_stats, sn_backup; sn_wal and sn_wal_log (RocksDB's own
+ * WAL, MANIFEST and blob formats, read for what the API cannot say),
+ * sn_scan (a walk that goes on past damage), sn_salvage. */
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
 
