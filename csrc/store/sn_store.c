@@ -375,13 +375,20 @@ static int open_db(sn_store *s, const char *path, sn_err *e)
     const rocksdb_options_t *cfo[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
     if (s->opts.read_only) {
-        /* every table file opened now and kept open, so a writer beside us
-         * cannot delete one from under a later read */
+        /* every table file opened now and kept open */
         rocksdb_options_set_max_open_files(s->db_opts, -1);
         for (int attempt = 0;; attempt++) {
+            /* beside a writer: a view of hard links the writer cannot
+             * take files from (sn_view.c); the store itself if none */
+            int busy = held_by_other(path);
+            if (busy) {
+                sn_view_remove(s->view);
+                s->view = sn_view_make(path);
+            }
+            const char *at = s->view ? s->view : path;
             s->db = rocksdb_open_for_read_only_column_families(
-                s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
-            if (!err || !strstr(err, "No such file") || !held_by_other(path)) break;
+                s->db_opts, at, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
+            if (!err || !strstr(err, "No such file") || !busy) break;
             if (attempt == READ_ONLY_ATTEMPTS) {
                 rocksdb_free(err);
                 return sn_fail(e, SN_EIO, "cannot open store at '%s' read-only: it is in use by "
@@ -457,6 +464,7 @@ void sn_store_close(sn_store *s)
         if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
         rocksdb_close(s->db);
     }
+    sn_view_remove(s->view);
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
     if (s->db_opts) rocksdb_options_destroy(s->db_opts);

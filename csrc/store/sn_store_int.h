@@ -39,6 +39,7 @@ struct sn_store {
     uint64_t metric_seq;
     uint64_t repl_seq;            /* last replication log seq of this origin */
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
+    char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
 };
 
 /* A pending weight version inside a batch, so two puts to one layer in the

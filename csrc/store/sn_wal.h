@@ -91,4 +91,12 @@ SN_HIDDEN void sn_wal_explain(const char *path, sn_err *e);
  * could not load: name the table file in e. */
 SN_HIDDEN void sn_table_explain(const char *path, sn_err *e);
 
+/* ---- a read-only view beside a writer (sn_view.c) ------------------------- */
+/* A directory inside the store with hard links to its table and blob files
+ * and copies of its MANIFEST and WALs, consistent as of the copy; NULL when
+ * one cannot be made (not writable, or the writer raced it: try again).
+ * sn_view_remove deletes it and frees the name. */
+SN_HIDDEN char *sn_view_make(const char *path);
+SN_HIDDEN void sn_view_remove(char *view);
+
 #endif
