@@ -81,6 +81,22 @@ static int l_codecs(lua_State *L)
     return 1;
 }
 
+/* synaptic.salvage(path, out_path) -> ok, report */
+static int l_salvage(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *out = luaL_checkstring(L, 2);
+    sn_arena *a = lsn_arena(L);
+    sn_value report;
+    int ok;
+    sn_err e;
+    int rc = sn_salvage(path, out, a, &report, &ok, &e);
+    if (rc) return lsn_result(L, "salvage", rc, &e);
+    lua_pushboolean(L, ok);
+    lsn_push_value(L, &report);
+    return 2;
+}
+
 __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
 
 int luaopen_synaptic_core(lua_State *L)
@@ -104,6 +120,7 @@ int luaopen_synaptic_core(lua_State *L)
         { "list_backups", lsn_list_backups },
         { "restore_backup", lsn_restore_backup },
         { "verify_backup", lsn_verify_backup },
+        { "salvage", l_salvage },
         { "compress", l_compress },
         { "decompress", l_decompress },
         { "codecs", l_codecs },

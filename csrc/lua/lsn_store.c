@@ -70,7 +70,7 @@ static void read_opts(lua_State *L, int idx, sn_store_opts *o)
 {
     static const char *const known[] = {
         "compression", "sync_writes", "write_buffer_mb", "cache_mb", "read_only",
-        "max_weight_versions", "blob_files", NULL,
+        "max_weight_versions", "blob_files", "recover", NULL,
     };
     sn_store_default_opts(o);
     if (lua_isnoneornil(L, idx)) return;
@@ -99,6 +99,36 @@ static void read_opts(lua_State *L, int idx, sn_store_opts *o)
     o->write_buffer_mb = opt_uint(L, idx, "write_buffer_mb", o->write_buffer_mb, 4096);
     o->cache_mb = opt_uint(L, idx, "cache_mb", o->cache_mb, 65536);
     o->max_weight_versions = opt_uint(L, idx, "max_weight_versions", 0, 1000000);
+    t = lua_getfield(L, idx, "recover");
+    if (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "point_in_time") == 0)
+        o->recover = SN_RECOVER_POINT_IN_TIME;
+    else if (t != LUA_TNIL && !(t == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+        luaL_error(L, "open: option recover must be \"point_in_time\"");
+    lua_pop(L, 1);
+}
+
+/* What a recover open dropped, as a table. */
+static void push_recovery(lua_State *L, const sn_wal_damage *d)
+{
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, d->file);
+    lua_setfield(L, -2, "wal");
+    lua_pushinteger(L, (lua_Integer)d->offset);
+    lua_setfield(L, -2, "offset");
+    lua_pushstring(L, d->error);
+    lua_setfield(L, -2, "error");
+    lua_pushinteger(L, (lua_Integer)d->dropped_bytes);
+    lua_setfield(L, -2, "dropped_bytes");
+    lua_pushinteger(L, (lua_Integer)d->dropped_files);
+    lua_setfield(L, -2, "dropped_files");
+    lua_pushinteger(L, (lua_Integer)d->nwrites);
+    lua_setfield(L, -2, "dropped_writes");
+    lua_createtable(L, (int)d->nnames, 0);
+    for (size_t i = 0; i < d->nnames; i++) {
+        lua_pushstring(L, d->names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "dropped");
 }
 
 int lsn_store_open(lua_State *L)
@@ -116,7 +146,10 @@ int lsn_store_open(lua_State *L)
     sn_err e;
     int rc = sn_store_open(path, &o, &u->s, &e);
     if (rc) return lsn_result(L, "open", rc, &e);
-    return 1;
+    const sn_wal_damage *d = sn_store_recovery(u->s);
+    if (!d) return 1;
+    push_recovery(L, d);
+    return 2;
 }
 
 static int l_store_close(lua_State *L)

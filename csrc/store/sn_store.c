@@ -1,13 +1,16 @@
 /* Opening and closing the store, batches, keys and record I/O helpers. */
 #include "store/sn_history.h"
+#include "store/sn_wal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 const char *const sn_cf_names[CF_COUNT] = {
@@ -240,21 +243,47 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
+/* Where RocksDB's info LOG goes. Debian's build asserts (SIGABRT) when its
+ * logger appends again after one failed append, and the first thing RocksDB
+ * does after a failed write on a full disk is log it: with the LOG beside
+ * the data, a full disk aborts the process, and every reopen aborts while
+ * writing the LOG's header. RocksDB 7.8 refuses to open without a logger and
+ * its C API cannot make one, so the LOG goes to another filesystem: a
+ * per-user directory on /dev/shm (RAM, capped below by max_log_file_size and
+ * keep_log_file_num), as "<flattened store path>_LOG". Without a safe
+ * /dev/shm it stays in the store directory, as RocksDB's default. */
+static void info_log_dir(char *buf, size_t cap)
+{
+    struct stat st;
+    snprintf(buf, cap, "/dev/shm/synaptic-%lu", (unsigned long)getuid());
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) { buf[0] = 0; return; }
+    /* a world-writable parent: use the directory only if it is ours */
+    if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 0022))
+        buf[0] = 0;
+}
+
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
-    char spec[1024];
+    char spec[1024], log_dir[64];
+    info_log_dir(log_dir, sizeof log_dir);
     rocksdb_options_t *base = rocksdb_options_create();
     /* Large values: more memtables so a put never waits for a flush of the
      * previous one (Debian's build computes CRC32c in software, so a flush
      * of 128 MiB takes long enough to stall at the default of 2). */
     snprintf(spec, sizeof spec,
              "create_if_missing=true;create_missing_column_families=true;"
-             "paranoid_checks=true;max_background_jobs=2;"
+             "paranoid_checks=%s;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
-             "compression=kSnappyCompression;keep_log_file_num=3",
-             (unsigned long long)o->write_buffer_mb << 20);
+             "compression=kSnappyCompression;keep_log_file_num=3;"
+             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s",
+             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, log_dir,
+             /* a record cut off at the end of the newest WAL is what a crash
+              * leaves: tolerated; damage before the end fails the open */
+             o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
+                                                    : "kTolerateCorruptedTailRecords");
     s->db_opts = opts_from(base, spec, e);
     if (!s->db_opts) { rocksdb_options_destroy(base); return e->code; }
 
@@ -312,6 +341,78 @@ static int load_origin(sn_store *s, sn_err *e)
     return SN_OK;
 }
 
+/* Whether another process holds the store's LOCK (RocksDB takes an fcntl
+ * lock on it for a read-write open). A read-only open reads the MANIFEST,
+ * then opens the table files it lists; a writer beside it may compact some
+ * away in between, which RocksDB reports as "Corruption: ... No such file
+ * ... in file MANIFEST". Beside a writer that is a race to retry, not
+ * damage. */
+#define READ_ONLY_ATTEMPTS 100   /* ~5 s of retries, 50 ms apart at most */
+
+static int held_by_other(const char *path)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/LOCK", path);
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) return 0;
+    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+    int held = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return held;
+}
+
+/* RocksDB's open, read-write or read-only; a failure names the store and,
+ * when RocksDB does not, the file at fault. */
+static int open_db(sn_store *s, const char *path, sn_err *e)
+{
+    char *err = NULL;
+    const rocksdb_options_t *cfo[CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
+    if (s->opts.read_only) {
+        /* every table file opened now and kept open */
+        rocksdb_options_set_max_open_files(s->db_opts, -1);
+        for (int attempt = 0;; attempt++) {
+            /* beside a writer: a view of hard links the writer cannot
+             * take files from (sn_view.c); the store itself if none */
+            int busy = held_by_other(path);
+            if (busy) {
+                sn_view_remove(s->view);
+                s->view = sn_view_make(path);
+            }
+            const char *at = s->view ? s->view : path;
+            s->db = rocksdb_open_for_read_only_column_families(
+                s->db_opts, at, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
+            if (!err || !strstr(err, "No such file") || !busy) break;
+            if (attempt == READ_ONLY_ATTEMPTS) {
+                rocksdb_free(err);
+                return sn_fail(e, SN_EIO, "cannot open store at '%s' read-only: it is in use by "
+                               "another process, whose writes kept replacing its files while "
+                               "this open read them (%d tries); try again", path, attempt + 1);
+            }
+            rocksdb_free(err);
+            err = NULL;
+            long ms = attempt < 10 ? attempt + 1 : 10;
+            nanosleep(&(struct timespec){ 0, ms * 5 * 1000 * 1000 }, NULL);
+        }
+    } else
+        s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
+                                             (const char *const *)sn_cf_names, cfo, s->cf, &err);
+    if (!err) return SN_OK;
+    char what[4200];
+    snprintf(what, sizeof what, "cannot open store at '%s'", path);
+    int rc = sn_rocks_err(e, err, what);
+    s->db = NULL;
+    /* opening for writing replays the WAL into a new file */
+    if (!s->opts.read_only && strstr(e->msg, "No space left")) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        sn_fail(e, rc, "%s (a store on a full disk opens with read_only = true)", msg);
+    }
+    if (rc == SN_ECORRUPT) sn_table_explain(path, e);
+    if (rc == SN_ECORRUPT) sn_wal_explain(path, e);
+    return rc;
+}
+
 int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_err *e)
 {
     *out = NULL;
@@ -333,23 +434,10 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     memcpy(&s->metric_seq, seed, sizeof s->metric_seq);
     s->metric_seq &= ~(uint64_t)0xffffffffu;
     if (!s->path) { free(s); return sn_fail(e, SN_ENOMEM, "out of memory"); }
-    rc = make_options(s, e);
-    if (!rc) {
-        char *err = NULL;
-        const rocksdb_options_t *cfo[CF_COUNT];
-        for (int i = 0; i < CF_COUNT; i++) cfo[i] = s->cf_opts[i];
-        if (o->read_only)
-            s->db = rocksdb_open_for_read_only_column_families(
-                s->db_opts, path, CF_COUNT, (const char *const *)sn_cf_names, cfo, s->cf, 0, &err);
-        else
-            s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
-                                                 (const char *const *)sn_cf_names, cfo, s->cf,
-                                                 &err);
-        if (err) {
-            rc = sn_open_err(e, err, path);
-            s->db = NULL;
-        }
-    }
+    if (!o->read_only) rc = sn_wal_before_open(path, o->recover, &s->recovery, e);
+    if (!rc) rc = make_options(s, e);
+    if (!rc) rc = open_db(s, path, e);
+    if (!rc && !o->read_only) rc = sn_open_marker(path, 1, e);
     if (!rc) rc = load_origin(s, e);
     if (!rc) rc = sn_replica_open(s, e);
     if (!rc) rc = sn_format_open(s, e);
@@ -367,7 +455,14 @@ void sn_store_close(sn_store *s)
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
-    if (s->db) rocksdb_close(s->db);
+    if (s->db) {
+        /* the marker goes first: a crash during the close (a flush, then
+         * RocksDB deleting the WAL) must not pass for a lost WAL later; a
+         * crash there leaves the WAL in place until its flush is done */
+        if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
+        rocksdb_close(s->db);
+    }
+    sn_view_remove(s->view);
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
     if (s->db_opts) rocksdb_options_destroy(s->db_opts);
@@ -376,6 +471,8 @@ void sn_store_close(sn_store *s)
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
+    if (s->recovery) sn_wal_damage_free(s->recovery);
+    free(s->recovery);
     free(s->path);
     free(s);
 }
@@ -383,6 +480,7 @@ void sn_store_close(sn_store *s)
 const char *sn_store_path(const sn_store *s) { return s->path; }
 const char *sn_store_origin(const sn_store *s) { return s->origin; }
 sn_codec sn_store_codec(const sn_store *s) { return s->opts.codec; }
+const sn_wal_damage *sn_store_recovery(const sn_store *s) { return s->recovery; }
 
 /* ---- batches --------------------------------------------------------------- */
 

@@ -20,7 +20,30 @@ typedef struct sn_store_opts {
     unsigned cache_mb;            /* shared LRU block cache */
     uint32_t max_weight_versions; /* 0 = keep every version */
     int blob_files;               /* large weight values in blob files */
+    int recover;                  /* SN_RECOVER_*: what to do with a damaged WAL */
+    int lenient;                  /* paranoid checks off: a table file RocksDB cannot
+                                     load fails only the reads that need it (salvage) */
 } sn_store_opts;
+
+/* A WAL damaged before its end, or missing, loses acknowledged writes on
+ * open. By default the open fails naming the file (RocksDB's
+ * kTolerateCorruptedTailRecords: a record cut off by the end of the newest
+ * WAL, as a crash leaves it, is no damage); SN_RECOVER_POINT_IN_TIME opens
+ * up to the damage (kPointInTimeRecovery) and says what was dropped. */
+enum { SN_RECOVER_NONE, SN_RECOVER_POINT_IN_TIME };
+
+#define SN_WAL_MAX_NAMES 100
+typedef struct sn_wal_damage {
+    int found;
+    char file[64];                /* the WAL at fault, "000004.log" */
+    uint64_t offset;              /* where its damage starts */
+    char error[128];              /* "checksum mismatch", "missing", ... */
+    uint64_t dropped_bytes;       /* WAL bytes from the damage on, later WALs included */
+    unsigned dropped_files;       /* later WALs dropped whole */
+    size_t nwrites;               /* readable writes in what is dropped */
+    size_t nnames;                /* names of the first SN_WAL_MAX_NAMES of them */
+    char *names[SN_WAL_MAX_NAMES];
+} sn_wal_damage;
 
 SN_HIDDEN void sn_store_default_opts(sn_store_opts *o);
 SN_HIDDEN int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out,
@@ -29,6 +52,8 @@ SN_HIDDEN void sn_store_close(sn_store *s);
 SN_HIDDEN const char *sn_store_path(const sn_store *s);
 SN_HIDDEN const char *sn_store_origin(const sn_store *s);
 SN_HIDDEN sn_codec sn_store_codec(const sn_store *s);
+/* What a recover open dropped; NULL when nothing was. */
+SN_HIDDEN const sn_wal_damage *sn_store_recovery(const sn_store *s);
 
 /* ---- batches ----------------------------------------------------------- */
 SN_HIDDEN sn_batch *sn_batch_new(sn_store *s);
@@ -152,6 +177,14 @@ SN_HIDDEN uint64_t sn_estimate_records(sn_store *s);
 SN_HIDDEN int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
                         const sn_progress *progress, sn_err *e);
 SN_HIDDEN int sn_compact(sn_store *s, sn_err *e);
+/* Copies every readable record of the store at path that passes its own
+ * checks into a new store at out_path (sn_salvage.c). report: recovered
+ * (records per column family), lost (list of {where=, error=}), unreadable
+ * (stretches, as verify names them), repaired (a scratch copy had to be
+ * repaired before it would open), wal (what a damaged WAL dropped).
+ * *ok: nothing was lost. */
+SN_HIDDEN int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *report,
+                         int *ok, sn_err *e);
 SN_HIDDEN int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e);
 SN_HIDDEN int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e);
 /* Restores backup id (0: the newest, damaged or not) from dir into db_path.

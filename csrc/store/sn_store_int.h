@@ -3,7 +3,9 @@
  * batches, keys, the shared helpers below), sn_weights, sn_config,
  * sn_checkpoint, sn_state (state and metrics), sn_replica_* (replication
  * log, apply, checks, conflicts; their own internals in sn_replica_int.h),
- * sn_verify, sn_stats, sn_backup. */
+ * sn_verify, sn_stats, sn_backup; sn_wal and sn_wal_log (RocksDB's own
+ * WAL, MANIFEST and blob formats, read for what the API cannot say),
+ * sn_scan (a walk that goes on past damage), sn_salvage. */
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
 
@@ -37,6 +39,8 @@ struct sn_store {
     uint64_t last_hlc;
     uint64_t metric_seq;
     uint64_t repl_seq;            /* last replication log seq of this origin */
+    sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
+    char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in
@@ -183,6 +187,12 @@ SN_HIDDEN int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen,
 SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
 SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);
 SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
+
+/* The checks one stored record passes on its own (sn_verify.c): decoded
+ * whole, its CRC, its type, its fields against its key. With a, the fields
+ * of a non-weights record are left in *fields. */
+SN_HIDDEN int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val,
+                              size_t vlen, sn_arena *a, sn_value *fields, sn_err *e);
 
 /* Decode one stored weight value fully (payload and checksum included). */
 SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,

@@ -2,6 +2,7 @@
  * against its key, pins against the weights they keep, and the replication
  * ranges (sn_replica_verify); RocksDB checks its own checksums meanwhile. */
 #include "store/sn_history.h"
+#include "store/sn_scan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@ typedef struct verifier {
     const sn_progress *progress;
     uint64_t total, reported;
     int stopped;
+    int in_stretch;    /* reading a damaged stretch again, checksums off */
 } verifier;
 
 /* Every 256 records: often enough for a progress bar, rare enough to cost
@@ -91,29 +93,20 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     }
 }
 
-static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
-                       size_t vlen, sn_err *e)
+int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val, size_t vlen,
+                    sn_arena *a, sn_value *fields, sn_err *e)
 {
+    if (fields) *fields = sn_nil();
+    if (klen == 0) return sn_fail(e, SN_ECORRUPT, "empty key");
     if (cf == CF_WEIGHTS) return sn_weights_verify(k, klen, val, vlen, e);
-    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX) {
-        /* a pin index entry: its checkpoint must exist */
-        if (klen < 1 + 6 + SN_ID_LEN + 36 || vlen != 0)
-            return sn_fail(e, SN_ECORRUPT, "malformed pin entry");
-        unsigned char ck[37];
-        ck[0] = SN_CP_PREFIX;
-        memcpy(ck + 1, k + klen - 36, 36);
-        int found;
-        int rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
-        if (rc) return rc;
-        return found ? SN_OK : sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
-    }
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_record r;
+    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX)
+        return klen < 1 + 6 + SN_ID_LEN + 36 || vlen != 0
+                   ? sn_fail(e, SN_ECORRUPT, "malformed pin entry") : SN_OK;
     static const unsigned types[CF_COUNT] = {
         0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE, SN_REC_CHECKPOINT, SN_REC_METRIC,
     };
-    int rc = sn_record_decode(val, vlen, &a, &r, e);
+    sn_record r;
+    int rc = sn_record_decode(val, vlen, a, &r, e);
     if (!rc && r.type != types[cf]) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
     if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
     if (!rc && cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", (const char *)k, klen, e);
@@ -121,39 +114,90 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     if (!rc && cf == CF_METRICS)
         rc = klen < 17 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
                        : sn_expect_field(&r.fields, "name", (const char *)k, klen - 17, e);
-    if (!rc && cf == CF_CHECKPOINTS) {
+    if (!rc && cf == CF_CHECKPOINTS)
         rc = sn_expect_field(&r.fields, "id", (const char *)k + 1, klen - 1, e);
-        if (!rc) check_checkpoint(v, k, klen, &r.fields, e);
+    if (!rc && fields) *fields = r.fields;
+    return rc;
+}
+
+/* The record's own checks, then what verify adds: a pin entry's
+ * checkpoint exists, a checkpoint's pins resolve. */
+static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
+                       size_t vlen, sn_err *e)
+{
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_value fields;
+    int rc = sn_record_check(cf, k, klen, val, vlen, &a, &fields, e);
+    if (!rc && cf == CF_CHECKPOINTS && k[0] == SN_PIN_PREFIX) {
+        /* sn_record_check made sure the key ends in a 36-byte id */
+        unsigned char ck[37];
+        ck[0] = SN_CP_PREFIX;
+        memcpy(ck + 1, k + klen - 36, 36);
+        int found;
+        rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
+        if (!rc && !found) rc = sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
+    } else if (!rc && cf == CF_CHECKPOINTS) {
+        check_checkpoint(v, k, klen, &fields, e);
     }
     sn_arena_free(&a);
+    return rc;
+}
+
+/* what verify_record returns to stop the scan when the progress callback asks */
+#define STOPPED 3001
+
+static int verify_record(void *ctx, int cf, const unsigned char *k, size_t klen, const char *val,
+                         size_t vlen, sn_err *e)
+{
+    verifier *v = ctx;
+    v->records++;
+    sn_err pe = { 0, "" };
+    int rc = check_value(v, cf, k, klen, val, vlen, &pe) ? problem(v, cf, k, klen, pe.msg) : SN_OK;
+    (void)e;
+    return rc ? rc : tick(v, 0) ? STOPPED : SN_OK;
+}
+
+/* In a stretch of weights RocksDB could not read, each record is read
+ * again without RocksDB's checksums: a record whose own CRC holds is
+ * intact (the damage was elsewhere), one whose CRC fails is named. */
+static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t alen,
+                          const unsigned char *resume, size_t rlen, const char *error, sn_err *e)
+{
+    verifier *v = ctx;
+    char lo[700] = "the start", hi[700] = "the end", msg[1800];
+    if (after) sn_describe_key(cf, after, alen, lo, sizeof lo);
+    if (resume) sn_describe_key(cf, resume, rlen, hi, sizeof hi);
+    snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
+    int rc = problem(v, cf, NULL, 0, msg);
+    if (rc || cf != CF_WEIGHTS || v->in_stretch) return rc;
+    unsigned char from[SN_WKEY_MAX + 1];
+    size_t flen = 0;
+    if (after && alen <= SN_WKEY_MAX) {   /* just past the last good record */
+        memcpy(from, after, alen);
+        from[alen] = 0;
+        flen = alen + 1;
+    }
+    sn_scan_cb cb = { v, verify_record, verify_stretch };
+    v->in_stretch = 1;
+    rc = sn_scan_cf(v->s, cf, 0, flen ? from : NULL, flen, resume, rlen, &cb, e);
+    v->in_stretch = 0;
     return rc;
 }
 
 int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
               const sn_progress *progress, sn_err *e)
 {
-    verifier v = { s, a, NULL, 0, 0, progress, progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0 };
+    verifier v = { s, a, NULL, 0, 0, progress, progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
     v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
     if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
-    rocksdb_readoptions_t *ro = sn_scan_options();
-    for (int cf = CF_WEIGHTS; cf < CF_COUNT && !tick(&v, 0); cf++) {
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
-        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !tick(&v, 0);
-             rocksdb_iter_next(it)) {
-            size_t klen, vlen;
-            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-            const char *val = rocksdb_iter_value(it, &vlen);
-            v.records++;
-            sn_err pe = { 0, "" };
-            if (check_value(&v, cf, k, klen, val, vlen, &pe)) problem(&v, cf, k, klen, pe.msg);
-        }
-        /* RocksDB block and blob checksum failures surface here */
-        char *err = sn_iter_close(it);
-        if (err) {
-            problem(&v, cf, NULL, 0, err);
-            rocksdb_free(err);
-        }
+    sn_scan_cb cb = { &v, verify_record, verify_stretch };
+    for (int cf = CF_WEIGHTS; cf < CF_COUNT && !v.stopped; cf++) {
+        int rc = sn_scan_cf(s, cf, 1, NULL, 0, NULL, 0, &cb, e);
+        if (rc == STOPPED) break;
+        if (rc) return rc == SN_ENOMEM ? sn_fail(e, rc, "out of memory") : rc;
     }
+    rocksdb_readoptions_t *ro = sn_scan_options();
     /* the replication log, conflict versions and superseded markers
      * (sn_replica_verify.c): the 0x01 range of the default column family */
     if (!v.stopped) {

@@ -13,14 +13,16 @@ local synaptic = {
   list_backups = core.list_backups,
   restore_backup = core.restore_backup,
   verify_backup = core.verify_backup,
+  salvage = core.salvage,
   now = core.now,
 }
 
 --- Open (or create) a store. Returns the store, or nil and a message.
 -- opts: compression (true/false or codec name), sync_writes, write_buffer_mb,
--- cache_mb, read_only, max_weight_versions, blob_files. The C function
--- itself, not a Lua wrapper: its argument and option errors then point at
--- the caller's line, not at this file.
+-- cache_mb, read_only, max_weight_versions, blob_files, recover; with
+-- recover, a second result says what a damaged WAL made it drop. The C
+-- function itself, not a Lua wrapper: its argument and option errors then
+-- point at the caller's line, not at this file.
 synaptic.open = core.open
 
 --- The persistent micro-expert runtime: synaptic.runtime(path [, config]).

@@ -81,6 +81,12 @@ local function add_store_commands(p)
   c:flag("--force", "Restore even if the store path is not empty.")
 end
 
+local function add_salvage_command(p)
+  local c = p:command("salvage", "Copy every readable record of a damaged store into a new store OUT; "
+    .. "names what was lost; exit 1 if anything was.")
+  store_arg(c) c:argument("out", "Path of the new store (must not exist).") json_flag(c)
+end
+
 local function add_transfer_commands(p)
   local c = p:command("export", "Write an expert's weights to a safetensors file.")
   store_arg(c) c:argument("expert", "Expert id.") c:argument("file", "safetensors file to write.")
@@ -126,6 +132,7 @@ function arguments.parser()
     :help_max_width(80)
   p:flag("--version", "Print the synaptic version and exit.")
   add_store_commands(p)
+  add_salvage_command(p)
   add_transfer_commands(p)
   local c = p:command("demo", "Run examples/persistence_demo.lua.")
   c:argument("dir", "Where the demo keeps its store (default: a new temporary directory); it is replaced.")

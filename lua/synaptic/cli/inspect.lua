@@ -8,18 +8,28 @@ local array, out, null = output.array, output.out, output.null
 
 local commands = {}
 
--- Every expert with its config, layers and parameter count.
-local function describe_experts(store)
+-- Every expert with its config, layers and parameter count. What cannot be
+-- read (a damaged store) is left out and noted in unreadable, so that info
+-- shows everything else.
+local function describe_experts(store, unreadable)
+  local function try(what, v, err, ...)
+    if v == nil and err ~= nil then
+      unreadable[#unreadable + 1] = { what = what, error = output.one_line(tostring(err)) }
+    end
+    return v, err, ...
+  end
   local experts = array()
-  for _, id in ipairs(check(store:list_experts()) or {}) do
-    local cfg = check(store:get_config(id))
+  for _, id in ipairs(try("the list of experts", store:list_experts()) or {}) do
+    local cfg = try("config " .. id, store:get_config(id))
     local e = { id = id, config = cfg or null, parameter_count = 0, layers = array() }
-    for _, l in ipairs(common.expert_layers(store, id)) do
-      local w, b, info = common.get_weights(store, id, l.layer)
+    for _, layer in ipairs(try("layers of " .. id, store:layers(id)) or {}) do
+      local versions = try(("versions of %s layer %d"):format(id, layer),
+                           store:weight_versions(id, layer)) or {}
+      local w, b, info = try(("weights %s layer %d"):format(id, layer), store:get_weights(id, layer))
       if w then
         e.parameter_count = e.parameter_count + #w + #b
         e.layers[#e.layers + 1] = {
-          layer = l.layer, versions = array(l.versions), latest = info.version,
+          layer = layer, versions = array(versions), latest = info.version,
           shape = info.shape and array(info.shape) or null,
           weights = #w, biases = #b, codec = info.codec,
           raw_bytes = info.raw_bytes, stored_bytes = info.stored_bytes,
@@ -70,23 +80,41 @@ end
 
 function commands.info(args)
   local store <close> = common.open_store(args.store, { read_only = true })
-  local stats = check(store:storage_stats())
-  local experts = describe_experts(store)
-  local metrics = common.metric_summary(store)
+  local unreadable = array()
+  local stats, serr = store:storage_stats()
+  if not stats then unreadable[#unreadable + 1] = { what = "storage statistics", error = serr } end
+  local experts = describe_experts(store, unreadable)
+  local got, metrics = pcall(common.metric_summary, store)
+  if not got then
+    unreadable[#unreadable + 1] = { what = "metrics", error = type(metrics) == "table" and metrics.msg or tostring(metrics) }
+    metrics = {}
+  end
   if args.json then
     output.print_json { store = args.store, synaptic_version = synaptic.version,
-                        storage = stats, experts = experts, metrics = array(metrics) }
-    return 0
+                        storage = stats or null, experts = experts, metrics = array(metrics),
+                        unreadable = unreadable }
+  else
+    local human = output.human
+    out("store        %s (synaptic %s)", args.store, synaptic.version)
+    if stats then
+      out("size         %s in %d files", stats.human_size, stats.file_count)
+      out("weights      %d records: %s raw, %s stored (%.1f%%)", stats.weight_records,
+          human(stats.raw_bytes), human(stats.stored_bytes), 100 * stats.compression_ratio)
+      out("checkpoints  %d", stats.checkpoint_count)
+    end
+    out("metrics      %s", metrics_line(metrics))
+    out("experts      %d", #experts)
+    for _, e in ipairs(experts) do print_expert(e) end
+    if #unreadable > 0 then
+      out("")
+      out("could not read:")
+      for _, u in ipairs(unreadable) do out("  %s: %s", u.what, u.error) end
+    end
   end
-  local human = output.human
-  out("store        %s (synaptic %s)", args.store, synaptic.version)
-  out("size         %s in %d files", stats.human_size, stats.file_count)
-  out("weights      %d records: %s raw, %s stored (%.1f%%)", stats.weight_records,
-      human(stats.raw_bytes), human(stats.stored_bytes), 100 * stats.compression_ratio)
-  out("checkpoints  %d", stats.checkpoint_count)
-  out("metrics      %s", metrics_line(metrics))
-  out("experts      %d", #experts)
-  for _, e in ipairs(experts) do print_expert(e) end
+  if #unreadable > 0 then
+    fail("info: %d part%s of the store could not be read (see 'synaptic verify %s')", #unreadable,
+         #unreadable == 1 and "" or "s", args.store)
+  end
   return 0
 end
 

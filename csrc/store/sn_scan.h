@@ -1,0 +1,29 @@
+/* A walk over one column family that goes on past damage (sn_scan.c), for
+ * verify and salvage. Store-internal. */
+#ifndef SN_SCAN_H
+#define SN_SCAN_H
+
+#include "codec/sn_entry.h"
+#include "store/sn_store_int.h"
+
+typedef struct sn_scan_cb {
+    void *ctx;
+    /* each readable record, in key order; non-zero stops the walk */
+    int (*record)(void *ctx, int cf, const unsigned char *k, size_t klen, const char *v,
+                  size_t vlen, sn_err *e);
+    /* an unreadable stretch: after the key after (NULL: from the start),
+     * up to the next readable key (NULL: to the end); what lies between
+     * is lost. error is RocksDB's message. */
+    int (*damage)(void *ctx, int cf, const unsigned char *after, size_t alen,
+                  const unsigned char *next, size_t nlen, const char *error, sn_err *e);
+} sn_scan_cb;
+
+/* Walks cf from `from` (NULL: the start) to before `to` (NULL: the end),
+ * with RocksDB's block and blob checksums on or off. With them off the
+ * walk reaches blobs that fail RocksDB's CRC; every weight record carries
+ * its own CRC, which the caller checks. */
+SN_HIDDEN int sn_scan_cf(sn_store *s, int cf, int checksums, const unsigned char *from,
+                         size_t from_len, const unsigned char *to, size_t to_len,
+                         const sn_scan_cb *cb, sn_err *e);
+
+#endif

@@ -1,0 +1,280 @@
+/* WAL damage on open: a WAL the MANIFEST still needs that is gone, or one
+ * damaged before its end, found before RocksDB's recovery would drop what
+ * follows in silence (kPointInTimeRecovery) or say only "checksum
+ * mismatch" (kTolerateCorruptedTailRecords). */
+#include "store/sn_wal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static void wal_file(char *buf, size_t cap, const char *path, uint64_t n)
+{
+    snprintf(buf, cap, "%s/%06llu.log", path, (unsigned long long)n);
+}
+
+static int exists(const char *file)
+{
+    struct stat st;
+    return stat(file, &st) == 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The WAL numbers >= min in path, ascending; the caller frees *out. */
+static int list_wals(const char *path, uint64_t min, uint64_t **out, size_t *n, sn_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    DIR *dir = opendir(path);
+    if (!dir) return sn_fail(e, SN_EIO, "cannot list '%s'", path);
+    struct dirent *de;
+    int rc = SN_OK;
+    while (!rc && (de = readdir(dir))) {
+        char *end;
+        unsigned long long num = strtoull(de->d_name, &end, 10);
+        if (end == de->d_name || strcmp(end, ".log") != 0 || num < min) continue;
+        rc = SN_GROW(*out, *n, cap, 8, e);
+        if (!rc) (*out)[(*n)++] = num;
+    }
+    closedir(dir);
+    if (*n) qsort(*out, *n, sizeof **out, cmp_u64);
+    return rc;
+}
+
+static int list_wals(const char *path, uint64_t min, uint64_t **out, size_t *n, sn_err *e);
+
+static int sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int sn_open_marker(const char *path, int present, sn_err *e)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/" SN_OPEN_MARKER, path);
+    if (!present) {
+        /* durable, or a clean close could later pass for a crash */
+        if (unlink(file) == 0) sync_dir(path);
+        return SN_OK;
+    }
+    /* the WAL RocksDB has just opened: the newest WAL stays at least this
+     * new until the store is closed */
+    uint64_t *nums;
+    size_t n;
+    int rc = list_wals(path, 0, &nums, &n, e);
+    if (rc) return rc;
+    char num[32];
+    int len = snprintf(num, sizeof num, "%llu\n", n ? (unsigned long long)nums[n - 1] : 0ull);
+    free(nums);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return sn_fail(e, SN_EIO, "cannot create %s: %s", file, strerror(errno));
+    rc = write(fd, num, (size_t)len) == len ? fsync(fd) : -1;
+    close(fd);
+    if (rc == 0) rc = sync_dir(path);
+    if (rc) return sn_fail(e, SN_EIO, "cannot write %s: %s", file, strerror(errno));
+    return SN_OK;
+}
+
+/* The newest WAL must be at least as new as the last one a flush recorded
+ * in the MANIFEST: RocksDB never deletes the newest WAL of an open store,
+ * so after a crash it is there unless something else removed it. (After a
+ * clean close RocksDB may delete every WAL, which is why this is asked
+ * only when the SYNAPTIC-OPEN marker says the last writer did not close.) */
+static int newest_wal_gone(const char *path, uint64_t opened, uint64_t *needed, sn_err *e)
+{
+    sn_manifest m;
+    sn_err me;
+    *needed = opened;
+    if (sn_manifest_read(path, &m, &me) == SN_OK)
+        for (size_t i = 0; i < m.ncf; i++)
+            if (m.cf[i].live && m.cf[i].log > *needed) *needed = m.cf[i].log;
+    uint64_t *nums;
+    size_t n;
+    if (list_wals(path, 0, &nums, &n, e)) return 0;
+    int gone = *needed > 0 && (n == 0 || nums[n - 1] < *needed);
+    free(nums);
+    return gone;
+}
+
+int sn_wal_missing(const char *path, sn_wal_damage *d, sn_err *e)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/" SN_OPEN_MARKER, path);
+    FILE *f = fopen(file, "rb");
+    if (!f) return SN_OK;
+    unsigned long long opened = 0;
+    if (fscanf(f, "%llu", &opened) != 1) opened = 0;
+    fclose(f);
+    /* A flush beside us records a newer WAL before it deletes the old
+     * one: look again before believing a WAL is gone. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint64_t needed;
+        if (!newest_wal_gone(path, opened, &needed, e)) return SN_OK;
+        if (attempt == 2) {
+            d->found = 1;
+            snprintf(d->file, sizeof d->file, "%06llu.log", (unsigned long long)needed);
+            snprintf(d->error, sizeof d->error, "missing (the store was not closed and this "
+                     "WAL, which holds the writes since the last flush, is gone)");
+            return SN_OK;
+        }
+        nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+    }
+    return SN_OK;
+}
+
+typedef struct names_ctx { sn_wal_damage *d; const sn_manifest *m; } names_ctx;
+
+static void note_write(void *ctx, uint32_t cf_id, const unsigned char *k, size_t klen, int del)
+{
+    names_ctx *c = ctx;
+    const char *cf_name = NULL;
+    for (size_t i = 0; i < c->m->ncf; i++)
+        if (c->m->cf[i].id == cf_id && c->m->cf[i].live) cf_name = c->m->cf[i].name;
+    int cf = -1;
+    for (int i = 0; cf_name && i < CF_COUNT; i++)
+        if (strcmp(cf_name, sn_cf_names[i]) == 0) cf = i;
+    /* the default family holds the replication log: a copy of the others */
+    if (cf <= CF_DEFAULT) return;
+    c->d->nwrites++;
+    if (c->d->nnames >= SN_WAL_MAX_NAMES) return;
+    char where[700];
+    sn_describe_key(cf, k, klen, where, sizeof where);
+    char *name = malloc(strlen(where) + 8);
+    if (!name) return;
+    sprintf(name, "%s%s", del ? "delete " : "", where);
+    c->d->names[c->d->nnames++] = name;
+}
+
+/* Reads one WAL; past the first damage (in this or an earlier file) every
+ * readable write is noted as dropped. */
+static void scan_file(const char *file, const char *base, const sn_manifest *m, sn_wal_damage *d)
+{
+    sn_logr r;
+    if (sn_logr_open(&r, file)) return;
+    int dropped_whole = d->found;
+    names_ctx ctx = { d, m };
+    while (sn_logr_next(&r))
+        if (d->found || r.damaged) sn_batch_entries(r.rec, r.rlen, note_write, &ctx);
+    if (dropped_whole) {
+        d->dropped_files++;
+        d->dropped_bytes += r.size;
+    } else if (r.damaged) {
+        d->found = 1;
+        snprintf(d->file, sizeof d->file, "%s", base);
+        d->offset = r.bad_off;
+        snprintf(d->error, sizeof d->error, "%s", r.why);
+        d->dropped_bytes = r.size - r.bad_off;
+    }
+    sn_logr_close(&r);
+}
+
+int sn_wal_scan(const char *path, sn_wal_damage *d, sn_err *e)
+{
+    sn_manifest m;
+    sn_err me;
+    if (sn_manifest_read(path, &m, &me)) return SN_OK;
+    uint64_t min = UINT64_MAX;
+    for (size_t i = 0; i < m.ncf; i++)
+        if (m.cf[i].live && m.cf[i].log < min) min = m.cf[i].log;
+    uint64_t *nums;
+    size_t n;
+    int rc = list_wals(path, min == UINT64_MAX ? 0 : min, &nums, &n, e);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char file[4200], base[64];
+        wal_file(file, sizeof file, path, nums[i]);
+        snprintf(base, sizeof base, "%06llu.log", (unsigned long long)nums[i]);
+        scan_file(file, base, &m, d);
+    }
+    free(nums);
+    return rc;
+}
+
+void sn_wal_damage_free(sn_wal_damage *d)
+{
+    for (size_t i = 0; i < d->nnames; i++) free(d->names[i]);
+    memset(d, 0, sizeof *d);
+}
+
+static void recover_hint(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "open with recover = \"point_in_time\" to accept that, or salvage the "
+                       "store (synaptic.salvage)");
+}
+
+int sn_wal_before_open(const char *path, int recover, sn_wal_damage **out, sn_err *e)
+{
+    *out = NULL;
+    char file[4200], hint[160];
+    snprintf(file, sizeof file, "%s/CURRENT", path);
+    if (!exists(file)) return SN_OK;   /* a new store */
+    sn_wal_damage d;
+    memset(&d, 0, sizeof d);
+    int rc = sn_wal_missing(path, &d, e);
+    if (!rc && !d.found && recover) rc = sn_wal_scan(path, &d, e);
+    if (rc || !d.found) return rc;
+    recover_hint(hint, sizeof hint);
+    if (!recover) {
+        sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': WAL %s is %s: opening would lose "
+                "the writes it holds; %s", path, d.file, d.error, hint);
+        sn_wal_damage_free(&d);
+        return SN_ECORRUPT;
+    }
+    *out = malloc(sizeof d);
+    if (!*out) { sn_wal_damage_free(&d); return sn_fail(e, SN_ENOMEM, "out of memory"); }
+    **out = d;
+    return SN_OK;
+}
+
+void sn_wal_explain(const char *path, sn_err *e)
+{
+    sn_wal_damage d;
+    sn_err se;
+    memset(&d, 0, sizeof d);
+    if (sn_wal_scan(path, &d, &se) || !d.found) return;
+    char msg[sizeof e->msg], hint[160];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    recover_hint(hint, sizeof hint);
+    sn_fail(e, SN_ECORRUPT, "%s: WAL %s is damaged at byte %llu (%s); the %llu bytes from "
+            "there on (%zu writes still readable) would be dropped; %s", msg, d.file,
+            (unsigned long long)d.offset, d.error, (unsigned long long)d.dropped_bytes,
+            d.nwrites, hint);
+    sn_wal_damage_free(&d);
+}
+
+void sn_table_explain(const char *path, sn_err *e)
+{
+    /* RocksDB loads every table file while it replays the MANIFEST and
+     * blames a bad one on the MANIFEST ("... in /db/000023.sst in file
+     * /db/MANIFEST-000005"): name the table file instead */
+    const char *in_manifest = strstr(e->msg, " in file ");
+    if (!in_manifest || !strstr(in_manifest, "MANIFEST")) return;
+    const char *end = NULL;
+    for (const char *p = e->msg; p < in_manifest; p++)
+        if ((!strncmp(p, ".sst", 4) || !strncmp(p, ".blob", 5)) && (!end || p > end)) end = p;
+    if (!end) return;
+    const char *start = end;
+    while (start > e->msg && start[-1] != '/' && start[-1] != ' ') start--;
+    char file[128], reason[sizeof e->msg];
+    snprintf(file, sizeof file, "%.*s", (int)(end - start) + (end[1] == 's' ? 4 : 5), start);
+    const char *why = strstr(e->msg, "Corruption: ");
+    why = why ? why + 12 : e->msg;
+    snprintf(reason, sizeof reason, "%.*s", (int)(in_manifest - why), why);
+    sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': table file %s cannot be read (%s); "
+            "salvage the store (synaptic.salvage) to copy out what is still readable",
+            path, file, reason);
+}

@@ -1,0 +1,42 @@
+--- salvage: copy what is still readable of a damaged store into a new one.
+local synaptic = require "synaptic"
+local common = require "synaptic.cli.common"
+local output = require "synaptic.cli.output"
+
+local fail = common.fail
+local out, one_line, array = output.out, output.one_line, output.array
+
+local commands = {}
+
+function commands.salvage(args)
+  common.check_store_path(args.store)
+  local done = output.progress(args, ("salvaging %s into %s"):format(args.store, args.out))
+  local ok, report = synaptic.salvage(args.store, args.out)
+  done()
+  if ok == nil then fail("salvage: %s", one_line(report)) end
+  local total = 0
+  for _, n in pairs(report.recovered) do total = total + n end
+  local lost, unreadable = array(report.lost), array(report.unreadable)
+  if args.json then
+    output.print_json { store = args.store, out = args.out, ok = ok, recovered = report.recovered,
+                        lost = lost, unreadable = unreadable, repaired = report.repaired,
+                        wal = report.wal or output.null }
+  else
+    out("salvaged %s into %s: %d records recovered", args.store, args.out, total)
+    local names = {}
+    for name in pairs(report.recovered) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do out("  %-15s %d", name, report.recovered[name]) end
+    if report.repaired then out("(the store would not open: a repaired copy was read)") end
+    if report.wal then out("wal: %s", report.wal) end
+    for _, u in ipairs(unreadable) do out("unreadable: %s: %s", u.where, one_line(u.error)) end
+    for _, l in ipairs(lost) do out("lost: %s: %s", l.where, one_line(l.error)) end
+  end
+  if not ok then
+    fail("salvage: %d record%s lost, %d unreadable stretch%s (the rest is in %s)", #lost,
+         #lost == 1 and "" or "s", #unreadable, #unreadable == 1 and "" or "es", args.out)
+  end
+  return 0
+end
+
+return commands
