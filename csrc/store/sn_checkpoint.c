@@ -282,3 +282,28 @@ int sn_delete_checkpoint(sn_store *s, sn_batch *given, const char *id, size_t le
     sn_arena_free(&a);
     return rc;
 }
+
+/* After records were lost wholesale (salvage): pin index entries of a
+ * checkpoint that did not make it go too, so nothing pins for no one. */
+int sn_checkpoint_reconcile(sn_store *s, sn_err *e)
+{
+    char p = SN_PIN_PREFIX;
+    int rc = SN_OK;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = sn_iter(s, CF_CHECKPOINTS);
+    for (rocksdb_iter_seek(it, &p, 1); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen < 37 || k[0] != SN_PIN_PREFIX) break;
+        unsigned char ck[37];
+        int found;
+        rc = sn_key_exists(s, CF_CHECKPOINTS, ck, cp_key(ck, (const char *)k + klen - 36, 36), &found,
+                           "reading checkpoints", e);
+        if (!rc && !found) rocksdb_writebatch_delete_cf(wb, s->cf[CF_CHECKPOINTS], (const char *)k, klen);
+    }
+    rc = sn_iter_end(it, rc, "reading checkpoints", e);
+    char *err = NULL;
+    if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    return err ? sn_rocks_err(e, err, "writing checkpoints") : rc;
+}

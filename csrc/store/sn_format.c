@@ -307,13 +307,21 @@ static int upgrade_layers(sn_store *s, sn_err *e)
 
 /* ---- open ------------------------------------------------------------------------- */
 
-static int has_any(sn_store *s, int cf, sn_err *e)
+/* Whether the store keeps its weights in format 1: its first weights key
+ * has that shape (a store keeps all of them in one format). 1 yes, 0 no,
+ * -code when they cannot be read. */
+static int v1_weights(sn_store *s, sn_err *e)
 {
-    rocksdb_iterator_t *it = sn_iter(s, cf);
+    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
     rocksdb_iter_seek_to_first(it);
-    int any = rocksdb_iter_valid(it);
-    int rc = sn_iter_end(it, SN_OK, sn_cf_names[cf], e);
-    return rc ? -rc : any;
+    int v1 = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        v1 = is_v1_weights_key(k, klen);
+    }
+    int rc = sn_iter_end(it, SN_OK, sn_cf_names[CF_WEIGHTS], e);
+    return rc ? -rc : v1;
 }
 
 int sn_format_open(sn_store *s, sn_err *e)
@@ -322,20 +330,28 @@ int sn_format_open(sn_store *s, sn_err *e)
     size_t len = 0;
     char *v = rocksdb_get_cf(s->db, s->ropts, s->cf[CF_DEFAULT], FORMAT_KEY, sizeof FORMAT_KEY - 1,
                              &len, &err);
-    if (err) return sn_rocks_err(e, err, "reading the store format");
+    if (err) {
+        /* a damaged store still opens read-only: its reads report the damage */
+        if (s->opts.read_only) { rocksdb_free(err); return SN_OK; }
+        return sn_rocks_err(e, err, "reading the store format");
+    }
     int format = v && len == 1 ? v[0] - '0' : v ? -1 : 1;
     if (v) rocksdb_free(v);
     if (format == 2) return SN_OK;
     if (format != 1)
         return sn_fail(e, SN_ECORRUPT, "store format marker is not one this build reads (1 or 2)");
-    int weights = has_any(s, CF_WEIGHTS, e), cps = weights < 0 ? 0 : has_any(s, CF_CHECKPOINTS, e);
-    if (weights < 0 || cps < 0) return e->code;
-    if ((weights || cps) && s->opts.read_only)
+    /* weights that cannot be read (a damaged store, opened to salvage or
+     * to look at) decide nothing: no upgrade and no marker, asked again at
+     * the next open */
+    sn_err ignored;
+    int v1 = v1_weights(s, &ignored);
+    if (v1 < 0) return SN_OK;
+    if (v1 && s->opts.read_only)
         return sn_fail(e, SN_EIO, "store '%s' is in format 1 (the first release): open it once "
                        "for writing to upgrade it", s->path);
     if (s->opts.read_only) return SN_OK;
-    int rc = upgrade_checkpoints(s, e);
-    if (!rc) rc = upgrade_layers(s, e);
+    int rc = v1 ? upgrade_checkpoints(s, e) : SN_OK;
+    if (!rc && v1) rc = upgrade_layers(s, e);
     if (rc) return rc;
     rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], FORMAT_KEY, sizeof FORMAT_KEY - 1, "2", 1, &err);
     return err ? sn_rocks_err(e, err, "writing the store format") : SN_OK;

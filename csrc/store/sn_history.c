@@ -277,3 +277,68 @@ int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_i
     (*version)++;
     return rc;
 }
+
+/* The current write of layer lk after a reconcile: kept when its record is
+ * held, else the newest held write (none: no current). */
+static int reconcile_current(sn_store *s, rocksdb_writebatch_t *wb, const unsigned char *lk,
+                             size_t lklen, const sn_ident *newest, int have, sn_err *e)
+{
+    sn_ident cur;
+    unsigned char k[SN_HIST_KEY_MAX], w[SN_WKEY_MAX], v[SN_ID_LEN];
+    int found = 0, rc = sn_current_get(s, lk, lklen, &cur, e);
+    if (rc == SN_OK)
+        rc = sn_key_exists(s, CF_WEIGHTS, w, sn_wkey_id(w, lk, lklen, &cur), &found, "reading neural_weights", e);
+    else if (rc == SN_NOTFOUND)
+        rc = SN_OK;
+    if (rc || found) return rc;
+    size_t klen = sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL);
+    if (!have) {
+        rocksdb_writebatch_delete_cf(wb, s->cf[CF_DEFAULT], (const char *)k, klen);
+        return SN_OK;
+    }
+    sn_ident_put(v, newest);
+    rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], (const char *)k, klen, (const char *)v, SN_ID_LEN);
+    return SN_OK;
+}
+
+int sn_history_reconcile(sn_store *s, sn_err *e)
+{
+    unsigned char p[2] = { 1, TAG_HISTORY }, lk[SN_LAYER_KEY_MAX], w[SN_WKEY_MAX];
+    size_t lklen = 0;
+    sn_ident newest;
+    int have = 0, rc = SN_OK;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen < 2 + SN_ID_LEN + 6 || memcmp(k, p, 2) != 0) break;
+        size_t l = klen - 2 - SN_ID_LEN;
+        if (l > SN_LAYER_KEY_MAX) continue;
+        if (lklen && (l != lklen || memcmp(lk, k + 2, l))) {
+            rc = reconcile_current(s, wb, lk, lklen, &newest, have, e);
+            have = 0;
+        }
+        memcpy(lk, k + 2, l);
+        lklen = l;
+        sn_hist h;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (!rc) rc = sn_hist_decode(v, vlen, &h, e);
+        if (!rc) rc = sn_ident_get(k + 2 + l, &h.id, e);
+        int held = 0;
+        if (!rc) rc = sn_key_exists(s, CF_WEIGHTS, w, sn_wkey_id(w, lk, lklen, &h.id), &held, "reading neural_weights", e);
+        if (!rc && held != !!(h.flags & SN_HIST_HELD)) {
+            unsigned char val[6 + SN_MAX_PARENTS * SN_ID_LEN];
+            h.flags = held ? h.flags | SN_HIST_HELD : h.flags & ~(unsigned)SN_HIST_HELD;
+            rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], (const char *)k, klen, (const char *)val,
+                                      hist_encode(&h, val));
+        }
+        if (!rc && held) { newest = h.id; have = 1; }
+    }
+    rc = sn_iter_end(it, rc, "reading the layers' history", e);
+    if (!rc && lklen) rc = reconcile_current(s, wb, lk, lklen, &newest, have, e);
+    char *err = NULL;
+    if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    return err ? sn_rocks_err(e, err, "writing the layers' history") : rc;
+}

@@ -121,6 +121,11 @@ SN_HIDDEN int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char
 SN_HIDDEN int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen,
                              const sn_ident *id, const sn_hist *fresh, sn_hist *h, sn_err *e);
 
+/* After records were copied or lost wholesale (salvage): history flags
+ * follow the records held, and a layer whose current write is gone makes its
+ * newest held write current. */
+SN_HIDDEN int sn_history_reconcile(sn_store *s, sn_err *e);
+
 #define TAG_HISTORY 'H'
 #define TAG_HEAD 'T'
 #define TAG_CURRENT 'C'

@@ -103,6 +103,9 @@ SN_HIDDEN int sn_replica_check(const sn_entry *en, const unsigned char *bytes, s
  * set cfs (1 << cf): entries to fetch again once their kind is synced. */
 SN_HIDDEN int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, size_t *n,
                                  sn_err *e);
+/* Missing seqs in the middle of an origin's log become skips marked for
+ * refetch, so peers fill them (a salvaged copy); *filled: how many. */
+SN_HIDDEN int sn_replica_fill_gaps(sn_store *s, uint64_t *filled, sn_err *e);
 /* The logged entry (origin, seq), without its record; SN_NOTFOUND if absent. */
 SN_HIDDEN int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
                                 sn_err *e);

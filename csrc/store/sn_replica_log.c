@@ -323,3 +323,54 @@ int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
     }
     return rc;
 }
+
+/* ---- gaps (salvage) ------------------------------------------------------------------ */
+
+/* Entries lost from the middle of an origin's log (a salvaged copy) leave a
+ * gap no sync would fill, since a vector says "up to seq". Each missing seq
+ * becomes a skip with a refetch marker: a placeholder that keeps the log
+ * contiguous, and that the next sync asks peers to fill whole. */
+int sn_replica_fill_gaps(sn_store *s, uint64_t *filled, sn_err *e)
+{
+    unsigned char p[2] = { 1, TAG_LOG };
+    char origin[SN_ORIGIN_LEN + 1] = "";
+    uint64_t last = 0;
+    int rc = SN_OK;
+    *filled = 0;
+    sn_entry ph;
+    memset(&ph, 0, sizeof ph);
+    ph.kind = SN_KIND_SKIP;
+    ph.cf = CF_WEIGHTS;
+    ph.key[0] = '?';
+    ph.klen = 1;
+    sn_buf v;
+    rc = sn_entry_encode(&ph, &v, e);
+    if (rc) return rc;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    for (rocksdb_iter_seek(it, (const char *)p, 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen != LOG_KEY_LEN || memcmp(k, p, 2) != 0) break;
+        uint64_t seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
+        if (memcmp(origin, k + 2, SN_ORIGIN_LEN) != 0) {
+            memcpy(origin, k + 2, SN_ORIGIN_LEN);
+            last = 0;
+        }
+        for (uint64_t q = last + 1; q < seq; q++, (*filled)++) {
+            unsigned char lk[LOG_KEY_LEN];
+            sn_log_key(lk, origin, q);
+            rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], (const char *)lk, LOG_KEY_LEN,
+                                      (const char *)v.data, v.len);
+            lk[1] = TAG_SKIPPED;
+            rocksdb_writebatch_put_cf(wb, s->cf[CF_DEFAULT], (const char *)lk, LOG_KEY_LEN, "", 0);
+        }
+        last = seq;
+    }
+    free(v.data);
+    rc = sn_iter_end(it, rc, "reading the replication log", e);
+    char *err = NULL;
+    if (!rc && *filled) rocksdb_write(s->db, s->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    return err ? sn_rocks_err(e, err, "filling the replication log") : rc;
+}

@@ -13,7 +13,7 @@
  * from the replication log where it knows them (weights, configs,
  * checkpoints). */
 #include "store/sn_scan.h"
-#include "store/sn_store_int.h"
+#include "store/sn_history.h"
 #include "store/sn_wal.h"
 
 #include <dirent.h>
@@ -127,7 +127,10 @@ static int copy_stretch(void *ctx, int cf, const unsigned char *after, size_t al
     snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
     int rc = note(g, &g->unreadable, sn_cf_names[cf], msg, e);
     if (!rc && !g->in_stretch) rc = keep_stretch(g, cf, after, alen, next, nlen, e);
-    if (rc || cf != CF_WEIGHTS || g->in_stretch) return rc;
+    /* Read again without checksums only when a blob was bad: a table
+     * block that failed its checksum must not be parsed (RocksDB asserts on
+     * some corrupt blocks instead of reporting them) */
+    if (rc || cf != CF_WEIGHTS || !strstr(error, "lob") || g->in_stretch) return rc;
     unsigned char from[SN_WKEY_MAX + 1];
     size_t flen = 0;
     if (after && alen <= SN_WKEY_MAX) {
@@ -470,6 +473,12 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
         rc = sn_store_open(out_path, &o, &g.out, e);
     }
     if (!rc) rc = copy_all(&g, e);
+    /* the copy's history must agree with the weights that made it across,
+     * and log entries lost in between are asked of peers again */
+    if (!rc) rc = sn_history_reconcile(g.out, e);
+    if (!rc) rc = sn_checkpoint_reconcile(g.out, e);
+    uint64_t gaps = 0;
+    if (!rc) rc = sn_replica_fill_gaps(g.out, &gaps, e);
     if (!rc && wal.found) rc = wal_lost(&g, &wal, e);
     *ok = !rc && g.lost.n == 0 && g.unreadable.n == 0 && !wal.found;
     if (!rc) rc = build_report(&g, repaired, &wal, report, e);

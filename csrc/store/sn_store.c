@@ -398,9 +398,7 @@ static int open_db(sn_store *s, const char *path, sn_err *e)
         s->db = rocksdb_open_column_families(s->db_opts, path, CF_COUNT,
                                              (const char *const *)sn_cf_names, cfo, s->cf, &err);
     if (!err) return SN_OK;
-    char what[4200];
-    snprintf(what, sizeof what, "cannot open store at '%s'", path);
-    int rc = sn_rocks_err(e, err, what);
+    int rc = sn_open_err(e, err, path);   /* a locked store says so in plain words */
     s->db = NULL;
     /* opening for writing replays the WAL into a new file */
     if (!s->opts.read_only && strstr(e->msg, "No space left")) {

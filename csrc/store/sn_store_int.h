@@ -161,6 +161,8 @@ SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t 
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
                                    const unsigned char *key, size_t klen, sn_err *e);
+/* Pin index entries whose checkpoint is gone are dropped (salvage). */
+SN_HIDDEN int sn_checkpoint_reconcile(sn_store *s, sn_err *e);
 /* The record a checkpoint pin (a sn_schema_pin map) names; release it. */
 SN_HIDDEN int sn_pinned_weights(sn_store *s, const sn_value *pin, sn_weights_view *v, sn_err *e);
 /* The layer's last write in batch b, or NULL. */

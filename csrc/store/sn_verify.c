@@ -170,7 +170,10 @@ static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t 
     if (resume) sn_describe_key(cf, resume, rlen, hi, sizeof hi);
     snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
     int rc = problem(v, cf, NULL, 0, msg);
-    if (rc || cf != CF_WEIGHTS || v->in_stretch) return rc;
+    /* Read again without checksums only when a blob was bad: a table
+     * block that failed its checksum must not be parsed (RocksDB asserts on
+     * some corrupt blocks instead of reporting them) */
+    if (rc || cf != CF_WEIGHTS || !strstr(error, "lob") || v->in_stretch) return rc;
     unsigned char from[SN_WKEY_MAX + 1];
     size_t flen = 0;
     if (after && alen <= SN_WKEY_MAX) {   /* just past the last good record */
@@ -192,6 +195,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
     v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
     if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
     sn_scan_cb cb = { &v, verify_record, verify_stretch };
+    tick(&v, 0);   /* (0, total) before the walk */
     for (int cf = CF_WEIGHTS; cf < CF_COUNT && !v.stopped; cf++) {
         int rc = sn_scan_cf(s, cf, 1, NULL, 0, NULL, 0, &cb, e);
         if (rc == STOPPED) break;
