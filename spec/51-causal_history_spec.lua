@@ -165,6 +165,8 @@ describe("causal weight history", function()
     for i = 1, 3 do
       local st = s.nodes[i].store
       assert.same({ 3 }, st:get_weights("x", 0):totable())
+      local pin = st:get_checkpoint(cp).pins[1]
+      assert.same({ 2 }, st:get_weights("x", 0, { hlc = pin.hlc, origin = pin.origin }):totable())
       assert.is_true(st:restore_checkpoint(cp))
       assert.same({ 2 }, st:get_weights("x", 0):totable(), "node " .. i)
       assert.is_true((st:verify()))

@@ -267,19 +267,31 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) { lua_pushintege
 static int l_get_weights(lua_State *L)
 {
     lsn_check_store(L, 1);
-    size_t len;
+    size_t len, olen = 0;
     const char *expert = check_id(L, 2, &len);
     int64_t layer = check_layer(L, 3);
-    lua_Integer version = luaL_optinteger(L, 4, 0);
-    luaL_argcheck(L, version >= 0, 4, "version must not be negative");
-    lua_settop(L, 4);
+    /* a version number, or a write's identity { hlc =, origin = } (a pin) */
+    lua_Integer version = 0, hlc = 0;
+    const char *origin = NULL;
+    if (lua_type(L, 4) == LUA_TTABLE) {
+        lua_getfield(L, 4, "hlc");
+        lua_getfield(L, 4, "origin");
+        luaL_argcheck(L, lua_isinteger(L, -2) && lua_type(L, -1) == LUA_TSTRING, 4,
+                      "an identity needs an integer hlc and a string origin");
+        hlc = lua_tointeger(L, -2);
+        origin = lua_tolstring(L, -1, &olen);   /* kept alive on the stack below */
+    } else {
+        version = luaL_optinteger(L, 4, 0);
+        luaL_argcheck(L, version >= 0, 4, "version must not be negative");
+    }
     sn_store *s = lsn_store_pin(L, 1);
     sn_weights_view *v = lua_newuserdatauv(L, sizeof *v, 0);
     memset(v, 0, sizeof *v);
     luaL_setmetatable(L, LSN_VIEW);
     lua_toclose(L, -1);
     sn_err e;
-    int rc = sn_get_weights(s, expert, len, layer, (uint64_t)version, v, &e);
+    int rc = origin ? sn_get_weights_at(s, expert, len, layer, (uint64_t)hlc, origin, olen, v, &e)
+                    : sn_get_weights(s, expert, len, layer, (uint64_t)version, v, &e);
     if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
     if (rc) return lsn_result(L, "get_weights", rc, &e);
     lsn_floats *w = lsn_floats_new(L, v->nw);

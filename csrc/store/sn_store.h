@@ -90,6 +90,11 @@ SN_HIDDEN int sn_put_weights(sn_store *s, sn_batch *b, const sn_weights_in *in,
 /* version 0 = the latest. On SN_OK the view must be released. */
 SN_HIDDEN int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer,
                              uint64_t version, sn_weights_view *v, sn_err *e);
+/* The write of layer with identity (hlc, origin), e.g. a checkpoint pin's;
+ * SN_NOTFOUND when this store does not hold it. */
+SN_HIDDEN int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer,
+                                uint64_t hlc, const char *origin, size_t olen,
+                                sn_weights_view *v, sn_err *e);
 SN_HIDDEN int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e);
 SN_HIDDEN void sn_weights_view_release(sn_weights_view *v);
 /* The layers an expert has weights for, ascending: one seek per layer. */

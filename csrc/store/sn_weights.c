@@ -260,6 +260,23 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     return rc;
 }
 
+int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer, uint64_t hlc,
+                      const char *origin, size_t olen, sn_weights_view *v, sn_err *e)
+{
+    memset(v, 0, sizeof *v);
+    sn_arena_init(&v->arena);
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (!rc) rc = check_layer(layer, e);
+    if (!rc && (olen != SN_ORIGIN_LEN || !sn_origin_ok(origin, olen)))
+        rc = sn_fail(e, SN_EARG, "origin must be a store origin (36 printable bytes)");
+    if (rc) return rc;
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    sn_ident id = { hlc, "" };
+    memcpy(id.origin, origin, SN_ORIGIN_LEN);
+    return sn_get_weights_by_id(s, lk, lklen, &id, v, e);
+}
+
 int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
                          const unsigned char *key, size_t klen, sn_err *e)
 {

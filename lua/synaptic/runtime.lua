@@ -411,7 +411,9 @@ function Runtime:restore_state(id, experts)
       local name = pin.expert_id
       local net = name == GATE_ID and self.gate or self.experts[name]
       if net and (not chosen or chosen[name]) then
-        local w, bias, info = self.store:get_weights(name, pin.layer, pin.version)
+        -- by identity: version numbers shift when concurrent writes arrive
+        local at = pin.origin and { hlc = pin.hlc, origin = pin.origin } or pin.version
+        local w, bias, info = self.store:get_weights(name, pin.layer, at)
         if not w then error(("pinned weights %s layer %d v%d are missing"):format(name, pin.layer, pin.version), 0) end
         b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
         restored[#restored + 1] = { net = net, layer = pin.layer, w = w, b = bias }
