@@ -182,21 +182,9 @@ typedef struct bk_check {
 static int bk_problem(bk_check *c, uint32_t id, const char *where, const char *msg, sn_err *e)
 {
     if (c->problems.n >= MAX_BACKUP_PROBLEMS) return SN_OK;
-    sn_value *items = sn_arena_alloc(c->a, 6 * sizeof *items);
-    const char *w = sn_arena_strdup(c->a, where, strlen(where));
-    const char *m = sn_arena_strdup(c->a, msg, strlen(msg));
-    if (!items || !w || !m) return sn_fail(e, SN_ENOMEM, "out of memory");
-    items[0] = sn_cstr("backup");
-    items[1] = sn_int(id);
-    items[2] = sn_cstr("where");
-    items[3] = sn_cstr(w);
-    items[4] = sn_cstr("error");
-    items[5] = sn_cstr(m);
-    sn_value p = sn_nil();
-    p.type = SN_MAP;
-    p.u.a.items = items;
-    p.u.a.n = 3;
-    return sn_vlist_push(&c->problems, p, e);
+    sn_value p;
+    int rc = sn_problem_value(c->a, where, msg, id, &p, e);
+    return rc ? rc : sn_vlist_push(&c->problems, p, e);
 }
 
 /* Each "<file> crc32 <n>" line of backup id's meta file, checked. */

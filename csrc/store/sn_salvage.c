@@ -59,19 +59,9 @@ static int flush(salvager *g, sn_err *e)
 static int note(salvager *g, sn_vlist *l, const char *where, const char *error, sn_err *e)
 {
     if (l->n >= MAX_NAMED) return SN_OK;
-    sn_value *items = sn_arena_alloc(g->a, 4 * sizeof *items);
-    const char *w = sn_arena_strdup(g->a, where, strlen(where));
-    const char *m = sn_arena_strdup(g->a, error, strlen(error));
-    if (!items || !w || !m) return sn_fail(e, SN_ENOMEM, "out of memory");
-    items[0] = sn_cstr("where");
-    items[1] = sn_cstr(w);
-    items[2] = sn_cstr("error");
-    items[3] = sn_cstr(m);
-    sn_value v = sn_nil();
-    v.type = SN_MAP;
-    v.u.a.items = items;
-    v.u.a.n = 2;
-    return sn_vlist_push(l, v, e);
+    sn_value v;
+    int rc = sn_problem_value(g->a, where, error, -1, &v, e);
+    return rc ? rc : sn_vlist_push(l, v, e);
 }
 
 static int lose(salvager *g, int cf, const unsigned char *k, size_t klen, const char *why,
@@ -121,26 +111,14 @@ static int copy_stretch(void *ctx, int cf, const unsigned char *after, size_t al
                         const unsigned char *next, size_t nlen, const char *error, sn_err *e)
 {
     salvager *g = ctx;
-    char lo[700] = "the start", hi[700] = "the end", msg[1800];
-    if (after) sn_describe_key(cf, after, alen, lo, sizeof lo);
-    if (next) sn_describe_key(cf, next, nlen, hi, sizeof hi);
-    snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
+    char msg[1800];
+    sn_stretch_text(cf, after, alen, next, nlen, error, msg, sizeof msg);
     int rc = note(g, &g->unreadable, sn_cf_names[cf], msg, e);
     if (!rc && !g->in_stretch) rc = keep_stretch(g, cf, after, alen, next, nlen, e);
-    /* Read again without checksums only when a blob was bad: a table
-     * block that failed its checksum must not be parsed (RocksDB asserts on
-     * some corrupt blocks instead of reporting them) */
-    if (rc || cf != CF_WEIGHTS || !strstr(error, "lob") || g->in_stretch) return rc;
-    unsigned char from[SN_WKEY_MAX + 1];
-    size_t flen = 0;
-    if (after && alen <= SN_WKEY_MAX) {
-        memcpy(from, after, alen);
-        from[alen] = 0;
-        flen = alen + 1;
-    }
+    if (rc || g->in_stretch) return rc;
     sn_scan_cb cb = { g, copy_record, copy_stretch };
     g->in_stretch = 1;
-    rc = sn_scan_cf(g->src, cf, 0, flen ? from : NULL, flen, next, nlen, &cb, e);
+    rc = sn_scan_blob_stretch(g->src, cf, after, alen, next, nlen, error, &cb, e);
     g->in_stretch = 0;
     return rc;
 }
@@ -284,20 +262,6 @@ static int rescue_blobs(salvager *g, const candidate *c, size_t n, sn_err *e)
 
 /* ---- opening the source ------------------------------------------------------ */
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
-    char buf[65536];
-    size_t n;
-    int rc = in && out ? 0 : -1;
-    while (!rc && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) rc = -1;
-    if (in && ferror(in)) rc = -1;
-    if (in) fclose(in);
-    if (out && fclose(out)) rc = -1;
-    return rc;
-}
-
 /* Removes dir and what is in it, one level of subdirectories included
  * (RepairDB moves what it cannot use into lost/). */
 static void remove_dir_at(const char *dir, int depth)
@@ -328,12 +292,13 @@ static int copy_dir(const char *from, const char *to, sn_err *e)
     while (!rc && (de = readdir(d))) {
         char a[4400], b[4400];
         struct stat st;
-        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        if (snprintf(a, sizeof a, "%s/%s", from, de->d_name) >= (int)sizeof a ||
+            snprintf(b, sizeof b, "%s/%s", to, de->d_name) >= (int)sizeof b)
+            continue;   /* a path this long is not one of RocksDB's files */
         if (stat(a, &st) || !S_ISREG(st.st_mode) || !strcmp(de->d_name, "LOCK") ||
             !strcmp(de->d_name, SN_OPEN_MARKER))
             continue;
-        if (copy_file(a, b)) rc = sn_fail(e, SN_EIO, "cannot copy '%s' to '%s'", a, b);
+        if (sn_copy_file(a, b)) rc = sn_fail(e, SN_EIO, "cannot copy '%s' to '%s'", a, b);
     }
     closedir(d);
     return rc;

@@ -164,3 +164,27 @@ int sn_scan_cf(sn_store *s, int cf, int checksums, const unsigned char *from, si
     return rc;
 }
 
+
+void sn_stretch_text(int cf, const unsigned char *after, size_t alen, const unsigned char *next,
+                     size_t nlen, const char *error, char *buf, size_t cap)
+{
+    char lo[700] = "the start", hi[700] = "the end";
+    if (after) sn_describe_key(cf, after, alen, lo, sizeof lo);
+    if (next) sn_describe_key(cf, next, nlen, hi, sizeof hi);
+    snprintf(buf, cap, "records between %s and %s are unreadable: %s", lo, hi, error);
+}
+
+int sn_scan_blob_stretch(sn_store *s, int cf, const unsigned char *after, size_t alen,
+                         const unsigned char *next, size_t nlen, const char *error,
+                         const sn_scan_cb *cb, sn_err *e)
+{
+    if (cf != CF_WEIGHTS || !strstr(error, "lob")) return SN_OK;
+    unsigned char from[SN_WKEY_MAX + 1];
+    size_t flen = 0;
+    if (after && alen <= SN_WKEY_MAX) {   /* just past the last good record */
+        memcpy(from, after, alen);
+        from[alen] = 0;
+        flen = alen + 1;
+    }
+    return sn_scan_cf(s, cf, 0, flen ? from : NULL, flen, next, nlen, cb, e);
+}

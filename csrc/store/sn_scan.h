@@ -26,4 +26,18 @@ SN_HIDDEN int sn_scan_cf(sn_store *s, int cf, int checksums, const unsigned char
                          size_t from_len, const unsigned char *to, size_t to_len,
                          const sn_scan_cb *cb, sn_err *e);
 
+/* "records between <after> and <next> are unreadable: <error>" in buf. */
+SN_HIDDEN void sn_stretch_text(int cf, const unsigned char *after, size_t alen,
+                               const unsigned char *next, size_t nlen, const char *error,
+                               char *buf, size_t cap);
+
+/* A stretch of weights that failed on a blob is walked again with
+ * checksums off (each record has its own CRC, checked by cb); any other
+ * stretch is left alone: a table block that failed its checksum must not
+ * be parsed (RocksDB asserts on some corrupt blocks instead of reporting
+ * them). */
+SN_HIDDEN int sn_scan_blob_stretch(sn_store *s, int cf, const unsigned char *after, size_t alen,
+                                   const unsigned char *next, size_t nlen, const char *error,
+                                   const sn_scan_cb *cb, sn_err *e);
+
 #endif

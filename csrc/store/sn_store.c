@@ -168,6 +168,29 @@ int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e)
     return rc;
 }
 
+int sn_problem_value(sn_arena *a, const char *where, const char *error, int64_t backup,
+                     sn_value *out, sn_err *e)
+{
+    size_t n = backup >= 0 ? 3 : 2;
+    sn_value *items = sn_arena_alloc(a, 2 * n * sizeof *items);
+    const char *w = sn_arena_strdup(a, where, strlen(where));
+    const char *m = sn_arena_strdup(a, error, strlen(error));
+    if (!items || !w || !m) return sn_fail(e, SN_ENOMEM, "out of memory");
+    items[0] = sn_cstr("where");
+    items[1] = sn_cstr(w);
+    items[2] = sn_cstr("error");
+    items[3] = sn_cstr(m);
+    if (backup >= 0) {
+        items[4] = sn_cstr("backup");
+        items[5] = sn_int(backup);
+    }
+    *out = sn_nil();
+    out->type = SN_MAP;
+    out->u.a.items = items;
+    out->u.a.n = n;
+    return SN_OK;
+}
+
 int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e)
 {
     if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;

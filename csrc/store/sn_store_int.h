@@ -161,6 +161,12 @@ SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t 
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
                                    const unsigned char *key, size_t klen, sn_err *e);
+/* Copy a file's bytes (0, or -1 on any failure); sn_view.c. */
+SN_HIDDEN int sn_copy_file(const char *from, const char *to);
+/* A problem report entry { where, error } (and backup = id when id >= 0),
+ * its strings copied into a. */
+SN_HIDDEN int sn_problem_value(sn_arena *a, const char *where, const char *error, int64_t backup,
+                               sn_value *out, sn_err *e);
 /* Pin index entries whose checkpoint is gone are dropped (salvage). */
 SN_HIDDEN int sn_checkpoint_reconcile(sn_store *s, sn_err *e);
 /* The record a checkpoint pin (a sn_schema_pin map) names; release it. */

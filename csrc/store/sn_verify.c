@@ -39,19 +39,9 @@ static int problem(verifier *v, int cf, const unsigned char *k, size_t klen, con
     char where[600];
     if (k) sn_describe_key(cf, k, klen, where, sizeof where);
     else snprintf(where, sizeof where, "%s", sn_cf_names[cf]);
-    sn_value *items = sn_arena_alloc(v->a, 4 * sizeof *items);
-    const char *w = sn_arena_strdup(v->a, where, strlen(where));
-    const char *m = sn_arena_strdup(v->a, msg, strlen(msg));
-    if (!items || !w || !m) return SN_ENOMEM;
-    items[0] = sn_cstr("where");
-    items[1] = sn_cstr(w);
-    items[2] = sn_cstr("error");
-    items[3] = sn_cstr(m);
-    sn_value *p = &v->problems[v->nproblems++];
-    *p = sn_nil();
-    p->type = SN_MAP;
-    p->u.a.items = items;
-    p->u.a.n = 2;
+    sn_err e;
+    if (sn_problem_value(v->a, where, msg, -1, &v->problems[v->nproblems], &e)) return SN_ENOMEM;
+    v->nproblems++;
     return SN_OK;
 }
 
@@ -165,25 +155,13 @@ static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t 
                           const unsigned char *resume, size_t rlen, const char *error, sn_err *e)
 {
     verifier *v = ctx;
-    char lo[700] = "the start", hi[700] = "the end", msg[1800];
-    if (after) sn_describe_key(cf, after, alen, lo, sizeof lo);
-    if (resume) sn_describe_key(cf, resume, rlen, hi, sizeof hi);
-    snprintf(msg, sizeof msg, "records between %s and %s are unreadable: %s", lo, hi, error);
+    char msg[1800];
+    sn_stretch_text(cf, after, alen, resume, rlen, error, msg, sizeof msg);
     int rc = problem(v, cf, NULL, 0, msg);
-    /* Read again without checksums only when a blob was bad: a table
-     * block that failed its checksum must not be parsed (RocksDB asserts on
-     * some corrupt blocks instead of reporting them) */
-    if (rc || cf != CF_WEIGHTS || !strstr(error, "lob") || v->in_stretch) return rc;
-    unsigned char from[SN_WKEY_MAX + 1];
-    size_t flen = 0;
-    if (after && alen <= SN_WKEY_MAX) {   /* just past the last good record */
-        memcpy(from, after, alen);
-        from[alen] = 0;
-        flen = alen + 1;
-    }
+    if (rc || v->in_stretch) return rc;
     sn_scan_cb cb = { v, verify_record, verify_stretch };
     v->in_stretch = 1;
-    rc = sn_scan_cf(v->s, cf, 0, flen ? from : NULL, flen, resume, rlen, &cb, e);
+    rc = sn_scan_blob_stretch(v->s, cf, after, alen, resume, rlen, error, &cb, e);
     v->in_stretch = 0;
     return rc;
 }

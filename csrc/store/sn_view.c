@@ -36,7 +36,7 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int copy_file(const char *from, const char *to)
+int sn_copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
     char buf[65536];
@@ -44,6 +44,7 @@ static int copy_file(const char *from, const char *to)
     int rc = in && out ? 0 : -1;
     while (!rc && (n = fread(buf, 1, sizeof buf, in)) > 0)
         if (fwrite(buf, 1, n, out) != n) rc = -1;
+    if (in && ferror(in)) rc = -1;
     if (in) fclose(in);
     if (out && fclose(out)) rc = -1;
     return rc;
@@ -63,7 +64,7 @@ static int bring(const char *path, const char *view, int wals)
         snprintf(a, sizeof a, "%s/%s", path, n);
         snprintf(b, sizeof b, "%s/%s", view, n);
         if (wals && ends_with(n, ".log")) {
-            if (copy_file(a, b) && errno != ENOENT) rc = -1;
+            if (sn_copy_file(a, b) && errno != ENOENT) rc = -1;
         } else if (!wals && (ends_with(n, ".sst") || ends_with(n, ".blob"))) {
             if (link(a, b) && errno != EEXIST && errno != ENOENT) rc = -1;
         }
@@ -77,7 +78,7 @@ static int copy_named(const char *path, const char *view, const char *name)
     char a[4400], b[4400];
     snprintf(a, sizeof a, "%s/%s", path, name);
     snprintf(b, sizeof b, "%s/%s", view, name);
-    return copy_file(a, b);
+    return sn_copy_file(a, b);
 }
 
 /* CURRENT, the MANIFEST it names, IDENTITY; -1 when CURRENT moved on
