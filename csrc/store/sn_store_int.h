@@ -1,9 +1,13 @@
 /* Internals shared by the storage files, the .c files of csrc/store: the
  * only files in the tree that talk to RocksDB. sn_store (open/close,
- * batches, keys, the shared helpers below), sn_weights, sn_config,
- * sn_checkpoint, sn_state (state and metrics), sn_replica_* (replication
- * log, apply, checks, conflicts; their own internals in sn_replica_int.h),
- * sn_verify, sn_stats, sn_backup; sn_wal and sn_wal_log (RocksDB's own
+ * batches, keys, the shared helpers below), sn_format (store format and
+ * the upgrade of format-1 stores, store identity), sn_inuse (stores open in
+ * this process, RocksDB's LOCK), sn_view (read-only views beside a writer);
+ * weights: sn_weights, sn_history (causal history per layer), sn_merge,
+ * sn_trim; sn_config, sn_checkpoint, sn_state (state and metrics);
+ * sn_replica_* (replication log, apply (weights: sn_replica_weights),
+ * checks, conflicts; their own internals in sn_replica_int.h); sn_verify,
+ * sn_stats, sn_progress, sn_backup; sn_wal and sn_wal_log (RocksDB's own
  * WAL, MANIFEST and blob formats, read for what the API cannot say),
  * sn_scan (a walk that goes on past damage), sn_salvage. */
 #ifndef SN_STORE_INT_H
