@@ -322,6 +322,9 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     o.recover = SN_RECOVER_POINT_IN_TIME;
     if (sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
     sn_wal_damage_free(wal);
+    /* a salvage killed part-way leaves its scratch copy behind; it is ours
+     * (named after out_path, which does not exist), so start it afresh */
+    remove_dir(scratch);
     rc = copy_dir(path, scratch, e);
     if (rc) return rc;
     char *err = NULL;
