@@ -55,7 +55,8 @@ static size_t hist_encode(const sn_hist *h, unsigned char *v)
 int sn_hist_decode(const void *val, size_t len, sn_hist *h, sn_err *e)
 {
     const unsigned char *v = val;
-    if (len < 6 || v[5] > SN_MAX_PARENTS || len != 6 + (size_t)v[5] * SN_ID_LEN || v[0] > 3)
+    if (len < 6 || v[5] > SN_MAX_PARENTS || len != 6 + (size_t)v[5] * SN_ID_LEN || v[0] > 7 ||
+        (v[0] & SN_HIST_TOMBSTONE && v[0] & (SN_HIST_HELD | SN_HIST_MERGE)))
         return sn_fail(e, SN_ECORRUPT, "history entry is malformed");
     h->flags = v[0];
     h->depth = (uint32_t)sn_get_be(v + 1, 4);
