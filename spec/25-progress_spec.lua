@@ -111,6 +111,12 @@ describe("progress", function()
       tty = on_tty("backup", db, root .. "/bk-cli")
       assert.matches("backing up .*100%%  [%d.]+ [KMG]?i?B/[%d.]+ [KMG]?i?B", tty)
 
+      tty = on_tty("salvage", db, root .. "/salvaged-cli")
+      assert.matches("salvaging .*%[#+%] 100%%  [%d.]+ [KMG]?i?B/[%d.]+ [KMG]?i?B", tty)
+      assert.matches("salvaged .* records recovered", tty)
+      tty = on_tty("salvage", db, root .. "/salvaged-json", "--json")
+      assert.not_matches("salvaging", tty)
+
       local code, out = C.run("backup", db, root .. "/bk-cli")
       assert.equal(0, code)
       assert.matches("^%d+\n$", out)             -- no tty: the id and nothing else

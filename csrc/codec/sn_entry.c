@@ -69,6 +69,7 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
     if (en->nparents)
         sn_map_set(out, "parents", sn_str((const char *)parents, en->nparents * SN_ID_LEN));
     if (en->depth) sn_map_set(out, "depth", sn_int(en->depth));
+    if (en->tomb) sn_map_set(out, "tomb", sn_int(1));
     if (!wire) return SN_OK;
     sn_map_set(out, "origin", sn_str(origin, SN_ORIGIN_LEN));
     sn_map_set(out, "seq", sn_int((int64_t)en->seq));
@@ -128,6 +129,12 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
         if (en->cf != SN_ENTRY_CF_WEIGHTS || d->u.i < 1 || d->u.i > UINT32_MAX)
             return sn_fail(e, SN_ECORRUPT, "log entry depth is malformed");
         en->depth = (uint32_t)d->u.i;
+    }
+    const sn_value *t = sn_map_get(m, "tomb");
+    if (t && t->type == SN_INT) {
+        if (en->cf != SN_ENTRY_CF_WEIGHTS || en->kind != SN_KIND_DEL || t->u.i != 1)
+            return sn_fail(e, SN_ECORRUPT, "log entry tombstone is malformed");
+        en->tomb = 1;
     }
     return parse_parents(sn_map_get(m, "parents"), en, e);
 }

@@ -8,7 +8,9 @@
  *   disk  kind cf key hlc [prev_hlc prev_origin] [parents]
  *         (the entry's origin and seq are its log key, never repeated;
  *         parents: a weights write's causal predecessors, SN_ID_LEN bytes
- *         each, ascending)
+ *         each, ascending) [tomb]
+ *         (tomb: 1 on a weights DEL that is a tombstone; a trimmed write
+ *         read back as a DEL has none, so the two are never confused)
  *   wire  the disk fields + origin seq len [total off]
  *         len: bytes of the record this entry brings in the message's
  *         payload; total/off: the entry is one chunk, at byte off of a
@@ -67,6 +69,7 @@ typedef struct sn_entry {
     size_t nparents;                   /* weights: the layer's writes this one supersedes */
     uint32_t depth;                    /* weights: 1 + the deepest parent's (0: not given) */
     sn_ident parents[SN_MAX_PARENTS];
+    int tomb;                          /* weights, kind DEL: a tombstone (delete_expert) */
 } sn_entry;
 
 /* What only the wire form carries besides origin and seq. */

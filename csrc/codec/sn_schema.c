@@ -124,6 +124,8 @@ static const sn_field log_entry_fields[] = {
     /* format 2: a weights write's parents (fields only ever append) */
     F("parents", SN_F_STR, 0),
     F("depth", SN_F_UINT, 0),
+    /* a weights delete that is a tombstone (delete_expert), not a trimmed write */
+    F("tomb", SN_F_UINT, 0),
 };
 SCHEMA(sn_schema_log_entry, "log_entry", log_entry_fields);
 

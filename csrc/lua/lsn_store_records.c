@@ -115,6 +115,23 @@ static int l_delete_checkpoint(lua_State *L)
     return lsn_done(L, "delete_checkpoint", rc, &e);
 }
 
+/* true when there was something to delete, false when the expert had
+ * nothing (deleting twice is no mistake: a peer may have deleted it first) */
+static int l_delete_expert(lua_State *L)
+{
+    sn_batch *b;
+    lsn_write_target(L, &b);
+    size_t len;
+    const char *id = check_id(L, 2, &len);
+    sn_store *s = lsn_write_target(L, &b);   /* after the calls that can run Lua code */
+    sn_err e;
+    int found;
+    int rc = sn_delete_expert(s, b, id, len, &found, &e);
+    if (rc) return lsn_done(L, "delete_expert", rc, &e);
+    lua_pushboolean(L, found);
+    return 1;
+}
+
 /* ---- state and metrics --------------------------------------------------- */
 
 static int l_put_state(lua_State *L)
@@ -208,6 +225,7 @@ const luaL_Reg lsn_record_methods[] = {
 
 const luaL_Reg lsn_record_write_methods[] = {
     { "put_config", l_put_config },
+    { "delete_expert", l_delete_expert },
     { "create_checkpoint", l_create_checkpoint },
     { "delete_checkpoint", l_delete_checkpoint },
     { "put_state", l_put_state },

@@ -55,7 +55,8 @@ static size_t hist_encode(const sn_hist *h, unsigned char *v)
 int sn_hist_decode(const void *val, size_t len, sn_hist *h, sn_err *e)
 {
     const unsigned char *v = val;
-    if (len < 6 || v[5] > SN_MAX_PARENTS || len != 6 + (size_t)v[5] * SN_ID_LEN || v[0] > 3)
+    if (len < 6 || v[5] > SN_MAX_PARENTS || len != 6 + (size_t)v[5] * SN_ID_LEN || v[0] > 7 ||
+        (v[0] & SN_HIST_TOMBSTONE && v[0] & (SN_HIST_HELD | SN_HIST_MERGE)))
         return sn_fail(e, SN_ECORRUPT, "history entry is malformed");
     h->flags = v[0];
     h->depth = (uint32_t)sn_get_be(v + 1, 4);
@@ -278,6 +279,22 @@ int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_i
     return rc;
 }
 
+/* A layer whose every head is a tombstone (delete_expert) has no current
+ * write on purpose: the pinned records it kept must not come back. */
+static int deleted_layer(sn_store *s, const unsigned char *lk, size_t lklen, int *yes, sn_err *e)
+{
+    sn_ident heads[SN_MAX_PARENTS];
+    size_t n;
+    int rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    *yes = !rc && n > 0;
+    for (size_t i = 0; !rc && *yes && i < n; i++) {
+        sn_hist h;
+        rc = sn_hist_get(s, lk, lklen, &heads[i], &h, e);
+        *yes = !rc && (h.flags & SN_HIST_TOMBSTONE);
+    }
+    return rc == SN_NOTFOUND ? SN_OK : rc;
+}
+
 /* The current write of layer lk after a reconcile: kept when its record is
  * held, else the newest held write (none: no current). */
 static int reconcile_current(sn_store *s, rocksdb_writebatch_t *wb, const unsigned char *lk,
@@ -289,7 +306,7 @@ static int reconcile_current(sn_store *s, rocksdb_writebatch_t *wb, const unsign
     if (rc == SN_OK)
         rc = sn_key_exists(s, CF_WEIGHTS, w, sn_wkey_id(w, lk, lklen, &cur), &found, "reading neural_weights", e);
     else if (rc == SN_NOTFOUND)
-        rc = SN_OK;
+        rc = deleted_layer(s, lk, lklen, &found, e);
     if (rc || found) return rc;
     size_t klen = sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL);
     if (!have) {

@@ -34,6 +34,7 @@
 enum {
     SN_HIST_HELD = 1,    /* this store holds the record (not trimmed, not only heard of) */
     SN_HIST_MERGE = 2,   /* a merge of concurrent heads */
+    SN_HIST_TOMBSTONE = 4,   /* a delete of the layer (delete_expert): never has a record */
 };
 
 typedef struct sn_hist {
@@ -125,6 +126,27 @@ SN_HIDDEN int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen,
  * follow the records held, and a layer whose current write is gone makes its
  * newest held write current. */
 SN_HIDDEN int sn_history_reconcile(sn_store *s, sn_err *e);
+
+/* A new local write of the layer (sn_weights.c): its parents (the heads, or
+ * the batch's own last write) and depth in h, and how many writes the store
+ * knows; note_pending records it as the batch's last write of the layer. */
+SN_HIDDEN int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                              sn_hist *h, uint64_t *known, sn_err *e);
+SN_HIDDEN int sn_note_pending(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
+                              uint64_t version, sn_err *e);
+/* Whether a checkpoint pins write id (the 'P' index, sn_trim.c). */
+SN_HIDDEN int sn_write_pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                              int *is_pinned, sn_err *e);
+
+/* Tombstones (sn_delete.c). settle: after tombstone t joined the layer's
+ * history (heads: the heads after), a layer whose every head is a tombstone
+ * loses its current write, and the held, unpinned records of t's ancestors
+ * go. buried: whether a write arriving late (id, not in the history yet) is
+ * an ancestor of a known tombstone, so its record is not to be kept. */
+SN_HIDDEN int sn_tomb_settle(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                             const sn_hist *t, const sn_ident *heads, size_t n, sn_err *e);
+SN_HIDDEN int sn_tomb_buries(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                             int *buried, sn_err *e);
 
 #define TAG_HISTORY 'H'
 #define TAG_HEAD 'T'

@@ -124,17 +124,30 @@ int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned 
     return note_entry(b, &en, e);
 }
 
-int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
-                            const sn_ident *parents, size_t nparents, uint32_t depth, sn_err *e)
+static int note_weights(sn_batch *b, const void *key, size_t klen, uint64_t hlc, int tomb,
+                        const sn_ident *parents, size_t nparents, uint32_t depth, sn_err *e)
 {
     sn_entry en;
-    int rc = entry_for(&en, CF_WEIGHTS, key, klen, SN_KIND_PUT, hlc, e);
+    int rc = entry_for(&en, CF_WEIGHTS, key, klen, tomb ? SN_KIND_DEL : SN_KIND_PUT, hlc, e);
     if (rc) return rc;
     if (nparents > SN_MAX_PARENTS) return sn_fail(e, SN_EIO, "too many parents");
     en.nparents = nparents;
     en.depth = depth;
+    en.tomb = tomb;
     memcpy(en.parents, parents, nparents * sizeof *parents);
     return note_entry(b, &en, e);
+}
+
+int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                            const sn_ident *parents, size_t nparents, uint32_t depth, sn_err *e)
+{
+    return note_weights(b, key, klen, hlc, 0, parents, nparents, depth, e);
+}
+
+int sn_replica_note_tomb(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                         const sn_ident *parents, size_t nparents, uint32_t depth, sn_err *e)
+{
+    return note_weights(b, key, klen, hlc, 1, parents, nparents, depth, e);
 }
 
 void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq)

@@ -108,7 +108,13 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     rc = sn_hist_get(s, lk, lklen, &h.id, &known, e);
     if (rc && rc != SN_NOTFOUND) return rc;
     int is_new = rc == SN_NOTFOUND, fill = !is_new && !(known.flags & SN_HIST_HELD);
-    int store = en->kind == SN_KIND_PUT && (is_new || fill);
+    int store = en->kind == SN_KIND_PUT && (is_new || fill) && !(fill && known.flags & SN_HIST_TOMBSTONE);
+    int tomb = en->kind == SN_KIND_DEL && en->tomb, buried = 0;
+    /* a write a known tombstone descends from was deleted by its writer:
+     * keeping it here would leave this store holding what others do not */
+    rc = store ? sn_tomb_buries(s, lk, lklen, &h.id, &buried, e) : SN_OK;
+    if (rc) return rc;
+    if (buried) store = 0;
     if (!is_new && !store) return SN_OK;   /* a write this store has: nothing changes */
     if (store) {
         rocksdb_writebatch_put_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)en->key, en->klen,
@@ -120,7 +126,7 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     rc = sn_heads_load(s, lk, lklen, heads, &n, e);
     before = n;
     if (!rc && is_new) {
-        h.flags = store ? SN_HIST_HELD : 0;
+        h.flags = store ? SN_HIST_HELD : tomb ? SN_HIST_TOMBSTONE : 0;
         h.nparents = en->nparents;
         memcpy(h.parents, en->parents, en->nparents * sizeof *h.parents);
         /* the writer's depth: it knew every parent, a receiver may not yet,
@@ -140,6 +146,7 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     }
     fresh_write f = { &h, en->key, store ? bytes : NULL, en->klen, len };
     if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
+    if (!rc && is_new && tomb) rc = sn_tomb_settle(s, b, lk, lklen, &h, heads, n, e);
     if (!rc && n > before) res->conflicts = (int)(n - before);
     return rc;
 }

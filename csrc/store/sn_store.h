@@ -103,6 +103,12 @@ SN_HIDDEN int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_are
 SN_HIDDEN int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t layer,
                                  sn_arena *a, sn_value *out, sn_err *e);
 
+/* Every layer of the expert gets a tombstone write and its config goes, all
+ * replicated; records a checkpoint pins stay (sn_delete.c). *found: whether
+ * there was anything to delete. */
+SN_HIDDEN int sn_delete_expert(sn_store *s, sn_batch *b, const char *expert, size_t len,
+                               int *found, sn_err *e);
+
 /* ---- configs, checkpoints, state, metrics ------------------------------- */
 SN_HIDDEN int sn_put_config(sn_store *s, sn_batch *b, sn_value *cfg, sn_err *e);
 SN_HIDDEN int sn_get_config(sn_store *s, const char *expert, size_t len, sn_arena *a,

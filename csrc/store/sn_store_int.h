@@ -195,6 +195,11 @@ SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen,
 SN_HIDDEN int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
                                       const sn_ident *parents, size_t nparents, uint32_t depth,
                                       sn_err *e);
+/* A weights tombstone (delete_expert): a DEL entry that carries its parents
+ * and the tomb mark, so a peer tells it from a trimmed write. */
+SN_HIDDEN int sn_replica_note_tomb(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                                   const sn_ident *parents, size_t nparents, uint32_t depth,
+                                   sn_err *e);
 /* Called by sn_batch_commit around rocksdb_write. */
 SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
 SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);

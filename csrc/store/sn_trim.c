@@ -16,8 +16,8 @@ typedef struct trim_walk {
     size_t nheads;
 } trim_walk;
 
-static int pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
-                  int *is_pinned, sn_err *e)
+int sn_write_pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                    int *is_pinned, sn_err *e)
 {
     unsigned char k[1 + SN_WKEY_MAX];
     k[0] = SN_PIN_PREFIX;
@@ -42,7 +42,7 @@ static int trim_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
     for (size_t i = 0; i < w->nheads; i++)
         if (sn_same_ident(&w->heads[i], &h->id)) return SN_OK;
     int is_pinned;
-    int rc = pinned(w->s, w->lk, w->lklen, &h->id, &is_pinned, e);
+    int rc = sn_write_pinned(w->s, w->lk, w->lklen, &h->id, &is_pinned, e);
     if (rc || is_pinned) return rc;
     unsigned char key[SN_WKEY_MAX];
     rocksdb_writebatch_delete_cf(w->b->wb, w->s->cf[CF_WEIGHTS], (const char *)key,

@@ -41,7 +41,7 @@ static int count_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 /* What a new local write of the layer supersedes and which number it gets:
  * the heads (or the batch's own last write), their deepest history, and
  * how many writes the store knows. */
-static int layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                         sn_hist *h, uint64_t *known, sn_err *e)
 {
     sn_pending *p = sn_pending_find(b, lk, lklen);
@@ -64,7 +64,7 @@ static int layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_
     return rc;
 }
 
-static int note_pending(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
+int sn_note_pending(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
                         uint64_t version, sn_err *e)
 {
     sn_pending *p = sn_pending_find(b, lk, lklen);
@@ -124,7 +124,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     sn_hist h;
     memset(&h, 0, sizeof h);
     uint64_t known;
-    int rc = layer_before(s, b, lk, lklen, &h, &known, e);
+    int rc = sn_layer_before(s, b, lk, lklen, &h, &known, e);
     if (rc) return rc;
     h.id.hlc = sn_next_hlc(s);
     memcpy(h.id.origin, s->origin, SN_ORIGIN_LEN + 1);
@@ -150,7 +150,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
     if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
-    if (!rc) rc = note_pending(b, lk, lklen, &h, *version, e);
+    if (!rc) rc = sn_note_pending(b, lk, lklen, &h, *version, e);
     if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
 }

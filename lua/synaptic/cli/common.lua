@@ -50,6 +50,14 @@ function common.is_file(path)
   return code ~= 21   -- EISDIR: io.open succeeds on a directory, reading fails
 end
 
+-- Bytes under path (du), or 0 when du cannot tell: only ever a bar's total.
+function common.dir_bytes(path)
+  local p = io.popen("du -sb -- " .. common.shell_quote(path) .. " 2>/dev/null")
+  local n = p:read("n")
+  p:close()
+  return n or 0
+end
+
 function common.dir_is_empty(path)
   local p = io.popen("ls -A -- " .. common.shell_quote(path) .. " 2>/dev/null")
   local first = p:read("l")

@@ -10,19 +10,24 @@ local commands = {}
 
 function commands.salvage(args)
   common.check_store_path(args.store)
-  local done = output.progress(args, ("salvaging %s into %s"):format(args.store, args.out))
+  -- salvage reads the whole store in one call with no callback: the bar
+  -- shows its start and end over the source's bytes, as compact does
+  local done, update = output.progress(args, ("salvaging %s into %s"):format(args.store, args.out), "bytes")
+  local total = args.json and 0 or common.dir_bytes(args.store)
+  update(0, total)
   local ok, report = synaptic.salvage(args.store, args.out)
+  update(total, total)
   done()
   if ok == nil then fail("salvage: %s", one_line(report)) end
-  local total = 0
-  for _, n in pairs(report.recovered) do total = total + n end
+  local records = 0
+  for _, n in pairs(report.recovered) do records = records + n end
   local lost, unreadable = array(report.lost), array(report.unreadable)
   if args.json then
     output.print_json { store = args.store, out = args.out, ok = ok, recovered = report.recovered,
                         lost = lost, unreadable = unreadable, repaired = report.repaired,
                         wal = report.wal or output.null }
   else
-    out("salvaged %s into %s: %d records recovered", args.store, args.out, total)
+    out("salvaged %s into %s: %d records recovered", args.store, args.out, records)
     local names = {}
     for name in pairs(report.recovered) do names[#names + 1] = name end
     table.sort(names)
