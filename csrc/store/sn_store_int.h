@@ -4,7 +4,7 @@
  * the upgrade of format-1 stores, store identity), sn_inuse (stores open in
  * this process, RocksDB's LOCK), sn_view (read-only views beside a writer);
  * weights: sn_weights, sn_history (causal history per layer), sn_merge,
- * sn_trim; sn_config, sn_checkpoint, sn_state (state and metrics);
+ * sn_trim, sn_delete (tombstones); sn_config, sn_checkpoint, sn_state (state and metrics);
  * sn_replica_* (replication log, apply (weights: sn_replica_weights),
  * checks, conflicts; their own internals in sn_replica_int.h); sn_verify,
  * sn_stats, sn_progress, sn_backup; sn_wal and sn_wal_log (RocksDB's own
