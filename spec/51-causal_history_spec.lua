@@ -219,6 +219,28 @@ describe("store identity", function()
   end)
 end)
 
+describe("store identity after a restore in place", function()
+  after_each(helpers.cleanup)
+
+  it("a backup restored over its own directory still takes a new origin", function()
+    local dir = helpers.tmpdir("ident2")
+    local a = assert(synaptic.open(dir .. "/a"))
+    a:put_weights("x", 0, { 1 })
+    assert(a:backup(dir .. "/backups"))
+    local origin = a:origin()
+    a:put_weights("x", 0, { 2 })   -- peers may have seen this (seq 2) from the old store
+    a:close()
+    assert(synaptic.restore_backup(dir .. "/backups", dir .. "/a", { force = true }))
+    local r = assert(synaptic.open(dir .. "/a"))
+    assert.is_not.equal(origin, r:origin())
+    local again = r:origin()
+    r:close()
+    r = assert(synaptic.open(dir .. "/a"))
+    assert.equal(again, r:origin())   -- once, not at every open
+    r:close()
+  end)
+end)
+
 describe("filters", function()
   after_each(helpers.cleanup)
 

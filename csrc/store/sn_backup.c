@@ -395,6 +395,9 @@ int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int for
         }
         rocksdb_backup_engine_close(be);
     }
+    /* a restored store is not the store that was backed up, even restored
+     * into its old directory: it takes its own origin at its next open */
+    if (!rc) rc = sn_mark_new_origin(db_path, e);
     sn_inuse_release(lockfd);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char FORMAT_KEY[] = "synaptic.format";
 
@@ -367,6 +368,17 @@ int sn_format_open(sn_store *s, sn_err *e)
  * rename keeps the inode, so a moved store stays itself). Its next HLC
  * still orders after everything in its log. */
 static const char INSTANCE_KEY[] = "synaptic.instance";
+/* a file a restore leaves: the next writable open takes a new origin */
+#define NEW_ORIGIN_FILE "SYNAPTIC-NEW-ORIGIN"
+
+int sn_mark_new_origin(const char *path, sn_err *e)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/" NEW_ORIGIN_FILE, path);
+    FILE *f = fopen(file, "w");
+    if (!f || fclose(f)) return sn_fail(e, SN_EIO, "cannot write '%s'", file);
+    return SN_OK;
+}
 
 static int max_logged_hlc(sn_store *s, uint64_t *hlc, sn_err *e)
 {
@@ -396,7 +408,10 @@ int sn_identity_open(sn_store *s, sn_err *e)
     char *v = rocksdb_get_cf(s->db, s->ropts, s->cf[CF_DEFAULT], INSTANCE_KEY, sizeof INSTANCE_KEY - 1,
                              &len, &err);
     if (err) return sn_rocks_err(e, err, "reading the store instance");
-    int moved = v && (len != (size_t)n || memcmp(v, here, len) != 0);
+    char marker[4200];
+    snprintf(marker, sizeof marker, "%s/" NEW_ORIGIN_FILE, s->path);
+    int restored = access(marker, F_OK) == 0;
+    int moved = restored || (v && (len != (size_t)n || memcmp(v, here, len) != 0));
     if (v) rocksdb_free(v);
     if (v && !moved) return SN_OK;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
@@ -413,5 +428,7 @@ int sn_identity_open(sn_store *s, sn_err *e)
                               (size_t)n);
     rocksdb_write(s->db, s->wopts, wb, &err);
     rocksdb_writebatch_destroy(wb);
-    return err ? sn_rocks_err(e, err, "writing the store identity") : SN_OK;
+    if (err) return sn_rocks_err(e, err, "writing the store identity");
+    if (restored) unlink(marker);   /* after the new origin is written */
+    return SN_OK;
 }

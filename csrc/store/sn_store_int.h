@@ -186,8 +186,10 @@ SN_HIDDEN int sn_replica_open(sn_store *s, sn_err *e);
 /* The store format: upgrade a format-1 store opened for writing, mark a
  * new one (sn_format.c). */
 SN_HIDDEN int sn_format_open(sn_store *s, sn_err *e);
-/* A copied or restored store directory takes a new origin (sn_format.c). */
+/* A copied or restored store directory takes a new origin (sn_format.c);
+ * mark_new_origin asks for one at the next writable open (a restore). */
 SN_HIDDEN int sn_identity_open(sn_store *s, sn_err *e);
+SN_HIDDEN int sn_mark_new_origin(const char *path, sn_err *e);
 SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
                               uint64_t hlc, uint64_t prev_hlc, const char *prev_origin,
                               size_t prev_len, sn_err *e);
