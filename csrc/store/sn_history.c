@@ -209,12 +209,19 @@ int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn 
 /* rank and nth stop the walk early with this (not an error) */
 #define FOUND 1000
 
-typedef struct rank_walk { const sn_ident *want; uint64_t v; uint64_t rank; sn_hist *out; } rank_walk;
+/* want: the write to find, or v: the rank to find (0: none, a count);
+ * total: how many entries the walk saw. */
+typedef struct rank_walk {
+    const sn_ident *want;
+    uint64_t v, rank, total;
+    sn_hist *out;
+} rank_walk;
 
 static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 {
     (void)e;
     rank_walk *w = ud;
+    w->total = rank;
     if ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v)) {
         w->rank = rank;
         if (w->out) *w->out = *h;
@@ -226,16 +233,24 @@ static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                  uint64_t *rank, sn_err *e)
 {
-    rank_walk w = { id, 0, 0, NULL };
+    rank_walk w = { id, 0, 0, 0, NULL };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
     *rank = w.rank;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
 }
 
+int sn_hist_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *n, sn_err *e)
+{
+    rank_walk w = { NULL, 0, 0, 0, NULL };
+    int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
+    *n = w.total;
+    return rc;
+}
+
 int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v, sn_hist *h,
                 sn_err *e)
 {
-    rank_walk w = { NULL, v, 0, h };
+    rank_walk w = { NULL, v, 0, 0, h };
     int rc = v ? sn_hist_each(s, lk, lklen, rank_step, &w, e) : SN_OK;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
 }
@@ -261,21 +276,14 @@ int sn_current_set(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
     return rc;
 }
 
-static int count_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
-{
-    (void)h, (void)e;
-    *(uint64_t *)ud = rank;
-    return SN_OK;
-}
-
 int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                   uint64_t *version, sn_err *e)
 {
-    int rc = sn_hist_rank(s, lk, lklen, id, version, e);
-    if (rc != SN_NOTFOUND) return rc;
-    *version = 0;
-    rc = sn_hist_each(s, lk, lklen, count_step, version, e);
-    (*version)++;
+    /* one walk: the write's rank, or past the last entry it saw */
+    rank_walk w = { id, 0, 0, 0, NULL };
+    int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
+    if (rc == FOUND) { *version = w.rank; return SN_OK; }
+    *version = w.total + 1;
     return rc;
 }
 

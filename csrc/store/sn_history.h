@@ -87,6 +87,8 @@ SN_HIDDEN int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, 
  * (SN_NOTFOUND past the end); the number of writes. */
 SN_HIDDEN int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                            uint64_t *rank, sn_err *e);
+SN_HIDDEN int sn_hist_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *n,
+                           sn_err *e);
 SN_HIDDEN int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v,
                           sn_hist *h, sn_err *e);
 

@@ -67,26 +67,17 @@ static void trim_pending(sn_batch *b, sn_pending *p, uint64_t cutoff)
     }
 }
 
-typedef struct held_count { uint64_t total; } held_count;
-
-static int count_all(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
-{
-    (void)h, (void)e;
-    ((held_count *)ud)->total = rank;
-    return SN_OK;
-}
-
 int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen, sn_err *e)
 {
     uint32_t keep = s->opts.max_weight_versions;
     /* a checkpoint made earlier in this batch may pin what is on disk, and
      * its pins are not visible yet: the next write trims */
     if (!keep || b->has_checkpoint) return SN_OK;
-    held_count c = { 0 };
-    int rc = sn_hist_each(s, lk, lklen, count_all, &c, e);
+    uint64_t known;
+    int rc = sn_hist_count(s, lk, lklen, &known, e);
     if (rc) return rc;
     sn_pending *p = sn_pending_find(b, lk, lklen);
-    uint64_t total = p && p->version > c.total ? p->version : c.total;
+    uint64_t total = p && p->version > known ? p->version : known;
     if (total <= keep) return SN_OK;
     uint64_t cutoff = total - keep;
     sn_ident heads[SN_MAX_PARENTS];

@@ -31,13 +31,6 @@ sn_pending *sn_pending_find(sn_batch *b, const unsigned char *lk, size_t lklen)
     return NULL;
 }
 
-static int count_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
-{
-    (void)h, (void)e;
-    *(uint64_t *)ud = rank;
-    return SN_OK;
-}
-
 /* What a new local write of the layer supersedes and which number it gets:
  * the heads (or the batch's own last write), their deepest history, and
  * how many writes the store knows. */
@@ -60,7 +53,7 @@ int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lk
         rc = sn_hist_get(s, lk, lklen, &h->parents[i], &ph, e);
         if (!rc && ph.depth + 1 > h->depth) h->depth = ph.depth + 1;
     }
-    if (!rc) rc = sn_hist_each(s, lk, lklen, count_step, known, e);
+    if (!rc) rc = sn_hist_count(s, lk, lklen, known, e);
     return rc;
 }
 
@@ -313,11 +306,20 @@ void sn_weights_view_release(sn_weights_view *v)
     sn_arena_free(&v->arena);
 }
 
-typedef struct held_list { sn_vlist l; } held_list;
+/* The held ranks of one walk, how many entries it saw, and whether the
+ * current write was among them. */
+typedef struct held_list {
+    sn_vlist l;
+    const sn_ident *cur;
+    uint64_t total;
+    int cur_seen;
+} held_list;
 
 static int held_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 {
     held_list *w = ud;
+    w->total = rank;
+    if (w->cur && sn_same_ident(&h->id, w->cur)) w->cur_seen = 1;
     return h->flags & SN_HIST_HELD ? sn_vlist_push(&w->l, sn_int((int64_t)rank), e) : SN_OK;
 }
 
@@ -330,17 +332,13 @@ int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t laye
     if (rc) return rc;
     unsigned char lk[SN_LAYER_KEY_MAX];
     size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
-    held_list w = { { 0 } };
-    rc = sn_hist_each(s, lk, lklen, held_step, &w, e);
-    /* a derived merge is current: listed with its number, one past the last */
     sn_ident cur;
-    uint64_t cv;
-    int derived = 0;
-    if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
-    if (!rc) derived = sn_hist_rank(s, lk, lklen, &cur, &cv, e) == SN_NOTFOUND;
-    if (!rc && derived) rc = sn_version_of(s, lk, lklen, &cur, &cv, e);
-    if (!rc && derived) rc = sn_vlist_push(&w.l, sn_int((int64_t)cv), e);
+    rc = sn_current_get(s, lk, lklen, &cur, e);
+    held_list w = { { 0 }, rc == SN_OK ? &cur : NULL, 0, 0 };
     if (rc == SN_NOTFOUND) rc = SN_OK;
+    if (!rc) rc = sn_hist_each(s, lk, lklen, held_step, &w, e);
+    /* a derived merge is current: listed with its number, one past the last */
+    if (!rc && w.cur && !w.cur_seen) rc = sn_vlist_push(&w.l, sn_int((int64_t)w.total + 1), e);
     if (rc) { free(w.l.items); return rc; }
     return sn_vlist_finish(&w.l, a, out, e);
 }
