@@ -57,6 +57,9 @@ SN_HIDDEN void lsn_pin_register(lua_State *L);
  * (returns 2) */
 SN_HIDDEN int lsn_result(lua_State *L, const char *fn, int rc, const sn_err *e);
 /* The same for a read: SN_NOTFOUND pushes nil, success pushes v. */
+/* ok, report (verify, verify_backup, salvage), or the failure as lsn_result */
+SN_HIDDEN int lsn_report_result(lua_State *L, const char *fn, int rc, const sn_err *e, int ok,
+                                const sn_value *report);
 SN_HIDDEN int lsn_value_result(lua_State *L, const char *fn, int rc, const sn_err *e,
                                const sn_value *v);
 /* The same for a method with no natural result: success pushes true. */

@@ -91,10 +91,7 @@ static int l_salvage(lua_State *L)
     int ok;
     sn_err e;
     int rc = sn_salvage(path, out, a, &report, &ok, &e);
-    if (rc) return lsn_result(L, "salvage", rc, &e);
-    lua_pushboolean(L, ok);
-    lsn_push_value(L, &report);
-    return 2;
+    return lsn_report_result(L, "salvage", rc, &e, ok, &report);
 }
 
 __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);

@@ -76,10 +76,7 @@ int lsn_store_verify(lua_State *L)
         lua_pushvalue(L, h.err);
         return lua_error(L);   /* the callback's own error, unchanged */
     }
-    if (rc) return lsn_result(L, "verify", rc, &e);
-    lua_pushboolean(L, ok);
-    lsn_push_value(L, &report);
-    return 2;
+    return lsn_report_result(L, "verify", rc, &e, ok, &report);
 }
 
 /* fn(done, total) before or after the work; the core is not running, so
@@ -189,8 +186,5 @@ int lsn_verify_backup(lua_State *L)
     int ok;
     sn_err e;
     int rc = sn_verify_backup(dir, id, a, &report, &ok, &e);
-    if (rc) return lsn_result(L, "verify_backup", rc, &e);
-    lua_pushboolean(L, ok);
-    lsn_push_value(L, &report);
-    return 2;
+    return lsn_report_result(L, "verify_backup", rc, &e, ok, &report);
 }

@@ -47,6 +47,15 @@ int lsn_value_result(lua_State *L, const char *fn, int rc, const sn_err *e, cons
     return 1;
 }
 
+int lsn_report_result(lua_State *L, const char *fn, int rc, const sn_err *e, int ok,
+                      const sn_value *report)
+{
+    if (rc) return lsn_result(L, fn, rc, e);
+    lua_pushboolean(L, ok);
+    lsn_push_value(L, report);
+    return 2;
+}
+
 int lsn_done(lua_State *L, const char *fn, int rc, const sn_err *e)
 {
     if (rc) return lsn_result(L, fn, rc, e);
