@@ -150,6 +150,14 @@ SN_HIDDEN int sn_tomb_settle(sn_store *s, sn_batch *b, const unsigned char *lk, 
 SN_HIDDEN int sn_tomb_buries(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                              int *buried, sn_err *e);
 
+/* Every layer (LK) with weights this store holds, in key order, among the
+ * layers whose LK starts with prefix (plen bytes; 0: all); per_expert: only
+ * the first such layer of each expert. From the history index, never a
+ * weight payload (sn_layers.c). fn returns non-zero to stop (returned). */
+typedef int (*sn_layer_fn)(void *ud, const unsigned char *lk, size_t lklen, sn_err *e);
+SN_HIDDEN int sn_held_layers(sn_store *s, const char *prefix, size_t plen, int per_expert,
+                             sn_layer_fn fn, void *ud, sn_err *e);
+
 #define TAG_HISTORY 'H'
 #define TAG_HEAD 'T'
 #define TAG_CURRENT 'C'
