@@ -301,7 +301,11 @@ static int make_options(sn_store *s, sn_err *e)
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
-             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s",
+             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s;"
+             /* each new table and blob file gets its CRC32C in the MANIFEST,
+              * which the backup engine then takes as is instead of reading
+              * every unchanged blob file again to name it (sn_backup.c) */
+             "file_checksum_gen_factory=FileChecksumGenCrc32cFactory",
              o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
