@@ -176,7 +176,8 @@ local function sqlite_distinct(d, n)
   if not ok then return nil end
   local env = luasql.sqlite3()
   local conn = assert(env:connect(d .. "/w.db"))
-  assert(conn:execute("PRAGMA journal_mode=WAL"))
+  local pragma = assert(conn:execute("PRAGMA journal_mode=WAL"))
+  if type(pragma) == "userdata" then pragma:close() end
   assert(conn:execute("CREATE TABLE weights (expert TEXT NOT NULL, layer INTEGER NOT NULL, " ..
     "version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (expert, layer, version))"))
   assert(conn:execute("BEGIN"))

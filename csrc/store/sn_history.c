@@ -95,6 +95,7 @@ int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
 void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h)
 {
     unsigned char k[SN_HIST_KEY_MAX], v[HIST_VALUE_MAX];
+    sn_rank_touch(b, lk, lklen);
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
                               sn_hist_key(k, TAG_HISTORY, lk, lklen, &h->id), (const char *)v,
                               hist_encode(h, v));
@@ -178,6 +179,7 @@ int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident 
 void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id)
 {
     unsigned char k[SN_HIST_KEY_MAX], v[SN_ID_LEN];
+    sn_rank_touch(b, lk, lklen);
     sn_ident_put(v, id);
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
                               sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), (const char *)v,
@@ -215,6 +217,7 @@ typedef struct rank_walk {
     const sn_ident *want;
     uint64_t v, rank, total;
     sn_hist *out;
+    int to_end;    /* walk on past the write found, to count them all */
 } rank_walk;
 
 static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
@@ -222,10 +225,10 @@ static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
     (void)e;
     rank_walk *w = ud;
     w->total = rank;
-    if ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v)) {
+    if (!w->rank && ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v))) {
         w->rank = rank;
         if (w->out) *w->out = *h;
-        return FOUND;
+        return w->to_end ? SN_OK : FOUND;
     }
     return SN_OK;
 }
@@ -233,7 +236,7 @@ static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                  uint64_t *rank, sn_err *e)
 {
-    rank_walk w = { id, 0, 0, 0, NULL };
+    rank_walk w = { id, 0, 0, 0, NULL, 0 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
     *rank = w.rank;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
@@ -241,16 +244,18 @@ int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_id
 
 int sn_hist_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *n, sn_err *e)
 {
-    rank_walk w = { NULL, 0, 0, 0, NULL };
+    if (sn_rank_count(s, lk, lklen, n)) return SN_OK;
+    rank_walk w = { NULL, 0, 0, 0, NULL, 0 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
     *n = w.total;
+    if (!rc) sn_rank_note(s, lk, lklen, w.total, NULL, 0);
     return rc;
 }
 
 int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v, sn_hist *h,
                 sn_err *e)
 {
-    rank_walk w = { NULL, v, 0, 0, h };
+    rank_walk w = { NULL, v, 0, 0, h, 0 };
     int rc = v ? sn_hist_each(s, lk, lklen, rank_step, &w, e) : SN_OK;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
 }
@@ -279,11 +284,13 @@ int sn_current_set(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
 int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                   uint64_t *version, sn_err *e)
 {
-    /* one walk: the write's rank, or past the last entry it saw */
-    rank_walk w = { id, 0, 0, 0, NULL };
+    /* one walk to the end: the write's rank (or one past the last entry,
+     * for a derived merge) and the count, both kept in the rank cache */
+    if (sn_rank_version(s, lk, lklen, id, version)) return SN_OK;
+    rank_walk w = { id, 0, 0, 0, NULL, 1 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
-    if (rc == FOUND) { *version = w.rank; return SN_OK; }
-    *version = w.total + 1;
+    *version = w.rank ? w.rank : w.total + 1;
+    if (!rc) sn_rank_note(s, lk, lklen, w.total, id, *version);
     return rc;
 }
 
@@ -365,5 +372,6 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
     char *err = NULL;
     if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);
     rocksdb_writebatch_destroy(wb);
+    sn_rank_clear(s);
     return err ? sn_rocks_err(e, err, "writing the layers' history") : rc;
 }

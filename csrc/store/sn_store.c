@@ -488,6 +488,7 @@ void sn_store_close(sn_store *s)
         rocksdb_close(s->db);
     }
     sn_view_remove(s->view);
+    sn_rank_clear(s);
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
     if (s->db_opts) rocksdb_options_destroy(s->db_opts);
@@ -522,6 +523,7 @@ void sn_batch_free(sn_batch *b)
 {
     if (!b) return;
     sn_replica_batch_free(b);
+    sn_rank_batch_free(b);
     while (b->pending) {
         sn_pending *n = b->pending->next;
         free(b->pending->writes);
@@ -541,6 +543,7 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     uint64_t saved_seq;
     sn_replica_precommit(b, &saved_seq);
     rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
+    sn_rank_commit(b);
     sn_replica_postcommit(b, !err, saved_seq);
     if (err) return sn_rocks_err(e, err, "write failed");
     rocksdb_writebatch_clear(b->wb);

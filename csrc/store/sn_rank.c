@@ -1,0 +1,139 @@
+/* A per-handle cache of what the history walks find (sn_history.c): a
+ * layer's number of writes, and one write's version number. Version
+ * numbers are ranks among every write the store knows (sn_history.h), so
+ * finding one walks the layer's history; with the cache, reading the newest
+ * version, a checkpoint's pins and a put's next number cost the same for a
+ * layer with 200 versions as for one with 2, once the layer was walked
+ * after its last change.
+ *
+ * Valid because a layer's history changes only in batches (sn_hist_put,
+ * sn_current_put and a tombstone's delete of the current marker note the
+ * layer in their batch, whose commit drops its slot) or in the few raw
+ * writes that rebuild histories (format upgrade, salvage's reconcile, the
+ * test hook), which drop everything. A read in between, from the store as
+ * it is before the commit, fills a slot the commit then drops. Nothing is
+ * written to disk: the cache cannot make two stores differ. */
+#include "store/sn_history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RANK_SLOTS 4096u   /* direct-mapped: a collision costs a walk, not a wrong answer */
+
+typedef struct rank_slot {
+    uint32_t lklen;        /* 0: empty */
+    int has_id;
+    uint64_t count;        /* the layer's history entries */
+    sn_ident id;           /* a write (or the derived current merge) ... */
+    uint64_t version;      /* ... and its version number */
+    unsigned char lk[SN_LAYER_KEY_MAX];
+} rank_slot;
+
+struct sn_ranks {
+    rank_slot slot[RANK_SLOTS];
+};
+
+/* The layers a batch changed the history of: their slots go at commit. */
+struct sn_rank_touched {
+    size_t n, cap;
+    unsigned char (*lk)[SN_LAYER_KEY_MAX];
+    uint32_t *lklen;
+};
+
+static uint32_t lk_hash(const unsigned char *lk, size_t lklen)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (size_t i = 0; i < lklen; i++) h = (h ^ lk[i]) * 16777619u;
+    return h % RANK_SLOTS;
+}
+
+static rank_slot *find(sn_store *s, const unsigned char *lk, size_t lklen)
+{
+    if (!s->ranks || lklen > SN_LAYER_KEY_MAX) return NULL;
+    rank_slot *r = &s->ranks->slot[lk_hash(lk, lklen)];
+    return r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0 ? r : NULL;
+}
+
+int sn_rank_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *count)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (r) *count = r->count;
+    return r != NULL;
+}
+
+int sn_rank_version(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                    uint64_t *version)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_id || !sn_same_ident(&r->id, id)) return 0;
+    *version = r->version;
+    return 1;
+}
+
+void sn_rank_note(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t count,
+                  const sn_ident *id, uint64_t version)
+{
+    if (lklen > SN_LAYER_KEY_MAX || lklen == 0) return;
+    if (!s->ranks && !(s->ranks = calloc(1, sizeof *s->ranks))) return;   /* no cache: walks */
+    rank_slot *r = &s->ranks->slot[lk_hash(lk, lklen)];
+    if (!(r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0)) {
+        memcpy(r->lk, lk, lklen);
+        r->lklen = (uint32_t)lklen;
+        r->has_id = 0;
+    }
+    r->count = count;
+    if (id) {
+        r->has_id = 1;
+        r->id = *id;
+        r->version = version;
+    }
+}
+
+void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (lklen > SN_LAYER_KEY_MAX) return;
+    if (t && t->n && t->lklen[t->n - 1] == lklen && memcmp(t->lk[t->n - 1], lk, lklen) == 0)
+        return;   /* a put touches its layer several times in a row */
+    if (!t && !(t = b->touched = calloc(1, sizeof *t))) {
+        sn_rank_clear(b->s);   /* cannot note it: forget everything instead */
+        return;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        void *l = realloc(t->lk, cap * sizeof *t->lk);
+        if (l) t->lk = l;
+        void *n = l ? realloc(t->lklen, cap * sizeof *t->lklen) : NULL;
+        if (n) t->lklen = n;
+        if (!l || !n) { sn_rank_clear(b->s); return; }
+        t->cap = cap;
+    }
+    memcpy(t->lk[t->n], lk, lklen);
+    t->lklen[t->n++] = (uint32_t)lklen;
+}
+
+void sn_rank_commit(sn_batch *b)
+{
+    struct sn_rank_touched *t = b->touched;
+    for (size_t i = 0; t && i < t->n; i++) {
+        rank_slot *r = find(b->s, t->lk[i], t->lklen[i]);
+        if (r) r->lklen = 0;
+    }
+    if (t) t->n = 0;
+}
+
+void sn_rank_batch_free(sn_batch *b)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (!t) return;
+    free(t->lk);
+    free(t->lklen);
+    free(t);
+    b->touched = NULL;
+}
+
+void sn_rank_clear(sn_store *s)
+{
+    free(s->ranks);
+    s->ranks = NULL;
+}
