@@ -73,10 +73,15 @@ demo: deps all
 	cd $(BUILD)/demo && LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;' \
 	  LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' $(LUA) $(CURDIR)/examples/persistence_demo.lua
 
-bench: deps all
+bench: deps all $(BUILD)/crc_files
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 	$(LUA_ENV) $(LUA) bench/sync_bench.lua
+	$(LUA_ENV) CRC_FILES=$(BUILD)/crc_files $(LUA) bench/growth_bench.lua
+
+# growth_bench's verify baseline: read and CRC32 every file of a store
+$(BUILD)/crc_files: bench/crc_files.c | $(BUILD)/obj
+	$(CC) -O2 $(WARN) -o $@ $< -lz
 
 # The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 # LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime
