@@ -29,8 +29,10 @@ typedef struct rank_slot {
     unsigned char lk[SN_LAYER_KEY_MAX];
 } rank_slot;
 
+/* Slots are allocated as layers are walked: a store with few layers (a
+ * simulator node) costs 32 KiB of pointers and a few slots, not 4096. */
 struct sn_ranks {
-    rank_slot slot[RANK_SLOTS];
+    rank_slot *slot[RANK_SLOTS];
 };
 
 /* The layers a batch changed the history of: their slots go at commit. */
@@ -50,8 +52,8 @@ static uint32_t lk_hash(const unsigned char *lk, size_t lklen)
 static rank_slot *find(sn_store *s, const unsigned char *lk, size_t lklen)
 {
     if (!s->ranks || lklen > SN_LAYER_KEY_MAX) return NULL;
-    rank_slot *r = &s->ranks->slot[lk_hash(lk, lklen)];
-    return r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0 ? r : NULL;
+    rank_slot *r = s->ranks->slot[lk_hash(lk, lklen)];
+    return r && r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0 ? r : NULL;
 }
 
 int sn_rank_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *count)
@@ -75,7 +77,9 @@ void sn_rank_note(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t c
 {
     if (lklen > SN_LAYER_KEY_MAX || lklen == 0) return;
     if (!s->ranks && !(s->ranks = calloc(1, sizeof *s->ranks))) return;   /* no cache: walks */
-    rank_slot *r = &s->ranks->slot[lk_hash(lk, lklen)];
+    rank_slot **at = &s->ranks->slot[lk_hash(lk, lklen)];
+    if (!*at && !(*at = calloc(1, sizeof **at))) return;
+    rank_slot *r = *at;
     if (!(r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0)) {
         memcpy(r->lk, lk, lklen);
         r->lklen = (uint32_t)lklen;
@@ -134,6 +138,8 @@ void sn_rank_batch_free(sn_batch *b)
 
 void sn_rank_clear(sn_store *s)
 {
+    if (!s->ranks) return;
+    for (size_t i = 0; i < RANK_SLOTS; i++) free(s->ranks->slot[i]);
     free(s->ranks);
     s->ranks = NULL;
 }
