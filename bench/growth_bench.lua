@@ -69,7 +69,7 @@ end
 
 --- Blob values read while f() runs.
 local function blobs(f)
-  if not blob_reads then return "-" end
+  if not blob_reads then f(); return "-" end
   local n0 = blob_reads()
   f()
   return (blob_reads() - n0)
