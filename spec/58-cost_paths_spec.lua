@@ -133,6 +133,20 @@ describe("cost paths", function()
     s:close()
   end)
 
+  it("lists experts whose ids are prefixes of others, with bytes below '0'", function()
+    local s = assert(synaptic.open(helpers.tmpdir("cost_ids") .. "/db"))
+    local ids = { "a", "a\1", "a\1b", "\1", "a b", "b" }
+    for i, id in ipairs(ids) do
+      s:put_weights(id, i, { i })
+      s:put_weights(id, 0, { i })
+    end
+    local want = { table.unpack(ids) }
+    table.sort(want)
+    assert.same(want, s:list_experts())
+    for i, id in ipairs(ids) do assert.same({ 0, i }, s:layers(id)) end
+    s:close()
+  end)
+
   it("version numbers stay right while batches change histories between reads", function()
     local s = flushed_store()
     local _, _, info = s:get_weights("a", 2)     -- walked and remembered
