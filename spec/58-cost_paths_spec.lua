@@ -183,6 +183,59 @@ describe("cost paths", function()
     s:close()
   end)
 
+  it("a handle that cached its walks agrees with a fresh one after mixed writes", function()
+    local path = helpers.tmpdir("cost_mixed") .. "/db"
+    local s = assert(synaptic.open(path, { max_weight_versions = 3 }))
+    local x = 7
+    local function rnd(n)
+      x = (x * 1103515245 + 12345) % 2147483648
+      return x % n
+    end
+    local function state(st)
+      local out = {}
+      for _, e in ipairs({ "p", "q" }) do
+        for l = 0, 2 do
+          local _, _, info = st:get_weights(e, l)
+          out[#out + 1] = table.concat(st:weight_versions(e, l), ",") .. "/" ..
+            tostring(info and info.version)
+        end
+      end
+      return table.concat(out, " ")
+    end
+    for step = 1, 120 do
+      local e, l = rnd(2) == 0 and "p" or "q", rnd(3)
+      local op = rnd(10)
+      if op < 5 then
+        local v = s:put_weights(e, l, { step })
+        local _, _, info = s:get_weights(e, l)
+        assert.equal(v, info.version)
+      elseif op < 7 then
+        s:batch(function(b)
+          b:put_weights(e, l, { step })
+          b:put_weights(e, (l + 1) % 3, { step })
+          if rnd(2) == 0 then b:put_weights(e, l, { -step }) end
+        end)
+      elseif op == 7 then
+        s:delete_expert(e)
+      elseif op == 8 then
+        s:create_checkpoint { system_version = "s" .. step }
+      else
+        s:batch(function(b)
+          b:put_weights(e, l, { step })
+          b:delete_expert(e)
+          if rnd(2) == 0 then b:put_weights(e, l, { step + 0.5 }) end
+        end)
+      end
+      state(s)   -- reads that fill the cache between writes
+    end
+    local cached = state(s)
+    s:close()
+    s = assert(synaptic.open(path, { max_weight_versions = 3 }))
+    assert.equal(state(s), cached)
+    assert.is_true((s:verify()))
+    s:close()
+  end)
+
   it("verify reads each record once, however many checkpoints pin it", function()
     local s = flushed_store()
     local r0, ok0 = blobs_read(function() return s:verify() end)

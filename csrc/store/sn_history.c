@@ -104,6 +104,7 @@ void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hi
 int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads, size_t *n,
                   sn_err *e)
 {
+    if (sn_rank_heads(s, lk, lklen, heads, n)) return SN_OK;
     unsigned char p[SN_HIST_KEY_MAX];
     size_t plen = sn_hist_key(p, TAG_HEAD, lk, lklen, NULL);
     *n = 0;
@@ -120,13 +121,16 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
         }
         rc = sn_ident_get(k + plen, &heads[(*n)++], e);
     }
-    return sn_iter_end(it, rc, "reading the layer's heads", e);
+    rc = sn_iter_end(it, rc, "reading the layer's heads", e);
+    if (!rc) sn_rank_note_heads(s, lk, lklen, heads, *n);
+    return rc;
 }
 
 static void head_mark(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id, int on)
 {
     unsigned char k[SN_HIST_KEY_MAX];
     size_t klen = sn_hist_key(k, TAG_HEAD, lk, lklen, id);
+    sn_rank_touch(b, lk, lklen);
     if (on) rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen, "", 0);
     else rocksdb_writebatch_delete_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen);
 }

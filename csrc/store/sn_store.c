@@ -558,7 +558,7 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     uint64_t saved_seq;
     sn_replica_precommit(b, &saved_seq);
     rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
-    sn_rank_commit(b);
+    sn_rank_commit(b, !err);
     sn_replica_postcommit(b, !err, saved_seq);
     if (err) return sn_rocks_err(e, err, "write failed");
     rocksdb_writebatch_clear(b->wb);

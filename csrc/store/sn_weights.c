@@ -174,7 +174,13 @@ int sn_put_weights(sn_store *s, sn_batch *given, const sn_weights_in *in, uint64
     if (rc) return rc;
     sn_batch *b = sn_batch_or_temp(s, given, e);
     if (!b) return e->code;
+    b->rank_local++;
     rc = put_in_batch(s, b, in, version, e);
+    b->rank_local--;
+    if (rc) {
+        unsigned char lk[SN_LAYER_KEY_MAX];
+        sn_rank_taint(b, lk, sn_layer_key(lk, in->expert, in->expert_len, (uint32_t)in->layer));
+    }
     return sn_batch_finish(b, given, rc, e);
 }
 
