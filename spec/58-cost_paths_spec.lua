@@ -103,6 +103,27 @@ describe("cost paths", function()
     s:close()
   end)
 
+  it("trimming that resumes where it stopped still reaches a write unpinned later", function()
+    local s = assert(synaptic.open(helpers.tmpdir("cost_trim") .. "/db", { max_weight_versions = 2 }))
+    for i = 1, 10 do s:put_weights("t", 0, { i }) end
+    local cp = s:create_checkpoint { system_version = "pins v10" }
+    for i = 11, 30 do s:put_weights("t", 0, { i }) end
+    assert.same({ 10, 29, 30 }, s:weight_versions("t", 0))
+    s:batch(function(b)                          -- two writes and their trims in one batch
+      b:put_weights("t", 0, { 31 })
+      b:put_weights("t", 0, { 32 })
+    end)
+    assert.same({ 10, 31, 32 }, s:weight_versions("t", 0))
+    assert.is_true(s:delete_checkpoint(cp))
+    assert.equal(33, s:put_weights("t", 0, { 33 }))
+    assert.same({ 32, 33 }, s:weight_versions("t", 0))
+    for i = 34, 40 do s:put_weights("t", 0, { i }) end
+    assert.same({ 39, 40 }, s:weight_versions("t", 0))
+    assert.same({ 40 }, s:get_weights("t", 0):totable())
+    assert.is_true((s:verify()))
+    s:close()
+  end)
+
   it("list_experts and layers follow delete_expert, with and without a pin, across a reopen", function()
     local s, path = flushed_store()
     s:put_config { expert_id = "cfg-only", domain = "d", parameter_count = 1,

@@ -190,16 +190,17 @@ void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn
                               SN_ID_LEN);
 }
 
-int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
-                 sn_err *e)
+int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *from,
+                      uint64_t from_rank, sn_hist_fn fn, void *ud, sn_err *e)
 {
-    unsigned char p[SN_HIST_KEY_MAX];
+    unsigned char p[SN_HIST_KEY_MAX], start[SN_HIST_KEY_MAX];
     size_t plen = sn_hist_key(p, TAG_HISTORY, lk, lklen, NULL);
+    size_t slen = from ? sn_hist_key(start, TAG_HISTORY, lk, lklen, from) : 0;
     int rc = SN_OK;
-    uint64_t rank = 0;
+    uint64_t rank = from ? from_rank - 1 : 0;
     rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
-    for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek(it, (const char *)(from ? start : p), from ? slen : plen);
+         !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
@@ -210,6 +211,12 @@ int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn 
         if (!rc) rc = fn(ud, ++rank, &h, e);
     }
     return sn_iter_end(it, rc, "reading the layer's history", e);
+}
+
+int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
+                 sn_err *e)
+{
+    return sn_hist_each_from(s, lk, lklen, NULL, 0, fn, ud, e);
 }
 
 /* rank and nth stop the walk early with this (not an error) */

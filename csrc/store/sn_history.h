@@ -97,6 +97,10 @@ SN_HIDDEN int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, ui
 typedef int (*sn_hist_fn)(void *ud, uint64_t rank, const sn_hist *h, sn_err *e);
 SN_HIDDEN int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn,
                            void *ud, sn_err *e);
+/* The same from write from (whose rank is from_rank) on. */
+SN_HIDDEN int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen,
+                                const sn_ident *from, uint64_t from_rank, sn_hist_fn fn, void *ud,
+                                sn_err *e);
 
 /* The history key of (tag, LK, id); id NULL: the key without it. */
 SN_HIDDEN size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,

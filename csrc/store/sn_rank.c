@@ -31,6 +31,9 @@ typedef struct rank_slot {
     uint64_t version;      /* ... and its version number */
     size_t nheads;
     sn_ident heads[RANK_HEADS];   /* ascending, as sn_heads_load gives them */
+    int has_floor;
+    sn_ident floor;        /* no write older than this one is held */
+    uint64_t floor_rank;
     unsigned char lk[SN_LAYER_KEY_MAX];
 } rank_slot;
 
@@ -72,6 +75,16 @@ int sn_rank_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *
     rank_slot *r = find(s, lk, lklen);
     if (!r || !r->has_count) return 0;
     *count = r->count;
+    return 1;
+}
+
+int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
+                  uint64_t *rank)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_floor) return 0;
+    *id = r->floor;
+    *rank = r->floor_rank;
     return 1;
 }
 
@@ -183,6 +196,12 @@ void sn_rank_commit(sn_batch *b, int ok)
         /* a local write supersedes every head it saw: the one head after it */
         sn_rank_note(b->s, t->lk[i], t->lklen[i], p->version, &p->id, p->version);
         sn_rank_note_heads(b->s, t->lk[i], t->lklen[i], &p->id, 1);
+        rank_slot *r = p->has_floor ? find(b->s, t->lk[i], t->lklen[i]) : NULL;
+        if (r) {   /* local writes hold nothing older again: the floor stays good */
+            r->has_floor = 1;
+            r->floor = p->floor;
+            r->floor_rank = p->floor_rank;
+        }
     }
     for (size_t i = 0; i < t->n; i++) {
         if (ok && !t->foreign[i] && sn_pending_find(b, t->lk[i], t->lklen[i])) continue;

@@ -59,6 +59,9 @@ typedef struct sn_pending {
     struct sn_hist *writes;       /* every write, in order (malloc'd) */
     uint64_t *versions;
     size_t nwrites, cap, trimmed; /* writes[0..trimmed) are trimmed already */
+    int has_floor;                /* after this batch's trimming, no write older than */
+    sn_ident floor;               /* floor (of number floor_rank) is held: the next */
+    uint64_t floor_rank;          /* trim walks from there (sn_trim.c, sn_rank.c) */
     size_t prefix_len;
     unsigned char prefix[];       /* the layer key */
 } sn_pending;
@@ -220,6 +223,9 @@ SN_HIDDEN int sn_rank_heads(sn_store *s, const unsigned char *lk, size_t lklen, 
                             size_t *n);
 SN_HIDDEN void sn_rank_note_heads(sn_store *s, const unsigned char *lk, size_t lklen,
                                   const sn_ident *heads, size_t n);
+/* Where the layer's last trim walk found the oldest write it kept held. */
+SN_HIDDEN int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
+                            uint64_t *rank);
 SN_HIDDEN void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen);
 /* A local write of lk that failed half-way: its slot goes at commit. */
 SN_HIDDEN void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen);
