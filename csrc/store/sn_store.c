@@ -273,39 +273,24 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
  * writing the LOG's header. RocksDB 7.8 refuses to open without a logger and
  * its C API cannot make one, so the LOG goes to another filesystem: a
  * per-user directory on /dev/shm (RAM, capped below by max_log_file_size and
- * keep_log_file_num), as "<flattened store path>_LOG", in a directory of
- * the store's own (s-<hash of its path>): RocksDB lists its log directory
- * whole at every open and every backup, looking for old LOGs, and one
- * directory shared by every store a user ever opened grew to 20,000 files
- * on a test machine, 35 ms of every backup. Without a safe /dev/shm it
- * stays in the store directory, as RocksDB's default. */
-static void info_log_dir(char *buf, size_t cap, const char *path)
+ * keep_log_file_num), as "<flattened store path>_LOG". Without a safe
+ * /dev/shm it stays in the store directory, as RocksDB's default. */
+static void info_log_dir(char *buf, size_t cap)
 {
     struct stat st;
     snprintf(buf, cap, "/dev/shm/synaptic-%lu", (unsigned long)getuid());
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) { buf[0] = 0; return; }
     /* a world-writable parent: use the directory only if it is ours */
     if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 0022)) {
+        (st.st_mode & 0022))
         buf[0] = 0;
-        return;
-    }
-    char cwd[4096] = "";
-    if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-    uint64_t h = 14695981039346656037ull;   /* FNV-1a of the absolute path */
-    for (const char *p = cwd; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    if (cwd[0]) h = (h ^ '/') * 1099511628211ull;
-    for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    size_t n = strlen(buf);
-    snprintf(buf + n, cap - n, "/s-%016llx", (unsigned long long)h);
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST) buf[n] = 0;   /* the shared one, then */
 }
 
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
     char spec[1024], log_dir[64];
-    info_log_dir(log_dir, sizeof log_dir, s->path);
+    info_log_dir(log_dir, sizeof log_dir);
     rocksdb_options_t *base = rocksdb_options_create();
     /* Large values: more memtables so a put never waits for a flush of the
      * previous one (Debian's build computes CRC32c in software, so a flush
