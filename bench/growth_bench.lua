@@ -10,7 +10,8 @@
 --   1. a layer with 2, 20, 200 versions of 1 MiB, flushed: get of the
 --      newest vs a get by number, put of the next version (and with
 --      max_weight_versions trimming) vs a put to a new layer, and what
---      weight_versions and layers cost next to one 1 MiB get
+--      weight_versions and layers cost next to one 1 MiB get; 1b. the same
+--      with 100, 1k, 10k versions of 4 KiB, where the history walks show
 --   2. create_checkpoint of 18 layers x 1, 10, 100 versions (64 KiB each)
 --   3. list_experts over 100, 1k, 10k experts vs SQLite SELECT DISTINCT
 --   4. verify of a 1.25, 12.5, 125 MiB store vs reading and CRC32-ing
@@ -128,6 +129,43 @@ local function section_versions()
     "trimming put / put new", "weight_versions / get", "layers / get", "blobs read (meta)" }, rows)
   print("  blobs read: weight payloads RocksDB read for one get (1 = only the one returned);")
   print("  (meta): for weight_versions + layers + list_experts together (should be 0)")
+end
+
+-- small layers: what is left once payloads cost little is the history itself
+local W4K = floats(1024, 17)
+
+local function small_row(n)
+  local d = U.tmpdir()
+  local s = open(d .. "/db")
+  for i = 1, n, 500 do
+    s:batch(function(b) for _ = i, math.min(n, i + 499) do b:put_weights("e", 0, W4K) end end)
+  end
+  assert(s:compact())
+  s:close()
+  s = open(d .. "/db")
+  local reps = 5 * REPS
+  local latest, byv = time2(function() s:get_weights("e", 0) end,
+                            function() s:get_weights("e", 0, n // 2) end, reps)
+  local put, new = time2(function() s:put_weights("e", 0, W4K) end,
+                         function(i) s:put_weights("e", 1000 + i, W4K) end, reps)
+  s:close()
+  s = open(d .. "/db", { max_weight_versions = 2 })
+  local trim, new2 = time2(function() s:put_weights("e", 0, W4K) end,
+                           function(i) s:put_weights("e", 2000 + i, W4K) end, reps)
+  s:close()
+  U.rmdir(d)
+  return { n = n, latest = latest / byv, put = put / new, trim = trim / new2 }
+end
+
+local function section_small()
+  U.heading("1b. The same with a 4 KiB layer (flat is the target)")
+  local rows = {}
+  for _, n in ipairs({ 100, 1000, quick and 3000 or 10000 }) do
+    local r = small_row(n)
+    rows[#rows + 1] = { string.format("%d versions", r.n), ratio(r.latest), ratio(r.put), ratio(r.trim) }
+  end
+  U.table({ "layer", "get newest / get v(n/2)", "put next / put new layer", "trimming put / put new" }, rows)
+  print("  get v(n/2) walks n/2 history entries to find the number: get newest is the one to watch")
 end
 
 -- ---- 2. create_checkpoint ------------------------------------------------------------
@@ -328,6 +366,7 @@ local function main()
   print("  load average: " .. (U.loadavg() or "?"))
   if not blob_reads then print("  (blob counts need SYNAPTIC_TEST_HOOKS=1)") end
   section_versions()
+  section_small()
   local get_1m = get_1m_time()
   section_checkpoint(get_1m)
   section_experts()

@@ -247,5 +247,12 @@ SN_HIDDEN int sn_record_check(int cf, const unsigned char *k, size_t klen, const
 /* Decode one stored weight value fully (payload and checksum included). */
 SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,
                                 size_t vlen, sn_err *e);
+/* The same decoding into scratch (grown as needed; the caller frees p): a
+ * walk over many records reuses one buffer. A fresh 1 MiB buffer per record
+ * cost verify 6x: glibc's malloc served each from a new mmap or a heap it
+ * had just trimmed, 256 page faults a record. */
+typedef struct sn_scratch { float *p; size_t cap; } sn_scratch;
+SN_HIDDEN int sn_weights_verify_with(const unsigned char *key, size_t klen, const char *val,
+                                     size_t vlen, sn_scratch *scratch, sn_err *e);
 
 #endif

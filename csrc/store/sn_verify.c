@@ -28,6 +28,7 @@ typedef struct verifier {
     sn_store *s;
     keyset seen;
     keyset cps;        /* the checkpoint records' keys met ('C' sorts before 'P') */
+    sn_scratch scratch;   /* weights decoded into one buffer, record after record */
     sn_arena *a;
     sn_value *problems;
     size_t nproblems;
@@ -195,6 +196,9 @@ int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val
 static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
                        size_t vlen, sn_err *e)
 {
+    if (cf == CF_WEIGHTS)
+        return klen ? sn_weights_verify_with(k, klen, val, vlen, &v->scratch, e)
+                    : sn_fail(e, SN_ECORRUPT, "empty key");
     sn_arena a;
     sn_arena_init(&a);
     sn_value fields;
@@ -310,12 +314,13 @@ static int verify_all(verifier *v, sn_value *report, int *ok, sn_err *e)
 int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
               const sn_progress *progress, sn_err *e)
 {
-    verifier v = { s, { 0 }, { 0 }, a, NULL, 0, 0, progress,
+    verifier v = { s, { 0 }, { 0 }, { NULL, 0 }, a, NULL, 0, 0, progress,
                    progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
     int rc = verify_all(&v, report, ok, e);
     free(v.seen.bytes);
     free(v.seen.keys);
     free(v.cps.bytes);
     free(v.cps.keys);
+    free(v.scratch.p);
     return rc;
 }

@@ -349,21 +349,30 @@ int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t laye
     return sn_vlist_finish(&w.l, a, out, e);
 }
 
-int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, size_t vlen,
-                      sn_err *e)
+int sn_weights_verify_with(const unsigned char *key, size_t klen, const char *val, size_t vlen,
+                           sn_scratch *scratch, sn_err *e)
 {
     sn_weights_view v;
     memset(&v, 0, sizeof v);
     sn_arena_init(&v.arena);
     int rc = view_decode(&v, val, vlen, key, klen, e);
-    float *buf = NULL;
-    if (!rc) {
-        buf = malloc((v.nw + v.nb + 1) * sizeof(float));
-        rc = buf ? sn_weights_view_load(&v, buf, buf + v.nw, e)
-                 : sn_fail(e, SN_ENOMEM, "out of memory");
+    size_t need = rc ? 0 : v.nw + v.nb + 1;
+    if (!rc && need > scratch->cap) {
+        float *p = realloc(scratch->p, need * sizeof(float));
+        if (p) { scratch->p = p; scratch->cap = need; }
+        else rc = sn_fail(e, SN_ENOMEM, "out of memory");
     }
-    free(buf);
+    if (!rc) rc = sn_weights_view_load(&v, scratch->p, scratch->p + v.nw, e);
     sn_arena_free(&v.arena);
+    return rc;
+}
+
+int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, size_t vlen,
+                      sn_err *e)
+{
+    sn_scratch scratch = { NULL, 0 };
+    int rc = sn_weights_verify_with(key, klen, val, vlen, &scratch, e);
+    free(scratch.p);
     return rc;
 }
 
