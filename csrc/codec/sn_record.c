@@ -1,22 +1,19 @@
 #include "codec/sn_record.h"
 #include "codec/sn_mpcheck.h"
 
+#include <libdeflate.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+/* The same CRC-32 as zlib's crc32 (the gzip polynomial: records written
+ * before read the same), from libdeflate: it folds with PCLMULQDQ where the
+ * CPU has it, and zlib 1.2 does not. Measured on 64 KiB: 13.5 GB/s against
+ * zlib's 4.1; the record CRC was a fifth of a get and of a sync receive. */
 uint32_t sn_crc32(uint32_t crc, const void *p, size_t len)
 {
-    /* zlib's crc32 takes a uInt length; feed it in slices */
-    const unsigned char *b = p;
-    while (len) {
-        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-        crc = (uint32_t)crc32(crc, b, n);
-        b += n;
-        len -= n;
-    }
-    return crc;
+    /* libdeflate answers 0 for a NULL buffer; zlib, and we, leave crc as is */
+    return len ? libdeflate_crc32(crc, p, len) : crc;
 }
 
 /* ---- sn_value <-> msgpack ---------------------------------------------- */
@@ -159,6 +156,13 @@ static int pack_meta(const sn_schema *s, const sn_value *map, msgpack_sbuffer *s
 int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
                      size_t nparts, sn_codec codec, sn_buf *out, sn_err *e)
 {
+    return sn_record_encode_ctx(NULL, type, map, parts, nparts, codec, out, e);
+}
+
+int sn_record_encode_ctx(sn_codec_ctx *x, unsigned type, const sn_value *map,
+                         const sn_part *parts, size_t nparts, sn_codec codec, sn_buf *out,
+                         sn_err *e)
+{
     const sn_schema *s = sn_schema_for(type);
     if (!s) return sn_fail(e, SN_EARG, "unknown record type %u", type);
 
@@ -190,7 +194,7 @@ int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
         }
         sn_codec_quantize(codec, raw, raw_len);
         crc = sn_crc32(crc, raw, raw_len);
-        rc = sn_compress(codec, raw, raw_len, &packed, &packed_len, e);
+        rc = sn_compress_ctx(x, codec, raw, raw_len, &packed, &packed_len, e);
         if (rc) goto done;
     } else {
         for (size_t i = 0; i < nparts; i++) crc = sn_crc32(crc, parts[i].p, parts[i].len);
@@ -301,6 +305,12 @@ int sn_record_decode(const void *data, size_t len, sn_arena *a, sn_record *r, sn
 
 int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_err *e)
 {
+    return sn_record_load_ctx(NULL, r, parts, nparts, e);
+}
+
+int sn_record_load_ctx(sn_codec_ctx *x, const sn_record *r, const sn_part *parts, size_t nparts,
+                       sn_err *e)
+{
     size_t total = 0;
     for (size_t i = 0; i < nparts; i++) total += parts[i].len;
     if (total != r->raw_len)
@@ -322,7 +332,7 @@ int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_e
             dst = scratch = malloc(total);
             if (!scratch) return sn_fail(e, SN_ENOMEM, "out of memory");
         }
-        rc = sn_decompress(r->codec, r->blob, r->blob_len, dst, total, e);
+        rc = sn_decompress_ctx(x, r->codec, r->blob, r->blob_len, dst, total, e);
         if (!rc) {
             crc = sn_crc32(crc, dst, total);
             size_t off = 0;

@@ -183,23 +183,92 @@ static int lane_cctx(ZSTD_CCtx **out, sn_err *e)
     return SN_OK;
 }
 
+/* ---- reusable state (sn_codec_ctx) --------------------------------------- */
+
+/* Scratch memory a context keeps between calls, at most this much: enough
+ * for the lanes of a 16 MiB payload; a larger one gets its own, freed after
+ * the call, so a store does not hold on to a huge buffer. */
+#define SCRATCH_KEEP ((size_t)16 << 20)
+
+struct sn_codec_ctx {
+    ZSTD_CCtx *cctx;         /* with the lane parameters set, made on first use */
+    ZSTD_DCtx *dctx;
+    unsigned char *scratch;  /* lanes being coded or decoded */
+    size_t cap;
+};
+
+sn_codec_ctx *sn_codec_ctx_new(void)
+{
+    return calloc(1, sizeof(sn_codec_ctx));
+}
+
+void sn_codec_ctx_free(sn_codec_ctx *x)
+{
+    if (!x) return;
+    ZSTD_freeCCtx(x->cctx);
+    ZSTD_freeDCtx(x->dctx);
+    free(x->scratch);
+    free(x);
+}
+
+/* n bytes of scratch: x's own, or (x NULL, or n over SCRATCH_KEEP) a fresh
+ * block in *owned that the caller frees. NULL when out of memory. */
+static unsigned char *scratch(sn_codec_ctx *x, size_t n, unsigned char **owned)
+{
+    *owned = NULL;
+    if (!x || n > SCRATCH_KEEP) return *owned = malloc(n ? n : 1);
+    if (x->cap < n) {
+        free(x->scratch);   /* nothing in it is kept: no realloc copy */
+        x->cap = 0;
+        x->scratch = malloc(n);
+        if (!x->scratch) return NULL;
+        x->cap = n;
+    }
+    return x->scratch;
+}
+
+/* The lane compressor: x's (made once), or a fresh one in *owned. */
+static int get_cctx(sn_codec_ctx *x, ZSTD_CCtx **c, ZSTD_CCtx **owned, sn_err *e)
+{
+    *owned = NULL;
+    if (!x) {
+        int rc = lane_cctx(owned, e);
+        *c = *owned;
+        return rc;
+    }
+    int rc = x->cctx ? SN_OK : lane_cctx(&x->cctx, e);
+    *c = x->cctx;
+    return rc;
+}
+
+/* The decompressor: x's, or a fresh one in *owned; NULL when out of memory.
+ * ZSTD_decompressDCtx starts every frame afresh, so one that failed
+ * leaves nothing behind for the next. */
+static ZSTD_DCtx *get_dctx(sn_codec_ctx *x, ZSTD_DCtx **owned)
+{
+    *owned = NULL;
+    if (!x) return *owned = ZSTD_createDCtx();
+    if (!x->dctx) x->dctx = ZSTD_createDCtx();
+    return x->dctx;
+}
+
 /* Each coded lane is gathered into one lane-sized buffer (a quarter of the
  * payload) and compressed in one shot straight into the stream: zstd's
  * streaming API would buffer as much internally, and one-shot skips its
  * copy. */
-int sn_compress_shuffle(const unsigned char *src, size_t len, unsigned char **out,
-                        size_t *out_len, sn_err *e)
+int sn_compress_shuffle(sn_codec_ctx *x, const unsigned char *src, size_t len,
+                        unsigned char **out, size_t *out_len, sn_err *e)
 {
     size_t n = len / 4, tail = len % 4, pos = 1;
     unsigned plan = plan_lanes(src, n), coded = 0;
     int rc = SN_OK;
-    unsigned char *buf = malloc(len + 1), *lane = NULL;
-    ZSTD_CCtx *cctx = NULL;
+    unsigned char *buf = malloc(len + 1), *lane = NULL, *own_lane = NULL;
+    ZSTD_CCtx *cctx = NULL, *own_cctx = NULL;
     if (!buf) return sn_codec_nomem(e);
     if (plan) {
-        lane = malloc(n);
+        lane = scratch(x, n, &own_lane);
         if (!lane) rc = sn_codec_nomem(e);
-        if (rc == SN_OK) rc = lane_cctx(&cctx, e);
+        if (rc == SN_OK) rc = get_cctx(x, &cctx, &own_cctx, e);
     }
     for (unsigned k = 0; k < 4 && rc == SN_OK; k++) {
         if (plan >> k & 1u) {
@@ -223,8 +292,8 @@ int sn_compress_shuffle(const unsigned char *src, size_t len, unsigned char **ou
         }
         pos += n;
     }
-    ZSTD_freeCCtx(cctx);
-    free(lane);
+    ZSTD_freeCCtx(own_cctx);
+    free(own_lane);
     if (rc != SN_OK) {
         free(buf);
         return rc;
@@ -285,18 +354,19 @@ static int unzstd_lane(ZSTD_DCtx *d, unsigned k, const unsigned char *src, size_
  * the encoder's frames are single-segment (window = lane size), so a
  * streaming decoder would buffer the whole lane inside zstd anyway, plus
  * one more copy per byte; the one-shot decoder writes the lane once. */
-static int weave_shuffle(const unsigned char *const lane[4], const size_t clen[4],
-                         unsigned coded, size_t n, unsigned char *dst, sn_err *e)
+static int weave_shuffle(sn_codec_ctx *x, const unsigned char *const lane[4],
+                         const size_t clen[4], unsigned coded, size_t n, unsigned char *dst,
+                         sn_err *e)
 {
     const unsigned char *p[4];
     unsigned count = 0;
     for (unsigned k = 0; k < 4; k++) count += coded >> k & 1u;
-    unsigned char *lanes = NULL;
-    ZSTD_DCtx *d = NULL;
+    unsigned char *lanes = NULL, *own_lanes = NULL;
+    ZSTD_DCtx *d = NULL, *own_d = NULL;
     int rc = SN_OK;
     if (count) {
-        lanes = malloc(count * n);
-        d = ZSTD_createDCtx();
+        lanes = scratch(x, count * n, &own_lanes);
+        d = get_dctx(x, &own_d);
         if (!lanes || !d) rc = sn_codec_nomem(e);
     }
     for (unsigned k = 0, slot = 0; k < 4 && rc == SN_OK; k++) {
@@ -309,13 +379,13 @@ static int weave_shuffle(const unsigned char *const lane[4], const size_t clen[4
         p[k] = at;
     }
     if (rc == SN_OK) sn_weave_lanes(dst, p[0], p[1], p[2], p[3], n);
-    ZSTD_freeDCtx(d);
-    free(lanes);
+    ZSTD_freeDCtx(own_d);
+    free(own_lanes);
     return rc;
 }
 
-int sn_decompress_shuffle(const unsigned char *src, size_t len, unsigned char *dst,
-                          size_t raw_len, sn_err *e)
+int sn_decompress_shuffle(sn_codec_ctx *x, const unsigned char *src, size_t len,
+                          unsigned char *dst, size_t raw_len, sn_err *e)
 {
     if (len == 0) return sn_fail(e, SN_ECORRUPT, "shuffle payload is empty");
     unsigned head = src[0];
@@ -353,7 +423,7 @@ int sn_decompress_shuffle(const unsigned char *src, size_t len, unsigned char *d
     if (len - pos != tail)
         return sn_fail(e, SN_ECORRUPT, "shuffle payload has %zu bytes after its lanes, expected %zu",
                        len - pos, tail);
-    int rc = weave_shuffle(lane, clen, coded, n, dst, e);
+    int rc = weave_shuffle(x, lane, clen, coded, n, dst, e);
     if (rc == SN_OK) memcpy(dst + 4 * n, src + pos, tail);
     return rc;
 }

@@ -45,6 +45,7 @@ struct sn_store {
     uint64_t repl_seq;            /* last replication log seq of this origin */
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
+    sn_codec_ctx *codec;          /* codec state reused by every record read and written */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in
@@ -210,11 +211,13 @@ SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
 /* The checks one stored record passes on its own (sn_verify.c): decoded
  * whole, its CRC, its type, its fields against its key. With a, the fields
  * of a non-weights record are left in *fields. */
-SN_HIDDEN int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val,
-                              size_t vlen, sn_arena *a, sn_value *fields, sn_err *e);
+SN_HIDDEN int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
+                              const char *val, size_t vlen, sn_arena *a, sn_value *fields,
+                              sn_err *e);
 
-/* Decode one stored weight value fully (payload and checksum included). */
-SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,
-                                size_t vlen, sn_err *e);
+/* Decode one stored weight value fully (payload and checksum included),
+ * with codec state x (NULL: made for the call). */
+SN_HIDDEN int sn_weights_verify(sn_codec_ctx *x, const unsigned char *key, size_t klen,
+                                const char *val, size_t vlen, sn_err *e);
 
 #endif

@@ -62,7 +62,7 @@ static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_
                      sn_err *e)
 {
     if (en->kind == SN_KIND_PUT) {
-        int rc = sn_replica_check(en, bytes, len, e);
+        int rc = sn_replica_check(y->s, en, bytes, len, e);
         if (rc) { *bad = 1; return rc; }
         double wall_ms = sn_now() * 1000.0;
         if ((double)(en->hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms) {
@@ -221,7 +221,7 @@ int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err 
             if (!rc && rtotal && (roff > rtotal || elen > rtotal - roff))
                 rc = sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
             else if (!rc && en.kind == SN_KIND_PUT && !rtotal)
-                rc = sn_replica_check(&en, m.payload + total, elen, e);
+                rc = sn_replica_check(NULL, &en, m.payload + total, elen, e);
             total += elen;
         }
     }
