@@ -47,6 +47,11 @@ typedef struct sn_codec_ctx sn_codec_ctx;
 /* NULL when out of memory; the contexts inside are made on first use. */
 SN_HIDDEN sn_codec_ctx *sn_codec_ctx_new(void);
 SN_HIDDEN void sn_codec_ctx_free(sn_codec_ctx *x);
+/* n bytes for a decode whose result the caller only checks and drops
+ * (verify): x's own memory, valid until the next call for it, or (x NULL,
+ * or n large) a fresh block in *owned for the caller to free. NULL when out
+ * of memory. */
+SN_HIDDEN void *sn_codec_ctx_out(sn_codec_ctx *x, size_t n, unsigned char **owned);
 /* sn_compress and sn_decompress with x's state (x NULL: state made and
  * freed within the call, as sn_compress and sn_decompress do). */
 SN_HIDDEN int sn_compress_ctx(sn_codec_ctx *x, sn_codec c, const void *src, size_t len,

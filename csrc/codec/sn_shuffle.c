@@ -185,16 +185,23 @@ static int lane_cctx(ZSTD_CCtx **out, sn_err *e)
 
 /* ---- reusable state (sn_codec_ctx) --------------------------------------- */
 
-/* Scratch memory a context keeps between calls, at most this much: enough
- * for the lanes of a 16 MiB payload; a larger one gets its own, freed after
- * the call, so a store does not hold on to a huge buffer. */
-#define SCRATCH_KEEP ((size_t)16 << 20)
+/* Scratch memory a context keeps between calls, at most this much per
+ * buffer: enough for a 4 MiB payload; a larger one gets its own, freed
+ * after the call, so a store does not hold on to a huge buffer. Kept
+ * memory is the point: a fresh block of this size comes from mmap, and
+ * its first touch page-faults (a quarter of a 1 MiB record's check). */
+#define SCRATCH_KEEP ((size_t)4 << 20)
+
+typedef struct scratch_buf {
+    unsigned char *p;
+    size_t cap;
+} scratch_buf;
 
 struct sn_codec_ctx {
     ZSTD_CCtx *cctx;         /* with the lane parameters set, made on first use */
     ZSTD_DCtx *dctx;
-    unsigned char *scratch;  /* lanes being coded or decoded */
-    size_t cap;
+    scratch_buf lanes;       /* lanes being coded or decoded */
+    scratch_buf out;         /* the caller's (sn_codec_ctx_out) */
 };
 
 sn_codec_ctx *sn_codec_ctx_new(void)
@@ -207,24 +214,35 @@ void sn_codec_ctx_free(sn_codec_ctx *x)
     if (!x) return;
     ZSTD_freeCCtx(x->cctx);
     ZSTD_freeDCtx(x->dctx);
-    free(x->scratch);
+    free(x->lanes.p);
+    free(x->out.p);
     free(x);
 }
 
-/* n bytes of scratch: x's own, or (x NULL, or n over SCRATCH_KEEP) a fresh
- * block in *owned that the caller frees. NULL when out of memory. */
-static unsigned char *scratch(sn_codec_ctx *x, size_t n, unsigned char **owned)
+/* n bytes of b (grown when short), or (b NULL, or n over SCRATCH_KEEP) a
+ * fresh block in *owned that the caller frees. NULL when out of memory. */
+static unsigned char *scratch_get(scratch_buf *b, size_t n, unsigned char **owned)
 {
     *owned = NULL;
-    if (!x || n > SCRATCH_KEEP) return *owned = malloc(n ? n : 1);
-    if (x->cap < n) {
-        free(x->scratch);   /* nothing in it is kept: no realloc copy */
-        x->cap = 0;
-        x->scratch = malloc(n);
-        if (!x->scratch) return NULL;
-        x->cap = n;
+    if (!b || n > SCRATCH_KEEP) return *owned = malloc(n ? n : 1);
+    if (b->cap < n) {
+        free(b->p);   /* nothing in it is kept: no realloc copy */
+        b->cap = 0;
+        b->p = malloc(n);
+        if (!b->p) return NULL;
+        b->cap = n;
     }
-    return x->scratch;
+    return b->p;
+}
+
+static unsigned char *scratch(sn_codec_ctx *x, size_t n, unsigned char **owned)
+{
+    return scratch_get(x ? &x->lanes : NULL, n, owned);
+}
+
+void *sn_codec_ctx_out(sn_codec_ctx *x, size_t n, unsigned char **owned)
+{
+    return scratch_get(x ? &x->out : NULL, n, owned);
 }
 
 /* The lane compressor: x's (made once), or a fresh one in *owned. */

@@ -352,13 +352,14 @@ int sn_weights_verify(sn_codec_ctx *x, const unsigned char *key, size_t klen, co
     sn_arena_init(&v.arena);
     v.codec = x;
     int rc = view_decode(&v, val, vlen, key, klen, e);
-    float *buf = NULL;
+    unsigned char *owned = NULL;
     if (!rc) {
-        buf = malloc((v.nw + v.nb + 1) * sizeof(float));
+        /* the store's memory, not a fresh block per record (sn_compress.h) */
+        float *buf = sn_codec_ctx_out(x, (v.nw + v.nb + 1) * sizeof(float), &owned);
         rc = buf ? sn_weights_view_load(&v, buf, buf + v.nw, e)
                  : sn_fail(e, SN_ENOMEM, "out of memory");
     }
-    free(buf);
+    free(owned);
     sn_arena_free(&v.arena);
     return rc;
 }
