@@ -75,6 +75,43 @@ static rocksdb_options_t *options(const char *spec, rocksdb_options_t *base)
     return o;
 }
 
+/* runs + 1 runs of count puts then count gets of what they wrote (run 0
+ * warms up, untimed); the medians of seconds per put and per get. */
+static void time_runs(rocksdb_t *db, rocksdb_writeoptions_t *wo, rocksdb_readoptions_t *ro,
+                      char *val, size_t size, int count, int runs, double *put_s, double *get_s)
+{
+    char *err = NULL, key[128];
+    double put_t[MAX_RUNS], get_t[MAX_RUNS];
+    uint64_t next = 1;
+    for (int r = 0; r <= runs; r++) {
+        uint64_t first = next;
+        double t0 = now();
+        for (int i = 0; i < count; i++, next++) {
+            val[0] = (char)next;   /* distinct values, like distinct versions */
+            size_t klen = make_key(key, next);
+            rocksdb_put(db, wo, key, klen, val, size, &err);
+            if (err) die("put", err);
+        }
+        double t1 = now();
+        for (int i = 0; i < count; i++) {
+            size_t klen = make_key(key, first + (uint64_t)i), vlen = 0;
+            rocksdb_pinnableslice_t *p = rocksdb_get_pinned(db, ro, key, klen, &err);
+            if (err || !p) die("get", err);
+            const char *v = rocksdb_pinnableslice_value(p, &vlen);
+            if (vlen != size || v[size ? size - 1 : 0] != val[size ? size - 1 : 0])
+                die("get: wrong value", NULL);
+            rocksdb_pinnableslice_destroy(p);
+        }
+        double t2 = now();
+        if (r > 0) {
+            put_t[r - 1] = (t1 - t0) / count;
+            get_t[r - 1] = (t2 - t1) / count;
+        }
+    }
+    *put_s = median(put_t, runs);
+    *get_s = median(get_t, runs);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 6) {
@@ -104,6 +141,7 @@ int main(int argc, char **argv)
     rocksdb_options_set_block_based_table_factory(opts, t);
 
     char *err = NULL;
+    uint64_t x = 88172645463325252ull;
     rocksdb_t *db = rocksdb_open(opts, dir, &err);
     if (err) die("open", err);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
@@ -111,40 +149,14 @@ int main(int argc, char **argv)
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(ro, 0);
 
-    char *val = malloc(size ? size : 1), key[128];
-    uint64_t x = 88172645463325252ull;
+    double put_t, get_t;
+    char *val = malloc(size ? size : 1);
     for (size_t i = 0; i < size; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;   /* xorshift64 */
         val[i] = (char)x;
     }
-    double put_t[MAX_RUNS], get_t[MAX_RUNS];
-    uint64_t next = 1;
-    for (int r = 0; r <= runs; r++) {   /* run 0 warms up, untimed */
-        uint64_t first = next;
-        double t0 = now();
-        for (int i = 0; i < count; i++, next++) {
-            val[0] = (char)next;   /* distinct values, like distinct versions */
-            size_t klen = make_key(key, next);
-            rocksdb_put(db, wo, key, klen, val, size, &err);
-            if (err) die("put", err);
-        }
-        double t1 = now();
-        for (int i = 0; i < count; i++) {
-            size_t klen = make_key(key, first + (uint64_t)i), vlen = 0;
-            rocksdb_pinnableslice_t *p = rocksdb_get_pinned(db, ro, key, klen, &err);
-            if (err || !p) die("get", err);
-            const char *v = rocksdb_pinnableslice_value(p, &vlen);
-            if (vlen != size || v[size ? size - 1 : 0] != val[size ? size - 1 : 0])
-                die("get: wrong value", NULL);
-            rocksdb_pinnableslice_destroy(p);
-        }
-        double t2 = now();
-        if (r > 0) {
-            put_t[r - 1] = (t1 - t0) / count;
-            get_t[r - 1] = (t2 - t1) / count;
-        }
-    }
-    printf("put %zu %.9f\nget %zu %.9f\n", size, median(put_t, runs), size, median(get_t, runs));
+    time_runs(db, wo, ro, val, size, count, runs, &put_t, &get_t);
+    printf("put %zu %.9f\nget %zu %.9f\n", size, put_t, size, get_t);
 
     rocksdb_readoptions_destroy(ro);
     rocksdb_writeoptions_destroy(wo);
