@@ -168,7 +168,10 @@ static unsigned plan_lanes(const unsigned char *src, size_t n)
             run[b] = st.run[0][k][b] + st.run[1][k][b];
         }
         float huff = huffman_bits(all, none);
-        float runs = huffman_bits(all, run) + RUN_MATCH_BITS * (float)st.runs[k];
+        /* no run started: run[] is all zero and the estimate is huff's
+         * (the usual case for mantissa lanes; saves a pass over 256 counts) */
+        float runs = st.runs[k] ? huffman_bits(all, run) + RUN_MATCH_BITS * (float)st.runs[k]
+                                : huff;
         float best = runs < huff ? runs : huff;
         if (best < CODE_BELOW_BITS * (float)st.count) plan |= 1u << k;
     }
