@@ -303,6 +303,20 @@ int sn_record_decode(const void *data, size_t len, sn_arena *a, sn_record *r, sn
     return rc;
 }
 
+/* Where parts lie as one piece of total bytes, or NULL. */
+static unsigned char *one_piece(const sn_part *parts, size_t nparts, size_t total)
+{
+    unsigned char *start = NULL, *end = NULL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (!parts[i].len) continue;
+        unsigned char *p = parts[i].p;
+        if (start && p != end) return NULL;
+        if (!start) start = p;
+        end = p + parts[i].len;
+    }
+    return start && (size_t)(end - start) == total ? start : NULL;
+}
+
 int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_err *e)
 {
     return sn_record_load_ctx(NULL, r, parts, nparts, e);
@@ -326,8 +340,10 @@ int sn_record_load_ctx(sn_codec_ctx *x, const sn_record *r, const sn_part *parts
             off += parts[i].len;
         }
     } else {
-        /* decode straight into the destination when it is one piece */
-        unsigned char *scratch = NULL, *dst = nparts == 1 ? parts[0].p : NULL;
+        /* decode straight into the destination when it is one piece: one
+         * part, or parts back to back in memory, or all but one empty (a
+         * layer without biases); else through a buffer, copied out */
+        unsigned char *scratch = NULL, *dst = one_piece(parts, nparts, total);
         if (!dst && total) {
             dst = scratch = malloc(total);
             if (!scratch) return sn_fail(e, SN_ENOMEM, "out of memory");
