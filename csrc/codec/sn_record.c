@@ -153,6 +153,20 @@ static int pack_meta(const sn_schema *s, const sn_value *map, msgpack_sbuffer *s
     return 0;
 }
 
+/* Where parts lie as one piece of total bytes, or NULL. */
+static unsigned char *one_piece(const sn_part *parts, size_t nparts, size_t total)
+{
+    unsigned char *start = NULL, *end = NULL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (!parts[i].len) continue;
+        unsigned char *p = parts[i].p;
+        if (start && p != end) return NULL;
+        if (!start) start = p;
+        end = p + parts[i].len;
+    }
+    return start && (size_t)(end - start) == total ? start : NULL;
+}
+
 int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
                      size_t nparts, sn_codec codec, sn_buf *out, sn_err *e)
 {
@@ -184,17 +198,22 @@ int sn_record_encode_ctx(sn_codec_ctx *x, unsigned type, const sn_value *map,
     uint32_t crc = sn_crc32(0, meta.data, meta.size);
 
     if (codec != SN_CODEC_NONE) {
-        /* codecs need the payload contiguous; lossy ones change it first */
-        raw = malloc(raw_len);
-        if (!raw) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
-        size_t off = 0;
-        for (size_t i = 0; i < nparts; i++) {
-            if (parts[i].len) memcpy(raw + off, parts[i].p, parts[i].len);
-            off += parts[i].len;
+        /* codecs need the payload contiguous (used in place when it is one
+         * piece already); lossy ones change it first, in a copy */
+        const unsigned char *src = sn_codec_is_lossy(codec) ? NULL : one_piece(parts, nparts, raw_len);
+        if (!src) {
+            raw = malloc(raw_len);
+            if (!raw) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
+            size_t off = 0;
+            for (size_t i = 0; i < nparts; i++) {
+                if (parts[i].len) memcpy(raw + off, parts[i].p, parts[i].len);
+                off += parts[i].len;
+            }
+            sn_codec_quantize(codec, raw, raw_len);
+            src = raw;
         }
-        sn_codec_quantize(codec, raw, raw_len);
-        crc = sn_crc32(crc, raw, raw_len);
-        rc = sn_compress_ctx(x, codec, raw, raw_len, &packed, &packed_len, e);
+        crc = sn_crc32(crc, src, raw_len);
+        rc = sn_compress_ctx(x, codec, src, raw_len, &packed, &packed_len, e);
         if (rc) goto done;
     } else {
         for (size_t i = 0; i < nparts; i++) crc = sn_crc32(crc, parts[i].p, parts[i].len);
@@ -301,20 +320,6 @@ int sn_record_decode(const void *data, size_t len, sn_arena *a, sn_record *r, sn
     msgpack_unpacked_destroy(&u);
     if (!rc) rc = decode_fields(r, a, e);
     return rc;
-}
-
-/* Where parts lie as one piece of total bytes, or NULL. */
-static unsigned char *one_piece(const sn_part *parts, size_t nparts, size_t total)
-{
-    unsigned char *start = NULL, *end = NULL;
-    for (size_t i = 0; i < nparts; i++) {
-        if (!parts[i].len) continue;
-        unsigned char *p = parts[i].p;
-        if (start && p != end) return NULL;
-        if (!start) start = p;
-        end = p + parts[i].len;
-    }
-    return start && (size_t)(end - start) == total ? start : NULL;
 }
 
 int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_err *e)
