@@ -227,6 +227,38 @@ do
   print(("  targets: bulk sync <= 1.5x local puts; >= 8000 small updates/s (weights received by B: %d)"):format(got))
 end
 
+-- 3c. Growth: receiving a burst of N small updates (4 KiB layers, each
+-- its own layer) between two transport-free engines, N = 1x, 10x, 100x:
+-- messages per burst and receive CPU time per update (should stay flat).
+do
+  print("\n  receiving a burst of N 4 KiB updates (engines, no sockets; CPU time per update):")
+  print(("  %-16s %10s %14s %8s"):format("N", "messages", "us / update", "vs 1x"))
+  local base = quick and 30 or 100
+  local first
+  for _, mult in ipairs({ 1, 10, 100 }) do
+    local n = base * mult
+    local dir = tmpdir()
+    local a = assert(synaptic.open(dir .. "/a"))
+    local b = assert(synaptic.open(dir .. "/b"))
+    local cfg = { sync_interval_seconds = 1000, heartbeat_interval_seconds = 1000, peer_timeout_seconds = 5000 }
+    local function conf(id) local t = { node_id = id } for k, v in pairs(cfg) do t[k] = v end return t end
+    local ea, eb = synaptic.sync_engine(a, conf "A"), synaptic.sync_engine(b, conf "B")
+    ea:add_peer("B"); eb:add_peer("A"); ea:tick(1); eb:tick(1); ea:outbox(); eb:outbox()
+    local w = gaussian(1024, 21)
+    for i = 1, n do a:put_weights("burst", i, w, {}) end
+    ea:tick(2)
+    local msgs = ea:outbox()
+    local t0 = os.clock()
+    for _, m in ipairs(msgs) do assert(eb:receive("A", m.bytes)) end
+    local per = (os.clock() - t0) / n
+    assert(eb:stats().weights_received == n, "burst not applied whole")
+    first = first or per
+    print(("  %-16s %10d %14.1f %7.2fx"):format(("%dx (%d)"):format(mult, n), #msgs, per * 1e6, per / first))
+    ea:close(); eb:close(); a:close(); b:close()
+    rmdir(dir)
+  end
+end
+
 -- 4. The cost of a merge: A and B share a base of a layer, each writes a
 -- version the other did not see; the time for A to apply B's entry under
 -- conflict_resolution = "merge" (decode, history, the merge over the base,
