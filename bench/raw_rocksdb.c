@@ -131,9 +131,13 @@ int main(int argc, char **argv)
         "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
         "keep_log_file_num=3;max_log_file_size=1048576;"
         "wal_recovery_mode=kTolerateCorruptedTailRecords", base);
-    rocksdb_options_t *opts = options(
+    rocksdb_options_t *cf_opts = options(
         "compression=kNoCompression;enable_blob_files=true;min_blob_size=4096;"
         "blob_file_size=268435456;enable_blob_garbage_collection=true", db_opts);
+    /* RAW_ROCKSDB_OPTIONS: more options on top, to try what the store
+     * might set (e.g. "arena_block_size=..."); unset in make bench */
+    const char *extra = getenv("RAW_ROCKSDB_OPTIONS");
+    rocksdb_options_t *opts = extra ? options(extra, cf_opts) : cf_opts;
     rocksdb_cache_t *cache = rocksdb_cache_create_lru(64u << 20);
     rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(t, cache);
@@ -161,7 +165,8 @@ int main(int argc, char **argv)
     rocksdb_readoptions_destroy(ro);
     rocksdb_writeoptions_destroy(wo);
     rocksdb_close(db);
-    rocksdb_options_destroy(opts);
+    if (opts != cf_opts) rocksdb_options_destroy(opts);
+    rocksdb_options_destroy(cf_opts);
     rocksdb_options_destroy(db_opts);
     rocksdb_options_destroy(base);
     rocksdb_block_based_options_destroy(t);
