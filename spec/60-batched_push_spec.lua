@@ -157,6 +157,19 @@ describe("batched pushes", function()
     assert.matches("rejected: .*checksum", err)
     assert.equal(before + 1, eb:stats().rejected)
     for i = 1, 3 do assert.is_nil(b:get_weights("dmg", i)) end
+    -- damage inside a record's zstd-coded lane: the receiver's decoder
+    -- fails mid-frame, and must decode the next message as good as new
+    local last_frame = 0
+    repeat
+      local at = bytes:find("\x28\xb5\x2f\xfd", last_frame + 1, true)
+      last_frame = at or last_frame
+    until not at
+    assert.is_true(last_frame > 0, "no zstd frame in the message")
+    ok, err = eb:receive("A", damage(bytes, #bytes - (last_frame + 12) + 1))
+    assert.is_nil(ok)
+    assert.matches("rejected: record .*layer 3", err)
+    assert.equal(before + 2, eb:stats().rejected)
+    for i = 1, 3 do assert.is_nil(b:get_weights("dmg", i)) end
     -- an undamaged copy of the same message is taken as it is
     assert.is_true(eb:receive("A", bytes))
     for i = 1, 3 do assert.equal(w[i]:tobytes(), b:get_weights("dmg", i):tobytes()) end
