@@ -40,7 +40,8 @@ static int load_view(sn_store *s, const unsigned char *lk, size_t lklen, const s
         v->codec = s->codec;
         return rc;
     }
-    return sn_get_weights_by_id(s, lk, lklen, id, v, e);
+    /* the record only: heads are compared by depth, not version number */
+    return sn_get_weights_record(s, lk, lklen, id, v, e);
 }
 
 static int load_heads(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *heads,

@@ -162,6 +162,11 @@ SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk
  * its version number; release the view. */
 SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen,
                                    const sn_ident *id, sn_weights_view *v, sn_err *e);
+/* The same without its version number (left 0), so without a walk of the
+ * layer's history: for callers that need the record only (applying a
+ * peer's write compares heads by depth). */
+SN_HIDDEN int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t lklen,
+                                    const sn_ident *id, sn_weights_view *v, sn_err *e);
 /* A view of a weights record held in memory (bytes must outlive it; the
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,

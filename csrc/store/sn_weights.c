@@ -293,6 +293,14 @@ int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen, con
     return rc;
 }
 
+int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                          sn_weights_view *v, sn_err *e)
+{
+    memset(v, 0, sizeof *v);
+    sn_arena_init(&v->arena);
+    return view_load(s, lk, lklen, id, v, e);
+}
+
 int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e)
 {
     sn_part parts[2] = { { w, v->nw * sizeof(float) }, { b, v->nb * sizeof(float) } };
