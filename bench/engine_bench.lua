@@ -129,6 +129,7 @@ local function growth_section()
       end)
     end
     for i = 1, 4 do s:put_weights("big", i, big) end
+    for i = 1, 4 do assert(s:get_weights("big", i)) end   -- first reads untimed
     collectgarbage()
     local t0 = now()
     for i = 1, base do s:put_weights("grow", i, small) end
