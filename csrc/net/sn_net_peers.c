@@ -157,26 +157,32 @@ static int from_router(sn_net *n, sn_sync *y, zmq_msg_t *conn, zmq_msg_t *body, 
     return rc;
 }
 
-/* Another peer than the one at endpoint that is node. */
+/* Another peer than the one at endpoint that is node: 0 none, 2 one we
+ * listed ourselves (static), 1 another. */
 static int other_peer_is(sn_sync *y, const char *node, const char *endpoint)
 {
+    int found = 0;
     for (size_t i = 0; i < sn_sync_peer_count(y); i++) {
         sn_peer_info p;
         sn_sync_peer(y, i, &p);
         if (strcmp(p.id, endpoint) && (!strcmp(p.id, node) || (p.node && !strcmp(p.node, node))))
-            return 1;
+            found = p.is_static ? 2 : found ? found : 1;
     }
-    return 0;
+    return found;
 }
 
-/* Whether a learned dealer is for a node we already have: dropped then. */
-static int learned_duplicate(sn_sync *y, const char *endpoint, const char *node)
+/* Whether a learned dealer is for a node we already reach another way: it
+ * is dropped then. When two nodes dialed each other at once, each sees the
+ * other's inbound connection; only the larger id gives its dealer up, so
+ * one connection of the two survives. */
+static int learned_duplicate(sn_sync *y, const char *own, const char *endpoint, const char *node)
 {
     long i = sn_sync_find_node(y, endpoint);
     if (i < 0) return 0;
     sn_peer_info p;
     sn_sync_peer(y, (size_t)i, &p);
-    return p.learned && other_peer_is(y, node, endpoint);
+    int other = other_peer_is(y, node, endpoint);
+    return p.learned && other && (other > 1 || strcmp(own, node) > 0);
 }
 
 /* *gone: the dealer was closed (it reached ourselves, or a node we have). */
@@ -191,7 +197,7 @@ static int from_dealer(sn_net *n, sn_sync *y, size_t d, zmq_msg_t *body, int *go
         return SN_OK;
     }
     const char *ep = n->dealers[d].endpoint;
-    if (!strcmp(from, n->node_id) || learned_duplicate(y, ep, from)) {
+    if (!strcmp(from, n->node_id) || learned_duplicate(y, n->node_id, ep, from)) {
         /* ourselves: never again; a duplicate: the other connection serves */
         int self = !strcmp(from, n->node_id);
         if (self && sn_sync_block(y, ep, e)) return e->code;
