@@ -301,11 +301,16 @@ int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
     }
     sn_candidate c;
     while (sn_sync_next_dial(y, &c)) {
-        /* under CURVE only keys we would admit ourselves are dialed */
-        if (n->cfg.curve && (!c.pub[0] || !sn_net_authorized(n, c.pub))) {
+        /* under CURVE only keys we would admit ourselves are dialed; only
+         * network endpoints (an inproc one a peer names would be one of
+         * our own sockets, the ZAP handler's included) */
+        int refuse = (n->cfg.curve && (!c.pub[0] || !sn_net_authorized(n, c.pub))) ||
+                     (strncmp(c.endpoint, "tcp://", 6) && strncmp(c.endpoint, "ipc://", 6));
+        if (refuse) {
             if (sn_sync_block(y, c.id, e)) return e->code;
             continue;
         }
+        size_t before = n->ndealers;
         sn_err why;
         if (sn_net_connect(n, c.endpoint, c.pub, &why)) {
             if (why.code == SN_ENOMEM) { *e = why; return why.code; }
@@ -313,7 +318,7 @@ int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
             continue;
         }
         if (sn_sync_add_learned(y, &c, e)) {
-            sn_net_close_dealer(n, n->ndealers - 1);
+            if (n->ndealers > before) sn_net_close_dealer(n, n->ndealers - 1);
             return e->code == SN_ENOMEM ? e->code : SN_OK;
         }
         n->st.learned++;
