@@ -31,6 +31,27 @@ end
 describe("discovery", function()
   after_each(helpers.cleanup)
 
+  it("a heartbeat tells where its sender listens (engines, no sockets)", function()
+    local a, b = open("a"), open("b")
+    local ea = synaptic.sync_engine(a, { node_id = "A" })
+    local eb = synaptic.sync_engine(b, { node_id = "B" })
+    local key = ("k"):rep(40)
+    assert.has_error(function() ea:advertise(("x"):rep(256)) end)
+    assert.has_error(function() ea:advertise("tcp://127.0.0.1:7000", "short") end)
+    assert.is_true(ea:advertise("tcp://127.0.0.1:7000", key))
+    ea:add_peer("B"); eb:add_peer("A")
+    assert.is_true(ea:tick(1))
+    for _, m in ipairs(ea:outbox()) do assert(eb:receive("A", m.bytes)) end
+    local p = eb:peers()[1]
+    assert.equal("tcp://127.0.0.1:7000", p.endpoint)
+    assert.equal(key, p.public)
+    assert.equal("A", p.node_id)
+    assert.is_false(p.learned)
+    -- not advertising any more: later heartbeats carry no address
+    assert.is_true(ea:advertise())
+    ea:close(); eb:close(); a:close(); b:close()
+  end)
+
   it("a node given one seed comes to know the chain behind it, and keeps syncing without the seed", function()
     local a, b, c = open("a"), open("b"), open("c")
     local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))

@@ -56,12 +56,16 @@ static int l_engine_add_peer(lua_State *L)
 static int l_engine_advertise(lua_State *L)
 {
     check_engine(L, 1);
-    const char *ep = luaL_optstring(L, 2, NULL);
-    const char *pub = luaL_optstring(L, 3, NULL);
+    size_t eplen = 0, publen = 0;
+    const char *ep = luaL_optlstring(L, 2, NULL, &eplen);
+    const char *pub = luaL_optlstring(L, 3, NULL, &publen);
+    luaL_argcheck(L, !ep || (eplen > 0 && eplen <= SN_SYNC_MAX_ENDPOINT && strlen(ep) == eplen), 2,
+                  "endpoint must be 1 to 255 bytes without NUL");
+    luaL_argcheck(L, !pub || (publen == SN_SYNC_KEY_LEN && strlen(pub) == publen), 3,
+                  "public key must be 40 Z85 characters");
     lsn_engine *u = check_engine(L, 1);   /* again: the conversions allocate */
     sn_err e;
     int rc = sn_sync_set_self(u->y, ep, pub, &e);
-    if (rc == SN_EARG) return luaL_argerror(L, 2, e.msg);
     if (rc) return lsn_result(L, "advertise", rc, &e);
     lua_pushboolean(L, 1);
     return 1;
