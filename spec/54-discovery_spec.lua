@@ -28,8 +28,78 @@ local function node_ids(node)
   return seen, dup
 end
 
+-- ---- forging heartbeats: a minimal msgpack writer and CRC32 (as spec 34's) ----
+
+local function crc32(str)
+  local c = 0xFFFFFFFF
+  for i = 1, #str do
+    c = c ~ str:byte(i)
+    for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+  end
+  return c ~ 0xFFFFFFFF
+end
+
+local NIL, BIN = {}, {}
+local function pack(v)
+  if v == NIL then return "\xc0" end
+  if math.type(v) == "integer" then return "\xd3" .. string.pack(">i8", v) end
+  if type(v) == "string" then return "\xdb" .. string.pack(">I4", #v) .. v end
+  if v[BIN] then return "\xc6" .. string.pack(">I4", #v[BIN]) .. v[BIN] end
+  if v.map then   -- { map = { k1, v1, k2, v2, ... } }
+    local out = { "\xdf" .. string.pack(">I4", #v.map // 2) }
+    for i = 1, #v.map do out[#out + 1] = pack(v.map[i]) end
+    return table.concat(out)
+  end
+  local out = { "\xdd" .. string.pack(">I4", #v) }
+  for i = 1, #v do out[#out + 1] = pack(v[i]) end
+  return table.concat(out)
+end
+
+-- A Heartbeat (type 12) from `from` naming `peers` ({ id, endpoint, public }).
+local function heartbeat(from, peers)
+  local list = {}
+  for i, p in ipairs(peers) do
+    local m = { "id", p[1], "endpoint", p[2] }
+    if p[3] then m[5], m[6] = "public", p[3] end
+    list[i] = { map = m }
+  end
+  local meta = pack { 2, from, 12345, NIL, list }
+  return pack { 1, 12, 0, 0, crc32(meta), { [BIN] = meta }, { [BIN] = "" } }
+end
+
 describe("discovery", function()
   after_each(helpers.cleanup)
+
+  it("refuses a heartbeat whose sample is too long or malformed, and takes a good one", function()
+    local b = open("b")
+    local eb = synaptic.sync_engine(b, { node_id = "B" })
+    eb:add_peer("A")
+    local good = { "A", "tcp://127.0.0.1:7000", ("k"):rep(40) }
+    local many = {}
+    for i = 1, 17 do many[i] = { "n" .. i, "tcp://127.0.0.1:" .. (7000 + i) } end
+    local bad = {
+      many,
+      { { "x", ("e"):rep(256) } },
+      { { "x", "" } },
+      { { "x", "tcp://a\0b:1" } },
+      { { "x", "tcp://127.0.0.1:1", ("k"):rep(39) } },
+      { { "x", "tcp://127.0.0.1:1", ("k"):rep(41) } },
+    }
+    for i, sample in ipairs(bad) do
+      local ok, err = eb:receive("A", heartbeat("A", sample))
+      assert.is_nil(ok, "sample " .. i)
+      assert.matches("rejected", err)
+    end
+    assert.equal(#bad, eb:stats().rejected)
+    assert.is_nil(eb:peers()[1].endpoint)
+    table.remove(many)
+    assert.is_true(eb:receive("A", heartbeat("A", many)))
+    assert.is_true(eb:receive("A", heartbeat("A", { good })))
+    assert.equal("tcp://127.0.0.1:7000", eb:peers()[1].endpoint)
+    assert.equal(good[3], eb:peers()[1].public)
+    assert.equal(#bad, eb:stats().rejected)
+    eb:close(); b:close()
+  end)
 
   it("a heartbeat tells where its sender listens (engines, no sockets)", function()
     local a, b = open("a"), open("b")
