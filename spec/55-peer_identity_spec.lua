@@ -219,4 +219,28 @@ describe("signals", function()
     assert.matches("before\tfalse\nrun\ttrue\tinterrupted\nflag\tSIGINT\nagain\ttrue\tinterrupted\n" ..
                    "poll\ttrue\tinterrupted\ncleared\tfalse\nflag\tSIGTERM\nrun\ttrue\tinterrupted\n", out)
   end)
+
+  it("an untrapped Ctrl-C reaches Lua's own handler instead of being swallowed in node:run", function()
+    local dir = helpers.tmpdir("sig")
+    local script = dir .. "/child.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local synaptic = require "synaptic"
+      local s = assert(synaptic.open(arg[1] .. "/store"))
+      local n = assert(synaptic.node(s, { node_id = "sig", listen = "tcp://127.0.0.1:0" }))
+      local stat = assert(io.open("/proc/self/stat"))
+      local pid = stat:read("n")
+      stat:close()
+      os.execute(("(sleep 0.5; kill -INT %d) >/dev/null 2>&1 &"):format(pid))
+      n:run(600)
+      print("not interrupted")
+    ]])
+    f:close()
+    -- the interpreter's SIGINT handler raises "interrupted!" once run returns;
+    -- swallowed, run would go on until timeout kills it (exit 124)
+    local _, code, out = helpers.run(helpers.child_env() .. "timeout 30 lua5.4 " .. helpers.shq(script) .. " " .. helpers.shq(dir))
+    assert.equal(1, code, out)
+    assert.matches("interrupted!", out)
+    assert.not_matches("not interrupted", out)
+  end)
 end)
