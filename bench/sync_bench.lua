@@ -2,7 +2,8 @@
 -- one update to reach every node as N grows (against log2 N); bytes sent per
 -- update against the update's stored record size (delta sync overhead); and
 -- two real ZeroMQ nodes on loopback: updates/s and the latency of a small
--- weight update. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
+-- weight update; heartbeats for discovery to turn a chain of seeds into a
+-- full mesh. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
 package.path = "spec/?.lua;spec/support/?.lua;" .. package.path
 local synaptic = require "synaptic"
 local sim = require "sim"
@@ -302,4 +303,43 @@ do
     print(("  %-12s %14.2f %14.2f %7.2fx"):format(fmt_bytes(floats * 4), p * 1000, m * 1000, m / p))
   end
   print("  (CPU time; the merge reads three records (two heads, the base) and writes one)")
+end
+
+-- 5. Discovery: N real nodes on loopback, each given only the one before it
+-- as a seed (a chain), until every node has a live peer for every other.
+-- Counted in heartbeats (wall time / heartbeat interval), against log2 N.
+do
+  print("\n  discovery: a chain of N listening nodes (one seed each) to a full mesh:")
+  print(("  %6s %12s %8s %14s"):format("N", "heartbeats", "log2 N", "hb / log2 N"))
+  local HB = 0.1
+  for _, n in ipairs(quick and { 4, 8 } or { 4, 8, 12 }) do
+    local dir = tmpdir("disc")
+    local stores, nodes = {}, {}
+    for i = 1, n do
+      stores[i] = assert(synaptic.open(("%s/n%02d"):format(dir, i), { write_buffer_mb = 1, cache_mb = 1 }))
+      nodes[i] = assert(synaptic.node(stores[i], { node_id = ("N%02d"):format(i), listen = "tcp://127.0.0.1:0",
+        peers = { nodes[i - 1] and nodes[i - 1]:address() or nil }, max_peers = 32,
+        heartbeat_interval_seconds = HB, sync_interval_seconds = 1, peer_timeout_seconds = 5 }))
+    end
+    local function full()
+      for _, node in ipairs(nodes) do
+        local alive = 0
+        for _, p in ipairs(node:peers()) do if p.state == "alive" and p.last_seen then alive = alive + 1 end end
+        if alive < n - 1 then return false end
+      end
+      return true
+    end
+    local t0, done = synaptic.now(), false
+    while not done and synaptic.now() - t0 < 60 do
+      for _, node in ipairs(nodes) do node:poll(1) end
+      done = full()
+    end
+    local hb = (synaptic.now() - t0) / HB
+    local lg = math.log(n, 2)
+    print(("  %6d %12s %8.2f %14s"):format(n, done and ("%.1f"):format(hb) or "n/a", lg,
+                                           done and ("%.2f"):format(hb / lg) or "n/a"))
+    for i = 1, n do nodes[i]:close(); stores[i]:close() end
+    rmdir(dir)
+  end
+  print("  (a newly dialed peer gets a heartbeat, and its sample, at once: news spreads by dials, not one hop per heartbeat)")
 end

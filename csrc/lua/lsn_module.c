@@ -1,5 +1,6 @@
 /* luaopen_synaptic_core: the only exported symbol. Every Lua type is
  * registered here, before any function that makes one is reachable. */
+#include "base/sn_signal.h"
 #include "lua/lsn.h"
 #include "lua/lsn_p2p.h"
 
@@ -129,6 +130,26 @@ static int l_salvage(lua_State *L)
     return lsn_report_result(L, "salvage", rc, &e, ok, &report);
 }
 
+/* core.trap_signals() -> true: SIGINT and SIGTERM only set a flag from now
+ * on (and node:poll/run return "interrupted"); clears the flag. */
+static int l_trap_signals(lua_State *L)
+{
+    sn_err e;
+    int rc = sn_signal_trap(&e);
+    if (rc) return lsn_result(L, "trap_signals", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.interrupted() -> "SIGINT" | "SIGTERM" | false */
+static int l_interrupted(lua_State *L)
+{
+    const char *name = sn_signal_name(sn_signal_caught());
+    if (name) lua_pushstring(L, name);
+    else lua_pushboolean(L, 0);
+    return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
 
 int luaopen_synaptic_core(lua_State *L)
@@ -137,6 +158,8 @@ int luaopen_synaptic_core(lua_State *L)
         { "mlp", lsn_mlp_new },
         { "features", lsn_features },
         { "cue_scores", lsn_cue_scores },
+        { "trap_signals", l_trap_signals },
+        { "interrupted", l_interrupted },
         { NULL, NULL },
     };
     /* The functions the front end (init.lua) re-exports as synaptic.<name>.

@@ -236,10 +236,72 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
     return SN_OK;
 }
 
+int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
+                         char from[SN_MAX_ID_LEN + 1], sn_err *e)
+{
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_record r;
+    int rc = len > max_bytes ? sn_fail(e, SN_ECORRUPT, "message larger than max_message_bytes")
+                             : sn_record_decode(data, len, &a, &r, e);
+    if (!rc && (r.type < SN_MSG_WEIGHT_UPDATE || r.type > SN_MSG_HEARTBEAT))
+        rc = sn_fail(e, SN_ECORRUPT, "not a message type");
+    if (!rc) {
+        const sn_value *f = sn_map_get(&r.fields, "from");   /* an SN_F_ID: 1..256 bytes */
+        memcpy(from, f->u.s.p, f->u.s.len);
+        from[f->u.s.len] = 0;
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+/* A SyncRequest's "have": the asker's vector, kept for its sync status. */
+static int keep_vector(peer *p, const sn_value *have, sn_err *e)
+{
+    sn_vv_item *items = malloc((have->u.a.n ? have->u.a.n : 1) * sizeof *items);
+    if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < have->u.a.n; i++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[i], "origin");
+        if (o->u.s.len != SN_ORIGIN_LEN) continue;
+        memcpy(items[n].origin, o->u.s.p, SN_ORIGIN_LEN);
+        items[n].origin[SN_ORIGIN_LEN] = 0;
+        items[n++].seq = (uint64_t)sn_map_get(&have->u.a.items[i], "seq")->u.i;
+    }
+    free(p->vector.items);
+    p->vector.items = items;
+    p->vector.n = n;
+    p->has_vector = 1;
+    return SN_OK;
+}
+
+/* What a message tells about its sender besides its content: its node id,
+ * its digest and sample (a heartbeat), its vector (a request). */
+static int note_sender(sn_sync *y, peer *p, const msg *m, sn_err *e)
+{
+    const sn_value *from = sn_map_get(&m->r.fields, "from");
+    if (!p->node || strlen(p->node) != from->u.s.len || memcmp(p->node, from->u.s.p, from->u.s.len)) {
+        char *copy = malloc(from->u.s.len + 1);
+        if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+        memcpy(copy, from->u.s.p, from->u.s.len);
+        copy[from->u.s.len] = 0;
+        free(p->node);
+        p->node = copy;
+    }
+    if (m->r.type == SN_MSG_HEARTBEAT) {
+        p->digest = (uint64_t)sn_map_get(&m->r.fields, "digest")->u.i;
+        p->has_digest = 1;
+        return sn_sample_take(y, p, sn_map_get(&m->r.fields, "peers"), e);
+    }
+    if (m->r.type == SN_MSG_SYNC_REQUEST) return keep_vector(p, sn_map_get(&m->r.fields, "have"), e);
+    return SN_OK;
+}
+
 int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e)
 {
     msg m;
     int rc = decode_msg(data, len, max_bytes, &m, e);
+    if (!rc && m.r.type == SN_MSG_HEARTBEAT) rc = sn_sample_check(sn_map_get(&m.r.fields, "peers"), e);
     if (!rc && m.r.type != SN_MSG_SYNC_REQUEST && m.r.type != SN_MSG_HEARTBEAT) {
         const sn_value *list = sn_map_get(&m.r.fields, "entries");
         size_t total = 0;
@@ -268,6 +330,7 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
     msg m;
     sn_err me;
     int rc = decode_msg(data, len, y->cfg.max_message_bytes, &m, &me);
+    if (!rc && m.r.type == SN_MSG_HEARTBEAT) rc = sn_sample_check(sn_map_get(&m.r.fields, "peers"), &me);
     if (rc == SN_ENOMEM) { msg_free(&m); *e = me; return rc; }
     if (rc) {
         msg_free(&m);
@@ -284,6 +347,9 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         return SN_OK;
     }
     p->last_seen = y->now;
+    p->bytes_received += len;
+    rc = note_sender(y, p, &m, e);
+    if (rc) { msg_free(&m); return rc; }
     int need_sync = 0, bad = 0;
     switch (m.r.type) {
     case SN_MSG_HEARTBEAT: {

@@ -35,6 +35,9 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
     if (!rc) {
         sn_msg_header(y, &map, e);
         sn_map_set(&map, "digest", sn_int((int64_t)digest));
+        rc = sn_sample_put(y, p, &a, &map, e);
+    }
+    if (!rc) {
         sn_buf out;
         rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
