@@ -28,7 +28,6 @@ typedef struct verifier {
     sn_store *s;
     keyset seen;
     keyset cps;        /* the checkpoint records' keys met ('C' sorts before 'P') */
-    sn_scratch scratch;   /* weights decoded into one buffer, record after record */
     sn_arena *a;
     sn_value *problems;
     size_t nproblems;
@@ -164,12 +163,12 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     }
 }
 
-int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val, size_t vlen,
-                    sn_arena *a, sn_value *fields, sn_err *e)
+int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
+                    const char *val, size_t vlen, sn_arena *a, sn_value *fields, sn_err *e)
 {
     if (fields) *fields = sn_nil();
     if (klen == 0) return sn_fail(e, SN_ECORRUPT, "empty key");
-    if (cf == CF_WEIGHTS) return sn_weights_verify(k, klen, val, vlen, e);
+    if (cf == CF_WEIGHTS) return sn_weights_verify(x, k, klen, val, vlen, e);
     if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX)
         return klen < 1 + 6 + SN_ID_LEN + 36 || vlen != 0
                    ? sn_fail(e, SN_ECORRUPT, "malformed pin entry") : SN_OK;
@@ -196,13 +195,10 @@ int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val
 static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
                        size_t vlen, sn_err *e)
 {
-    if (cf == CF_WEIGHTS)
-        return klen ? sn_weights_verify_with(k, klen, val, vlen, &v->scratch, e)
-                    : sn_fail(e, SN_ECORRUPT, "empty key");
     sn_arena a;
     sn_arena_init(&a);
     sn_value fields;
-    int rc = sn_record_check(cf, k, klen, val, vlen, &a, &fields, e);
+    int rc = sn_record_check(v->s->codec, cf, k, klen, val, vlen, &a, &fields, e);
     if (!rc && cf == CF_CHECKPOINTS && k[0] == SN_PIN_PREFIX) {
         /* sn_record_check made sure the key ends in a 36-byte id */
         unsigned char ck[37];
@@ -314,13 +310,12 @@ static int verify_all(verifier *v, sn_value *report, int *ok, sn_err *e)
 int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
               const sn_progress *progress, sn_err *e)
 {
-    verifier v = { s, { 0 }, { 0 }, { NULL, 0 }, a, NULL, 0, 0, progress,
+    verifier v = { s, { 0 }, { 0 }, a, NULL, 0, 0, progress,
                    progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
     int rc = verify_all(&v, report, ok, e);
     free(v.seen.bytes);
     free(v.seen.keys);
     free(v.cps.bytes);
     free(v.cps.keys);
-    free(v.scratch.p);
     return rc;
 }
