@@ -1,20 +1,20 @@
 /* A per-handle cache of what the history walks find (sn_history.c): a
- * layer's number of writes, one write's version number, and its heads (a
- * walk too: every head a write replaced leaves a deleted key that RocksDB
- * steps over until a compaction drops it). Version
+ * layer's number of writes, one write's version number, its heads (a walk
+ * too: every head a write replaced leaves a deleted key that RocksDB steps
+ * over until a compaction drops it), and where trimming stopped. Version
  * numbers are ranks among every write the store knows (sn_history.h), so
  * finding one walks the layer's history; with the cache, reading the newest
- * version, a checkpoint's pins and a put's next number cost the same for a
- * layer with 200 versions as for one with 2, once the layer was walked
- * after its last change.
+ * version, a checkpoint's pins, a put's next number and trimming cost the
+ * same for a layer with 10,000 versions as for one with 2.
  *
  * Valid because a layer's history changes only in batches (sn_hist_put,
- * sn_current_put and a tombstone's delete of the current marker note the
- * layer in their batch, whose commit updates or drops its slot) or in the few raw
- * writes that rebuild histories (format upgrade, salvage's reconcile, the
- * test hook), which drop everything. A read in between, from the store as
- * it is before the commit, fills a slot the commit then drops. Nothing is
- * written to disk: the cache cannot make two stores differ. */
+ * sn_current_put, a head marker and a tombstone's delete of the current
+ * marker note the layer in their batch, whose commit updates or drops its
+ * slot) or in the few raw writes that rebuild histories (format upgrade,
+ * salvage's reconcile, the test hook), which drop everything. A read in
+ * between, from the store as it is before the commit, fills a slot the
+ * commit then replaces. Nothing is written to disk: the cache cannot make
+ * two stores differ. */
 #include "store/sn_history.h"
 
 #include <stdlib.h>
@@ -44,7 +44,7 @@ struct sn_ranks {
 };
 
 /* The layers a batch changed the history of. A layer only this store's
- * own writes touched (puts and deletes, in sn_rank_local scopes) ends with
+ * own writes touched (puts and deletes, while b->rank_local) ends with
  * the batch's last write of it, which sn_pending holds: newest of all, so
  * its version number is the layer's new count, and the slot takes it at
  * commit. Any other touch (a peer's write applied, a merge made current, a
