@@ -266,31 +266,11 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
-/* Where RocksDB's info LOG goes. Debian's build asserts (SIGABRT) when its
- * logger appends again after one failed append, and the first thing RocksDB
- * does after a failed write on a full disk is log it: with the LOG beside
- * the data, a full disk aborts the process, and every reopen aborts while
- * writing the LOG's header. RocksDB 7.8 refuses to open without a logger and
- * its C API cannot make one, so the LOG goes to another filesystem: a
- * per-user directory on /dev/shm (RAM, capped below by max_log_file_size and
- * keep_log_file_num), as "<flattened store path>_LOG". Without a safe
- * /dev/shm it stays in the store directory, as RocksDB's default. */
-static void info_log_dir(char *buf, size_t cap)
-{
-    struct stat st;
-    snprintf(buf, cap, "/dev/shm/synaptic-%lu", (unsigned long)getuid());
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST) { buf[0] = 0; return; }
-    /* a world-writable parent: use the directory only if it is ours */
-    if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 0022))
-        buf[0] = 0;
-}
-
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
-    char spec[1024], log_dir[64];
-    info_log_dir(log_dir, sizeof log_dir);
+    char spec[1024];
+    sn_infolog_dir(s->path, o->read_only, s->log_dir, sizeof s->log_dir);   /* sn_infolog.c: why */
     rocksdb_options_t *base = rocksdb_options_create();
     /* Large values: more memtables so a put never waits for a flush of the
      * previous one (Debian's build computes CRC32c in software, so a flush
@@ -306,7 +286,7 @@ static int make_options(sn_store *s, sn_err *e)
               * which the backup engine then takes as is instead of reading
               * every unchanged blob file again to name it (sn_backup.c) */
              "file_checksum_gen_factory=FileChecksumGenCrc32cFactory",
-             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, log_dir,
+             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, s->log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
              o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
@@ -493,6 +473,8 @@ void sn_store_close(sn_store *s)
         if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
         rocksdb_close(s->db);
     }
+    /* after the close: RocksDB logs until then */
+    sn_infolog_release(s->log_dir, s->path, s->db && !s->opts.read_only);
     sn_view_remove(s->view);
     sn_rank_clear(s);
     for (int i = 0; i < CF_COUNT; i++)

@@ -47,6 +47,7 @@ struct sn_store {
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
     struct sn_ranks *ranks;       /* history walks' results (sn_rank.c), or NULL */
     sn_codec_ctx *codec;          /* codec state reused by every record read and written */
+    char log_dir[96];             /* RocksDB's info LOG directory (sn_infolog.c), or "" */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in
@@ -177,6 +178,11 @@ SN_HIDDEN int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
                                    const unsigned char *key, size_t klen, sn_err *e);
+/* The info LOG directory of a handle on the store at path ("" to leave the LOG
+ * beside the data), and its release at close: the last LOG copied into the
+ * store when keep_copy, the directory emptied (sn_infolog.c). */
+SN_HIDDEN void sn_infolog_dir(const char *store_path, int read_only, char *buf, size_t cap);
+SN_HIDDEN void sn_infolog_release(const char *dir, const char *store_path, int keep_copy);
 /* Copy a file's bytes (0, or -1 on any failure); sn_view.c. */
 SN_HIDDEN int sn_copy_file(const char *from, const char *to);
 /* A problem report entry { where, error } (and backup = id when id >= 0),
