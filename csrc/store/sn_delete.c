@@ -82,9 +82,11 @@ static int clear_current(sn_store *s, sn_batch *b, const unsigned char *lk, size
                                      sn_wkey_id(k, lk, lklen, &cur));
         rc = SN_OK;
     }
-    if (!rc)
+    if (!rc) {
+        b->weights_changed = 1;
         rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                      sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL));
+    }
     return rc;
 }
 

@@ -45,6 +45,7 @@ struct sn_store {
     uint64_t repl_seq;            /* last replication log seq of this origin */
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
+    uint64_t weights_epoch;       /* commits that changed a layer's current write (in memory) */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in
@@ -67,6 +68,7 @@ struct sn_batch {
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
     int has_checkpoint;    /* a checkpoint was created in this batch */
+    int weights_changed;   /* a layer's current write changes at commit (weights_epoch) */
     struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
 };
 

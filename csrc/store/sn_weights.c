@@ -253,6 +253,28 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     return rc;
 }
 
+int sn_current_identity(sn_store *s, const char *expert, size_t len, int64_t layer,
+                        uint64_t *hlc, char origin[37], sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (!rc) rc = check_layer(layer, e);
+    if (rc) return rc;
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    sn_ident id;
+    rc = sn_current_get(s, lk, lklen, &id, e);
+    if (rc) return rc;
+    *hlc = id.hlc;
+    memcpy(origin, id.origin, SN_ORIGIN_LEN);
+    origin[SN_ORIGIN_LEN] = 0;
+    return SN_OK;
+}
+
+uint64_t sn_weights_epoch(const sn_store *s)
+{
+    return s->weights_epoch;
+}
+
 int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer, uint64_t hlc,
                       const char *origin, size_t olen, sn_weights_view *v, sn_err *e)
 {
