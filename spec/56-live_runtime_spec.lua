@@ -1,0 +1,159 @@
+-- A live mesh of runtimes: three runtimes with ZeroMQ nodes on 127.0.0.1
+-- train different queries at the same time and each ends up using the
+-- merged weights, without rt:reload().
+local synaptic = require "synaptic"
+local helpers = require "helpers"
+
+local EXPERTS = { "reasoning", "coding", "language", "mathematics", "tool_use", "context", "router" }
+-- words no keyword cue knows: only training routes them
+local QUERIES = {
+  { "zebra lantern quartz velvet", "mathematics" },
+  { "harbor cactus violin meadow", "tool_use" },
+  { "pepper glacier saddle orbit", "context" },
+}
+local FAST = { heartbeat_interval_seconds = 0.2, sync_interval_seconds = 0.5, peer_timeout_seconds = 5 }
+
+-- Current weights of every layer (bytes and identity): what a runtime uses.
+local function fingerprint(store)
+  local out = {}
+  for _, x in ipairs(EXPERTS) do
+    for _, l in ipairs(store:layers(x)) do
+      local w, b, info = store:get_weights(x, l)
+      out[#out + 1] = ("%s/%d %d %s %s %s"):format(x, l, info.hlc, info.origin, w:tobytes(), b:tobytes())
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+-- Three runtimes on fresh stores that start from one store's weights (as a
+-- mesh seeded from one machine does), each with a node; reload forbidden.
+local function mesh(dir, opts)
+  assert(synaptic.runtime(dir .. "/r1", { seed = 7 })):close()
+  os.execute(("cp -r '%s/r1' '%s/r2' && cp -r '%s/r1' '%s/r3'"):format(dir, dir, dir, dir))
+  local rts, addrs = {}, {}
+  for i = 1, 3 do
+    local p2p = { node_id = "rt" .. i, listen = "tcp://127.0.0.1:0", peers = {} }
+    for k, v in pairs(FAST) do p2p[k] = v end
+    for j = 1, i - 1 do p2p.peers[j] = addrs[j] end
+    local config = { seed = 7, auto_save_interval = 3600 }
+    if opts and opts.at_open then
+      config.sync_with_peers, config.p2p = true, p2p
+      rts[i] = assert(synaptic.runtime(dir .. "/r" .. i, config))
+    else
+      rts[i] = assert(synaptic.runtime(dir .. "/r" .. i, config))
+      assert(rts[i]:enable_p2p_sync(p2p))
+    end
+    addrs[i] = rts[i]:node():address()
+    rts[i].reload = function() error("reload was called") end
+  end
+  return rts
+end
+
+-- Poll every runtime until their current weights agree (bounded).
+local function settle(rts)
+  local prints
+  for _ = 1, 400 do
+    for _, rt in ipairs(rts) do assert(rt:poll(5)) end
+    prints = {}
+    for i, rt in ipairs(rts) do prints[i] = fingerprint(rt.store) end
+    if prints[1] == prints[2] and prints[2] == prints[3] then break end
+  end
+  return prints
+end
+
+local function top(rt, query)
+  local _, details = rt:process(query)
+  return details.domains[1]
+end
+
+describe("a live mesh of runtimes", function()
+  after_each(helpers.cleanup)
+
+  it("three runtimes training different queries at once all route every query, without reload", function()
+    local rts = mesh(helpers.tmpdir("live"))
+    for _, q in ipairs(QUERIES) do assert.not_equal(q[2], top(rts[1], q[1])) end
+    for round = 1, 3 do
+      -- training at the same time: no sync between the three meanwhile
+      for _ = 1, 15 do
+        for i, rt in ipairs(rts) do rt:train(QUERIES[i][1], QUERIES[i][2]) end
+      end
+      local prints = settle(rts)
+      assert.equal(prints[1], prints[2])
+      assert.equal(prints[1], prints[3])
+      -- merge by default: the concurrent gates were combined, not one picked
+      if round == 1 then assert.is_string(select(3, rts[1].store:get_weights("router", 1)).merge) end
+    end
+    for i, rt in ipairs(rts) do
+      for _, q in ipairs(QUERIES) do
+        assert.equal(q[2], top(rt, q[1]), ("runtime %d routes '%s'"):format(i, q[1]))
+      end
+      assert.is_true(rt:node():stats().weights_received > 0)
+    end
+    -- what each uses is what its store holds: a fresh runtime on the store agrees
+    local answers = {}
+    for i, rt in ipairs(rts) do
+      answers[i] = rt:process("a query to compare")
+      local path = rt.store:path()
+      rt:close()
+      local again = assert(synaptic.runtime(path, { seed = 7 }))
+      assert.equal(answers[i], again:process("a query to compare"))
+      again:close()
+    end
+    assert.equal(answers[1], answers[2])
+    assert.equal(answers[1], answers[3])
+  end)
+
+  it("keeps unsaved training when the node is polled directly (sync_with_peers at open)", function()
+    local rts = mesh(helpers.tmpdir("live"), { at_open = true })
+    local a, b = rts[1], rts[2]
+    for _ = 1, 25 do a:train(QUERIES[1][1], QUERIES[1][2]) end   -- unsaved in a
+    for _ = 1, 25 do b:train(QUERIES[2][1], QUERIES[2][2]) end
+    assert(b:flush())
+    -- the user drives a's node: b's gate arrives while a's training is unsaved
+    local epoch = a.store:weights_epoch()
+    for _ = 1, 400 do
+      a:node():poll(5); b:node():poll(5)
+      if a.store:weights_epoch() ~= epoch then break end
+    end
+    assert.not_equal(epoch, a.store:weights_epoch())
+    assert.equal(QUERIES[1][2], top(a, QUERIES[1][1]))   -- its own training kept
+    assert.equal(QUERIES[2][2], top(a, QUERIES[2][1]))   -- b's taken up
+    local prints = settle(rts)
+    assert.equal(prints[1], prints[2])
+    for _, rt in ipairs(rts) do
+      assert.equal(QUERIES[1][2], top(rt, QUERIES[1][1]))
+      assert.equal(QUERIES[2][2], top(rt, QUERIES[2][1]))
+      rt:close()
+    end
+  end)
+
+  it("checks its config and arguments", function()
+    local dir = helpers.tmpdir("live")
+    assert.has_error(function() synaptic.runtime(dir .. "/x", { p2p = {} }) end,
+      "runtime: p2p is given but sync_with_peers is not true")
+    assert.has_error(function() synaptic.runtime(dir .. "/x", { sync_with_peers = true }) end,
+      "runtime: sync_with_peers = true needs p2p = {...} (the node's config)")
+    local rt = assert(synaptic.runtime(dir .. "/y"))
+    assert.is_nil(rt:node())
+    assert.equal(0, rt:poll())                     -- no node: takes up what the store has
+    assert.has_error(function() rt:poll(-1) end, "poll: timeout_ms must be a number from 0 to 3600000")
+    local node = assert(rt:enable_p2p_sync { listen = "tcp://127.0.0.1:0" })
+    assert.equal(node, rt:node())
+    assert.has_error(function() rt:enable_p2p_sync {} end, "enable_p2p_sync: this runtime already has a node")
+    rt:close()
+    assert.has_error(function() rt:poll() end, "attempt to use a closed runtime")
+  end)
+
+  it("takes up a layer another writer changed in the store, and only that layer", function()
+    local rt = assert(synaptic.runtime(helpers.tmpdir("live") .. "/s", { seed = 3 }))
+    rt.reload = function() error("reload was called") end
+    local w, b = rt.store:get_weights("router", 1)
+    for i = 1, #w do w[i] = 0 end
+    for i = 1, #b do b[i] = 0 end
+    b[4] = 50                                      -- mathematics wins every query
+    rt.store:put_weights("router", 1, w, b)
+    assert.equal("mathematics", top(rt, "implement a function in code"))
+    assert.equal(1, rt.taken_up)
+    rt:close()
+  end)
+end)
