@@ -2,6 +2,9 @@
  * registered here, before any function that makes one is reachable. */
 #include "lua/lsn.h"
 #include "lua/lsn_p2p.h"
+#include "base/sn_sigtrap.h"
+
+#include <signal.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +97,33 @@ static int l_salvage(lua_State *L)
     return lsn_report_result(L, "salvage", rc, &e, ok, &report);
 }
 
+/* core.trap_signals(): from now on SIGINT and SIGTERM are recorded, not
+ * fatal, until core.release_signals(); core.interrupted() names the one
+ * caught ("SIGINT", "SIGTERM") or returns false. For loops in Lua that must
+ * end cleanly on Ctrl-C (synaptic serve). */
+static int l_trap_signals(lua_State *L)
+{
+    if (sn_sigtrap_install() != 0) return luaL_error(L, "trap_signals: sigaction failed");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_interrupted(lua_State *L)
+{
+    int sig = sn_sigtrap_caught();
+    if (sig == SIGINT) lua_pushliteral(L, "SIGINT");
+    else if (sig == SIGTERM) lua_pushliteral(L, "SIGTERM");
+    else lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int l_release_signals(lua_State *L)
+{
+    sn_sigtrap_release();
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
 
 int luaopen_synaptic_core(lua_State *L)
@@ -102,6 +132,9 @@ int luaopen_synaptic_core(lua_State *L)
         { "mlp", lsn_mlp_new },
         { "features", lsn_features },
         { "cue_scores", lsn_cue_scores },
+        { "trap_signals", l_trap_signals },
+        { "interrupted", l_interrupted },
+        { "release_signals", l_release_signals },
         { NULL, NULL },
     };
     /* The functions the front end (init.lua) re-exports as synaptic.<name>.
