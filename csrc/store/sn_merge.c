@@ -84,36 +84,35 @@ static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
-/* The maximal common ancestors of ids: common ancestors no other common
- * ancestor has as a parent (the common set is closed under ancestry, so
- * that is "not an ancestor of another"). Criss-cross merges have several;
- * their own merge is then the base (as git's recursive merge does), so no
- * change is counted twice. */
+/* The maximal common ancestors of a group of writes (ids, with everything
+ * they have seen: a merge of them has seen all that) and one more write
+ * (last): common ancestors no other common ancestor has as a parent (the
+ * common set is closed under ancestry, so that is "not an ancestor of
+ * another"). Criss-cross merges have several; their own merge is then the
+ * base (as git's recursive merge does), so no change is counted twice. */
 static int base_set(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                    size_t n, const sn_hist *fresh, idset *out, sn_err *e)
+                    size_t n, const sn_ident *last, const sn_hist *fresh, idset *out, sn_err *e)
 {
-    idset common = { 0 };
-    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
-    for (size_t k = 1; !rc && k < n && common.n; k++) {
-        idset other = { 0 };
-        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
-        size_t kept = 0, at;
-        for (size_t i = 0; !rc && i < common.n; i++)
-            if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
-        common.n = kept;
-        free(other.v);
+    idset common = { 0 }, other = { 0 };
+    int added, rc = SN_OK;
+    for (size_t k = 0; !rc && k < n; k++) {
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, &common, e);
+        if (!rc) rc = idset_add(&common, &ids[k], &added, e);
     }
+    if (!rc) rc = ancestors(s, lk, lklen, last, fresh, &other, e);
+    size_t kept = 0, at;
+    for (size_t i = 0; !rc && i < common.n; i++)
+        if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
+    common.n = kept;
+    free(other.v);
     idset below = { 0 };
     for (size_t i = 0; !rc && i < common.n; i++) {
         sn_hist h;
-        int added;
         rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
         for (size_t j = 0; !rc && j < h.nparents; j++) rc = idset_add(&below, &h.parents[j], &added, e);
     }
-    for (size_t i = 0, at; !rc && i < common.n; i++) {
-        int added;
+    for (size_t i = 0; !rc && i < common.n; i++)
         if (!idset_find(&below, &common.v[i], &at)) rc = idset_add(out, &common.v[i], &added, e);
-    }
     free(below.v);
     free(common.v);
     return rc;
@@ -135,24 +134,31 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
-/* acc = the merge of writes ids: sum(v) - (n - 1) * base, in double, ids
- * ascending. Returns SN_OK, or NO_COMMON when there is no common ancestor
- * (acc is then the sum, for the mean), INCOMPLETE, NO_BASE or an error. */
+/* acc = the merge of writes ids (ascending), in double, folded in order:
+ * the merge of the first n - 1, plus the last, minus the base the two
+ * share (base_set). One base for all n heads would count twice what some
+ * of them share and the others do not (three peers, two of which had
+ * already merged each other). Returns SN_OK, or NO_COMMON when two heads
+ * have no common ancestor (acc is then their sum, for the mean),
+ * INCOMPLETE, NO_BASE (more than two: the caller takes the mean) or an
+ * error. */
 static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
                        sn_weights_view *views, size_t n, const sn_hist *fresh, int depth, size_t m,
                        double *acc, float *tmp, sn_err *e)
 {
+    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, m, acc, tmp, e)
+                   : add_write(s, lk, lklen, &ids[0], views ? &views[0] : NULL, 1.0, m, acc, tmp, e);
+    if (n > 2 && rc == NO_COMMON) rc = NO_BASE;
     idset base = { 0 };
-    int rc = base_set(s, lk, lklen, ids, n, fresh, &base, e);
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = add_write(s, lk, lklen, &ids[i], views ? &views[i] : NULL, 1.0, m, acc, tmp, e);
-    if (!rc && base.n == 0) rc = NO_COMMON;
-    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, 1.0 - (double)n, m, acc, tmp, e);
+    if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &base, e);
+    if (!rc) rc = add_write(s, lk, lklen, &ids[n - 1], views ? &views[n - 1] : NULL, 1.0, m, acc, tmp, e);
+    if (!rc && base.n == 0) rc = n > 2 ? NO_BASE : NO_COMMON;
+    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, -1.0, m, acc, tmp, e);
     if (!rc && base.n > 1) {
         double *b = depth < MAX_BASE_DEPTH ? calloc(m ? m : 1, sizeof *b) : NULL;
         rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, NULL, depth + 1, m, b, tmp, e) : NO_BASE;
         if (rc == NO_COMMON) rc = NO_BASE;
-        for (size_t j = 0; !rc && j < m; j++) acc[j] += (1.0 - (double)n) * b[j];
+        for (size_t j = 0; !rc && j < m; j++) acc[j] -= b[j];
         free(b);
     }
     free(base.v);
