@@ -223,9 +223,14 @@ static int l_put_weights(lua_State *L)
         lua_pushnil(L);
         while (lua_next(L, 6)) {
             lua_pop(L, 1);
-            if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "shape") != 0)
-                luaL_argerror(L, 6, "meta may only hold shape");
+            if (lua_type(L, -1) != LUA_TSTRING || (strcmp(lua_tostring(L, -1), "shape") != 0 &&
+                                                   strcmp(lua_tostring(L, -1), "build_on_merge") != 0))
+                luaL_argerror(L, 6, "meta may only hold shape and build_on_merge");
         }
+        int t = lua_getfield(L, 6, "build_on_merge");
+        luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 6, "build_on_merge must be a boolean");
+        in.build_on_merge = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         if (lua_getfield(L, 6, "shape") != LUA_TNIL) {
             luaL_argcheck(L, lua_istable(L, -1), 6, "shape must be a list of sizes");
             lua_Integer n = luaL_len(L, -1);

@@ -165,6 +165,98 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
     return rc;
 }
 
+/* ---- the delta sum ----------------------------------------------------------
+ * A write with one parent changed the layer by (write - parent); a merge
+ * changes nothing of its own. So the merge of the heads is a common
+ * ancestor B plus the own change of every write that B has not seen,
+ * taken in ascending identity order. That needs no base of bases: peers
+ * that keep training and merging each other (build_on_merge makes each
+ * write's parent the merge it read) leave criss-crossed histories whose
+ * recursive base (merge_value) deepens every round, until it is too deep
+ * to rebuild and the merge falls back to the mean. Used first; a write
+ * with several parents (one that wrote on a derived merge without making
+ * it a write), a tombstone, a record not held or a walk cut short leave it
+ * to merge_value. */
+#define FALLBACK 2004
+
+/* Every write of ids and their ancestors, into out. */
+static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                      size_t n, const sn_hist *fresh, idset *out, sn_err *e)
+{
+    int added, rc = SN_OK;
+    for (size_t k = 0; !rc && k < n; k++) {
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, out, e);
+        if (!rc) rc = idset_add(out, &ids[k], &added, e);
+    }
+    if (!rc && out->n >= MAX_ANCESTORS) rc = FALLBACK;
+    return rc;
+}
+
+/* The deepest held common ancestor of the heads (ties: the lowest identity). */
+static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                      size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e)
+{
+    idset common = { 0 };
+    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
+    for (size_t k = 1; !rc && k < n; k++) {
+        idset other = { 0 };
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
+        size_t kept = 0, at;
+        for (size_t i = 0; !rc && i < common.n; i++)
+            if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
+        common.n = kept;
+        free(other.v);
+    }
+    uint32_t best = 0;
+    for (size_t i = 0; !rc && i < common.n; i++) {
+        sn_hist h;
+        rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
+        if (!rc && (h.flags & SN_HIST_HELD) && h.depth > best) { best = h.depth; *out = common.v[i]; }
+    }
+    free(common.v);
+    return rc ? rc : best ? SN_OK : FALLBACK;
+}
+
+/* A peer's copy of a materialized merge does not carry the flag; its
+ * origin (sn_merge_ident) says what it is: no store's origin starts so. */
+static int is_merge(const sn_ident *id, const sn_hist *h)
+{
+    return (h->flags & SN_HIST_MERGE) || strncmp(id->origin, "merge-", 6) == 0;
+}
+
+static sn_weights_view *head_view(const sn_ident *ids, sn_weights_view *views, size_t n,
+                                  const sn_ident *id)
+{
+    for (size_t i = 0; views && i < n; i++)
+        if (sn_same_ident(&ids[i], id)) return &views[i];
+    return NULL;
+}
+
+static int delta_sum(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                     sn_weights_view *views, size_t n, const sn_hist *fresh, size_t m, double *acc,
+                     float *tmp, sn_err *e)
+{
+    idset all = { 0 }, seen = { 0 };
+    sn_ident b;
+    int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
+    if (!rc) rc = closure_of(s, lk, lklen, ids, n, fresh, &all, e);
+    if (!rc) rc = closure_of(s, lk, lklen, &b, 1, fresh, &seen, e);
+    if (!rc) rc = add_write(s, lk, lklen, &b, NULL, 1.0, m, acc, tmp, e);
+    for (size_t i = 0, at; !rc && i < all.n; i++) {
+        const sn_ident *id = &all.v[i];
+        sn_hist h;
+        if (idset_find(&seen, id, &at)) continue;
+        rc = sn_hist_get_or(s, lk, lklen, id, fresh, &h, e);
+        if (rc || is_merge(id, &h)) continue;
+        if (h.nparents != 1 || h.flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
+        rc = add_write(s, lk, lklen, id, head_view(ids, views, n, id), 1.0, m, acc, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], NULL, -1.0, m, acc, tmp, e);
+    }
+    free(all.v);
+    free(seen.v);
+    return rc == NO_BASE || rc == SN_NOTFOUND ? FALLBACK : rc;
+}
+
 /* The merge's identity: one past the newest head, and an origin that is a
  * hash of the heads' identities (two 64-bit FNV-1a, in hex). */
 void sn_merge_ident(const sn_ident *heads, size_t n, sn_ident *out)
@@ -212,7 +304,11 @@ static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
     double *acc = calloc(m ? m : 1, sizeof *acc);
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+    if (!rc) rc = delta_sum(s, lk, lklen, ids, v, n, fresh, m, acc, tmp, e);
+    if (rc == FALLBACK) {
+        memset(acc, 0, m * sizeof *acc);
+        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+    }
     *mean = rc == NO_COMMON || rc == NO_BASE;
     if (rc == NO_BASE) {
         memset(acc, 0, m * sizeof *acc);

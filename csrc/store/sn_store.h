@@ -71,6 +71,9 @@ typedef struct sn_weights_in {
     size_t nb;
     const int64_t *shape;
     size_t nshape;
+    /* when the current write is a derived merge, make it a real write and
+     * write on top of it (sn_weights.c build_on_merge) */
+    int build_on_merge;
 } sn_weights_in;
 
 typedef struct sn_weights_view {

@@ -194,7 +194,9 @@ local function write_dirty(rt, layers_only)
   local ok, err = rt.store:batch(function(b)
     for _, x in ipairs(written) do
       local sizes = x.net:sizes()
-      b:put_weights(x.id, x.layer, x.w, x.b, { shape = { sizes[x.layer + 1], sizes[x.layer] } })
+      -- the runtime read the current write (a merge, maybe) and trained on it
+      b:put_weights(x.id, x.layer, x.w, x.b, { shape = { sizes[x.layer + 1], sizes[x.layer] },
+                                               build_on_merge = true })
     end
     if counters then b:put_state(COUNTERS_KEY, rt.counters) end
   end)
