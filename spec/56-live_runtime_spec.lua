@@ -35,7 +35,7 @@ local function mesh(dir, opts)
     local p2p = { node_id = "rt" .. i, listen = "tcp://127.0.0.1:0", peers = {} }
     for k, v in pairs(FAST) do p2p[k] = v end
     for j = 1, i - 1 do p2p.peers[j] = addrs[j] end
-    local config = { seed = 7, auto_save_interval = 3600 }
+    local config = { seed = 7, auto_save_interval = 3600, max_weight_versions = 0 }
     if opts and opts.at_open then
       config.sync_with_peers, config.p2p = true, p2p
       rts[i] = assert(synaptic.runtime(dir .. "/r" .. i, config))
@@ -72,17 +72,18 @@ describe("a live mesh of runtimes", function()
   it("three runtimes training different queries at once all route every query, without reload", function()
     local rts = mesh(helpers.tmpdir("live"))
     for _, q in ipairs(QUERIES) do assert.not_equal(q[2], top(rts[1], q[1])) end
-    for round = 1, 3 do
-      -- training at the same time: no sync between the three meanwhile
-      for _ = 1, 15 do
-        for i, rt in ipairs(rts) do rt:train(QUERIES[i][1], QUERIES[i][2]) end
-      end
-      local prints = settle(rts)
-      assert.equal(prints[1], prints[2])
-      assert.equal(prints[1], prints[3])
-      -- merge by default: the concurrent gates were combined, not one picked
-      if round == 1 then assert.is_string(select(3, rts[1].store:get_weights("router", 1)).merge) end
+    -- all three train at once, each polling its node between steps
+    local merged = false
+    for _ = 1, 40 do
+      for i, rt in ipairs(rts) do rt:train(QUERIES[i][1], QUERIES[i][2]) end
+      for _, rt in ipairs(rts) do assert(rt:poll(0)) end
+      -- merge by default: concurrent gates are combined, not one picked
+      merged = merged or select(3, rts[1].store:get_weights("router", 1)).merge ~= nil
     end
+    assert.is_true(merged)
+    local prints = settle(rts)
+    assert.equal(prints[1], prints[2])
+    assert.equal(prints[1], prints[3])
     for i, rt in ipairs(rts) do
       for _, q in ipairs(QUERIES) do
         assert.equal(q[2], top(rt, q[1]), ("runtime %d routes '%s'"):format(i, q[1]))
@@ -123,6 +124,30 @@ describe("a live mesh of runtimes", function()
     for _, rt in ipairs(rts) do
       assert.equal(QUERIES[1][2], top(rt, QUERIES[1][1]))
       assert.equal(QUERIES[2][2], top(rt, QUERIES[2][1]))
+      rt:close()
+    end
+  end)
+
+  it("loses nothing and counts nothing twice when all three change a layer at every step", function()
+    local rts = mesh(helpers.tmpdir("live"), { at_open = true })
+    local w0 = rts[1].gate:get_layer(1)
+    local STEPS = 30
+    for _ = 1, STEPS do
+      for i, rt in ipairs(rts) do
+        rt:route("take up what arrived")          -- as process and train do
+        local w, b = rt.gate:get_layer(1)
+        w[i] = w[i] + 1                          -- each runtime's own change
+        rt.gate:set_layer(1, w, b)
+      end
+      for _, rt in ipairs(rts) do assert(rt:poll(0)) end
+    end
+    local prints = settle(rts)
+    assert.equal(prints[1], prints[2])
+    assert.equal(prints[1], prints[3])
+    for _, rt in ipairs(rts) do
+      local w = rt.gate:get_layer(1)             -- what the runtime uses
+      for i = 1, 3 do assert.near(STEPS, w[i] - w0[i], 1e-3) end
+      assert.near(0, w[4] - w0[4], 1e-6)
       rt:close()
     end
   end)

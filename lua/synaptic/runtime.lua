@@ -56,6 +56,9 @@ local function check_config(config)
   if c.sync_with_peers and not c.p2p then
     error("runtime: sync_with_peers = true needs p2p = {...} (the node's config)", 3)
   end
+  -- a live mesh merges against older versions peers built on: trimming them
+  -- would leave the merge no base (it falls back to the mean)
+  if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
   if c.auto_save_interval < 0 then error("runtime: auto_save_interval must be >= 0", 3) end
   if math.type(c.max_checkpoints) ~= "integer" or c.max_checkpoints < 1 then
     error("runtime: max_checkpoints must be an integer >= 1", 3)
