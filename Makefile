@@ -77,6 +77,7 @@ bench: deps all
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 	$(LUA_ENV) $(LUA) bench/sync_bench.lua
+	$(LUA_ENV) $(LUA) bench/mesh_bench.lua
 
 # The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 # LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime

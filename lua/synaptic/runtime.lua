@@ -592,15 +592,16 @@ function Runtime:poll(timeout_ms)
                             or timeout_ms < 0 or timeout_ms > 3600000) then
     error("poll: timeout_ms must be a number from 0 to 3600000", 2)
   end
+  local before = self.taken_up or 0
   local n, err = write_dirty(self, true)
   if not n then return nil, err end
   if self.p2p_node then
     local ok, perr = self.p2p_node:poll(math.floor(timeout_ms or 0))
     if not ok then return nil, perr end
   end
-  local tok, got = pcall(sync.take_up, self)
-  if not tok then return nil, tostring(got) end
-  return got
+  local tok, terr = pcall(sync.take_up, self)
+  if not tok then return nil, tostring(terr) end
+  return (self.taken_up or 0) - before
 end
 
 function Runtime:close()
