@@ -3,6 +3,7 @@
 -- merged weights, without rt:reload().
 local synaptic = require "synaptic"
 local helpers = require "helpers"
+local sim = require "sim"
 
 local EXPERTS = { "reasoning", "coding", "language", "mathematics", "tool_use", "context", "router" }
 -- words no keyword cue knows: only training routes them
@@ -180,5 +181,66 @@ describe("a live mesh of runtimes", function()
     assert.equal("mathematics", top(rt, "implement a function in code"))
     assert.equal(1, rt.taken_up)
     rt:close()
+  end)
+end)
+
+-- The store side of it, transport-free and deterministic (the simulator):
+-- writers that read the current weights, change their own part and write
+-- with build_on_merge, all at once at every step, with loss, duplication
+-- and reordering; the merge sums each change exactly once.
+describe("build_on_merge and the merge of criss-crossed histories", function()
+  after_each(helpers.cleanup)
+
+  local function run(n, steps, seed)
+    local s = sim.new { n = n, dir = helpers.tmpdir("bom"), seed = seed, loss = 0.1, dup = 0.1, delay = 3,
+                        config = { conflict_resolution = "merge", sync_interval_seconds = 2,
+                                   heartbeat_interval_seconds = 1, peer_timeout_seconds = 10 } }
+    s.nodes[1].store:put_weights("x", 0, synaptic.floats(n), { 0 })
+    assert.is_number(s:run_until_agreed(200))
+    for _ = 1, steps do
+      for i = 1, n do
+        local st = s.nodes[i].store
+        local w, b = st:get_weights("x", 0)
+        w[i] = w[i] + 1
+        st:put_weights("x", 0, w, b, { build_on_merge = true })
+      end
+      s:step()
+    end
+    assert.is_number(s:run_until_agreed(400), "did not converge")
+    for _ = 1, 4 do s:step() end
+    return s
+  end
+
+  it("loses no change and counts none twice, identically on every node", function()
+    for _, seed in ipairs { 3, 11 } do
+      local s = run(4, 25, seed)
+      local want = sim.fingerprint(s.nodes[1].store, { "x" }, 1)
+      for i = 1, s.n do
+        local w, _, info = s.nodes[i].store:get_weights("x", 0)
+        assert.same({ 25, 25, 25, 25 }, w:totable(), "node " .. i .. " seed " .. seed)
+        if info.merge then assert.matches("^base ", info.merge) end
+        assert.equal(want, sim.fingerprint(s.nodes[i].store, { "x" }, 1))
+      end
+      s:close()
+    end
+  end)
+
+  it("checks the flag", function()
+    local store = assert(synaptic.open(helpers.tmpdir("bom") .. "/s"))
+    assert.has_error(function() store:put_weights("x", 0, { 1 }, {}, { build_on_merge = 1 }) end)
+    assert.has_error(function() store:put_weights("x", 0, { 1 }, {}, { other = true }) end)
+    assert.equal(1, store:put_weights("x", 0, { 1 }, {}, { build_on_merge = true }))
+    assert.equal(2, store:put_weights("x", 0, { 2 }, {}, { build_on_merge = true }))
+    local hlc, origin = store:current_identity("x", 0)
+    local _, _, info = store:get_weights("x", 0)
+    assert.equal(info.hlc, hlc)
+    assert.equal(store:origin(), origin)
+    assert.is_nil(store:current_identity("x", 1))
+    local e = store:weights_epoch()
+    store:put_state("k", 1)
+    assert.equal(e, store:weights_epoch())       -- not a weights change
+    store:put_weights("x", 0, { 3 })
+    assert.equal(e + 1, store:weights_epoch())
+    store:close()
   end)
 end)
