@@ -227,7 +227,8 @@ static int l_put_weights(lua_State *L)
                                                    strcmp(lua_tostring(L, -1), "build_on_merge") != 0))
                 luaL_argerror(L, 6, "meta may only hold shape and build_on_merge");
         }
-        int t = lua_getfield(L, 6, "build_on_merge");
+        lua_pushliteral(L, "build_on_merge");   /* raw: no metamethod runs (lsn_pin.c) */
+        int t = lua_rawget(L, 6);
         luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 6, "build_on_merge must be a boolean");
         in.build_on_merge = lua_toboolean(L, -1);
         lua_pop(L, 1);

@@ -56,6 +56,7 @@ local function check_config(config)
   if c.sync_with_peers and not c.p2p then
     error("runtime: sync_with_peers = true needs p2p = {...} (the node's config)", 3)
   end
+  if c.p2p then c.p2p = sync.checked_config(c.p2p, 3) end
   -- a live mesh merges against older versions peers built on: trimming them
   -- would leave the merge no base (it falls back to the mean)
   if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
@@ -572,7 +573,7 @@ end
 function Runtime:enable_p2p_sync(config)
   check_open(self)
   if self.p2p_node then error("enable_p2p_sync: this runtime already has a node", 2) end
-  local node, err = require("synaptic.p2p").node(self.store, sync.node_config(config))
+  local node, err = require("synaptic.p2p").node(self.store, sync.checked_config(config, 2))
   if not node then return nil, err end
   self.p2p_node = node
   return node

@@ -115,4 +115,12 @@ function S.node_config(config)
   return c
 end
 
+--- node_config(config), validated by synaptic.p2p_config: a bad config
+-- raises at the caller `level` frames up (the user's line, not this file's).
+function S.checked_config(config, level)
+  local ok, res = pcall(require("synaptic.p2p").config, S.node_config(config))
+  if ok then return res end
+  error((tostring(res):gsub("^[^\n]-:%d+: ", "")), level + 1)
+end
+
 return S
