@@ -44,14 +44,14 @@ local function start(dir, ...)
 end
 
 local function wait_for_line(path, n)
-  for _ = 1, 200 do
+  for _ = 1, 600 do
     local text = slurp(path) or ""
     local lines = {}
     for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
     if #lines >= n then return lines end
     os.execute("sleep 0.05")
   end
-  error("no output in " .. path)
+  error(("no line %d in %s: %s / %s"):format(n, path, slurp(path) or "", slurp(path:gsub("%.out$", ".err")) or ""))
 end
 
 local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end

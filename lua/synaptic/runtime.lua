@@ -139,7 +139,7 @@ function M.open(path, config)
   if not store then return nil, err end
   local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
                             experts = {}, inputs = {}, order = {}, seen = {},
-                            gate_id = GATE_ID }, Runtime)
+                            gate_id = GATE_ID, taken_up = 0 }, Runtime)
   local ok, e = pcall(function()
     local fresh = {}
     for i, spec in ipairs(M.EXPERTS) do

@@ -109,6 +109,11 @@ function commands.serve(args)
   local store <close> = common.open_store(args.store, { create = args.create })
   local node, err = synaptic.node(store, cfg)
   if not node then fail("%s", err) end
+  -- the first SIGINT or SIGTERM ends the loop (trapped before the address
+  -- is printed, so a script that signals as soon as it reads it is heard);
+  -- the handlers go back at exit
+  local trap <close> = setmetatable({}, { __close = function() core.release_signals() end })
+  core.trap_signals()
   local address = node:address()
   if args.json then
     out("%s", output.ordered_object { { "address", address or null }, { "node_id", node:node_id() },
@@ -117,9 +122,6 @@ function commands.serve(args)
     out("%s", address or "(not listening)")
   end
   io.stdout:flush()
-  -- the first SIGINT or SIGTERM ends the loop; the handlers go back at exit
-  local trap <close> = setmetatable({}, { __close = function() core.release_signals() end })
-  core.trap_signals()
   local signal = run(node, args.seconds)
   report(args, cfg, store, address, node, signal)
   return 0
