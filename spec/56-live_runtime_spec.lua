@@ -94,10 +94,17 @@ describe("a live mesh of runtimes", function()
     -- what each uses is what its store holds: a fresh runtime on the store agrees
     local answers = {}
     for i, rt in ipairs(rts) do
+      for _ = 1, i do rt:process("counted here") end
+      assert(rt:flush())                           -- counters replicate; each keeps its own
+    end
+    for _ = 1, 20 do for _, rt in ipairs(rts) do rt:poll(5) end end
+    for i, rt in ipairs(rts) do
       answers[i] = rt:process("a query to compare")
+      local requests = rt:stats().total_requests
       local path = rt.store:path()
       rt:close()
       local again = assert(synaptic.runtime(path, { seed = 7 }))
+      assert.equal(requests, again:stats().total_requests)
       assert.equal(answers[i], again:process("a query to compare"))
       again:close()
     end

@@ -17,6 +17,9 @@ M.EXPERTS = {
   { name = "context",     sizes = { 32, 64, 32, 16 } },
 }
 local GATE_ID, GATE_SIZES = "router", { 64, #M.EXPERTS }
+-- system_state is replicated, last writer wins per key: each store keeps
+-- its runtime's counters under its own origin, so peers' do not replace
+-- them (the key without one is what earlier releases wrote, read once)
 local COUNTERS_KEY = "runtime.counters"
 local CUE_WEIGHT = 2.0     -- keyword cues count as much as two logits of gate
 local TOP_K = 2
@@ -164,7 +167,8 @@ function M.open(path, config)
       for _, net in pairs(rt.experts) do net:mark_clean() end
       gate:mark_clean()
     end
-    rt.counters = store:get_state(COUNTERS_KEY) or new_counters()
+    rt.counters_key = COUNTERS_KEY .. "/" .. store:origin()
+    rt.counters = store:get_state(rt.counters_key) or store:get_state(COUNTERS_KEY) or new_counters()
     rt.epoch = store:weights_epoch()
     if c.sync_with_peers then assert(rt:enable_p2p_sync(c.p2p)) end
   end)
@@ -202,7 +206,7 @@ local function write_dirty(rt, layers_only)
       b:put_weights(x.id, x.layer, x.w, x.b, { shape = { sizes[x.layer + 1], sizes[x.layer] },
                                                build_on_merge = true })
     end
-    if counters then b:put_state(COUNTERS_KEY, rt.counters) end
+    if counters then b:put_state(rt.counters_key, rt.counters) end
   end)
   if not ok then return nil, err end
   for _, x in ipairs(written) do
