@@ -232,6 +232,34 @@ describe("build_on_merge and the merge of criss-crossed histories", function()
     end
   end)
 
+  it("under latest_timestamp builds on the current head and leaves the other heads concurrent", function()
+    local s = sim.new { n = 2, dir = helpers.tmpdir("bom"), seed = 5,
+                        config = { sync_interval_seconds = 2, heartbeat_interval_seconds = 1, peer_timeout_seconds = 10 } }
+    s.nodes[1].store:put_weights("x", 0, { 0, 0 })
+    assert.is_number(s:run_until_agreed(100))
+    s:partition(function(i) return i end)
+    s.nodes[1].store:put_weights("x", 0, { 1, 0 })
+    local t = synaptic.now()
+    while synaptic.now() < t + 0.003 do end      -- node 2's write is the newer
+    s.nodes[2].store:put_weights("x", 0, { 0, 2 })
+    s:heal()
+    assert.is_number(s:run_until_agreed(100))
+    local a = s.nodes[1].store
+    assert.same({ 0, 2 }, a:get_weights("x", 0):totable())
+    assert.equal(1, #a:conflicts("x", 0))        -- { 1, 0 } lost to the newer write, kept
+    a:put_weights("x", 0, { 5, 2 }, nil, { build_on_merge = true })
+    -- built on { 0, 2 } only: { 1, 0 } is still a head, not superseded unseen
+    assert.same({ 1, 0 }, a:conflicts("x", 0)[1].weights:totable())
+    assert.is_number(s:run_until_agreed(100))
+    for _ = 1, 4 do s:step() end
+    for i = 1, 2 do
+      assert.same({ 5, 2 }, s.nodes[i].store:get_weights("x", 0):totable())
+      assert.equal(1, #s.nodes[i].store:conflicts("x", 0))
+    end
+    assert.equal(sim.fingerprint(a, { "x" }, 1), sim.fingerprint(s.nodes[2].store, { "x" }, 1))
+    s:close()
+  end)
+
   it("checks the flag", function()
     local store = assert(synaptic.open(helpers.tmpdir("bom") .. "/s"))
     assert.has_error(function() store:put_weights("x", 0, { 1 }, {}, { build_on_merge = 1 }) end)

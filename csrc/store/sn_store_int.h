@@ -59,6 +59,7 @@ typedef struct sn_pending {
     struct sn_hist *writes;       /* every write, in order (malloc'd) */
     uint64_t *versions;
     size_t nwrites, cap, trimmed; /* writes[0..trimmed) are trimmed already */
+    int beside_heads;             /* a write left other heads (build_on_merge): no trimming */
     size_t prefix_len;
     unsigned char prefix[];       /* the layer key */
 } sn_pending;

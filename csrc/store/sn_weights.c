@@ -120,8 +120,12 @@ static int weights_map(sn_arena *a, const sn_weights_in *in, uint64_t version, c
  * is current: it is the newest, which is what the merge strategy shows
  * while it waits, and what latest_timestamp picks. *done: h holds the
  * parent and depth, *known how many writes the store knows (the merge
- * counted). Nothing happens when the current write is the only head, or
- * the batch already wrote the layer. */
+ * counted); BUILT_ON_MERGE or BUILT_BESIDE_HEADS (other heads stay, so
+ * nothing may be trimmed: they are concurrent with the new write). Nothing
+ * happens when the current write is the only head, or the batch already
+ * wrote the layer. */
+enum { BUILT_ON_MERGE = 1, BUILT_BESIDE_HEADS = 2 };
+
 static int build_on_merge(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                           sn_hist *h, uint64_t *known, int *done, sn_err *e)
 {
@@ -140,7 +144,7 @@ static int build_on_merge(sn_store *s, sn_batch *b, const unsigned char *lk, siz
         h->nparents = 1;
         h->parents[0] = cur;
         h->depth = ch.depth + 1;
-        *done = !rc;
+        *done = rc ? 0 : BUILT_BESIDE_HEADS;
         return rc;
     }
     if (rc != SN_NOTFOUND) return rc;
@@ -157,7 +161,7 @@ static int build_on_merge(sn_store *s, sn_batch *b, const unsigned char *lk, siz
     h->nparents = 1;
     h->parents[0] = cur;
     h->depth = depth + 1;
-    *done = 1;
+    *done = BUILT_ON_MERGE;
     return SN_OK;
 }
 
@@ -203,7 +207,10 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     else if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
     if (!rc) rc = sn_note_pending(b, lk, lklen, &h, *version, e);
-    if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
+    sn_pending *p = rc ? NULL : sn_pending_find(b, lk, lklen);
+    if (p && on_merge == BUILT_BESIDE_HEADS) p->beside_heads = 1;
+    /* trimming assumes the batch's writes superseded every head on disk */
+    if (p && !p->beside_heads) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
 }
 
