@@ -17,7 +17,7 @@ WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
              $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
 LIBFLAG ?= -shared
-LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -luuid -lzmq -lm
+LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lzmq -lm
 
 BUILD   ?= build
 SRCS    := $(wildcard csrc/*/*.c)
@@ -26,7 +26,7 @@ CORE_SO := $(BUILD)/synaptic/core.so
 CORE_SRCS := $(filter-out csrc/lua/%,$(SRCS))
 
 # Debian packages a fresh machine needs (README "Dependencies").
-DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev uuid-dev \
+DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev libdeflate-dev uuid-dev \
                 libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config
 DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks chromium python3
@@ -73,7 +73,13 @@ demo: deps all
 	cd $(BUILD)/demo && LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;' \
 	  LUA_CPATH='$(CURDIR)/$(BUILD)/?.so;;' $(LUA) $(CURDIR)/examples/persistence_demo.lua
 
-bench: deps all
+# raw RocksDB from C with the store's options: the baseline of
+# bench/engine_bench.lua
+$(BUILD)/raw_rocksdb: bench/raw_rocksdb.c | $(BUILD)/obj
+	$(CC) -O2 -std=c11 $(WARN) $< -o $@ -lrocksdb
+
+bench: deps all $(BUILD)/raw_rocksdb
+	$(LUA_ENV) RAW_ROCKSDB=$(BUILD)/raw_rocksdb $(LUA) bench/engine_bench.lua
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 	$(LUA_ENV) $(LUA) bench/sync_bench.lua
@@ -103,9 +109,9 @@ CODEC_SRCS   = $(wildcard csrc/codec/*.c) $(BASE_SRCS)
 fuzz: deps-check
 	mkdir -p $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc fuzz/make_seeds.c $(CODEC_SRCS) \
-	  -o $(BUILD)/fuzz/make_seeds -lmsgpackc -lz -lzstd -lm
+	  -o $(BUILD)/fuzz/make_seeds -lmsgpackc -lz -lzstd -ldeflate -lm
 	$(BUILD)/fuzz/make_seeds $(BUILD)/fuzz/seeds
-	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_record.c $(CODEC_SRCS) -o $(BUILD)/fuzz/fuzz_record -lmsgpackc -lz -lzstd -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_record.c $(CODEC_SRCS) -o $(BUILD)/fuzz/fuzz_record -lmsgpackc -lz -lzstd -ldeflate -lm
 	$(BUILD)/fuzz/fuzz_record -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-record $(BUILD)/fuzz/seeds
 
@@ -116,7 +122,7 @@ fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_message.c $(MESSAGE_FUZZ_SRCS) -o $(BUILD)/fuzz/fuzz_message \
-	  -lrocksdb -lmsgpackc -lz -lzstd -luuid -lm
+	  -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lm
 	$(BUILD)/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 

@@ -2,7 +2,8 @@
 -- one update to reach every node as N grows (against log2 N); bytes sent per
 -- update against the update's stored record size (delta sync overhead); and
 -- two real ZeroMQ nodes on loopback: updates/s and the latency of a small
--- weight update. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
+-- weight update; heartbeats for discovery to turn a chain of seeds into a
+-- full mesh. Printed as ratios, never asserted. BENCH_QUICK=1: smaller.
 package.path = "spec/?.lua;spec/support/?.lua;" .. package.path
 local synaptic = require "synaptic"
 local sim = require "sim"
@@ -153,6 +154,112 @@ do
   rmdir(dir)
 end
 
+-- 3b. Bulk and small updates between two real nodes, against the same
+-- puts into a local store: a 64 MiB model (64 layers of 1 MiB) from the
+-- moment A has written it until B has all of it, and 4 KiB updates
+-- delivered per second against local puts per second of the same layer.
+do
+  local function pair(dir)
+    local a = assert(synaptic.open(dir .. "/a"))
+    local b = assert(synaptic.open(dir .. "/b"))
+    local cfg = { heartbeat_interval_seconds = 0.5, sync_interval_seconds = 2, peer_timeout_seconds = 30 }
+    local function conf(t) for k, v in pairs(cfg) do t[k] = v end return t end
+    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
+    local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    local function poll_until(cond, limit)
+      for _ = 1, limit or 10000000 do
+        na:poll(0); nb:poll(0)
+        if cond() then return true end
+      end
+      return false
+    end
+    a:put_weights("warm", 0, { 0 }, {})
+    assert(poll_until(function() return b:get_weights("warm", 0) ~= nil end), "nodes did not connect")
+    return a, b, na, nb, poll_until
+  end
+  local now = synaptic.now
+  local layers = quick and 16 or 64
+  local big = gaussian(262144, 11)          -- 1 MiB of float32
+  -- local puts of the same layers into a fresh store
+  local dir = tmpdir()
+  local c = assert(synaptic.open(dir .. "/c"))
+  local t0 = now()
+  for l = 1, layers do c:put_weights("model", l, big, {}) end
+  local local_put = now() - t0
+  c:close()
+  local a, b, na, nb, poll_until = pair(dir)
+  t0 = now()
+  for l = 1, layers do a:put_weights("model", l, big, {}) end
+  local a_put = now() - t0
+  t0 = now()
+  assert(poll_until(function() return b:get_weights("model", layers) ~= nil end), "bulk sync did not finish")
+  local sync_time = now() - t0
+  -- small updates: written back to back on A, then until B has the last
+  -- (A's writes timed apart, as for the bulk case)
+  local small = gaussian(1024, 12)          -- 4 KiB
+  local m = quick and 500 or 3000
+  t0 = now()
+  for i = 1, m do c = a:put_weights("small", i % 64, small, {}) end
+  local a_small = now() - t0
+  local last = c
+  t0 = now()
+  assert(poll_until(function() local _, _, info = b:get_weights("small", (m) % 64)
+    return info and info.version >= last end), "small updates did not arrive")
+  local small_time = now() - t0
+  local got = nb:stats().weights_received
+  na:close(); nb:close(); a:close(); b:close()
+  local d2 = tmpdir()
+  local l2 = assert(synaptic.open(d2 .. "/l"))
+  t0 = now()
+  for i = 1, m do l2:put_weights("small", i % 64, small, {}) end
+  local local_small = now() - t0
+  l2:close()
+  rmdir(d2)
+  rmdir(dir)
+  print(("\n  bulk and small updates between two ZeroMQ nodes on loopback (one process polls both):"))
+  print(("  %-52s %10s %10s %8s"):format("measure", "sync", "local", "ratio"))
+  print(("  %-52s %9.2fs %9.2fs %7.2fx"):format(("%d MiB (%d x 1 MiB layers): A written -> B has all"):format(layers, layers),
+        sync_time, local_put, sync_time / local_put))
+  print(("  %-52s %10s %9.2fs"):format("  (A's own puts of those layers)", "", a_put))
+  print(("  %-52s %9.0f/s %8.0f/s %7.2fx"):format(("4 KiB updates (%d): A written -> B has all"):format(m),
+        m / small_time, m / local_small, (m / small_time) / (m / local_small)))
+  print(("  %-52s %9.0f/s"):format("  writer and delivery together (one process)", m / (small_time + a_small)))
+  print(("  %-52s %10s %8.0f/s"):format("  (A's own puts of those updates)", "", m / a_small))
+  print(("  targets: bulk sync <= 1.5x local puts; >= 8000 small updates/s (weights received by B: %d)"):format(got))
+end
+
+-- 3c. Growth: receiving a burst of N small updates (4 KiB layers, each
+-- its own layer) between two transport-free engines, N = 1x, 10x, 100x:
+-- messages per burst and receive CPU time per update (should stay flat).
+do
+  print("\n  receiving a burst of N 4 KiB updates (engines, no sockets; CPU time per update):")
+  print(("  %-16s %10s %14s %8s"):format("N", "messages", "us / update", "vs 1x"))
+  local base = quick and 30 or 100
+  local first
+  for _, mult in ipairs({ 1, 10, 100 }) do
+    local n = base * mult
+    local dir = tmpdir()
+    local a = assert(synaptic.open(dir .. "/a"))
+    local b = assert(synaptic.open(dir .. "/b"))
+    local cfg = { sync_interval_seconds = 1000, heartbeat_interval_seconds = 1000, peer_timeout_seconds = 5000 }
+    local function conf(id) local t = { node_id = id } for k, v in pairs(cfg) do t[k] = v end return t end
+    local ea, eb = synaptic.sync_engine(a, conf "A"), synaptic.sync_engine(b, conf "B")
+    ea:add_peer("B"); eb:add_peer("A"); ea:tick(1); eb:tick(1); ea:outbox(); eb:outbox()
+    local w = gaussian(1024, 21)
+    for i = 1, n do a:put_weights("burst", i, w, {}) end
+    ea:tick(2)
+    local msgs = ea:outbox()
+    local t0 = os.clock()
+    for _, m in ipairs(msgs) do assert(eb:receive("A", m.bytes)) end
+    local per = (os.clock() - t0) / n
+    assert(eb:stats().weights_received == n, "burst not applied whole")
+    first = first or per
+    print(("  %-16s %10d %14.1f %7.2fx"):format(("%dx (%d)"):format(mult, n), #msgs, per * 1e6, per / first))
+    ea:close(); eb:close(); a:close(); b:close()
+    rmdir(dir)
+  end
+end
+
 -- 4. The cost of a merge: A and B share a base of a layer, each writes a
 -- version the other did not see; the time for A to apply B's entry under
 -- conflict_resolution = "merge" (decode, history, the merge over the base,
@@ -196,4 +303,43 @@ do
     print(("  %-12s %14.2f %14.2f %7.2fx"):format(fmt_bytes(floats * 4), p * 1000, m * 1000, m / p))
   end
   print("  (CPU time; the merge reads three records (two heads, the base) and writes one)")
+end
+
+-- 5. Discovery: N real nodes on loopback, each given only the one before it
+-- as a seed (a chain), until every node has a live peer for every other.
+-- Counted in heartbeats (wall time / heartbeat interval), against log2 N.
+do
+  print("\n  discovery: a chain of N listening nodes (one seed each) to a full mesh:")
+  print(("  %6s %12s %8s %14s"):format("N", "heartbeats", "log2 N", "hb / log2 N"))
+  local HB = 0.1
+  for _, n in ipairs(quick and { 4, 8 } or { 4, 8, 12 }) do
+    local dir = tmpdir("disc")
+    local stores, nodes = {}, {}
+    for i = 1, n do
+      stores[i] = assert(synaptic.open(("%s/n%02d"):format(dir, i), { write_buffer_mb = 1, cache_mb = 1 }))
+      nodes[i] = assert(synaptic.node(stores[i], { node_id = ("N%02d"):format(i), listen = "tcp://127.0.0.1:0",
+        peers = { nodes[i - 1] and nodes[i - 1]:address() or nil }, max_peers = 32,
+        heartbeat_interval_seconds = HB, sync_interval_seconds = 1, peer_timeout_seconds = 5 }))
+    end
+    local function full()
+      for _, node in ipairs(nodes) do
+        local alive = 0
+        for _, p in ipairs(node:peers()) do if p.state == "alive" and p.last_seen then alive = alive + 1 end end
+        if alive < n - 1 then return false end
+      end
+      return true
+    end
+    local t0, done = synaptic.now(), false
+    while not done and synaptic.now() - t0 < 60 do
+      for _, node in ipairs(nodes) do node:poll(1) end
+      done = full()
+    end
+    local hb = (synaptic.now() - t0) / HB
+    local lg = math.log(n, 2)
+    print(("  %6d %12s %8.2f %14s"):format(n, done and ("%.1f"):format(hb) or "n/a", lg,
+                                           done and ("%.2f"):format(hb / lg) or "n/a"))
+    for i = 1, n do nodes[i]:close(); stores[i]:close() end
+    rmdir(dir)
+  end
+  print("  (a newly dialed peer gets a heartbeat, and its sample, at once: news spreads by dials, not one hop per heartbeat)")
 end

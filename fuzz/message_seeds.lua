@@ -9,6 +9,15 @@ local b = assert(s.open(scratch .. "/b", { write_buffer_mb = 1, cache_mb = 1 }))
 local ea = s.sync_engine(a, { node_id = "A", chunk_bytes = 1024 })
 local eb = s.sync_engine(b, { node_id = "B" })
 ea:add_peer("B"); eb:add_peer("A")
+-- heartbeats name dialable peers (discovery): A advertises itself, and C,
+-- whose own heartbeat told A where C listens
+local c = assert(s.open(scratch .. "/c", { write_buffer_mb = 1, cache_mb = 1 }))
+local ec = s.sync_engine(c, { node_id = "C" })
+ec:advertise("tcp://127.0.0.1:7001", ("c"):rep(40))
+ea:advertise("tcp://127.0.0.1:7000", ("a"):rep(40))
+ec:add_peer("A"); ea:add_peer("C")
+ec:tick(0)
+for _, m in ipairs(ec:outbox()) do ea:receive("C", m.bytes) end
 a:put_config { expert_id = "x", domain = "d", parameter_count = 1, learning_rate = 0.1, architecture = { 1 } }
 ea:tick(0)
 a:put_weights("x", 0, { 1, 2, 3 }, { 0.5 })

@@ -22,6 +22,7 @@ external_dependencies = {
    ROCKSDB = { header = "rocksdb/c.h", library = "rocksdb" },
    ZLIB = { header = "zlib.h", library = "z" },
    ZSTD = { header = "zstd.h", library = "zstd" },
+   LIBDEFLATE = { header = "libdeflate.h", library = "deflate" },
    UUID = { header = "uuid/uuid.h", library = "uuid" },
    MSGPACK = { header = "msgpack.h", library = "msgpackc" },
    ZMQ = { header = "zmq.h", library = "zmq" },
@@ -34,7 +35,7 @@ build = {
       LUA_INCDIR = "$(LUA_INCDIR)",
       LUA_LIBDIR = "$(LUA_LIBDIR)",
       LUA = "$(LUA)",
-      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(ZSTD_LIBDIR) -lzstd -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
+      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(ZSTD_LIBDIR) -lzstd -L$(LIBDEFLATE_LIBDIR) -ldeflate -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
    },
    install_variables = {
       INST_LIBDIR = "$(LIBDIR)",

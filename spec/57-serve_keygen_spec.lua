@@ -96,14 +96,14 @@ describe("synaptic serve", function()
     store_with(dir .. "/g", "from_good", 2)
     store_with(dir .. "/x", "poison", 3)
     local pid, outf, errf = start(dir, dir .. "/s", "--listen", "tcp://127.0.0.1:0", "--key", dir .. "/server.key",
-                                  "--authorize", gpub, "--heartbeat", "0.2", "--seconds", "60", "--json")
+                                  "--authorize=" .. gpub, "--heartbeat", "0.2", "--seconds", "60", "--json")
     local address = cjson.decode(wait_for_line(outf, 1)[1]).address
     assert.matches("^tcp://127%.0%.0%.1:%d+$", address, slurp(errf))
-    local peer = spub .. "@" .. address
+    local peer = "--peer=" .. spub .. "@" .. address   -- '=': a key may begin with '-' 
     -- the intruder runs beside the good peer, with a key the server does not admit
-    local xpid, xout = start(helpers.tmpdir("serve-x"), dir .. "/x", "--peer", peer, "--key", dir .. "/evil.key",
+    local xpid, xout = start(helpers.tmpdir("serve-x"), dir .. "/x", peer, "--key", dir .. "/evil.key",
                              "--heartbeat", "0.2", "--seconds", "2.5", "--json")
-    local code, out, err = run("serve", dir .. "/g", "--peer", peer, "--key", dir .. "/good.key",
+    local code, out, err = run("serve", dir .. "/g", peer, "--key", dir .. "/good.key",
                                "--heartbeat", "0.2", "--seconds", "2.5", "--json")
     assert.equal(0, code, err)
     assert.is_true(cjson.decode(out:match("([^\n]+)\n$")).stats.weights_received >= 1)
@@ -140,7 +140,7 @@ describe("synaptic serve", function()
     assert_fails(1, "no store at .*give %-%-create", run("serve", dir .. "/none", "--seconds", "1"))
     assert.is_nil(io.open(dir .. "/none/CURRENT"))
     assert_fails(1, "without CURVE; give %-%-key", run("serve", dir .. "/s", "--listen", "tcp://0.0.0.0:0", "--seconds", "1"))
-    assert_fails(1, "need %-%-key", run("serve", dir .. "/s", "--authorize", (synaptic.keypair()), "--seconds", "1"))
+    assert_fails(1, "need %-%-key", run("serve", dir .. "/s", "--authorize=" .. synaptic.keypair(), "--seconds", "1"))
     assert_fails(1, "has no public key", run("serve", dir .. "/s", "--key", dir .. "/s/CURRENT", "--seconds", "1"))
     keygen(dir .. "/k")
     assert_fails(1, "PUBLIC@ENDPOINT", run("serve", dir .. "/s", "--key", dir .. "/k", "--peer", "tcp://127.0.0.1:9", "--seconds", "1"))

@@ -138,6 +138,12 @@ static int compress_bf16(const unsigned char *src, size_t len, unsigned char **o
 int sn_compress(sn_codec c, const void *src, size_t len, unsigned char **out, size_t *out_len,
                 sn_err *e)
 {
+    return sn_compress_ctx(NULL, c, src, len, out, out_len, e);
+}
+
+int sn_compress_ctx(sn_codec_ctx *x, sn_codec c, const void *src, size_t len,
+                    unsigned char **out, size_t *out_len, sn_err *e)
+{
     static const unsigned char empty[1];
     if (!out || !out_len || (!src && len)) return sn_fail(e, SN_EARG, "sn_compress: NULL buffer");
     *out = NULL;
@@ -150,7 +156,7 @@ int sn_compress(sn_codec c, const void *src, size_t len, unsigned char **out, si
     case SN_CODEC_NONE: return compress_none(s, len, out, out_len, e);
     case SN_CODEC_GZIP: return sn_z_compress(&GZIP_Z, NULL, s, len, len, out, out_len, e);
     case SN_CODEC_SHUFFLE:
-        return sn_compress_shuffle(s, len, out, out_len, e);
+        return sn_compress_shuffle(x, s, len, out, out_len, e);
     case SN_CODEC_BF16: return compress_bf16(s, len, out, out_len, e);
     default: return sn_fail(e, SN_EARG, "unknown codec %d", (int)c);
     }
@@ -177,6 +183,12 @@ static int decompress_bf16(const unsigned char *src, size_t len, unsigned char *
 
 int sn_decompress(sn_codec c, const void *src, size_t len, void *dst, size_t raw_len, sn_err *e)
 {
+    return sn_decompress_ctx(NULL, c, src, len, dst, raw_len, e);
+}
+
+int sn_decompress_ctx(sn_codec_ctx *x, sn_codec c, const void *src, size_t len, void *dst,
+                      size_t raw_len, sn_err *e)
+{
     static const unsigned char empty[1];
     unsigned char sink[1];
     if ((!src && len) || (!dst && raw_len))
@@ -193,7 +205,7 @@ int sn_decompress(sn_codec c, const void *src, size_t len, void *dst, size_t raw
     case SN_CODEC_GZIP:
         return sn_z_decompress(GZIP_Z.window_bits, NULL, s, len, d, raw_len, raw_len, "gzip", e);
     case SN_CODEC_SHUFFLE:
-        return sn_decompress_shuffle(s, len, d, raw_len, e);
+        return sn_decompress_shuffle(x, s, len, d, raw_len, e);
     case SN_CODEC_BF16: return decompress_bf16(s, len, d, raw_len, e);
     default: return sn_fail(e, SN_ECORRUPT, "unknown codec %d", (int)c);
     }

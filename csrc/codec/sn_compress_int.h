@@ -108,9 +108,10 @@ SN_HIDDEN int sn_z_decompress(int window_bits, scatter_fn scatter, const unsigne
 
 /* ---- shuffle (sn_shuffle.c) ------------------------------------------- */
 
-SN_HIDDEN int sn_compress_shuffle(const unsigned char *src, size_t len, unsigned char **out,
-                                  size_t *out_len, sn_err *e);
-SN_HIDDEN int sn_decompress_shuffle(const unsigned char *src, size_t len, unsigned char *dst,
-                                    size_t raw_len, sn_err *e);
+/* x may be NULL: contexts and scratch made and freed within the call. */
+SN_HIDDEN int sn_compress_shuffle(sn_codec_ctx *x, const unsigned char *src, size_t len,
+                                  unsigned char **out, size_t *out_len, sn_err *e);
+SN_HIDDEN int sn_decompress_shuffle(sn_codec_ctx *x, const unsigned char *src, size_t len,
+                                    unsigned char *dst, size_t raw_len, sn_err *e);
 
 #endif

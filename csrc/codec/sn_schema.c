@@ -164,11 +164,23 @@ static const sn_field sync_response_fields[] = {
 };
 static SCHEMA(sync_response_schema, "SyncResponse", sync_response_fields);
 
+/* Discovery: a peer the heartbeat's sender knows (or the sender itself),
+ * where to dial it, and its CURVE public key. The engine bounds the list
+ * (sn_sync.h: SN_SYNC_SAMPLE_PEERS) and each string. */
+static const sn_field sample_fields[] = {
+    F("id", SN_F_ID, 1),
+    F("endpoint", SN_F_STR, 1),
+    F("public", SN_F_STR, 0),
+};
+static SCHEMA(sample_schema, "peer", sample_fields);
+
 static const sn_field heartbeat_fields[] = {
     F("proto", SN_F_UINT, 1),
     F("from", SN_F_ID, 1),
     F("digest", SN_F_UINT, 1),
     F("entries", SN_F_UINT, 0),
+    /* appended in proto 2: a proto-2 reader without it ignores it */
+    LIST_OF("peers", sample_schema, 0),
 };
 static SCHEMA(heartbeat_schema, "Heartbeat", heartbeat_fields);
 

@@ -51,6 +51,26 @@ static int l_engine_add_peer(lua_State *L)
     return 1;
 }
 
+/* engine:advertise([endpoint [, public]]): what heartbeats say of this
+ * engine (a node sets its own from its bound address). */
+static int l_engine_advertise(lua_State *L)
+{
+    check_engine(L, 1);
+    size_t eplen = 0, publen = 0;
+    const char *ep = luaL_optlstring(L, 2, NULL, &eplen);
+    const char *pub = luaL_optlstring(L, 3, NULL, &publen);
+    luaL_argcheck(L, !ep || (eplen > 0 && eplen <= SN_SYNC_MAX_ENDPOINT && strlen(ep) == eplen), 2,
+                  "endpoint must be 1 to 255 bytes without NUL");
+    luaL_argcheck(L, !pub || (publen == SN_SYNC_KEY_LEN && strlen(pub) == publen), 3,
+                  "public key must be 40 Z85 characters");
+    lsn_engine *u = check_engine(L, 1);   /* again: the conversions allocate */
+    sn_err e;
+    int rc = sn_sync_set_self(u->y, ep, pub, &e);
+    if (rc) return lsn_result(L, "advertise", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_engine_remove_peer(lua_State *L)
 {
     check_engine(L, 1);
@@ -210,6 +230,7 @@ void lsn_engine_register(lua_State *L)
     static const luaL_Reg methods[] = {
         { "add_peer", l_engine_add_peer },
         { "remove_peer", l_engine_remove_peer },
+        { "advertise", l_engine_advertise },
         { "tick", l_engine_tick },
         { "receive", l_engine_receive },
         { "outbox", l_engine_outbox },

@@ -1,10 +1,8 @@
 /* luaopen_synaptic_core: the only exported symbol. Every Lua type is
  * registered here, before any function that makes one is reachable. */
+#include "base/sn_signal.h"
 #include "lua/lsn.h"
 #include "lua/lsn_p2p.h"
-#include "base/sn_sigtrap.h"
-
-#include <signal.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +40,38 @@ static const void *check_bytes(lua_State *L, int idx, size_t *len)
     return f;
 }
 
+/* The Lua state's codec state for synaptic.compress/decompress, made on
+ * first use and kept in the registry (freed by its __gc): making zstd
+ * contexts per call cost more than coding a small payload. One Lua state
+ * runs on one thread at a time, as the state requires. */
+static int codec_ctx_key;
+
+static int codec_ctx_gc(lua_State *L)
+{
+    sn_codec_ctx **x = lua_touserdata(L, 1);
+    sn_codec_ctx_free(*x);
+    *x = NULL;
+    return 0;
+}
+
+static sn_codec_ctx *codec_ctx(lua_State *L)
+{
+    sn_codec_ctx *x = NULL;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &codec_ctx_key) == LUA_TUSERDATA)
+        x = *(sn_codec_ctx **)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (x) return x;
+    sn_codec_ctx **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, codec_ctx_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    *box = sn_codec_ctx_new();   /* NULL (out of memory): calls make their own */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &codec_ctx_key);
+    return *box;
+}
+
 static int l_compress(lua_State *L)
 {
     sn_codec c = check_codec(L, 1);
@@ -51,7 +81,9 @@ static int l_compress(lua_State *L)
     unsigned char *out;
     size_t out_len;
     sn_err e;
-    int rc = sn_compress(c, src, len, &out, &out_len, &e);
+    sn_codec_ctx *x = codec_ctx(L);   /* before the pointers below are used: it can raise */
+    src = check_bytes(L, 2, &len);
+    int rc = sn_compress_ctx(x, c, src, len, &out, &out_len, &e);
     if (rc) return lsn_result(L, "compress", rc, &e);
     lua_pushlstring(L, (const char *)out, out_len);
     free(out);
@@ -65,10 +97,11 @@ static int l_decompress(lua_State *L)
     const char *src = luaL_checklstring(L, 2, &len);
     lua_Integer raw = luaL_checkinteger(L, 3);
     luaL_argcheck(L, raw >= 0 && raw <= SN_MAX_RECORD, 3, "raw length out of range");
+    sn_codec_ctx *x = codec_ctx(L);
     luaL_Buffer b;
     char *dst = luaL_buffinitsize(L, &b, (size_t)raw);
     sn_err e;
-    int rc = sn_decompress(c, src, len, dst, (size_t)raw, &e);
+    int rc = sn_decompress_ctx(x, c, src, len, dst, (size_t)raw, &e);
     if (rc) return lsn_result(L, "decompress", rc, &e);
     luaL_pushresultsize(&b, (size_t)raw);
     return 1;
@@ -97,30 +130,23 @@ static int l_salvage(lua_State *L)
     return lsn_report_result(L, "salvage", rc, &e, ok, &report);
 }
 
-/* core.trap_signals(): from now on SIGINT and SIGTERM are recorded, not
- * fatal, until core.release_signals(); core.interrupted() names the one
- * caught ("SIGINT", "SIGTERM") or returns false. For loops in Lua that must
- * end cleanly on Ctrl-C (synaptic serve). */
+/* core.trap_signals() -> true: SIGINT and SIGTERM only set a flag from now
+ * on (and node:poll/run return "interrupted"); clears the flag. */
 static int l_trap_signals(lua_State *L)
 {
-    if (sn_sigtrap_install() != 0) return luaL_error(L, "trap_signals: sigaction failed");
+    sn_err e;
+    int rc = sn_signal_trap(&e);
+    if (rc) return lsn_result(L, "trap_signals", rc, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* core.interrupted() -> "SIGINT" | "SIGTERM" | false */
 static int l_interrupted(lua_State *L)
 {
-    int sig = sn_sigtrap_caught();
-    if (sig == SIGINT) lua_pushliteral(L, "SIGINT");
-    else if (sig == SIGTERM) lua_pushliteral(L, "SIGTERM");
+    const char *name = sn_signal_name(sn_signal_caught());
+    if (name) lua_pushstring(L, name);
     else lua_pushboolean(L, 0);
-    return 1;
-}
-
-static int l_release_signals(lua_State *L)
-{
-    sn_sigtrap_release();
-    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -134,7 +160,6 @@ int luaopen_synaptic_core(lua_State *L)
         { "cue_scores", lsn_cue_scores },
         { "trap_signals", l_trap_signals },
         { "interrupted", l_interrupted },
-        { "release_signals", l_release_signals },
         { NULL, NULL },
     };
     /* The functions the front end (init.lua) re-exports as synaptic.<name>.

@@ -3,9 +3,11 @@
  * The node holds its own engine (lsn_p2p.h: the store in uservalue 1, a Lua
  * resolver in uservalue 2); all socket work happens inside node:poll on the
  * calling thread. */
+#include "base/sn_signal.h"
 #include "lua/lsn_p2p.h"
 #include "net/sn_net.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define LSN_NODE "synaptic.node"
@@ -105,12 +107,13 @@ static int connect_peers(lua_State *L, lsn_node *u, int self, int cfg)
     }
     sn_sync *y = enter(L, self);
     sn_err e;
+    int rc = sn_net_attach(u->net, y, &e);
+    if (rc) return lsn_result(L, "node", rc, &e);
     for (lua_Integer i = 0; i < n; i++) {
         int at = list + 1 + 2 * (int)i;
         const char *ep = lua_type(L, at) == LUA_TSTRING ? lua_tostring(L, at) : NULL;
         const char *pub = lua_type(L, at + 1) == LUA_TSTRING ? lua_tostring(L, at + 1) : NULL;
-        int rc = ep ? sn_net_connect(u->net, ep, pub, &e) : SN_OK;
-        if (!rc && ep) rc = sn_sync_add_peer(y, ep, strlen(ep), &e);
+        rc = ep ? sn_net_add_peer(u->net, y, ep, pub, &e) : SN_OK;
         if (rc) return lsn_result(L, "node", rc, &e);
     }
     lua_pushvalue(L, self);
@@ -133,17 +136,28 @@ static int l_node_new(lua_State *L)
     return connect_peers(L, u, self, 2);
 }
 
+/* true, plus "interrupted" when a signal cut the wait short or a trapped
+ * one (core.trap_signals) is pending: the caller's loop sees it at once. */
+static int poll_result(lua_State *L, int interrupted)
+{
+    lua_pushboolean(L, 1);
+    if (!interrupted) return 1;
+    lua_pushliteral(L, "interrupted");
+    return 2;
+}
+
 static int l_node_poll(lua_State *L)
 {
     lsn_node *u = check_node(L, 1);   /* the userdata stays; its net is read after enter */
     lua_Integer ms = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, ms >= 0 && ms <= 3600000, 2, "timeout must be 0 to 3600000 ms");
     sn_sync *y = enter(L, 1);
+    if (sn_signal_caught()) return poll_result(L, 1);
     sn_err e;
-    int rc = sn_net_poll(u->net, y, (int)ms, &e);
+    int interrupted;
+    int rc = sn_net_poll(u->net, y, (int)ms, &interrupted, &e);
     if (rc) return lsn_result(L, "poll", rc, &e);
-    lua_pushboolean(L, 1);
-    return 1;
+    return poll_result(L, interrupted || sn_signal_caught());
 }
 
 static int l_node_run(lua_State *L)
@@ -154,13 +168,14 @@ static int l_node_run(lua_State *L)
     sn_sync *y = enter(L, 1);
     double end = sn_now() + secs;
     sn_err e;
+    int interrupted = 0;
     do {
+        if (sn_signal_caught()) return poll_result(L, 1);
         double left = (end - sn_now()) * 1000;
-        int rc = sn_net_poll(u->net, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &e);
+        int rc = sn_net_poll(u->net, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &interrupted, &e);
         if (rc) return lsn_result(L, "run", rc, &e);
-    } while (sn_now() < end);
-    lua_pushboolean(L, 1);
-    return 1;
+    } while (!interrupted && sn_now() < end);
+    return poll_result(L, interrupted || sn_signal_caught());
 }
 
 static int l_node_address(lua_State *L)
@@ -179,8 +194,7 @@ static int l_node_connect(lua_State *L)
     const char *pub = luaL_optstring(L, 3, NULL);
     sn_sync *y = enter(L, 1);
     sn_err e;
-    int rc = sn_net_connect(u->net, ep, pub, &e);
-    if (!rc) rc = sn_sync_add_peer(y, ep, strlen(ep), &e);
+    int rc = sn_net_add_peer(u->net, y, ep, pub, &e);
     if (rc) return lsn_result(L, "connect", rc, &e);
     lua_pushboolean(L, 1);
     return 1;
@@ -188,18 +202,31 @@ static int l_node_connect(lua_State *L)
 
 static int l_node_peers(lua_State *L)
 {
+    return lsn_push_peers(L, enter(L, 1));
+}
+
+static int l_node_disconnect(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *id = luaL_checkstring(L, 2);
     sn_sync *y = enter(L, 1);
-    lsn_push_peers(L, y);
-    /* a connected peer's id is its endpoint */
-    lua_Integer n = luaL_len(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_geti(L, -1, i);
-        lua_getfield(L, -1, "id");
-        const char *id = lua_tostring(L, -1);
-        if (id && strstr(id, "://")) lua_setfield(L, -2, "endpoint");
-        else lua_pop(L, 1);
-        lua_pop(L, 1);
-    }
+    sn_err e;
+    int r = sn_net_disconnect(u->net, y, id, &e);
+    if (r < 0) return lsn_result(L, "disconnect", e.code, &e);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+/* Tests only (SYNAPTIC_TEST_HOOKS): the routing id later connections
+ * claim, to play a forger. */
+static int l_node_force_routing_id(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *id = luaL_checkstring(L, 2);
+    sn_err e;
+    int rc = sn_net_force_routing_id(u->net, id, &e);
+    if (rc) return lsn_result(L, "_force_routing_id", rc, &e);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -231,6 +258,10 @@ static int l_node_stats(lua_State *L)
     lua_setfield(L, -2, "dropped");
     lua_pushinteger(L, (lua_Integer)st.zap_denied);
     lua_setfield(L, -2, "unauthorized");
+    lua_pushinteger(L, (lua_Integer)st.forged);
+    lua_setfield(L, -2, "forged");
+    lua_pushinteger(L, (lua_Integer)st.learned);
+    lua_setfield(L, -2, "learned");
     return 1;
 }
 
@@ -290,6 +321,7 @@ void lsn_node_register(lua_State *L)
         { "address", l_node_address },
         { "connect", l_node_connect },
         { "peers", l_node_peers },
+        { "disconnect", l_node_disconnect },
         { "sync_now", l_node_sync_now },
         { "stats", l_node_stats },
         { "node_id", l_node_id },
@@ -303,6 +335,10 @@ void lsn_node_register(lua_State *L)
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_NODE, methods, meta);
+    if (getenv("SYNAPTIC_TEST_HOOKS")) {
+        static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id }, { NULL, NULL } };
+        lsn_class_add_methods(L, LSN_NODE, hooks);
+    }
 }
 
 void lsn_node_open(lua_State *L)

@@ -199,6 +199,16 @@ void lsn_sync_close(lsn_sync *u)
 
 /* ---- tables both types return ----------------------------------------------------------- */
 
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (!v) return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Every string is pushed as soon as it is read: pushing allocates, and
+ * nothing here runs Lua code that could touch the engine meanwhile (the
+ * caller pinned it), but the next core call may move what they point to. */
 int lsn_push_peers(lua_State *L, sn_sync *y)
 {
     size_t n = sn_sync_peer_count(y);
@@ -206,14 +216,31 @@ int lsn_push_peers(lua_State *L, sn_sync *y)
     for (size_t i = 0; i < n; i++) {
         sn_peer_info p;
         sn_sync_peer(y, i, &p);
-        lua_createtable(L, 0, 4);
-        lua_pushstring(L, p.id);
-        lua_setfield(L, -2, "id");
-        lua_pushstring(L, sn_sync_peer_state_name(p.state));
-        lua_setfield(L, -2, "state");
+        lua_createtable(L, 0, 12);
+        set_str(L, "id", p.id);
+        set_str(L, "node_id", p.node);
+        set_str(L, "endpoint", p.endpoint);
+        set_str(L, "public", p.pub);
+        set_str(L, "state", sn_sync_peer_state_name(p.state));
         if (p.last_seen >= 0) {
             lua_pushnumber(L, p.last_seen);
             lua_setfield(L, -2, "last_seen");
+        }
+        lua_pushboolean(L, p.learned);
+        lua_setfield(L, -2, "learned");
+        lua_pushinteger(L, (lua_Integer)p.bytes_sent);
+        lua_setfield(L, -2, "bytes_sent");
+        lua_pushinteger(L, (lua_Integer)p.bytes_received);
+        lua_setfield(L, -2, "bytes_received");
+        uint64_t here, there;
+        sn_err e;
+        int rc = sn_sync_peer_missing(y, i, &here, &there, &e);
+        if (rc && rc != SN_NOTFOUND) return lsn_result(L, "peers", rc, &e);
+        if (!rc) {
+            lua_pushinteger(L, (lua_Integer)here);
+            lua_setfield(L, -2, "missing_here");
+            lua_pushinteger(L, (lua_Integer)there);
+            lua_setfield(L, -2, "missing_there");
         }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }

@@ -7,7 +7,7 @@
  * by ZMQ_SNDHWM/ZMQ_RCVHWM (a full queue drops our message rather than
  * growing: anti-entropy resends what was lost). */
 #include "base/sn_vec.h"
-#include "net/sn_net.h"
+#include "net/sn_net_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,31 +15,11 @@
 #include <string.h>
 #include <zmq.h>
 
-#define MAX_DEALERS 4096
-#define MAX_RECV_PER_POLL 4096
-
-typedef struct dealer {
-    char *endpoint;
-    void *sock;
-} dealer;
-
-struct sn_net {
-    void *ctx;
-    void *router;            /* NULL when not listening */
-    void *zap;               /* NULL without CURVE */
-    dealer *dealers;
-    size_t ndealers, cap;
-    sn_net_config cfg;
-    char **authorized;
-    char node_id[SN_NET_MAX_NODE_ID + 1];
-    char address[512];
-    sn_net_stats st;
-};
-
-static int zerr(sn_err *e, const char *what)
+int sn_net_zerr(sn_err *e, const char *what)
 {
     return sn_fail(e, SN_EIO, "%s: %s", what, zmq_strerror(zmq_errno()));
 }
+#define zerr sn_net_zerr
 
 static int common_opts(sn_net *n, void *s, sn_err *e)
 {
@@ -61,6 +41,8 @@ void sn_net_free(sn_net *n)
         free(n->dealers[i].endpoint);
     }
     free(n->dealers);
+    sn_net_peers_free(n);
+    free(n->forced_id);
     if (n->router) zmq_close(n->router);
     if (n->zap) zmq_close(n->zap);
     if (n->ctx) zmq_ctx_term(n->ctx);
@@ -111,9 +93,10 @@ int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err
         int one = 1;
         if (!n->router) rc = zerr(e, "router socket");
         if (!rc) rc = common_opts(n, n->router, e);
-        /* a restarted peer reconnecting with its id takes over the old pipe */
-        if (!rc && (zmq_setsockopt(n->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one) ||
-                    zmq_setsockopt(n->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one)))
+        /* no ROUTER_HANDOVER: a second connection under a routing id in use
+         * is refused, never handed the first one's pipe. MANDATORY: a send
+         * to a gone connection fails instead of vanishing (sn_net_peers.c) */
+        if (!rc && zmq_setsockopt(n->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one))
             rc = zerr(e, "router options");
         if (!rc && c->curve &&
             (zmq_setsockopt(n->router, ZMQ_CURVE_SERVER, &one, sizeof one) ||
@@ -141,6 +124,45 @@ int sn_keypair(char pub[SN_Z85_KEY_LEN + 1], char sec[SN_Z85_KEY_LEN + 1], sn_er
     return SN_OK;
 }
 
+int sn_net_force_routing_id(sn_net *n, const char *id, sn_err *e)
+{
+    if (!*id || strlen(id) > MAX_ROUTING_ID) return sn_fail(e, SN_EARG, "routing id must be 1 to 255 bytes");
+    char *copy = strdup(id);
+    if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+    free(n->forced_id);
+    n->forced_id = copy;
+    return SN_OK;
+}
+
+int sn_net_attach(sn_net *n, sn_sync *y, sn_err *e)
+{
+    return sn_sync_set_self(y, n->address[0] ? n->address : NULL, n->cfg.curve ? n->cfg.public_key : NULL, e);
+}
+
+int sn_net_authorized(const sn_net *n, const char *key)
+{
+    for (size_t i = 0; i < n->cfg.nauthorized; i++)
+        if (!strcmp(key, n->authorized[i])) return 1;
+    return 0;
+}
+
+void sn_net_close_dealer(sn_net *n, size_t i)
+{
+    zmq_close(n->dealers[i].sock);
+    free(n->dealers[i].endpoint);
+    n->dealers[i] = n->dealers[--n->ndealers];
+}
+
+int sn_net_add_peer(sn_net *n, sn_sync *y, const char *endpoint, const char *server_key, sn_err *e)
+{
+    int rc = sn_net_connect(n, endpoint, server_key, e);
+    if (!rc) rc = sn_sync_add_peer(y, endpoint, strlen(endpoint), e);
+    if (!rc) rc = sn_sync_set_peer_address(y, endpoint, strlen(endpoint), endpoint,
+                                           n->cfg.curve ? server_key : NULL, e);
+    if (!rc) sn_sync_unblock(y, endpoint);
+    return rc;
+}
+
 int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_err *e)
 {
     for (size_t i = 0; i < n->ndealers; i++)
@@ -153,7 +175,13 @@ int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_e
     if (!s) return zerr(e, "dealer socket");
     int one = 1;
     int rc = common_opts(n, s, e);
-    if (!rc && (zmq_setsockopt(s, ZMQ_ROUTING_ID, n->node_id, strlen(n->node_id)) ||
+    /* a routing id of this connection only: the node id travels in every
+     * message, and a routing id anyone could claim must not name us */
+    char rid[40];
+    rid[0] = '~';
+    sn_uuid(rid + 1);
+    const char *use = n->forced_id ? n->forced_id : rid;
+    if (!rc && (zmq_setsockopt(s, ZMQ_ROUTING_ID, use, strlen(use)) ||
                 zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one)))
         rc = zerr(e, "dealer options");
     if (!rc && n->cfg.curve &&
@@ -166,21 +194,25 @@ int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_e
     char *copy = rc ? NULL : strdup(endpoint);
     if (!rc && !copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
     if (rc) { zmq_close(s); return rc; }
-    n->dealers[n->ndealers].endpoint = copy;
-    n->dealers[n->ndealers].sock = s;
-    n->ndealers++;
+    dealer *d = &n->dealers[n->ndealers++];
+    d->endpoint = copy;
+    d->sock = s;
+    snprintf(d->key, sizeof d->key, "%s", n->cfg.curve ? server_key : "");
     return SN_OK;
 }
 
 /* ---- ZAP: admit only authorized CURVE keys ------------------------------------- */
 
-static void zap_reply(void *zap, zmq_msg_t *req_id, int ok)
+/* The user id of an admitted connection is its public key: every message
+ * it sends carries it (zmq_msg_gets "User-Id"), which binds node ids to
+ * keys (sn_net_peers.c). */
+static void zap_reply(void *zap, zmq_msg_t *req_id, const char *key)
 {
     zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(zap, zmq_msg_data(req_id), zmq_msg_size(req_id), ZMQ_SNDMORE);
-    zmq_send(zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
-    zmq_send(zap, ok ? "OK" : "unauthorized", ok ? 2 : 12, ZMQ_SNDMORE);
-    zmq_send(zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(zap, key ? "200" : "400", 3, ZMQ_SNDMORE);
+    zmq_send(zap, key ? "OK" : "unauthorized", key ? 2 : 12, ZMQ_SNDMORE);
+    zmq_send(zap, key ? key : "", key ? strlen(key) : 0, ZMQ_SNDMORE);
     zmq_send(zap, "", 0, 0);
 }
 
@@ -202,113 +234,22 @@ static void serve_zap(sn_net *n)
         return;
     }
     int ok = 0;
+    char key[SN_Z85_KEY_LEN + 1];
     if (nf == 7 && zmq_msg_size(&f[5]) == 5 && !memcmp(zmq_msg_data(&f[5]), "CURVE", 5) &&
-        zmq_msg_size(&f[6]) == 32) {
-        char key[SN_Z85_KEY_LEN + 1];
-        if (zmq_z85_encode(key, zmq_msg_data(&f[6]), 32))
-            for (size_t i = 0; i < n->cfg.nauthorized && !ok; i++)
-                ok = !strcmp(key, n->authorized[i]);
-    }
+        zmq_msg_size(&f[6]) == 32 && zmq_z85_encode(key, zmq_msg_data(&f[6]), 32))
+        ok = sn_net_authorized(n, key);
     if (!ok) { n->st.zap_denied++; n->st.rejected++; }
-    zap_reply(n->zap, &f[1], ok);
+    zap_reply(n->zap, &f[1], ok ? key : NULL);
     for (int i = 0; i < nf; i++) zmq_msg_close(&f[i]);
 }
 
-/* ---- moving messages ----------------------------------------------------------------- */
-
-/* Read one whole multipart message: up to two frames kept, the rest counted. */
-static int recv_parts(void *s, zmq_msg_t *parts, int *nparts)
+int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e)
 {
-    *nparts = 0;
-    int more = 1, total = 0;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return total ? total : -1;
-        }
-        more = zmq_msg_more(&m);
-        if (*nparts < 2) parts[(*nparts)++] = m;
-        else zmq_msg_close(&m);
-        total++;
-    }
-    return total;
-}
-
-static int deliver(sn_net *n, sn_sync *y, const char *peer, size_t plen, zmq_msg_t *m, sn_err *e)
-{
-    int accepted;
-    sn_err why;
-    int rc = sn_sync_receive(y, peer, plen, zmq_msg_data(m), zmq_msg_size(m), &accepted, &why);
-    if (rc) *e = why;
-    (void)n;
-    return rc;
-}
-
-static int drain(sn_net *n, sn_sync *y, sn_err *e)
-{
-    int rc = SN_OK;
-    for (int budget = MAX_RECV_PER_POLL; !rc && n->router && budget > 0; budget--) {
-        zmq_msg_t p[2];
-        int np, total = recv_parts(n->router, p, &np);
-        if (total < 0) break;
-        if (total == 2 && np == 2) {
-            rc = deliver(n, y, zmq_msg_data(&p[0]), zmq_msg_size(&p[0]), &p[1], e);
-        } else {
-            n->st.rejected++;
-            sn_sync_count_rejected(y);
-        }
-        for (int i = 0; i < np; i++) zmq_msg_close(&p[i]);
-    }
-    for (size_t d = 0; !rc && d < n->ndealers; d++) {
-        for (int budget = MAX_RECV_PER_POLL; !rc && budget > 0; budget--) {
-            zmq_msg_t p[2];
-            int np, total = recv_parts(n->dealers[d].sock, p, &np);
-            if (total < 0) break;
-            if (total == 1 && np == 1) {
-                rc = deliver(n, y, n->dealers[d].endpoint, strlen(n->dealers[d].endpoint), &p[0], e);
-            } else {
-                n->st.rejected++;
-                sn_sync_count_rejected(y);
-            }
-            for (int i = 0; i < np; i++) zmq_msg_close(&p[i]);
-        }
-    }
-    return rc;
-}
-
-static void flush(sn_net *n, sn_sync *y)
-{
-    char *to;
-    unsigned char *bytes;
-    size_t len;
-    while (sn_sync_next_out(y, &to, &bytes, &len)) {
-        void *s = NULL;
-        for (size_t d = 0; d < n->ndealers && !s; d++)
-            if (!strcmp(n->dealers[d].endpoint, to)) s = n->dealers[d].sock;
-        int bad;
-        if (s) {
-            bad = zmq_send(s, bytes, len, ZMQ_DONTWAIT) < 0;
-        } else if (n->router) {
-            /* ROUTER_MANDATORY: an unknown or gone routing id fails here
-             * instead of silently vanishing */
-            bad = zmq_send(n->router, to, strlen(to), ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0 ||
-                  zmq_send(n->router, bytes, len, ZMQ_DONTWAIT) < 0;
-        } else {
-            bad = 1;
-        }
-        if (bad) n->st.dropped++;
-        free(to);
-        free(bytes);
-    }
-}
-
-int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, sn_err *e)
-{
+    *interrupted = 0;
     int rc = sn_sync_tick(y, sn_now(), e);
+    if (!rc) rc = sn_net_discover(n, y, e);
     if (rc) return rc;
-    flush(n, y);
+    sn_net_flush(n, y);
     size_t np = n->ndealers + 2, k = 0;
     zmq_pollitem_t *items = calloc(np, sizeof *items);
     if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
@@ -319,14 +260,17 @@ int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, sn_err *e)
     int r = zmq_poll(items, (int)k, timeout_ms < 0 ? 0 : timeout_ms);
     free(items);
     if (r < 0 && zmq_errno() != EINTR) return zerr(e, "poll");
+    /* a signal: what is already queued is still handled below */
+    if (r < 0) *interrupted = 1;
     /* the ZAP socket first: a handshake waits on it */
     for (int i = 0; n->zap && i < 64; i++) {
         zmq_pollitem_t z = { n->zap, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&z, 1, 0) <= 0) break;
         serve_zap(n);
     }
-    rc = drain(n, y, e);
+    rc = sn_net_drain(n, y, e);
     if (!rc) rc = sn_sync_tick(y, sn_now(), e);
-    if (!rc) flush(n, y);
+    if (!rc) rc = sn_net_discover(n, y, e);
+    if (!rc) sn_net_flush(n, y);
     return rc;
 }

@@ -5,8 +5,17 @@
  * ZAP handler is a socket polled with the others.
  *
  * Peer ids given to the engine: the endpoint string for a peer we
- * connected to; the remote's routing id (its node_id) for a peer that
- * connected to us. */
+ * connected to; the node id its messages carry ("from") for a peer that
+ * connected to us.
+ *
+ * Identity: our DEALERs connect with a random, connection-unique routing
+ * id, never the node id, and the ROUTER keeps ZeroMQ's default of refusing
+ * a second connection under a routing id in use (no ROUTER_HANDOVER). The
+ * node id of an inbound peer is bound to the first live connection whose
+ * messages carried it; another connection claiming it while that one lives
+ * gets nothing and is counted (stats.forged, and the engine's rejected).
+ * Under CURVE a node id is also bound, for the node's life, to the public
+ * key that first used it (ZAP's User-Id). */
 #ifndef SN_NET_H
 #define SN_NET_H
 
@@ -33,6 +42,8 @@ typedef struct sn_net_stats {
     uint64_t rejected;             /* bad frames, refused handshakes */
     uint64_t dropped;              /* outgoing messages a full queue refused */
     uint64_t zap_denied;
+    uint64_t forged;               /* messages claiming a node id held by another connection or key */
+    uint64_t learned;              /* peers dialed because a heartbeat named them */
 } sn_net_stats;
 
 /* The defaults (exported with the sync engine's as
@@ -41,11 +52,26 @@ SN_HIDDEN void sn_net_default_config(sn_net_config *c);
 SN_HIDDEN int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err *e);
 SN_HIDDEN void sn_net_free(sn_net *n);
 SN_HIDDEN const char *sn_net_address(const sn_net *n);   /* "" when not listening */
-/* server_key: the peer's CURVE public key (required under CURVE). */
-SN_HIDDEN int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_err *e);
+/* Tells the engine what to advertise of this node (its bound address and
+ * public key): call once, after sn_net_new. */
+SN_HIDDEN int sn_net_attach(sn_net *n, sn_sync *y, sn_err *e);
+/* Connect to endpoint and add it to the engine as a static peer (an
+ * explicit connect also lifts a disconnect's block on the endpoint).
+ * server_key: the peer's CURVE public key (required under CURVE). */
+SN_HIDDEN int sn_net_add_peer(sn_net *n, sn_sync *y, const char *endpoint, const char *server_key,
+                              sn_err *e);
+/* Drop the peer whose engine id or node id is id: close our connection to
+ * it, forget its binding and the engine's peer, and keep discovery from
+ * dialing it again (sn_sync_block). 1 when there was such a peer, 0 when
+ * not, -1 with e set on failure. */
+SN_HIDDEN int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e);
 /* Wait up to timeout_ms for traffic, hand every message to the engine,
- * run its timers at the wall clock, and send its outbox. */
-SN_HIDDEN int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, sn_err *e);
+ * run its timers at the wall clock, dial the peers discovery learned, and
+ * send its outbox. *interrupted is set when a signal cut the wait short
+ * (EINTR): the caller returns to its own caller then. */
+SN_HIDDEN int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e);
+/* Tests only: the routing id our next DEALERs connect with (a forger's). */
+SN_HIDDEN int sn_net_force_routing_id(sn_net *n, const char *id, sn_err *e);
 SN_HIDDEN void sn_net_get_stats(const sn_net *n, sn_net_stats *out);
 SN_HIDDEN int sn_keypair(char pub[SN_Z85_KEY_LEN + 1], char sec[SN_Z85_KEY_LEN + 1], sn_err *e);
 

@@ -95,9 +95,10 @@ SN_HIDDEN int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_
 
 /* Check a peer's record bytes against the entry that carries them: decodes
  * the record fully (CRC included) and checks it belongs under the key and
- * has the entry's identity. SN_ECORRUPT when not. */
-SN_HIDDEN int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
-                               sn_err *e);
+ * has the entry's identity. SN_ECORRUPT when not. s (may be NULL) lends its
+ * codec state. */
+SN_HIDDEN int sn_replica_check(sn_store *s, const sn_entry *en, const unsigned char *bytes,
+                               size_t len, sn_err *e);
 
 /* Skips this store logged (up to max) whose column family is in the bit
  * set cfs (1 << cf): entries to fetch again once their kind is synced. */

@@ -16,7 +16,8 @@ static int is_merge_of(const sn_entry *en, const sn_value *origin)
     return m.hlc == en->hlc && memcmp(m.origin, origin->u.s.p, SN_ORIGIN_LEN) == 0;
 }
 
-int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len, sn_err *e)
+int sn_replica_check(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
+                     sn_err *e)
 {
     static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE,
                                               SN_REC_CHECKPOINT, SN_REC_METRIC };
@@ -24,7 +25,8 @@ int sn_replica_check(const sn_entry *en, const unsigned char *bytes, size_t len,
         return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
     if (en->cf == CF_WEIGHTS) {
         /* the whole payload is decoded and its CRC checked, not only the meta */
-        int rc = sn_weights_verify(en->key, en->klen, (const char *)bytes, len, e);
+        int rc = sn_weights_verify(s ? s->codec : NULL, en->key, en->klen, (const char *)bytes,
+                                   len, e);
         if (rc) return rc;
     }
     sn_arena a;
@@ -94,7 +96,7 @@ static int verify_ident_key(const unsigned char *k, size_t klen, const char *val
     en.klen = rklen;
     en.hlc = sn_get_be(k + 5 + rklen, 8);
     memcpy(en.origin, k + 5 + rklen + 8, SN_ORIGIN_LEN);
-    return sn_replica_check(&en, (const unsigned char *)val, vlen, e);
+    return sn_replica_check(NULL, &en, (const unsigned char *)val, vlen, e);
 }
 
 /* A layer key: expert (1..SN_MAX_ID_LEN bytes, no NUL), 0, layer(4). */

@@ -34,9 +34,14 @@ typedef struct fresh_write {
 static int load_view(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                      const fresh_write *f, sn_weights_view *v, sn_err *e)
 {
-    if (f->h && sn_same_ident(&f->h->id, id))
-        return f->bytes ? sn_weights_view_from(v, f->bytes, f->len, f->key, f->klen, e) : SN_NOTFOUND;
-    return sn_get_weights_by_id(s, lk, lklen, id, v, e);
+    if (f->h && sn_same_ident(&f->h->id, id)) {
+        if (!f->bytes) return SN_NOTFOUND;
+        int rc = sn_weights_view_from(v, f->bytes, f->len, f->key, f->klen, e);
+        v->codec = s->codec;
+        return rc;
+    }
+    /* the record only: heads are compared by depth, not version number */
+    return sn_get_weights_record(s, lk, lklen, id, v, e);
 }
 
 static int load_heads(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *heads,

@@ -85,7 +85,8 @@ static int copy_record(void *ctx, int cf, const unsigned char *k, size_t klen, c
     sn_err re = { 0, "" };
     sn_arena a;
     sn_arena_init(&a);
-    int bad = cf == CF_DEFAULT ? 0 : sn_record_check(cf, k, klen, v, vlen, &a, NULL, &re);
+    int bad = cf == CF_DEFAULT ? 0
+                               : sn_record_check(g->out->codec, cf, k, klen, v, vlen, &a, NULL, &re);
     sn_arena_free(&a);
     if (bad) return lose(g, cf, k, klen, re.msg, e);
     rocksdb_writebatch_put_cf(g->wb, g->out->cf[cf], (const char *)k, klen, v, vlen);
@@ -222,7 +223,7 @@ static void rescue_record(void *ctx, const unsigned char *k, size_t klen, const 
     sn_err re;
     int found = 0;
     if (r->rc || !inside(g, CF_WEIGHTS, k, klen) ||
-        sn_weights_verify(k, klen, (const char *)v, vlen, &re))
+        sn_weights_verify(g->out->codec, k, klen, (const char *)v, vlen, &re))
         return;
     for (size_t i = 0; i < r->n; i++)
         if (r->c[i].cf == CF_WEIGHTS && r->c[i].klen == klen && !memcmp(r->c[i].key, k, klen) &&

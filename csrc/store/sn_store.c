@@ -454,7 +454,13 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     uuid_generate_random(seed);
     memcpy(&s->metric_seq, seed, sizeof s->metric_seq);
     s->metric_seq &= ~(uint64_t)0xffffffffu;
-    if (!s->path) { free(s); return sn_fail(e, SN_ENOMEM, "out of memory"); }
+    s->codec = sn_codec_ctx_new();
+    if (!s->path || !s->codec) {
+        sn_codec_ctx_free(s->codec);
+        free(s->path);
+        free(s);
+        return sn_fail(e, SN_ENOMEM, "out of memory");
+    }
     if (!o->read_only) rc = sn_wal_before_open(path, o->recover, &s->recovery, e);
     if (!rc) rc = make_options(s, e);
     if (!rc) rc = open_db(s, path, e);
@@ -494,6 +500,7 @@ void sn_store_close(sn_store *s)
     if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
     if (s->recovery) sn_wal_damage_free(s->recovery);
     free(s->recovery);
+    sn_codec_ctx_free(s->codec);
     free(s->path);
     free(s);
 }
@@ -570,7 +577,7 @@ int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen, unsig
                         sn_codec codec, sn_err *e)
 {
     sn_buf buf;
-    int rc = sn_record_encode(type, map, parts, nparts, codec, &buf, e);
+    int rc = sn_record_encode_ctx(b->s->codec, type, map, parts, nparts, codec, &buf, e);
     if (rc) return rc;
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, (const char *)buf.data, buf.len);
     free(buf.data);

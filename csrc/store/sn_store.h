@@ -85,6 +85,7 @@ typedef struct sn_weights_view {
     unsigned char key[SN_MAX_ID_LEN + 5 + 44];   /* layer key + identity */
     size_t klen;
     void *pin;
+    sn_codec_ctx *codec;          /* the store's codec state, NULL for a view from bytes */
     sn_arena arena;
 } sn_weights_view;
 

@@ -46,6 +46,7 @@ struct sn_store {
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
     uint64_t weights_epoch;       /* commits that changed a layer's current write (in memory) */
+    sn_codec_ctx *codec;          /* codec state reused by every record read and written */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in
@@ -164,6 +165,11 @@ SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk
  * its version number; release the view. */
 SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen,
                                    const sn_ident *id, sn_weights_view *v, sn_err *e);
+/* The same without its version number (left 0), so without a walk of the
+ * layer's history: for callers that need the record only (applying a
+ * peer's write compares heads by depth). */
+SN_HIDDEN int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t lklen,
+                                    const sn_ident *id, sn_weights_view *v, sn_err *e);
 /* A view of a weights record held in memory (bytes must outlive it; the
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
@@ -213,11 +219,13 @@ SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
 /* The checks one stored record passes on its own (sn_verify.c): decoded
  * whole, its CRC, its type, its fields against its key. With a, the fields
  * of a non-weights record are left in *fields. */
-SN_HIDDEN int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val,
-                              size_t vlen, sn_arena *a, sn_value *fields, sn_err *e);
+SN_HIDDEN int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
+                              const char *val, size_t vlen, sn_arena *a, sn_value *fields,
+                              sn_err *e);
 
-/* Decode one stored weight value fully (payload and checksum included). */
-SN_HIDDEN int sn_weights_verify(const unsigned char *key, size_t klen, const char *val,
-                                size_t vlen, sn_err *e);
+/* Decode one stored weight value fully (payload and checksum included),
+ * with codec state x (NULL: made for the call). */
+SN_HIDDEN int sn_weights_verify(sn_codec_ctx *x, const unsigned char *key, size_t klen,
+                                const char *val, size_t vlen, sn_err *e);
 
 #endif

@@ -83,12 +83,12 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     }
 }
 
-int sn_record_check(int cf, const unsigned char *k, size_t klen, const char *val, size_t vlen,
-                    sn_arena *a, sn_value *fields, sn_err *e)
+int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
+                    const char *val, size_t vlen, sn_arena *a, sn_value *fields, sn_err *e)
 {
     if (fields) *fields = sn_nil();
     if (klen == 0) return sn_fail(e, SN_ECORRUPT, "empty key");
-    if (cf == CF_WEIGHTS) return sn_weights_verify(k, klen, val, vlen, e);
+    if (cf == CF_WEIGHTS) return sn_weights_verify(x, k, klen, val, vlen, e);
     if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX)
         return klen < 1 + 6 + SN_ID_LEN + 36 || vlen != 0
                    ? sn_fail(e, SN_ECORRUPT, "malformed pin entry") : SN_OK;
@@ -118,7 +118,7 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     sn_arena a;
     sn_arena_init(&a);
     sn_value fields;
-    int rc = sn_record_check(cf, k, klen, val, vlen, &a, &fields, e);
+    int rc = sn_record_check(v->s->codec, cf, k, klen, val, vlen, &a, &fields, e);
     if (!rc && cf == CF_CHECKPOINTS && k[0] == SN_PIN_PREFIX) {
         /* sn_record_check made sure the key ends in a 36-byte id */
         unsigned char ck[37];

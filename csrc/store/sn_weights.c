@@ -288,6 +288,7 @@ static int view_load(sn_store *s, const unsigned char *lk, size_t lklen, const s
     if (err) return sn_rocks_err(e, err, "reading neural_weights");
     if (!p) return SN_NOTFOUND;
     v->pin = p;
+    v->codec = s->codec;
     size_t vlen;
     const char *val = rocksdb_pinnableslice_value(p, &vlen);
     int rc = view_decode(v, val, vlen, key, klen, e);
@@ -380,10 +381,18 @@ int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t lklen, con
     return rc;
 }
 
+int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                          sn_weights_view *v, sn_err *e)
+{
+    memset(v, 0, sizeof *v);
+    sn_arena_init(&v->arena);
+    return view_load(s, lk, lklen, id, v, e);
+}
+
 int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e)
 {
     sn_part parts[2] = { { w, v->nw * sizeof(float) }, { b, v->nb * sizeof(float) } };
-    int rc = sn_record_load(&v->rec, parts, 2, e);
+    int rc = sn_record_load_ctx(v->codec, &v->rec, parts, 2, e);
     return rc ? sn_record_err(e, rc, CF_WEIGHTS, v->key, v->klen) : SN_OK;
 }
 
@@ -431,20 +440,22 @@ int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t laye
     return sn_vlist_finish(&w.l, a, out, e);
 }
 
-int sn_weights_verify(const unsigned char *key, size_t klen, const char *val, size_t vlen,
-                      sn_err *e)
+int sn_weights_verify(sn_codec_ctx *x, const unsigned char *key, size_t klen, const char *val,
+                      size_t vlen, sn_err *e)
 {
     sn_weights_view v;
     memset(&v, 0, sizeof v);
     sn_arena_init(&v.arena);
+    v.codec = x;
     int rc = view_decode(&v, val, vlen, key, klen, e);
-    float *buf = NULL;
+    unsigned char *owned = NULL;
     if (!rc) {
-        buf = malloc((v.nw + v.nb + 1) * sizeof(float));
+        /* the store's memory, not a fresh block per record (sn_compress.h) */
+        float *buf = sn_codec_ctx_out(x, (v.nw + v.nb + 1) * sizeof(float), &owned);
         rc = buf ? sn_weights_view_load(&v, buf, buf + v.nw, e)
                  : sn_fail(e, SN_ENOMEM, "out of memory");
     }
-    free(buf);
+    free(owned);
     sn_arena_free(&v.arena);
     return rc;
 }

@@ -56,6 +56,7 @@ void sn_sync_free(sn_sync *y)
     if (!y) return;
     sn_partials_free(y);
     sn_outbox_clear(y);
+    sn_discovery_free(y);
     sn_peers_free(y);
     free(y);
 }
@@ -63,7 +64,7 @@ void sn_sync_free(sn_sync *y)
 void sn_sync_set_store(sn_sync *y, sn_store *s) { y->s = s; }
 const sn_sync_config *sn_sync_config_of(const sn_sync *y) { return &y->cfg; }
 
-static uint64_t next_rand(sn_sync *y)
+uint64_t sn_next_rand(sn_sync *y)
 {
     y->rng ^= y->rng << 13;
     y->rng ^= y->rng >> 7;
@@ -96,7 +97,7 @@ int sn_sync_tick(sn_sync *y, double now, sn_err *e)
         size_t live[64], n = 0;
         for (size_t i = 0; i < y->npeers && n < 64; i++)
             if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD) live[n++] = i;
-        size_t pick = n ? live[next_rand(y) % n] : next_rand(y) % y->npeers;
+        size_t pick = n ? live[sn_next_rand(y) % n] : sn_next_rand(y) % y->npeers;
         rc = sn_send_request(y, &y->peers[pick], e);
         y->last_round = y->now;
     }

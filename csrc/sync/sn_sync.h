@@ -22,6 +22,12 @@
 #define SN_SYNC_MAX_REASSEMBLY_BYTES ((size_t)4 << 30)
 #define SN_SYNC_MAX_PEERS 4096
 #define SN_SYNC_MAX_SECONDS 1e9        /* intervals and timeouts */
+/* Discovery: a heartbeat carries at most this many peers (the sender
+ * first, when it listens), each an id, a dialable endpoint and, under
+ * CURVE, a Z85 public key. */
+#define SN_SYNC_SAMPLE_PEERS 16
+#define SN_SYNC_MAX_ENDPOINT 255
+#define SN_SYNC_KEY_LEN 40
 
 typedef struct sn_sync sn_sync;
 
@@ -47,7 +53,18 @@ typedef struct sn_peer_info {
     int state;
     double last_seen;             /* engine time; -1 = never heard from */
     int is_static;                /* added by the caller: never forgotten */
+    int learned;                  /* dialed because a heartbeat named it */
+    const char *node;             /* the node id its messages carry; NULL until heard */
+    const char *endpoint;         /* where it can be dialed; NULL when unknown */
+    const char *pub;              /* its public key; NULL without */
+    uint64_t bytes_sent, bytes_received;
 } sn_peer_info;
+
+/* A peer some heartbeat named that the engine would have the caller dial
+ * (sn_sync_next_dial). The strings live in the engine until its next call. */
+typedef struct sn_candidate {
+    const char *id, *endpoint, *pub;   /* pub: "" when the sample had none */
+} sn_candidate;
 
 typedef struct sn_sync_stats {
     uint64_t weights_sent, weights_received, configs_sent, configs_received;
@@ -93,6 +110,39 @@ SN_HIDDEN void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out);
 SN_HIDDEN const char *sn_sync_peer_state_name(int state);
 SN_HIDDEN void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out);
 SN_HIDDEN void sn_sync_count_rejected(sn_sync *y);
+
+/* ---- discovery (sn_sync_peers.c) ----
+ * What this engine advertises of itself in heartbeats: the endpoint peers
+ * can dial (NULL: none, it does not listen) and its public key (or NULL). */
+SN_HIDDEN int sn_sync_set_self(sn_sync *y, const char *endpoint, const char *pub, sn_err *e);
+/* The endpoint and public key of a known peer (either may be NULL: kept). */
+SN_HIDDEN int sn_sync_set_peer_address(sn_sync *y, const char *id, size_t len,
+                                       const char *endpoint, const char *pub, sn_err *e);
+/* A peer the caller dialed from a candidate: its id is its endpoint. */
+SN_HIDDEN int sn_sync_add_learned(sn_sync *y, const sn_candidate *c, sn_err *e);
+/* The next learned peer to dial now, if any: 1 and *out (removed from the
+ * candidates), else 0. Never ourselves, a peer we have (by id, node id or
+ * endpoint), a blocked name, or past max_peers. When both sides could dial
+ * (we listen too), the smaller node id dials first; the other waits three
+ * heartbeats for it, so two nodes rarely dial each other at once. */
+SN_HIDDEN int sn_sync_next_dial(sn_sync *y, sn_candidate *out);
+/* A node id or endpoint discovery must not dial (a peer the caller dropped,
+ * a key it does not authorize); bounded, oldest forgotten first. */
+SN_HIDDEN int sn_sync_block(sn_sync *y, const char *name, sn_err *e);
+SN_HIDDEN void sn_sync_unblock(sn_sync *y, const char *name);
+/* The index of the peer whose id or node id is node; -1 when none. */
+SN_HIDDEN long sn_sync_find_node(const sn_sync *y, const char *node);
+/* Log entries peer i has that we lack (*here) and we have that it lacks
+ * (*there): both 0 when its last heartbeat's digest is ours, else from the
+ * version vector of its last request. SN_NOTFOUND when unknown. */
+SN_HIDDEN int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there,
+                                   sn_err *e);
+
+/* The sender's node id ("from") of a message, after the envelope, bounds
+ * and schema checks (not the payload's CRC): what a transport binds to a
+ * connection before handing the message to sn_sync_receive. */
+SN_HIDDEN int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
+                                   char from[SN_MAX_ID_LEN + 1], sn_err *e);
 
 /* The digest a heartbeat carries: a hash of the version vector. */
 SN_HIDDEN int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e);

@@ -25,6 +25,8 @@ int sn_outbox_add(sn_sync *y, const peer *p, sn_buf *msg, sn_err *e)
     y->nout++;
     y->st.messages_sent++;
     y->st.bytes_sent += msg->len;
+    peer *q = sn_peer_find(y, p->id, p->len);   /* p is const to its callers */
+    if (q) q->bytes_sent += msg->len;
     return SN_OK;
 }
 

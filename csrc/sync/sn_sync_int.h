@@ -3,6 +3,7 @@
  *
  *   sn_sync.c         lifecycle, config, stats, the timers (tick)
  *   sn_sync_peers.c   peers, and what each was sent lately
+ *   sn_sync_discover.c  samples of peers in heartbeats, candidates to dial
  *   sn_sync_build.c   the outbox, and building messages (entries, chunks)
  *   sn_sync_chunks.c  reassembly of records that arrive in chunks
  *   sn_sync_send.c    digests, heartbeats, requests, answers, eager pushes
@@ -39,11 +40,28 @@ typedef struct sent_item {
 typedef struct peer {
     char *id;
     size_t len;
-    int is_static;
+    int is_static, learned;
     double added, last_seen, last_heartbeat, last_request;
     sent_item *sent;
     size_t nsent, sent_cap;
+    char *node;                  /* the "from" of its messages; NULL until heard */
+    char *endpoint;              /* dialable; NULL: unknown or not listening */
+    char pub[SN_SYNC_KEY_LEN + 1];
+    uint64_t bytes_sent, bytes_received;
+    uint64_t digest;             /* of its last heartbeat, when has_digest */
+    int has_digest, has_vector;
+    sn_vv vector;                /* its "have" at its last request */
 } peer;
+
+/* A peer a heartbeat named, not dialed yet (sn_sync_next_dial). */
+#define MAX_CANDIDATES 64
+#define MAX_BLOCKED 256
+typedef struct candidate {
+    char id[SN_MAX_ID_LEN + 1];
+    char endpoint[SN_SYNC_MAX_ENDPOINT + 1];
+    char pub[SN_SYNC_KEY_LEN + 1];
+    double first_seen, last_seen;
+} candidate;
 
 /* A record arriving in chunks from one peer: its entry, the bytes so far
  * (the whole record's size is reserved at the first chunk and charged to
@@ -84,6 +102,13 @@ struct sn_sync {
     partial *parts;                /* chunk sets in flight */
     size_t chunk;                  /* effective chunk size */
     sn_sync_stats st;
+    char *self_endpoint;           /* advertised in heartbeats; NULL: none */
+    char self_pub[SN_SYNC_KEY_LEN + 1];
+    candidate *cands;
+    size_t ncands, cands_cap;
+    candidate dialing;             /* the one sn_sync_next_dial handed out */
+    char **blocked;                /* node ids and endpoints not to dial */
+    size_t nblocked;
 };
 
 /* A message under construction: fields in an arena, payload parts owned. */
@@ -111,6 +136,17 @@ SN_HIDDEN void sn_peers_forget_dead(sn_sync *y);
 /* The last seq of origin sent to p within the sent memory; 0: none. */
 SN_HIDDEN uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin);
 SN_HIDDEN void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq);
+
+/* ---- discovery (sn_sync_peers.c) ---- */
+SN_HIDDEN void sn_discovery_free(sn_sync *y);
+/* A decoded heartbeat's "peers" (nil allowed): bounded and well-formed? */
+SN_HIDDEN int sn_sample_check(const sn_value *list, sn_err *e);
+/* Take in a checked sample from p: its own entry gives p's address, the
+ * others become candidates. */
+SN_HIDDEN int sn_sample_take(sn_sync *y, peer *p, const sn_value *list, sn_err *e);
+/* The sample a heartbeat to p carries, into map's "peers". */
+SN_HIDDEN int sn_sample_put(sn_sync *y, const peer *p, sn_arena *a, sn_value *map, sn_err *e);
+SN_HIDDEN uint64_t sn_next_rand(sn_sync *y);
 
 /* ---- the outbox and building messages (sn_sync_build.c) ---- */
 /* Takes msg->data, also on failure. */

@@ -59,19 +59,24 @@ int sn_sync_add_peer(sn_sync *y, const char *id, size_t len, sn_err *e)
     return sn_peer_learn(y, id, len, 1, e) ? SN_OK : e->code;
 }
 
-void sn_peer_drop(sn_sync *y, peer *p)
+static void peer_free(peer *p)
 {
     free(p->id);
     free(p->sent);
+    free(p->node);
+    free(p->endpoint);
+    free(p->vector.items);
+}
+
+void sn_peer_drop(sn_sync *y, peer *p)
+{
+    peer_free(p);
     *p = y->peers[--y->npeers];
 }
 
 void sn_peers_free(sn_sync *y)
 {
-    for (size_t i = 0; i < y->npeers; i++) {
-        free(y->peers[i].id);
-        free(y->peers[i].sent);
-    }
+    for (size_t i = 0; i < y->npeers; i++) peer_free(&y->peers[i]);
     free(y->peers);
 }
 
@@ -102,6 +107,55 @@ void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out)
     out->state = sn_peer_state(y, p);
     out->last_seen = p->last_seen;
     out->is_static = p->is_static;
+    out->learned = p->learned;
+    out->node = p->node;
+    out->endpoint = p->endpoint;
+    out->pub = p->pub[0] ? p->pub : NULL;
+    out->bytes_sent = p->bytes_sent;
+    out->bytes_received = p->bytes_received;
+}
+
+long sn_sync_find_node(const sn_sync *y, const char *node)
+{
+    size_t len = strlen(node);
+    for (size_t i = 0; i < y->npeers; i++) {
+        const peer *p = &y->peers[i];
+        if ((p->len == len && memcmp(p->id, node, len) == 0) || (p->node && !strcmp(p->node, node)))
+            return (long)i;
+    }
+    return -1;
+}
+
+static uint64_t seq_in(const sn_vv *vv, const char *origin)
+{
+    for (size_t i = 0; i < vv->n; i++)
+        if (!strcmp(vv->items[i].origin, origin)) return vv->items[i].seq;
+    return 0;
+}
+
+int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there, sn_err *e)
+{
+    const peer *p = &y->peers[i];
+    *here = *there = 0;
+    int rc;
+    if (p->has_digest) {
+        uint64_t mine;
+        if ((rc = sn_sync_digest(y->s, &mine, e))) return rc;
+        if (mine == p->digest) return SN_OK;
+    }
+    if (!p->has_vector) return SN_NOTFOUND;
+    sn_vv vv;
+    if ((rc = sn_replica_vector(y->s, &vv, e))) return rc;
+    for (size_t k = 0; k < vv.n; k++) {
+        uint64_t theirs = seq_in(&p->vector, vv.items[k].origin);
+        if (vv.items[k].seq > theirs) *there += vv.items[k].seq - theirs;
+    }
+    for (size_t k = 0; k < p->vector.n; k++) {
+        uint64_t mine = seq_in(&vv, p->vector.items[k].origin);
+        if (p->vector.items[k].seq > mine) *here += p->vector.items[k].seq - mine;
+    }
+    free(vv.items);
+    return SN_OK;
 }
 
 const char *sn_sync_peer_state_name(int state)

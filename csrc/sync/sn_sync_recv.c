@@ -8,7 +8,7 @@
 typedef struct msg {
     sn_arena a;
     sn_record r;
-    unsigned char *payload;
+    const unsigned char *payload;   /* into the message's bytes */
 } msg;
 
 static int decode_msg(const void *data, size_t len, size_t max_bytes, msg *m, sn_err *e)
@@ -24,15 +24,17 @@ static int decode_msg(const void *data, size_t len, size_t max_bytes, msg *m, sn
     if ((uint64_t)sn_map_get(&m->r.fields, "proto")->u.i != SN_PROTO_VERSION)
         return sn_fail(e, SN_ECORRUPT, "protocol version %lld is not supported",
                        (long long)sn_map_get(&m->r.fields, "proto")->u.i);
-    m->payload = malloc(m->r.raw_len ? m->r.raw_len : 1);
-    if (!m->payload) return sn_fail(e, SN_ENOMEM, "out of memory");
-    sn_part part = { m->payload, m->r.raw_len };
-    return sn_record_load(&m->r, &part, 1, e);   /* the CRC covers the payload too */
+    /* Uncompressed (checked above, and the envelope's payload is exactly
+     * raw_len bytes then): the entries' records are read where they lie in
+     * the message, not copied out first. The CRC covers the payload too. */
+    if (sn_crc32(sn_crc32(0, m->r.meta, m->r.meta_len), m->r.blob, m->r.blob_len) != m->r.crc)
+        return sn_fail(e, SN_ECORRUPT, "record checksum mismatch");
+    m->payload = m->r.blob;
+    return SN_OK;
 }
 
 static void msg_free(msg *m)
 {
-    free(m->payload);
     sn_arena_free(&m->a);
 }
 
@@ -56,20 +58,27 @@ static void count_received(sn_sync *y, const sn_entry *en)
     else y->st.checkpoints_received++;
 }
 
-/* Apply one entry whose seq is the next of its origin: the record's checks
- * (full decode and CRC, identity, clock offset), then the merge. */
-static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int *bad,
+/* A put's record checks: full decode and CRC, identity, clock offset. */
+static int check_put(sn_sync *y, const sn_entry *en, const unsigned char *bytes, size_t len,
                      sn_err *e)
 {
-    if (en->kind == SN_KIND_PUT) {
-        int rc = sn_replica_check(en, bytes, len, e);
+    int rc = sn_replica_check(y->s, en, bytes, len, e);
+    if (rc) return rc;
+    double wall_ms = sn_now() * 1000.0;
+    if ((double)(en->hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms)
+        return sn_fail(e, SN_ECORRUPT, "record timestamp is %.0f ms ahead of our clock",
+                       (double)(en->hlc >> 16) - wall_ms);
+    return SN_OK;
+}
+
+/* Apply one entry whose seq is the next of its origin: the record's checks
+ * (unless checked already), then the merge. */
+static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int checked,
+                     int *bad, sn_err *e)
+{
+    if (en->kind == SN_KIND_PUT && !checked) {
+        int rc = check_put(y, en, bytes, len, e);
         if (rc) { *bad = 1; return rc; }
-        double wall_ms = sn_now() * 1000.0;
-        if ((double)(en->hlc >> 16) > wall_ms + y->cfg.max_clock_offset_ms) {
-            *bad = 1;
-            return sn_fail(e, SN_ECORRUPT, "record timestamp is %.0f ms ahead of our clock",
-                           (double)(en->hlc >> 16) - wall_ms);
-        }
     }
     /* a kind this node does not sync is logged as seen and not applied */
     if (!sn_kind_enabled(y, en->cf)) {
@@ -124,7 +133,7 @@ static int apply_ready_sets(sn_sync *y, int *need_sync, int *bad, sn_err *e)
             if (q->have < q->total) continue;
             if (q->en.seq > have + 1) { *need_sync = 1; continue; }
             sn_entry en = q->en;
-            rc = apply_one(y, &en, q->buf, q->total, bad, e);
+            rc = apply_one(y, &en, q->buf, q->total, 0, bad, e);
             if (*bad) y->st.chunk_sets_rejected++;
             else if (!rc) y->st.chunk_sets_completed++;
             sn_partial_drop(y, q);
@@ -135,12 +144,31 @@ static int apply_ready_sets(sn_sync *y, int *need_sync, int *bad, sn_err *e)
     return rc;
 }
 
+/* Every entry of the list parses and every whole record passes its checks
+ * (each record is checked here once, not again when applied), so a
+ * message with one bad record leaves the store untouched: pushes carry many
+ * entries per message. */
+static int check_entries(sn_sync *y, const msg *m, const sn_value *list, sn_err *e)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < list->u.a.n; i++) {
+        sn_entry en;
+        size_t len, rtotal, roff;
+        int rc = parse_entry(&list->u.a.items[i], &en, &len, &rtotal, &roff, e);
+        if (!rc && en.kind == SN_KIND_PUT && !rtotal)
+            rc = check_put(y, &en, len ? m->payload + off : NULL, len, e);
+        if (rc) return rc;
+        off += len;
+    }
+    return SN_OK;
+}
+
 /* Apply the entries of an update or a response. Entries of one origin are
  * applied in seq order only: a gap (a lost or reordered message) stops that
  * origin and asks the sender for a sync instead. A chunk goes to its set,
  * which is applied once whole and its turn has come. *bad is set when the
- * message itself is malformed; entries before the bad one stay applied,
- * each having passed its own checks. */
+ * message itself is malformed or a record in it fails its checks; nothing
+ * of it is applied then (chunk sets completed earlier are their own). */
 static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
 {
     const sn_value *list = sn_map_get(&m->r.fields, "entries");
@@ -157,12 +185,14 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
         *bad = 1;
         return sn_fail(e, SN_ECORRUPT, "entry lengths disagree with the payload");
     }
+    int rc = check_entries(y, m, list, e);
+    if (rc) { *bad = rc == SN_ECORRUPT; return rc; }
     size_t off = 0;
     int chunks = 0;
     for (size_t i = 0; i < list->u.a.n; i++) {
         sn_entry en;
         size_t len, rtotal, roff;
-        int rc = parse_entry(&list->u.a.items[i], &en, &len, &rtotal, &roff, e);
+        rc = parse_entry(&list->u.a.items[i], &en, &len, &rtotal, &roff, e);
         if (rc) { *bad = 1; return rc; }
         const unsigned char *bytes = len ? m->payload + off : NULL;
         off += len;
@@ -176,7 +206,7 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
             rc = worth_applying(y, &en, &again, e);
             if (rc) return rc;
             if (!again || rtotal) { y->st.duplicates++; continue; }
-            rc = apply_one(y, &en, bytes, len, bad, e);
+            rc = apply_one(y, &en, bytes, len, 1, bad, e);
             if (rc) return rc;
             continue;
         }
@@ -187,7 +217,7 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
                 /* not kept: the entry is logged as a skip when its turn comes */
                 if (en.seq > have + 1) { *need_sync = 1; continue; }
                 en.kind = SN_KIND_SKIP;
-                rc = apply_one(y, &en, NULL, 0, bad, e);
+                rc = apply_one(y, &en, NULL, 0, 1, bad, e);
                 if (rc) return rc;
                 continue;
             }
@@ -199,10 +229,71 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
             continue;
         }
         if (en.seq > have + 1) { *need_sync = 1; continue; }
-        rc = apply_one(y, &en, bytes, len, bad, e);
+        rc = apply_one(y, &en, bytes, len, 1, bad, e);
         if (rc) return rc;
     }
     if (chunks || y->parts) return apply_ready_sets(y, need_sync, bad, e);
+    return SN_OK;
+}
+
+int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
+                         char from[SN_MAX_ID_LEN + 1], sn_err *e)
+{
+    sn_arena a;
+    sn_arena_init(&a);
+    sn_record r;
+    int rc = len > max_bytes ? sn_fail(e, SN_ECORRUPT, "message larger than max_message_bytes")
+                             : sn_record_decode(data, len, &a, &r, e);
+    if (!rc && (r.type < SN_MSG_WEIGHT_UPDATE || r.type > SN_MSG_HEARTBEAT))
+        rc = sn_fail(e, SN_ECORRUPT, "not a message type");
+    if (!rc) {
+        const sn_value *f = sn_map_get(&r.fields, "from");   /* an SN_F_ID: 1..256 bytes */
+        memcpy(from, f->u.s.p, f->u.s.len);
+        from[f->u.s.len] = 0;
+    }
+    sn_arena_free(&a);
+    return rc;
+}
+
+/* A SyncRequest's "have": the asker's vector, kept for its sync status. */
+static int keep_vector(peer *p, const sn_value *have, sn_err *e)
+{
+    sn_vv_item *items = malloc((have->u.a.n ? have->u.a.n : 1) * sizeof *items);
+    if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < have->u.a.n; i++) {
+        const sn_value *o = sn_map_get(&have->u.a.items[i], "origin");
+        if (o->u.s.len != SN_ORIGIN_LEN) continue;
+        memcpy(items[n].origin, o->u.s.p, SN_ORIGIN_LEN);
+        items[n].origin[SN_ORIGIN_LEN] = 0;
+        items[n++].seq = (uint64_t)sn_map_get(&have->u.a.items[i], "seq")->u.i;
+    }
+    free(p->vector.items);
+    p->vector.items = items;
+    p->vector.n = n;
+    p->has_vector = 1;
+    return SN_OK;
+}
+
+/* What a message tells about its sender besides its content: its node id,
+ * its digest and sample (a heartbeat), its vector (a request). */
+static int note_sender(sn_sync *y, peer *p, const msg *m, sn_err *e)
+{
+    const sn_value *from = sn_map_get(&m->r.fields, "from");
+    if (!p->node || strlen(p->node) != from->u.s.len || memcmp(p->node, from->u.s.p, from->u.s.len)) {
+        char *copy = malloc(from->u.s.len + 1);
+        if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+        memcpy(copy, from->u.s.p, from->u.s.len);
+        copy[from->u.s.len] = 0;
+        free(p->node);
+        p->node = copy;
+    }
+    if (m->r.type == SN_MSG_HEARTBEAT) {
+        p->digest = (uint64_t)sn_map_get(&m->r.fields, "digest")->u.i;
+        p->has_digest = 1;
+        return sn_sample_take(y, p, sn_map_get(&m->r.fields, "peers"), e);
+    }
+    if (m->r.type == SN_MSG_SYNC_REQUEST) return keep_vector(p, sn_map_get(&m->r.fields, "have"), e);
     return SN_OK;
 }
 
@@ -210,6 +301,7 @@ int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err 
 {
     msg m;
     int rc = decode_msg(data, len, max_bytes, &m, e);
+    if (!rc && m.r.type == SN_MSG_HEARTBEAT) rc = sn_sample_check(sn_map_get(&m.r.fields, "peers"), e);
     if (!rc && m.r.type != SN_MSG_SYNC_REQUEST && m.r.type != SN_MSG_HEARTBEAT) {
         const sn_value *list = sn_map_get(&m.r.fields, "entries");
         size_t total = 0;
@@ -221,7 +313,7 @@ int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err 
             if (!rc && rtotal && (roff > rtotal || elen > rtotal - roff))
                 rc = sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
             else if (!rc && en.kind == SN_KIND_PUT && !rtotal)
-                rc = sn_replica_check(&en, m.payload + total, elen, e);
+                rc = sn_replica_check(NULL, &en, m.payload + total, elen, e);
             total += elen;
         }
     }
@@ -238,6 +330,7 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
     msg m;
     sn_err me;
     int rc = decode_msg(data, len, y->cfg.max_message_bytes, &m, &me);
+    if (!rc && m.r.type == SN_MSG_HEARTBEAT) rc = sn_sample_check(sn_map_get(&m.r.fields, "peers"), &me);
     if (rc == SN_ENOMEM) { msg_free(&m); *e = me; return rc; }
     if (rc) {
         msg_free(&m);
@@ -254,6 +347,9 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         return SN_OK;
     }
     p->last_seen = y->now;
+    p->bytes_received += len;
+    rc = note_sender(y, p, &m, e);
+    if (rc) { msg_free(&m); return rc; }
     int need_sync = 0, bad = 0;
     switch (m.r.type) {
     case SN_MSG_HEARTBEAT: {

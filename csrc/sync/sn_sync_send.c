@@ -35,6 +35,9 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
     if (!rc) {
         sn_msg_header(y, &map, e);
         sn_map_set(&map, "digest", sn_int((int64_t)digest));
+        rc = sn_sample_put(y, p, &a, &map, e);
+    }
+    if (!rc) {
         sn_buf out;
         rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
@@ -184,6 +187,50 @@ static unsigned update_type(int cf)
     return SN_MSG_CONFIG_UPDATE;   /* configs, system state, metrics */
 }
 
+/* Pushes on their way to one peer: consecutive entries of one message
+ * type gather in one message until it holds a chunk's worth of bytes, so a
+ * burst of small writes travels as a few messages rather than one each
+ * (each costs the receiver a decode, a CRC and a poll; and a burst of
+ * thousands overflowed the socket's high-water mark, and the dropped ones
+ * came back slowly through anti-entropy). */
+typedef struct push_to {
+    builder b;
+    unsigned type;
+} push_to;
+
+static int push_flush(sn_sync *y, const peer *p, push_to *t, sn_err *e)
+{
+    int rc = t->b.n ? sn_send_entries(y, p, t->type, &t->b, 0, e) : SN_OK;
+    sn_builder_free(&t->b);
+    sn_builder_init(&t->b);
+    return rc;
+}
+
+/* One entry to one peer: in chunks when larger than a chunk (after what
+ * is gathered, to keep seq order), else into the peer's message. */
+static int push_one(sn_sync *y, peer *p, push_to *t, const sn_entry *en, const sn_buf *bytes,
+                    sn_err *e)
+{
+    unsigned type = update_type(en->cf);
+    int rc = SN_OK;
+    if (t->b.n && (type != t->type || bytes->len > y->chunk || t->b.n >= MAX_ENTRIES_PER_MESSAGE ||
+                   t->b.bytes + bytes->len + ENTRY_OVERHEAD > y->chunk))
+        rc = push_flush(y, p, t, e);
+    if (!rc && bytes->len > y->chunk) {
+        size_t next;
+        rc = sn_send_chunks(y, p, type, en, bytes->data, bytes->len, 0, SIZE_MAX, 0, &next, e);
+    } else if (!rc) {
+        unsigned char *copy = bytes->len ? malloc(bytes->len) : NULL;
+        if (bytes->len && !copy) return sn_fail(e, SN_ENOMEM, "out of memory");
+        if (copy) memcpy(copy, bytes->data, bytes->len);
+        t->type = type;
+        rc = sn_builder_add(&t->b, en, copy, bytes->len, e);
+    }
+    if (!rc) sn_count_sent(y, en);
+    if (!rc) sn_sent_note(y, p, en->origin, en->seq);
+    return rc;
+}
+
 /* Each local entry goes to every live peer in a message of its kind (in
  * chunks when it is larger than a chunk). Kinds this node does not sync
  * are left to anti-entropy (as skips). Entries are sent in seq order, so a peer that got
@@ -193,6 +240,9 @@ int sn_push_local(sn_sync *y, sn_err *e)
     uint64_t last = sn_replica_local_seq(y->s);
     if (last <= y->pushed_seq) return SN_OK;
     const char *origin = sn_store_origin(y->s);
+    push_to *to = calloc(y->npeers ? y->npeers : 1, sizeof *to);
+    if (!to) return sn_fail(e, SN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < y->npeers; i++) sn_builder_init(&to[i].b);
     int rc = SN_OK;
     for (uint64_t seq = y->pushed_seq + 1; !rc && seq <= last; seq++) {
         sn_entry en;
@@ -200,34 +250,19 @@ int sn_push_local(sn_sync *y, sn_err *e)
         rc = read_for_send(y, origin, seq, &en, &bytes, e);
         if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
         if (rc) break;
-        int sendable = en.kind != SN_KIND_SKIP;
-        for (size_t i = 0; sendable && !rc && i < y->npeers; i++) {
-            peer *p = &y->peers[i];
-            if (sn_peer_state(y, p) == SN_PEER_DEAD) continue;
-            if (bytes.len > y->chunk) {
-                size_t next;
-                rc = sn_send_chunks(y, p, update_type(en.cf), &en, bytes.data, bytes.len, 0,
-                                    SIZE_MAX, 0, &next, e);
-                if (!rc) sn_count_sent(y, &en);
-                if (!rc) sn_sent_note(y, p, origin, seq);
-                continue;
-            }
-            builder b;
-            sn_builder_init(&b);
-            unsigned char *copy = NULL;
-            if (bytes.len) {
-                copy = malloc(bytes.len);
-                if (!copy) rc = sn_fail(e, SN_ENOMEM, "out of memory");
-                else memcpy(copy, bytes.data, bytes.len);
-            }
-            if (!rc) rc = sn_builder_add(&b, &en, copy, bytes.len, e);
-            if (!rc) rc = sn_send_entries(y, p, update_type(en.cf), &b, 0, e);
-            if (!rc) sn_count_sent(y, &en);
-            if (!rc) sn_sent_note(y, p, origin, seq);
-            sn_builder_free(&b);
-        }
+        memcpy(en.origin, origin, SN_ORIGIN_LEN + 1);
+        en.seq = seq;
+        for (size_t i = 0; en.kind != SN_KIND_SKIP && !rc && i < y->npeers; i++)
+            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD)
+                rc = push_one(y, &y->peers[i], &to[i], &en, &bytes, e);
         free(bytes.data);
     }
+    for (size_t i = 0; i < y->npeers; i++) {
+        int r2 = rc ? SN_OK : push_flush(y, &y->peers[i], &to[i], e);
+        if (!rc) rc = r2;
+        sn_builder_free(&to[i].b);
+    }
+    free(to);
     if (!rc) y->pushed_seq = last;
     return rc;
 }

@@ -16,9 +16,9 @@ local STAT_ORDER = { "weights_sent", "weights_received", "configs_sent", "config
                      "checkpoints_sent", "checkpoints_received", "conflicts", "rejected",
                      "bytes_sent", "bytes_received", "sync_rounds" }
 
--- How long one node:run lasts between looks at the signal record: the
--- longest a Ctrl-C waits to be noticed.
-local SLICE_SECONDS = 0.1
+-- How long one node:run lasts between looks at the clock and the signal
+-- record (node:run itself returns as soon as a trapped signal arrives).
+local SLICE_SECONDS = 0.5
 
 -- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP".
 local function parse_peer(s)
@@ -110,10 +110,8 @@ function commands.serve(args)
   local node, err = synaptic.node(store, cfg)
   if not node then fail("%s", err) end
   -- the first SIGINT or SIGTERM ends the loop (trapped before the address
-  -- is printed, so a script that signals as soon as it reads it is heard);
-  -- the handlers go back at exit
-  local trap <close> = setmetatable({}, { __close = function() core.release_signals() end })
-  core.trap_signals()
+  -- is printed, so a script that signals as soon as it reads it is heard)
+  check(core.trap_signals())
   local address = node:address()
   if args.json then
     out("%s", output.ordered_object { { "address", address or null }, { "node_id", node:node_id() },
