@@ -108,7 +108,7 @@ static int base_set(sn_store *s, const unsigned char *lk, size_t lklen, const sn
     idset below = { 0 };
     for (size_t i = 0; !rc && i < common.n; i++) {
         sn_hist h;
-        rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
+        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
         for (size_t j = 0; !rc && j < h.nparents; j++) rc = idset_add(&below, &h.parents[j], &added, e);
     }
     for (size_t i = 0; !rc && i < common.n; i++)
@@ -156,7 +156,7 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
     if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, -1.0, m, acc, tmp, e);
     if (!rc && base.n > 1) {
         double *b = depth < MAX_BASE_DEPTH ? calloc(m ? m : 1, sizeof *b) : NULL;
-        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, NULL, depth + 1, m, b, tmp, e) : NO_BASE;
+        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, fresh, depth + 1, m, b, tmp, e) : NO_BASE;
         if (rc == NO_COMMON) rc = NO_BASE;
         for (size_t j = 0; !rc && j < m; j++) acc[j] -= b[j];
         free(b);
@@ -192,7 +192,9 @@ static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const 
     return rc;
 }
 
-/* The deepest held common ancestor of the heads (ties: the lowest identity). */
+/* The deepest common ancestor of the heads (ties: the lowest identity),
+ * chosen from the history alone, so every node that knows the same history
+ * picks the same one (held or not: one not held leaves it to merge_value). */
 static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
                       size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e)
 {
@@ -208,13 +210,18 @@ static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const 
         free(other.v);
     }
     uint32_t best = 0;
+    int held = 0;
     for (size_t i = 0; !rc && i < common.n; i++) {
         sn_hist h;
-        rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
-        if (!rc && (h.flags & SN_HIST_HELD) && h.depth > best) { best = h.depth; *out = common.v[i]; }
+        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
+        if (!rc && h.depth > best) {
+            best = h.depth;
+            *out = common.v[i];
+            held = h.flags & SN_HIST_HELD && !(h.flags & SN_HIST_TOMBSTONE);
+        }
     }
     free(common.v);
-    return rc ? rc : best ? SN_OK : FALLBACK;
+    return rc ? rc : best && held ? SN_OK : FALLBACK;
 }
 
 /* A peer's copy of a materialized merge does not carry the flag; its
