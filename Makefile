@@ -78,12 +78,17 @@ demo: deps all
 $(BUILD)/raw_rocksdb: bench/raw_rocksdb.c | $(BUILD)/obj
 	$(CC) -O2 -std=c11 $(WARN) $< -o $@ -lrocksdb
 
-bench: deps all $(BUILD)/raw_rocksdb
+bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files
 	$(LUA_ENV) RAW_ROCKSDB=$(BUILD)/raw_rocksdb $(LUA) bench/engine_bench.lua
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 	$(LUA_ENV) $(LUA) bench/sync_bench.lua
 	$(LUA_ENV) $(LUA) bench/mesh_bench.lua
+	$(LUA_ENV) CRC_FILES=$(BUILD)/crc_files $(LUA) bench/growth_bench.lua
+
+# growth_bench's verify baseline: read and CRC32 every file of a store
+$(BUILD)/crc_files: bench/crc_files.c | $(BUILD)/obj
+	$(CC) -O2 $(WARN) -o $@ $< -lz
 
 # The suite again with AddressSanitizer + UndefinedBehaviorSanitizer.
 # LD_PRELOAD: the interpreter itself is not instrumented, so the ASan runtime

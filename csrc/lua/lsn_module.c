@@ -17,6 +17,16 @@ static int l_uuid(lua_State *L)
     return 1;
 }
 
+/* Test hook: blob values this thread has read (count, bytes). */
+static int l_blob_reads(lua_State *L)
+{
+    uint64_t n, bytes;
+    sn_blob_reads(&n, &bytes);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, (lua_Integer)bytes);
+    return 2;
+}
+
 static int l_now(lua_State *L)
 {
     lua_pushnumber(L, sn_now());
@@ -193,6 +203,10 @@ int luaopen_synaptic_core(lua_State *L)
     lsn_engine_open(L);
     lsn_node_open(L);
     lsn_p2p_open(L);
+    if (getenv("SYNAPTIC_TEST_HOOKS")) {
+        lua_pushcfunction(L, l_blob_reads);
+        lua_setfield(L, -2, "_blob_reads");
+    }
     lua_pushliteral(L, SN_VERSION);
     lua_setfield(L, -2, "version");
     lua_createtable(L, 0, 1);

@@ -1,5 +1,5 @@
 /* Expert configs (replicated) and the list of experts. */
-#include "store/sn_store_int.h"
+#include "store/sn_history.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +60,35 @@ static int push_str(sn_vlist *l, sn_arena *a, const char *p, size_t n, sn_err *e
     return sn_vlist_push(l, sn_str(copy, n), e);
 }
 
+/* Experts with weights (sorted, one each) merged into the sorted configs. */
+typedef struct expert_merge {
+    sn_vlist *cfgs, *all;
+    size_t ci;
+    sn_arena *a;
+} expert_merge;
+
+static int expert_step(void *ud, const unsigned char *lk, size_t lklen, sn_err *e)
+{
+    expert_merge *m = ud;
+    const char *k = (const char *)lk;
+    size_t elen = lklen - 5;
+    int rc = SN_OK;
+    while (!rc && m->ci < m->cfgs->n) {
+        const sn_value *c = &m->cfgs->items[m->ci];
+        size_t n = c->u.s.len < elen ? c->u.s.len : elen;
+        int cmp = memcmp(c->u.s.p, k, n);
+        if (cmp > 0 || (cmp == 0 && c->u.s.len >= elen)) break;
+        rc = sn_vlist_push(m->all, *c, e);
+        m->ci++;
+    }
+    if (!rc && m->ci < m->cfgs->n && m->cfgs->items[m->ci].u.s.len == elen &&
+        memcmp(m->cfgs->items[m->ci].u.s.p, k, elen) == 0)
+        m->ci++;   /* same expert in both: listed once below */
+    return rc ? rc : push_str(m->all, m->a, k, elen, e);
+}
+
+/* The configs, then the experts with weights from the history index
+ * (sn_layers.c): no weight payload is read. */
 int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
 {
     sn_vlist cfgs = {0}, all = {0};
@@ -71,37 +100,9 @@ int sn_list_experts(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
         rc = push_str(&cfgs, a, k, n, e);
     }
     rc = sn_iter_end(it, rc, sn_cf_names[CF_CONFIG], e);
-
-    /* experts with weights but no config are experts too; merge the two
-     * sorted lists. Seeking to expert+"\x01" skips all of one expert's keys. */
-    it = sn_iter(s, CF_WEIGHTS);
-    size_t ci = 0;
-    rocksdb_iter_seek_to_first(it);
-    while (!rc && rocksdb_iter_valid(it)) {
-        size_t n;
-        const char *k = rocksdb_iter_key(it, &n);
-        const char *z = memchr(k, 0, n);
-        size_t elen = z ? (size_t)(z - k) : n;
-        char next[SN_WKEY_MAX + 1];
-        if (elen > SN_MAX_ID_LEN) elen = SN_MAX_ID_LEN;
-        memcpy(next, k, elen);
-        next[elen] = 1;
-        while (!rc && ci < cfgs.n) {
-            const sn_value *c = &cfgs.items[ci];
-            size_t m = c->u.s.len < elen ? c->u.s.len : elen;
-            int cmp = memcmp(c->u.s.p, k, m);
-            if (cmp > 0 || (cmp == 0 && c->u.s.len >= elen)) break;
-            rc = sn_vlist_push(&all, *c, e);
-            ci++;
-        }
-        if (!rc && ci < cfgs.n && cfgs.items[ci].u.s.len == elen &&
-            memcmp(cfgs.items[ci].u.s.p, k, elen) == 0)
-            ci++;   /* same expert in both: listed once below */
-        if (!rc) rc = push_str(&all, a, k, elen, e);
-        rocksdb_iter_seek(it, next, elen + 1);
-    }
-    rc = sn_iter_end(it, rc, sn_cf_names[CF_WEIGHTS], e);
-    while (!rc && ci < cfgs.n) rc = sn_vlist_push(&all, cfgs.items[ci++], e);
+    expert_merge m = { &cfgs, &all, 0, a };
+    if (!rc) rc = sn_held_layers(s, NULL, 0, 1, expert_step, &m, e);
+    while (!rc && m.ci < cfgs.n) rc = sn_vlist_push(&all, cfgs.items[m.ci++], e);
     free(cfgs.items);
     if (rc) { free(all.items); return rc; }
     return sn_vlist_finish(&all, a, out, e);

@@ -84,6 +84,7 @@ static int clear_current(sn_store *s, sn_batch *b, const unsigned char *lk, size
     }
     if (!rc) {
         b->weights_changed = 1;
+        sn_rank_touch(b, lk, lklen);
         rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                      sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL));
     }
@@ -312,7 +313,11 @@ int sn_delete_expert(sn_store *s, sn_batch *given, const char *expert, size_t le
     rc = expert_layers(s, b, expert, len, &layers, &n, e);
     for (size_t i = 0; !rc && i < n; i++) {
         unsigned char lk[SN_LAYER_KEY_MAX];
-        rc = tomb_layer(s, b, lk, sn_layer_key(lk, expert, len, layers[i]), found, e);
+        size_t lklen = sn_layer_key(lk, expert, len, layers[i]);
+        b->rank_local++;
+        rc = tomb_layer(s, b, lk, lklen, found, e);
+        b->rank_local--;
+        if (rc) sn_rank_taint(b, lk, lklen);
     }
     free(layers);
     if (!rc) rc = delete_config(s, b, expert, len, found, e);

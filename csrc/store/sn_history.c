@@ -95,6 +95,7 @@ int sn_hist_get_or(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
 void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h)
 {
     unsigned char k[SN_HIST_KEY_MAX], v[HIST_VALUE_MAX];
+    sn_rank_touch(b, lk, lklen);
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
                               sn_hist_key(k, TAG_HISTORY, lk, lklen, &h->id), (const char *)v,
                               hist_encode(h, v));
@@ -103,6 +104,7 @@ void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hi
 int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads, size_t *n,
                   sn_err *e)
 {
+    if (sn_rank_heads(s, lk, lklen, heads, n)) return SN_OK;
     unsigned char p[SN_HIST_KEY_MAX];
     size_t plen = sn_hist_key(p, TAG_HEAD, lk, lklen, NULL);
     *n = 0;
@@ -119,13 +121,16 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
         }
         rc = sn_ident_get(k + plen, &heads[(*n)++], e);
     }
-    return sn_iter_end(it, rc, "reading the layer's heads", e);
+    rc = sn_iter_end(it, rc, "reading the layer's heads", e);
+    if (!rc) sn_rank_note_heads(s, lk, lklen, heads, *n);
+    return rc;
 }
 
 static void head_mark(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id, int on)
 {
     unsigned char k[SN_HIST_KEY_MAX];
     size_t klen = sn_hist_key(k, TAG_HEAD, lk, lklen, id);
+    sn_rank_touch(b, lk, lklen);
     if (on) rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen, "", 0);
     else rocksdb_writebatch_delete_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k, klen);
 }
@@ -178,6 +183,7 @@ int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident 
 void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *id)
 {
     unsigned char k[SN_HIST_KEY_MAX], v[SN_ID_LEN];
+    sn_rank_touch(b, lk, lklen);
     sn_ident_put(v, id);
     b->weights_changed = 1;
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
@@ -185,16 +191,17 @@ void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn
                               SN_ID_LEN);
 }
 
-int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
-                 sn_err *e)
+int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *from,
+                      uint64_t from_rank, sn_hist_fn fn, void *ud, sn_err *e)
 {
-    unsigned char p[SN_HIST_KEY_MAX];
+    unsigned char p[SN_HIST_KEY_MAX], start[SN_HIST_KEY_MAX];
     size_t plen = sn_hist_key(p, TAG_HISTORY, lk, lklen, NULL);
+    size_t slen = from ? sn_hist_key(start, TAG_HISTORY, lk, lklen, from) : 0;
     int rc = SN_OK;
-    uint64_t rank = 0;
+    uint64_t rank = from ? from_rank - 1 : 0;
     rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
-    for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek(it, (const char *)(from ? start : p), from ? slen : plen);
+         !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
@@ -207,6 +214,12 @@ int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn 
     return sn_iter_end(it, rc, "reading the layer's history", e);
 }
 
+int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
+                 sn_err *e)
+{
+    return sn_hist_each_from(s, lk, lklen, NULL, 0, fn, ud, e);
+}
+
 /* rank and nth stop the walk early with this (not an error) */
 #define FOUND 1000
 
@@ -216,6 +229,7 @@ typedef struct rank_walk {
     const sn_ident *want;
     uint64_t v, rank, total;
     sn_hist *out;
+    int to_end;    /* walk on past the write found, to count them all */
 } rank_walk;
 
 static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
@@ -223,10 +237,10 @@ static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
     (void)e;
     rank_walk *w = ud;
     w->total = rank;
-    if ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v)) {
+    if (!w->rank && ((w->want && sn_same_ident(&h->id, w->want)) || (!w->want && rank == w->v))) {
         w->rank = rank;
         if (w->out) *w->out = *h;
-        return FOUND;
+        return w->to_end ? SN_OK : FOUND;
     }
     return SN_OK;
 }
@@ -234,7 +248,7 @@ static int rank_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                  uint64_t *rank, sn_err *e)
 {
-    rank_walk w = { id, 0, 0, 0, NULL };
+    rank_walk w = { id, 0, 0, 0, NULL, 0 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
     *rank = w.rank;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
@@ -242,16 +256,18 @@ int sn_hist_rank(sn_store *s, const unsigned char *lk, size_t lklen, const sn_id
 
 int sn_hist_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *n, sn_err *e)
 {
-    rank_walk w = { NULL, 0, 0, 0, NULL };
+    if (sn_rank_count(s, lk, lklen, n)) return SN_OK;
+    rank_walk w = { NULL, 0, 0, 0, NULL, 0 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
     *n = w.total;
+    if (!rc) sn_rank_note(s, lk, lklen, w.total, NULL, 0);
     return rc;
 }
 
 int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t v, sn_hist *h,
                 sn_err *e)
 {
-    rank_walk w = { NULL, v, 0, 0, h };
+    rank_walk w = { NULL, v, 0, 0, h, 0 };
     int rc = v ? sn_hist_each(s, lk, lklen, rank_step, &w, e) : SN_OK;
     return rc == FOUND ? SN_OK : rc ? rc : SN_NOTFOUND;
 }
@@ -280,11 +296,13 @@ int sn_current_set(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
 int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                   uint64_t *version, sn_err *e)
 {
-    /* one walk: the write's rank, or past the last entry it saw */
-    rank_walk w = { id, 0, 0, 0, NULL };
+    /* one walk to the end: the write's rank (or one past the last entry,
+     * for a derived merge) and the count, both kept in the rank cache */
+    if (sn_rank_version(s, lk, lklen, id, version)) return SN_OK;
+    rank_walk w = { id, 0, 0, 0, NULL, 1 };
     int rc = sn_hist_each(s, lk, lklen, rank_step, &w, e);
-    if (rc == FOUND) { *version = w.rank; return SN_OK; }
-    *version = w.total + 1;
+    *version = w.rank ? w.rank : w.total + 1;
+    if (!rc) sn_rank_note(s, lk, lklen, w.total, id, *version);
     return rc;
 }
 
@@ -366,5 +384,6 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
     char *err = NULL;
     if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);
     rocksdb_writebatch_destroy(wb);
+    sn_rank_clear(s);
     return err ? sn_rocks_err(e, err, "writing the layers' history") : rc;
 }

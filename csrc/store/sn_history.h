@@ -97,6 +97,10 @@ SN_HIDDEN int sn_hist_nth(sn_store *s, const unsigned char *lk, size_t lklen, ui
 typedef int (*sn_hist_fn)(void *ud, uint64_t rank, const sn_hist *h, sn_err *e);
 SN_HIDDEN int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn,
                            void *ud, sn_err *e);
+/* The same from write from (whose rank is from_rank) on. */
+SN_HIDDEN int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen,
+                                const sn_ident *from, uint64_t from_rank, sn_hist_fn fn, void *ud,
+                                sn_err *e);
 
 /* The history key of (tag, LK, id); id NULL: the key without it. */
 SN_HIDDEN size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,
@@ -149,6 +153,14 @@ SN_HIDDEN int sn_tomb_settle(sn_store *s, sn_batch *b, const unsigned char *lk, 
                              const sn_hist *t, const sn_ident *heads, size_t n, sn_err *e);
 SN_HIDDEN int sn_tomb_buries(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                              int *buried, sn_err *e);
+
+/* Every layer (LK) with weights this store holds, in key order, among the
+ * layers whose LK starts with prefix (plen bytes; 0: all); per_expert: only
+ * the first such layer of each expert. From the history index, never a
+ * weight payload (sn_layers.c). fn returns non-zero to stop (returned). */
+typedef int (*sn_layer_fn)(void *ud, const unsigned char *lk, size_t lklen, sn_err *e);
+SN_HIDDEN int sn_held_layers(sn_store *s, const char *prefix, size_t plen, int per_expert,
+                             sn_layer_fn fn, void *ud, sn_err *e);
 
 #define TAG_HISTORY 'H'
 #define TAG_HEAD 'T'

@@ -156,5 +156,6 @@ int sn_replica_raw(sn_store *s, const unsigned char *k, size_t klen, const char 
         rocksdb_put_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, val, vlen, &err);
     else
         rocksdb_delete_cf(s->db, s->wopts, s->cf[CF_DEFAULT], (const char *)k, klen, &err);
+    sn_rank_clear(s);   /* it may have rewritten a history */
     return err ? sn_rocks_err(e, err, "raw replication write") : SN_OK;
 }

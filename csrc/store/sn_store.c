@@ -301,7 +301,11 @@ static int make_options(sn_store *s, sn_err *e)
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
-             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s",
+             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s;"
+             /* each new table and blob file gets its CRC32C in the MANIFEST,
+              * which the backup engine then takes as is instead of reading
+              * every unchanged blob file again to name it (sn_backup.c) */
+             "file_checksum_gen_factory=FileChecksumGenCrc32cFactory",
              o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
@@ -490,6 +494,7 @@ void sn_store_close(sn_store *s)
         rocksdb_close(s->db);
     }
     sn_view_remove(s->view);
+    sn_rank_clear(s);
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
     if (s->db_opts) rocksdb_options_destroy(s->db_opts);
@@ -525,6 +530,7 @@ void sn_batch_free(sn_batch *b)
 {
     if (!b) return;
     sn_replica_batch_free(b);
+    sn_rank_batch_free(b);
     while (b->pending) {
         sn_pending *n = b->pending->next;
         free(b->pending->writes);
@@ -544,6 +550,7 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     uint64_t saved_seq;
     sn_replica_precommit(b, &saved_seq);
     rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
+    sn_rank_commit(b, !err);
     sn_replica_postcommit(b, !err, saved_seq);
     if (err) return sn_rocks_err(e, err, "write failed");
     if (b->weights_changed) b->s->weights_epoch++;

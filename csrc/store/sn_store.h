@@ -223,6 +223,10 @@ SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t i
 SN_HIDDEN int sn_verify_backup(const char *dir, uint32_t id, sn_arena *a, sn_value *report,
                                int *ok, sn_err *e);
 
+/* How many blob values (weight payloads) this thread has read, and their
+ * bytes, since its first call (which starts the count): a test hook. */
+SN_HIDDEN void sn_blob_reads(uint64_t *count, uint64_t *bytes);
+
 SN_HIDDEN double sn_now(void);      /* Unix seconds, sub-second precision */
 SN_HIDDEN void sn_uuid(char out[37]);
 

@@ -46,6 +46,7 @@ struct sn_store {
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
     uint64_t weights_epoch;       /* commits that changed a layer's current write (in memory) */
+    struct sn_ranks *ranks;       /* history walks' results (sn_rank.c), or NULL */
     sn_codec_ctx *codec;          /* codec state reused by every record read and written */
 };
 
@@ -61,6 +62,9 @@ typedef struct sn_pending {
     uint64_t *versions;
     size_t nwrites, cap, trimmed; /* writes[0..trimmed) are trimmed already */
     int beside_heads;             /* a write left other heads (build_on_merge): no trimming */
+    int has_floor;                /* after this batch's trimming, no write older than */
+    sn_ident floor;               /* floor (of number floor_rank) is held: the next */
+    uint64_t floor_rank;          /* trim walks from there (sn_trim.c, sn_rank.c) */
     size_t prefix_len;
     unsigned char prefix[];       /* the layer key */
 } sn_pending;
@@ -72,6 +76,8 @@ struct sn_batch {
     int has_checkpoint;    /* a checkpoint was created in this batch */
     int weights_changed;   /* a layer's current write changes at commit (weights_epoch) */
     struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
+    struct sn_rank_touched *touched;   /* layers whose history changed (sn_rank.c) */
+    int rank_local;    /* > 0 inside a local put or delete of a layer (sn_rank.c) */
 };
 
 /* Keys. Weights (store format 2): expert 0x00 layer(4 BE) identity(44), so
@@ -211,6 +217,31 @@ SN_HIDDEN int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen,
 SN_HIDDEN int sn_replica_note_tomb(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
                                    const sn_ident *parents, size_t nparents, uint32_t depth,
                                    sn_err *e);
+/* The rank cache (sn_rank.c): a layer's history size, and one write's
+ * version number, as the last walk found them (1: found). touch: batch b
+ * changes lk's history (inside b->rank_local: by a local put or delete,
+ * which sn_pending records); commit sets the slots of layers only local
+ * writes touched from sn_pending and drops the rest; clear drops all
+ * (after a raw write of histories, and at close). */
+SN_HIDDEN int sn_rank_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *count);
+SN_HIDDEN int sn_rank_version(sn_store *s, const unsigned char *lk, size_t lklen,
+                              const sn_ident *id, uint64_t *version);
+SN_HIDDEN void sn_rank_note(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t count,
+                            const sn_ident *id, uint64_t version);
+SN_HIDDEN int sn_rank_heads(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads,
+                            size_t *n);
+SN_HIDDEN void sn_rank_note_heads(sn_store *s, const unsigned char *lk, size_t lklen,
+                                  const sn_ident *heads, size_t n);
+/* Where the layer's last trim walk found the oldest write it kept held. */
+SN_HIDDEN int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
+                            uint64_t *rank);
+SN_HIDDEN void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen);
+/* A local write of lk that failed half-way: its slot goes at commit. */
+SN_HIDDEN void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen);
+SN_HIDDEN void sn_rank_commit(sn_batch *b, int ok);
+SN_HIDDEN void sn_rank_batch_free(sn_batch *b);
+SN_HIDDEN void sn_rank_clear(sn_store *s);
+
 /* Called by sn_batch_commit around rocksdb_write. */
 SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
 SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);

@@ -14,7 +14,20 @@ typedef struct trim_walk {
     uint64_t cutoff;              /* writes of rank <= cutoff may go */
     const sn_ident *heads;
     size_t nheads;
+    int has_floor;                /* the first write the walk left held, or where it stopped */
+    sn_ident floor;
+    uint64_t floor_rank;
 } trim_walk;
+
+static int floor_at(trim_walk *w, uint64_t rank, const sn_hist *h)
+{
+    if (!w->has_floor) {
+        w->has_floor = 1;
+        w->floor = h->id;
+        w->floor_rank = rank;
+    }
+    return SN_OK;
+}
 
 int sn_write_pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
                     int *is_pinned, sn_err *e)
@@ -35,15 +48,14 @@ int sn_write_pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn
 
 static int trim_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 {
-    (void)rank;
     trim_walk *w = ud;
-    if (rank > w->cutoff) return 1;   /* done: stops the walk */
+    if (rank > w->cutoff) { floor_at(w, rank, h); return 1; }   /* done: stops the walk */
     if (!(h->flags & SN_HIST_HELD)) return SN_OK;
     for (size_t i = 0; i < w->nheads; i++)
-        if (sn_same_ident(&w->heads[i], &h->id)) return SN_OK;
+        if (sn_same_ident(&w->heads[i], &h->id)) return floor_at(w, rank, h);
     int is_pinned;
     int rc = sn_write_pinned(w->s, w->lk, w->lklen, &h->id, &is_pinned, e);
-    if (rc || is_pinned) return rc;
+    if (rc || is_pinned) return rc ? rc : floor_at(w, rank, h);
     unsigned char key[SN_WKEY_MAX];
     rocksdb_writebatch_delete_cf(w->b->wb, w->s->cf[CF_WEIGHTS], (const char *)key,
                                  sn_wkey_id(key, w->lk, w->lklen, &h->id));
@@ -91,7 +103,18 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t l
         /* the newest write of the batch is the head; it is never <= cutoff */
         trim_pending(b, p, cutoff);
     }
-    trim_walk w = { s, b, lk, lklen, cutoff, heads, n };
-    rc = sn_hist_each(s, lk, lklen, trim_step, &w, e);
+    /* the oldest writes were trimmed by earlier walks: start where the
+     * last one left the first write held (sn_rank.c) */
+    trim_walk w = { s, b, lk, lklen, cutoff, heads, n, 0, { 0, "" }, 0 };
+    sn_ident from;
+    uint64_t from_rank;
+    int have_from = sn_rank_floor(s, lk, lklen, &from, &from_rank) && from_rank <= cutoff + 1;
+    rc = sn_hist_each_from(s, lk, lklen, have_from ? &from : NULL, have_from ? from_rank : 0,
+                           trim_step, &w, e);
+    if (rc == 1 && p && w.has_floor) {
+        p->has_floor = 1;
+        p->floor = w.floor;
+        p->floor_rank = w.floor_rank;
+    }
     return rc == 1 ? SN_OK : rc;
 }

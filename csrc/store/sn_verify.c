@@ -5,12 +5,29 @@
 #include "store/sn_scan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_PROBLEMS 1000
 
+/* The weights keys the walk met, in the order it met them (key order), and
+ * whether each record checked out: pins are resolved against these, so a
+ * checkpoint costs a lookup per pin rather than a read of the weights it
+ * pins (a blob read, and a history walk for its number), and verify stays
+ * linear in the store's size however many checkpoints pin what. */
+typedef struct wkey { size_t off; uint32_t len; int bad; } wkey;
+typedef struct keyset {
+    unsigned char *bytes;
+    size_t len, cap;
+    wkey *keys;
+    size_t n, kcap;
+    int unusable;      /* out of memory, or met out of order: pins read records */
+} keyset;
+
 typedef struct verifier {
     sn_store *s;
+    keyset seen;
+    keyset cps;        /* the checkpoint records' keys met ('C' sorts before 'P') */
     sn_arena *a;
     sn_value *problems;
     size_t nproblems;
@@ -45,6 +62,68 @@ static int problem(verifier *v, int cf, const unsigned char *k, size_t klen, con
     return SN_OK;
 }
 
+static int key_cmp(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static void keyset_add(keyset *ks, const unsigned char *k, size_t klen, int bad)
+{
+    sn_err ignored;
+    if (ks->unusable) return;
+    if (ks->n) {
+        const wkey *last = &ks->keys[ks->n - 1];
+        int c = key_cmp(ks->bytes + last->off, last->len, k, klen);
+        if (c == 0) { ks->keys[ks->n - 1].bad |= bad; return; }   /* read again in a stretch */
+        if (c > 0) { ks->unusable = 1; return; }
+    }
+    while (ks->len + klen > ks->cap) {
+        size_t cap = ks->cap ? ks->cap * 2 : 1 << 16;
+        unsigned char *b = realloc(ks->bytes, cap);
+        if (!b) { ks->unusable = 1; return; }
+        ks->bytes = b;
+        ks->cap = cap;
+    }
+    if (SN_GROW(ks->keys, ks->n, ks->kcap, 1024, &ignored)) { ks->unusable = 1; return; }
+    memcpy(ks->bytes + ks->len, k, klen);
+    ks->keys[ks->n++] = (wkey){ ks->len, (uint32_t)klen, bad };
+    ks->len += klen;
+}
+
+/* 1: held and sound, 0: absent, -1: held but damaged. */
+static int keyset_find(const keyset *ks, const unsigned char *k, size_t klen)
+{
+    size_t lo = 0, hi = ks->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = key_cmp(ks->bytes + ks->keys[mid].off, ks->keys[mid].len, k, klen);
+        if (c == 0) return ks->keys[mid].bad ? -1 : 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* A pin with an identity, resolved against the keys the walk met (SN_OK,
+ * SN_NOTFOUND, or SN_ECORRUPT for a damaged record); SN_EARG when the walk
+ * cannot tell (a format-1 pin, or no key set). */
+static int pin_in_keyset(const verifier *v, const sn_value *p, sn_err *e)
+{
+    const sn_value *x = sn_map_get(p, "expert_id"), *o = sn_map_get(p, "origin"), *h = sn_map_get(p, "hlc");
+    if (v->seen.unusable || !o || o->type != SN_STR || o->u.s.len != SN_ORIGIN_LEN || !h ||
+        h->type != SN_INT)
+        return SN_EARG;
+    unsigned char lk[SN_LAYER_KEY_MAX], key[SN_WKEY_MAX];
+    size_t lklen = sn_layer_key(lk, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(p, "layer")->u.i);
+    sn_ident id = { (uint64_t)h->u.i, "" };
+    memcpy(id.origin, o->u.s.p, SN_ORIGIN_LEN);
+    int found = keyset_find(&v->seen, key, sn_wkey_id(key, lk, lklen, &id));
+    if (found > 0) return SN_OK;
+    if (found == 0) return SN_NOTFOUND;
+    return sn_fail(e, SN_ECORRUPT, "are damaged (the record fails its checks)");
+}
+
 /* Whether this store's history knows the pinned write (it should then hold it). */
 static int pin_known(sn_store *s, const sn_value *p)
 {
@@ -66,11 +145,12 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     for (size_t i = 0; pins && pins->type == SN_ARRAY && i < pins->u.a.n; i++) {
         const sn_value *p = &pins->u.a.items[i];
         sn_weights_view w;
-        int rc = sn_pinned_weights(v->s, p, &w, e);
-        if (rc == SN_OK) {
-            sn_weights_view_release(&w);
-            continue;
+        int rc = pin_in_keyset(v, p, e);
+        if (rc == SN_EARG) {
+            rc = sn_pinned_weights(v->s, p, &w, e);
+            if (rc == SN_OK) sn_weights_view_release(&w);
         }
+        if (rc == SN_OK) continue;
         /* a pin of weights this store never received (weight sync off, or
          * not arrived yet) is remote, not damage */
         if (rc == SN_NOTFOUND && !pin_known(v->s, p)) continue;
@@ -124,11 +204,14 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
         unsigned char ck[37];
         ck[0] = SN_CP_PREFIX;
         memcpy(ck + 1, k + klen - 36, 36);
-        int found;
-        rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
+        /* met already (a lookup per pin entry was most of what checkpoints
+         * added to a verify), or else asked of RocksDB */
+        int found = !v->cps.unusable && keyset_find(&v->cps, ck, 37) != 0;
+        if (!found) rc = sn_key_exists(v->s, CF_CHECKPOINTS, ck, 37, &found, "lookup", e);
         if (!rc && !found) rc = sn_fail(e, SN_ECORRUPT, "pin of a checkpoint that is gone");
-    } else if (!rc && cf == CF_CHECKPOINTS) {
-        check_checkpoint(v, k, klen, &fields, e);
+    } else if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_CP_PREFIX) {
+        keyset_add(&v->cps, k, klen, 0);
+        if (!rc) check_checkpoint(v, k, klen, &fields, e);
     }
     sn_arena_free(&a);
     return rc;
@@ -143,7 +226,9 @@ static int verify_record(void *ctx, int cf, const unsigned char *k, size_t klen,
     verifier *v = ctx;
     v->records++;
     sn_err pe = { 0, "" };
-    int rc = check_value(v, cf, k, klen, val, vlen, &pe) ? problem(v, cf, k, klen, pe.msg) : SN_OK;
+    int bad = check_value(v, cf, k, klen, val, vlen, &pe);
+    if (cf == CF_WEIGHTS) keyset_add(&v->seen, k, klen, bad);
+    int rc = bad ? problem(v, cf, k, klen, pe.msg) : SN_OK;
     (void)e;
     return rc ? rc : tick(v, 0) ? STOPPED : SN_OK;
 }
@@ -166,15 +251,15 @@ static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t 
     return rc;
 }
 
-int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
-              const sn_progress *progress, sn_err *e)
+static int verify_all(verifier *v, sn_value *report, int *ok, sn_err *e)
 {
-    verifier v = { s, a, NULL, 0, 0, progress, progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
-    v.problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
-    if (!v.problems) return sn_fail(e, SN_ENOMEM, "out of memory");
-    sn_scan_cb cb = { &v, verify_record, verify_stretch };
-    tick(&v, 0);   /* (0, total) before the walk */
-    for (int cf = CF_WEIGHTS; cf < CF_COUNT && !v.stopped; cf++) {
+    sn_store *s = v->s;
+    sn_arena *a = v->a;
+    v->problems = sn_arena_alloc(a, MAX_PROBLEMS * sizeof(sn_value));
+    if (!v->problems) return sn_fail(e, SN_ENOMEM, "out of memory");
+    sn_scan_cb cb = { v, verify_record, verify_stretch };
+    tick(v, 0);   /* (0, total) before the walk */
+    for (int cf = CF_WEIGHTS; cf < CF_COUNT && !v->stopped; cf++) {
         int rc = sn_scan_cf(s, cf, 1, NULL, 0, NULL, 0, &cb, e);
         if (rc == STOPPED) break;
         if (rc) return rc == SN_ENOMEM ? sn_fail(e, rc, "out of memory") : rc;
@@ -182,10 +267,10 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
     rocksdb_readoptions_t *ro = sn_scan_options();
     /* the replication log, conflict versions and superseded markers
      * (sn_replica_verify.c): the 0x01 range of the default column family */
-    if (!v.stopped) {
+    if (!v->stopped) {
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_DEFAULT]);
         sn_replica_walk w = { { 0 }, 0, 0 };
-        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it) && !tick(&v, 0);
+        for (rocksdb_iter_seek(it, "\x01", 1); rocksdb_iter_valid(it) && !tick(v, 0);
              rocksdb_iter_next(it)) {
             size_t klen, vlen;
             const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -194,30 +279,43 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
             int mine;
             int bad = sn_replica_verify(k, klen, val, vlen, &w, &mine, &pe);
             if (!mine) break;
-            v.records++;
-            if (bad) problem(&v, CF_DEFAULT, k, klen, pe.msg);
+            v->records++;
+            if (bad) problem(v, CF_DEFAULT, k, klen, pe.msg);
         }
         char *err = sn_iter_close(it);
         if (err) {
-            problem(&v, CF_DEFAULT, NULL, 0, err);
+            problem(v, CF_DEFAULT, NULL, 0, err);
             rocksdb_free(err);
         }
     }
     rocksdb_readoptions_destroy(ro);
-    if (v.stopped || tick(&v, 1)) return sn_fail(e, SN_EIO, "verify stopped by its progress callback");
+    if (v->stopped || tick(v, 1)) return sn_fail(e, SN_EIO, "verify stopped by its progress callback");
     sn_value *items = sn_arena_alloc(a, 4 * sizeof *items);
     if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
     items[0] = sn_cstr("records");
-    items[1] = sn_int((int64_t)v.records);
+    items[1] = sn_int((int64_t)v->records);
     items[2] = sn_cstr("problems");
     items[3] = sn_nil();
     items[3].type = SN_ARRAY;
-    items[3].u.a.items = v.problems;
-    items[3].u.a.n = v.nproblems;
+    items[3].u.a.items = v->problems;
+    items[3].u.a.n = v->nproblems;
     *report = sn_nil();
     report->type = SN_MAP;
     report->u.a.items = items;
     report->u.a.n = 2;
-    *ok = v.nproblems == 0;
+    *ok = v->nproblems == 0;
     return SN_OK;
+}
+
+int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
+              const sn_progress *progress, sn_err *e)
+{
+    verifier v = { s, { 0 }, { 0 }, a, NULL, 0, 0, progress,
+                   progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
+    int rc = verify_all(&v, report, ok, e);
+    free(v.seen.bytes);
+    free(v.seen.keys);
+    free(v.cps.bytes);
+    free(v.cps.keys);
+    return rc;
 }

@@ -208,7 +208,11 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
     if (!rc) rc = sn_note_pending(b, lk, lklen, &h, *version, e);
     sn_pending *p = rc ? NULL : sn_pending_find(b, lk, lklen);
-    if (p && on_merge == BUILT_BESIDE_HEADS) p->beside_heads = 1;
+    if (p && on_merge == BUILT_BESIDE_HEADS) {
+        p->beside_heads = 1;
+        /* the rank cache takes a local write for the one head after it */
+        sn_rank_taint(b, lk, lklen);
+    }
     /* trimming assumes the batch's writes superseded every head on disk */
     if (p && !p->beside_heads) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
@@ -240,7 +244,13 @@ int sn_put_weights(sn_store *s, sn_batch *given, const sn_weights_in *in, uint64
     if (rc) return rc;
     sn_batch *b = sn_batch_or_temp(s, given, e);
     if (!b) return e->code;
+    b->rank_local++;
     rc = put_in_batch(s, b, in, version, e);
+    b->rank_local--;
+    if (rc) {
+        unsigned char lk[SN_LAYER_KEY_MAX];
+        sn_rank_taint(b, lk, sn_layer_key(lk, in->expert, in->expert_len, (uint32_t)in->layer));
+    }
     return sn_batch_finish(b, given, rc, e);
 }
 
@@ -460,28 +470,22 @@ int sn_weights_verify(sn_codec_ctx *x, const unsigned char *key, size_t klen, co
     return rc;
 }
 
+static int layer_step(void *ud, const unsigned char *lk, size_t lklen, sn_err *e)
+{
+    return sn_vlist_push(ud, sn_int((int64_t)sn_get_be(lk + lklen - 4, 4)), e);
+}
+
+/* The layers with weights, from the history index (sn_layers.c). */
 int sn_list_layers(sn_store *s, const char *expert, size_t len, sn_arena *a, sn_value *out,
                    sn_err *e)
 {
     int rc = sn_check_id(expert, len, "expert_id", e);
     if (rc) return rc;
-    unsigned char k[SN_WKEY_MAX];
-    size_t plen = len + 1;
+    char k[SN_MAX_ID_LEN + 1];
     memcpy(k, expert, len);
     k[len] = 0;
     sn_vlist l = { 0 };
-    rocksdb_iterator_t *it = sn_iter(s, CF_WEIGHTS);
-    rocksdb_iter_seek(it, (const char *)k, plen);
-    while (!rc && rocksdb_iter_valid(it)) {
-        size_t klen;
-        const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen != plen + 4 + SN_ID_LEN || memcmp(key, k, plen) != 0) break;
-        uint32_t layer = (uint32_t)sn_get_be(key + plen, 4);
-        rc = sn_vlist_push(&l, sn_int(layer), e);
-        sn_put_be(k + plen, (uint64_t)layer + 1, 4);   /* skip this layer's versions */
-        rocksdb_iter_seek(it, (const char *)k, plen + 4);
-    }
-    rc = sn_iter_end(it, rc, "reading neural_weights", e);
+    rc = sn_held_layers(s, k, len + 1, 0, layer_step, &l, e);
     if (rc) { free(l.items); return rc; }
     return sn_vlist_finish(&l, a, out, e);
 }

@@ -1,0 +1,231 @@
+/* A per-handle cache of what the history walks find (sn_history.c): a
+ * layer's number of writes, one write's version number, its heads (a walk
+ * too: every head a write replaced leaves a deleted key that RocksDB steps
+ * over until a compaction drops it), and where trimming stopped. Version
+ * numbers are ranks among every write the store knows (sn_history.h), so
+ * finding one walks the layer's history; with the cache, reading the newest
+ * version, a checkpoint's pins, a put's next number and trimming cost the
+ * same for a layer with 10,000 versions as for one with 2.
+ *
+ * Valid because a layer's history changes only in batches (sn_hist_put,
+ * sn_current_put, a head marker and a tombstone's delete of the current
+ * marker note the layer in their batch, whose commit updates or drops its
+ * slot) or in the few raw writes that rebuild histories (format upgrade,
+ * salvage's reconcile, the test hook), which drop everything. A read in
+ * between, from the store as it is before the commit, fills a slot the
+ * commit then replaces. Nothing is written to disk: the cache cannot make
+ * two stores differ. */
+#include "store/sn_history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RANK_SLOTS 4096u   /* direct-mapped: a collision costs a walk, not a wrong answer */
+#define RANK_HEADS 4u      /* more concurrent heads than this are read from disk */
+
+typedef struct rank_slot {
+    uint32_t lklen;        /* 0: empty */
+    int has_count, has_id, has_heads;
+    uint64_t count;        /* the layer's history entries */
+    sn_ident id;           /* a write (or the derived current merge) ... */
+    uint64_t version;      /* ... and its version number */
+    size_t nheads;
+    sn_ident heads[RANK_HEADS];   /* ascending, as sn_heads_load gives them */
+    int has_floor;
+    sn_ident floor;        /* no write older than this one is held */
+    uint64_t floor_rank;
+    unsigned char lk[SN_LAYER_KEY_MAX];
+} rank_slot;
+
+/* Slots are allocated as layers are walked: a store with few layers (a
+ * simulator node) costs 32 KiB of pointers and a few slots, not 4096. */
+struct sn_ranks {
+    rank_slot *slot[RANK_SLOTS];
+};
+
+/* The layers a batch changed the history of. A layer only this store's
+ * own writes touched (puts and deletes, while b->rank_local) ends with
+ * the batch's last write of it, which sn_pending holds: newest of all, so
+ * its version number is the layer's new count, and the slot takes it at
+ * commit. Any other touch (a peer's write applied, a merge made current, a
+ * local write that failed half-way) drops the slot. */
+struct sn_rank_touched {
+    size_t n, cap;
+    unsigned char (*lk)[SN_LAYER_KEY_MAX];
+    uint32_t *lklen;
+    unsigned char *foreign;
+};
+
+static uint32_t lk_hash(const unsigned char *lk, size_t lklen)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (size_t i = 0; i < lklen; i++) h = (h ^ lk[i]) * 16777619u;
+    return h % RANK_SLOTS;
+}
+
+static rank_slot *find(sn_store *s, const unsigned char *lk, size_t lklen)
+{
+    if (!s->ranks || lklen > SN_LAYER_KEY_MAX) return NULL;
+    rank_slot *r = s->ranks->slot[lk_hash(lk, lklen)];
+    return r && r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0 ? r : NULL;
+}
+
+int sn_rank_count(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t *count)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_count) return 0;
+    *count = r->count;
+    return 1;
+}
+
+int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
+                  uint64_t *rank)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_floor) return 0;
+    *id = r->floor;
+    *rank = r->floor_rank;
+    return 1;
+}
+
+int sn_rank_heads(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads, size_t *n)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_heads) return 0;
+    memcpy(heads, r->heads, r->nheads * sizeof *heads);
+    *n = r->nheads;
+    return 1;
+}
+
+int sn_rank_version(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
+                    uint64_t *version)
+{
+    rank_slot *r = find(s, lk, lklen);
+    if (!r || !r->has_id || !sn_same_ident(&r->id, id)) return 0;
+    *version = r->version;
+    return 1;
+}
+
+/* The slot of lk, emptied when it held another layer; NULL without memory. */
+static rank_slot *slot_for(sn_store *s, const unsigned char *lk, size_t lklen)
+{
+    if (lklen > SN_LAYER_KEY_MAX || lklen == 0) return NULL;
+    if (!s->ranks && !(s->ranks = calloc(1, sizeof *s->ranks))) return NULL;   /* no cache: walks */
+    rank_slot **at = &s->ranks->slot[lk_hash(lk, lklen)];
+    if (!*at && !(*at = calloc(1, sizeof **at))) return NULL;
+    rank_slot *r = *at;
+    if (!(r->lklen == lklen && memcmp(r->lk, lk, lklen) == 0)) {
+        memset(r, 0, sizeof *r);
+        memcpy(r->lk, lk, lklen);
+        r->lklen = (uint32_t)lklen;
+    }
+    return r;
+}
+
+void sn_rank_note(sn_store *s, const unsigned char *lk, size_t lklen, uint64_t count,
+                  const sn_ident *id, uint64_t version)
+{
+    rank_slot *r = slot_for(s, lk, lklen);
+    if (!r) return;
+    r->has_count = 1;
+    r->count = count;
+    if (id) {
+        r->has_id = 1;
+        r->id = *id;
+        r->version = version;
+    }
+}
+
+void sn_rank_note_heads(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *heads,
+                        size_t n)
+{
+    rank_slot *r = n <= RANK_HEADS ? slot_for(s, lk, lklen) : NULL;
+    if (!r) return;
+    r->has_heads = 1;
+    r->nheads = n;
+    memcpy(r->heads, heads, n * sizeof *heads);
+}
+
+static void touch(sn_batch *b, const unsigned char *lk, size_t lklen, int foreign)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (lklen > SN_LAYER_KEY_MAX) return;
+    if (t && t->n && t->lklen[t->n - 1] == lklen && memcmp(t->lk[t->n - 1], lk, lklen) == 0) {
+        t->foreign[t->n - 1] |= (unsigned char)foreign;   /* a put touches its layer in a row */
+        return;
+    }
+    if (!t && !(t = b->touched = calloc(1, sizeof *t))) {
+        sn_rank_clear(b->s);   /* cannot note it: forget everything instead */
+        return;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        void *l = realloc(t->lk, cap * sizeof *t->lk);
+        if (l) t->lk = l;
+        void *n = l ? realloc(t->lklen, cap * sizeof *t->lklen) : NULL;
+        if (n) t->lklen = n;
+        void *f = n ? realloc(t->foreign, cap) : NULL;
+        if (f) t->foreign = f;
+        if (!l || !n || !f) { sn_rank_clear(b->s); return; }
+        t->cap = cap;
+    }
+    memcpy(t->lk[t->n], lk, lklen);
+    t->lklen[t->n] = (uint32_t)lklen;
+    t->foreign[t->n++] = (unsigned char)foreign;
+}
+
+void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen)
+{
+    touch(b, lk, lklen, b->rank_local == 0);
+}
+
+void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen)
+{
+    touch(b, lk, lklen, 1);
+}
+
+void sn_rank_commit(sn_batch *b, int ok)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (!t) return;
+    /* the batch's own last writes first; then every other touch drops its
+     * slot, so a layer touched both ways ends dropped */
+    for (size_t i = 0; ok && i < t->n; i++) {
+        sn_pending *p = t->foreign[i] ? NULL : sn_pending_find(b, t->lk[i], t->lklen[i]);
+        if (!p) continue;
+        /* a local write supersedes every head it saw: the one head after it */
+        sn_rank_note(b->s, t->lk[i], t->lklen[i], p->version, &p->id, p->version);
+        sn_rank_note_heads(b->s, t->lk[i], t->lklen[i], &p->id, 1);
+        rank_slot *r = p->has_floor ? find(b->s, t->lk[i], t->lklen[i]) : NULL;
+        if (r) {   /* local writes hold nothing older again: the floor stays good */
+            r->has_floor = 1;
+            r->floor = p->floor;
+            r->floor_rank = p->floor_rank;
+        }
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        if (ok && !t->foreign[i] && sn_pending_find(b, t->lk[i], t->lklen[i])) continue;
+        rank_slot *r = find(b->s, t->lk[i], t->lklen[i]);
+        if (r) r->lklen = 0;
+    }
+    t->n = 0;
+}
+
+void sn_rank_batch_free(sn_batch *b)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (!t) return;
+    free(t->lk);
+    free(t->lklen);
+    free(t->foreign);
+    free(t);
+    b->touched = NULL;
+}
+
+void sn_rank_clear(sn_store *s)
+{
+    if (!s->ranks) return;
+    for (size_t i = 0; i < RANK_SLOTS; i++) free(s->ranks->slot[i]);
+    free(s->ranks);
+    s->ranks = NULL;
+}
