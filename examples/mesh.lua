@@ -1,26 +1,33 @@
--- Three synaptic nodes in three processes on loopback, syncing a training
--- runtime, printed step by step:
+-- A live mesh: three runtime processes on loopback, each learning a
+-- different domain at the same time, that all end up knowing all three.
 --
---   trainer  --  relay  --  watcher      (TCP on 127.0.0.1, ephemeral ports)
+--   a (mathematics) ---- b (tool_use)
+--          \              /
+--           c (context) --         (ZeroMQ on 127.0.0.1, ephemeral ports)
 --
--- The trainer runs synaptic.runtime with rt:enable_p2p_sync, trains in
--- rounds and saves a checkpoint; the relay and the watcher are plain stores
--- with a node each and print every weight version and checkpoint as it
--- arrives (the watcher gets everything through the relay). At the end this
--- process opens all three stores and checks they hold the same weights,
--- configs and checkpoints byte for byte, and that a runtime on each answers
--- a query identically. Bounded (a hard deadline of 25 s); temp dirs removed.
+-- Each process opens synaptic.runtime on its own new store with
+-- sync_with_peers = true (a node; conflict_resolution "merge"), trains its
+-- own query, and calls rt:poll between steps: its training spreads, the
+-- peers' arrives and is used from its next step, without rt:reload(). Each
+-- prints what its runtime routes as it happens. At the end this process
+-- opens the three stores, checks their current weights are byte-equal, and
+-- that a fresh runtime on each routes all three queries to their domains.
+-- Bounded (a hard deadline of 40 s); temp dirs removed.
 --
 --   lua5.4 examples/mesh.lua            (LUA_PATH/LUA_CPATH as for make test)
 local synaptic = require "synaptic"
 
-local DEADLINE = 25
-local FAST = { heartbeat_interval_seconds = 0.2, sync_interval_seconds = 1, peer_timeout_seconds = 5 }
-
-local function conf(t)
-  for k, v in pairs(FAST) do t[k] = v end
-  return t
-end
+local DEADLINE = 40
+local STEPS = 60
+local FAST = { heartbeat_interval_seconds = 0.2, sync_interval_seconds = 0.5, peer_timeout_seconds = 5 }
+-- words no keyword cue knows: only training can route them
+local ROLES = {
+  a = { query = "zebra lantern quartz velvet", domain = "mathematics" },
+  b = { query = "harbor cactus violin meadow", domain = "tool_use" },
+  c = { query = "pepper glacier saddle orbit", domain = "context" },
+}
+local ORDER = { "a", "b", "c" }
+local EXPERTS = { "reasoning", "coding", "language", "mathematics", "tool_use", "context", "router" }
 
 local function say(fmt, ...)
   io.stdout:write(fmt:format(...), "\n")
@@ -42,122 +49,83 @@ local function fnv(s)
   return ("%08x"):format(h)
 end
 
--- expert -> {layer -> version} of what a store holds now.
-local function versions(store)
-  local out = {}
-  for _, x in ipairs(store:list_experts() or {}) do
-    out[x] = {}
-    for _, l in ipairs(store:layers(x) or {}) do
-      local _, _, info = store:get_weights(x, l)
-      if info then out[x][l] = info.version end
-    end
-  end
-  return out
-end
-
--- Everything replicated, as one string (current weights, configs, checkpoints).
+-- The current weights of every layer (identity and bytes): what a runtime uses.
 local function fingerprint(store)
   local parts = {}
-  local experts = store:list_experts() or {}
-  table.sort(experts)
-  for _, x in ipairs(experts) do
+  for _, x in ipairs(EXPERTS) do
     for _, l in ipairs(store:layers(x) or {}) do
       local w, b, info = store:get_weights(x, l)
-      parts[#parts + 1] = ("%s/%d v%d %s %s"):format(x, l, info.version, w:tobytes(), b:tobytes())
+      parts[#parts + 1] = ("%s/%d %d %s %s %s"):format(x, l, info.hlc, info.origin, w:tobytes(), b:tobytes())
     end
-    local c = store:get_config(x)
-    if c then parts[#parts + 1] = ("%s %s %s"):format(x, c.domain, c.updated_at or "") end
-  end
-  for _, id in ipairs(store:list_checkpoints()) do
-    local cp = store:get_checkpoint(id)
-    parts[#parts + 1] = id .. " " .. tostring(cp.system_version)
   end
   return table.concat(parts, "\n")
 end
 
----------------------------------------------------------------------------
--- roles (run in child processes)
----------------------------------------------------------------------------
-
-local TRAINING = {
-  { "Implement a function to parse this file", "coding" },
-  { "What is 12 * 7 + 3 = ?", "mathematics" },
-  { "Why does the sky look blue? Explain the reason.", "reasoning" },
-  { "Use the tool to run and execute the script", "tool_use" },
-}
-
-local function trainer(dir, stopfile)
-  local rt = assert(synaptic.runtime(dir .. "/trainer", { seed = 7, auto_save_interval = 3600 }))
-  local node = rt:enable_p2p_sync(conf { node_id = "trainer", listen = "tcp://127.0.0.1:0" })
-  say("address %s", node:address())
-  local t0 = synaptic.now()
-  -- wait for the relay to connect (its heartbeats reach us)
-  while #node:peers() == 0 and synaptic.now() - t0 < 10 do node:poll(50) end
-  say("relay connected; training")
-  for round = 1, 3 do
-    local loss = 0
-    for _ = 1, 5 do
-      for _, q in ipairs(TRAINING) do loss = loss + rt:train(q[1], q[2]) end
-    end
-    assert(rt:flush())
-    local v = versions(rt.store)
-    local function first(x)
-      local l = math.huge
-      for k in pairs(v[x] or {}) do l = math.min(l, k) end
-      return l < math.huge and ("%s/%d v%d"):format(x, l, v[x][l]) or x .. " -"
-    end
-    say("round %d: mean loss %.4f; wrote %s, %s, ...", round, loss / (5 * #TRAINING), first("coding"),
-        first("router"))
-    node:run(0.5)
+-- "mathematics 0.81 ok | tool_use 0.42 - | ..." and how many route right.
+local function routes(rt)
+  local parts, right = {}, 0
+  for _, r in ipairs(ORDER) do
+    local want = ROLES[r].domain
+    local p, ranked = rt:route(ROLES[r].query)
+    local top = rt.order[ranked[1]]
+    if top == want then right = right + 1 end
+    parts[#parts + 1] = ("%s %.2f %s"):format(want, p[ranked[1]], top == want and "ok" or "(" .. top .. ")")
   end
-  local id = assert(rt:save_state("mesh-final"))
-  say("checkpoint %s saved (mesh-final)", id)
-  while not exists(stopfile) and synaptic.now() - t0 < DEADLINE do node:poll(50) end
-  local st = node:stats()
-  say("done: weights_sent %d checkpoints_sent %d bytes_sent %d", st.weights_sent, st.checkpoints_sent, st.bytes_sent)
-  node:close()
-  rt:close()
+  return table.concat(parts, " | "), right
 end
 
--- A plain store and a node: prints every change as it lands. The relay
--- listens (the watcher connects to it) and stays until told to stop; the
--- watcher stops once the final checkpoint has arrived.
-local function observer(role, dir, upstream, stopfile)
-  local store = assert(synaptic.open(dir .. "/" .. role))
-  local node = assert(synaptic.node(store, conf {
-    node_id = role, peers = { upstream },
-    listen = role == "relay" and "tcp://127.0.0.1:0" or nil,
-  }))
-  say("address %s", node:address() or "-")
+---------------------------------------------------------------------------
+-- a runtime process
+---------------------------------------------------------------------------
+
+local function member(role, dir, stopfile, ...)
+  local peers = { ... }
+  local me = ROLES[role]
+  local p2p = { node_id = role, listen = "tcp://127.0.0.1:0", peers = peers }
+  for k, v in pairs(FAST) do p2p[k] = v end
+  local rt = assert(synaptic.runtime(dir .. "/" .. role, { seed = 7, auto_save_interval = 3600,
+                                                          sync_with_peers = true, p2p = p2p }))
+  local node = rt:node()
+  say("address %s", node:address())
   local t0 = synaptic.now()
-  local seen, have_cp = {}, false
-  while synaptic.now() - t0 < DEADLINE do
-    node:poll(20)
-    for x, layers in pairs(versions(store)) do
-      for l, v in pairs(layers) do
-        local key = x .. "/" .. l
-        if seen[key] ~= v then
-          seen[key] = v
-          local w = store:get_weights(x, l)
-          say("%6.2fs  %-18s v%-3d %7d floats  fnv %s", synaptic.now() - t0, key, v, #w, fnv(w:tobytes()))
-        end
+  local function elapsed() return synaptic.now() - t0 end
+  -- wait for both peers (heartbeats) and their first weights, so all three
+  -- train on top of the same starting point
+  while #node:peers() < 2 and elapsed() < DEADLINE / 2 do rt:poll(20) end
+  for _ = 1, 25 do rt:poll(20) end
+  say("%5.2fs connected to %d peers; learning '%s' -> %s", elapsed(), #node:peers(), me.query, me.domain)
+  local known, last = {}, 0
+  for step = 1, STEPS do
+    rt:train(me.query, me.domain)
+    rt:poll(5)
+    for _, r in ipairs(ORDER) do
+      local p, ranked = rt:route(ROLES[r].query)
+      if not known[r] and rt.order[ranked[1]] == ROLES[r].domain then
+        known[r] = true
+        say("%5.2fs step %2d: now routes '%s' to %s (%.2f)%s", elapsed(), step, ROLES[r].query,
+            ROLES[r].domain, p[ranked[1]], r == role and "" or "  <- learned from " .. r)
       end
     end
-    for _, id in ipairs(store:list_checkpoints()) do
-      local cp = store:get_checkpoint(id)
-      if not have_cp and cp.system_version == "mesh-final" then
-        have_cp = true
-        say("%6.2fs  checkpoint %s (mesh-final) arrived, pinning %d layers", synaptic.now() - t0, id, #(cp.pins or {}))
-      end
+    if elapsed() - last >= 0.5 then
+      last = elapsed()
+      say("%5.2fs step %2d: %s", elapsed(), step, (routes(rt)))
     end
-    if role == "watcher" and have_cp then break end
-    if role == "relay" and exists(stopfile) then break end
   end
+  say("%5.2fs done training (%d layers taken up from peers)", elapsed(), rt.taken_up or 0)
+  -- keep syncing until told to stop; say when the weights in use change
+  local seen
+  while not exists(stopfile) and elapsed() < DEADLINE do
+    rt:poll(20)
+    local f = fnv(fingerprint(rt.store))
+    if f ~= seen then seen = f; say("state %s", f) end
+  end
+  local line, right = routes(rt)
+  say("%5.2fs final: %s", elapsed(), line)
+  say("knows all three: %s", right == #ORDER and "yes" or "NO")
   local st = node:stats()
-  say("done: weights_received %d checkpoints_received %d rejected %d", st.weights_received,
-      st.checkpoints_received, st.rejected)
-  node:close()
-  store:close()
+  say("done: weights_sent %d weights_received %d conflicts merged %d", st.weights_sent,
+      st.weights_received, st.conflicts)
+  rt:close()
 end
 
 ---------------------------------------------------------------------------
@@ -172,9 +140,9 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 
---- Starts children with their output in a log each under root. Returns
--- launch(role, ...) -> child, pump() which prints the new lines of every
--- child's log prefixed by its role, and wait_for(child, pattern) -> capture.
+--- Children with their output in a log each under root: launch(role, ...)
+-- -> child, pump() prints the new lines of every log prefixed by the role,
+-- last(child, pattern) -> the capture of the last line matching, or nil.
 local function children(root)
   local procs = {}
   local function launch(role, ...)
@@ -186,7 +154,6 @@ local function children(root)
     procs[#procs + 1] = p
     return p
   end
-  -- print new lines of every child's log, prefixed by its role
   local function pump()
     for _, p in ipairs(procs) do
       local f = io.open(p.log, "rb")
@@ -198,61 +165,75 @@ local function children(root)
         p.pos = p.pos + #upto
         for line in upto:gmatch("([^\n]*)\n") do
           p.lines[#p.lines + 1] = line
-          say("[%-7s] %s", p.role, line)
+          if not line:match("^state ") then say("[%s] %s", p.role, line) end
         end
       end
     end
   end
-  local function wait_for(p, pattern)
-    local t0 = synaptic.now()
-    while synaptic.now() - t0 < DEADLINE do
-      pump()
-      for _, l in ipairs(p.lines) do
-        local m = l:match(pattern)
-        if m then return m end
-      end
-      sleep(0.05)
+  local function last(p, pattern)
+    for i = #p.lines, 1, -1 do
+      local m = p.lines[i]:match(pattern)
+      if m then return m end
     end
-    error(p.role .. " did not print " .. pattern)
   end
-  return launch, pump, wait_for
+  return launch, pump, last
 end
 
---- Trainer, then relay, then watcher, each started once the one it connects
--- to has printed its address; returns when all three have said done.
-local function run_mesh(launch, wait_for, stopfile)
-  local tr = launch("trainer", stopfile)
-  local trainer_addr = wait_for(tr, "^address (%S+)")
-  local relay = launch("relay", trainer_addr, stopfile)
-  local relay_addr = wait_for(relay, "^address (%S+)")
-  local watcher = launch("watcher", relay_addr, stopfile)
-  wait_for(watcher, "^(done)")
+local function wait_until(pump, cond, what)
+  local t0 = synaptic.now()
+  while synaptic.now() - t0 < DEADLINE do
+    pump()
+    local v = cond()
+    if v then return v end
+    sleep(0.05)
+  end
+  error("timed out waiting for " .. what)
+end
+
+local function run_mesh(root, stopfile)
+  local launch, pump, last = children(root)
+  local procs = {}
+  procs.a = launch("a", stopfile)
+  local a = wait_until(pump, function() return last(procs.a, "^address (%S+)") end, "a's address")
+  procs.b = launch("b", stopfile, a)
+  local b = wait_until(pump, function() return last(procs.b, "^address (%S+)") end, "b's address")
+  procs.c = launch("c", stopfile, a, b)
+  -- all trained, and the three use the same weights: then stop
+  wait_until(pump, function()
+    local s = {}
+    for i, r in ipairs(ORDER) do
+      if not last(procs[r], "^.*(done training)") then return nil end
+      s[i] = last(procs[r], "^state (%x+)")
+    end
+    return s[1] and s[1] == s[2] and s[2] == s[3]
+  end, "the three to agree")
   assert(io.open(stopfile, "w")):close()
-  wait_for(relay, "^(done)")
-  wait_for(tr, "^(done)")
-  sleep(0.2)   -- the processes close their stores after saying done
+  wait_until(pump, function()
+    for _, r in ipairs(ORDER) do if not last(procs[r], "^(done):") then return nil end end
+    return true
+  end, "the three to finish")
+  sleep(0.3)   -- they close their stores after saying done
+  pump()
 end
 
--- every store holds the same bytes, and answers the same
 local function converged(root)
-  local prints, answers = {}, {}
-  for _, role in ipairs { "trainer", "relay", "watcher" } do
+  local prints, all_route = {}, true
+  say("")
+  for _, role in ipairs(ORDER) do
     local store = assert(synaptic.open(root .. "/" .. role))
     prints[role] = fingerprint(store)
     store:close()
     local rt = assert(synaptic.runtime(root .. "/" .. role, { seed = 7 }))
-    answers[role] = rt:process("Implement a function to sort numbers")
+    local line, right = routes(rt)
     rt:close()
+    all_route = all_route and right == #ORDER
+    say("%s: weights %s  %s", role, fnv(prints[role]), line)
   end
-  local same = prints.relay == prints.trainer and prints.watcher == prints.trainer
-  local same_answer = answers.relay == answers.trainer and answers.watcher == answers.trainer
-  say("")
-  say("trainer fingerprint %s (%d bytes of state compared)", fnv(prints.trainer), #prints.trainer)
-  say("relay   fingerprint %s  byte-equal: %s", fnv(prints.relay), prints.relay == prints.trainer and "yes" or "NO")
-  say("watcher fingerprint %s  byte-equal: %s", fnv(prints.watcher), prints.watcher == prints.trainer and "yes" or "NO")
-  say("same answer from a runtime on each store: %s", same_answer and "yes" or "NO")
-  say(same and same_answer and "converged: yes" or "converged: NO")
-  return same and same_answer
+  local same = prints.b == prints.a and prints.c == prints.a
+  say("byte-equal weights on all three stores: %s", same and "yes" or "NO")
+  say("every runtime routes all three domains: %s", all_route and "yes" or "NO")
+  say(same and all_route and "converged: yes" or "converged: NO")
+  return same and all_route
 end
 
 local function main()
@@ -260,9 +241,7 @@ local function main()
   os.remove(root)
   assert(os.execute("mkdir -p " .. q(root)))
   local stopfile = root .. "/stop"
-  local launch, pump, wait_for = children(root)
-  local ok, err = pcall(run_mesh, launch, wait_for, stopfile)
-  pump()
+  local ok, err = pcall(run_mesh, root, stopfile)
   if not ok then
     say("mesh: %s", tostring(err))
     assert(io.open(stopfile, "w")):close()
@@ -270,16 +249,14 @@ local function main()
     os.execute("rm -rf " .. q(root))
     return 1
   end
-  local all_same = converged(root)
+  local good = converged(root)
   os.execute("rm -rf " .. q(root))
-  return all_same and 0 or 1
+  return good and 0 or 1
 end
 
 local role = arg and arg[1]
-if role == "trainer" then
-  trainer(arg[2], arg[3])
-elseif role == "relay" or role == "watcher" then
-  observer(role, arg[2], arg[3], arg[4])
+if ROLES[role] then
+  member(role, arg[2], arg[3], table.unpack(arg, 4))
 else
   os.exit(main(), true)
 end

@@ -223,9 +223,15 @@ static int l_put_weights(lua_State *L)
         lua_pushnil(L);
         while (lua_next(L, 6)) {
             lua_pop(L, 1);
-            if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "shape") != 0)
-                luaL_argerror(L, 6, "meta may only hold shape");
+            if (lua_type(L, -1) != LUA_TSTRING || (strcmp(lua_tostring(L, -1), "shape") != 0 &&
+                                                   strcmp(lua_tostring(L, -1), "build_on_merge") != 0))
+                luaL_argerror(L, 6, "meta may only hold shape and build_on_merge");
         }
+        lua_pushliteral(L, "build_on_merge");   /* raw: no metamethod runs (lsn_pin.c) */
+        int t = lua_rawget(L, 6);
+        luaL_argcheck(L, t == LUA_TNIL || t == LUA_TBOOLEAN, 6, "build_on_merge must be a boolean");
+        in.build_on_merge = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         if (lua_getfield(L, 6, "shape") != LUA_TNIL) {
             luaL_argcheck(L, lua_istable(L, -1), 6, "shape must be a list of sizes");
             lua_Integer n = luaL_len(L, -1);
@@ -322,6 +328,31 @@ static int l_get_weights(lua_State *L)
     }
     sn_weights_view_release(v);
     return 3;
+}
+
+/* hlc, origin of the layer's current write, without reading its record */
+static int l_current_identity(lua_State *L)
+{
+    lsn_check_store(L, 1);
+    size_t len;
+    const char *expert = check_id(L, 2, &len);
+    int64_t layer = check_layer(L, 3);
+    sn_store *s = lsn_check_store(L, 1);
+    uint64_t hlc;
+    char origin[37];
+    sn_err e;
+    int rc = sn_current_identity(s, expert, len, layer, &hlc, origin, &e);
+    if (rc == SN_NOTFOUND) { lua_pushnil(L); return 1; }
+    if (rc) return lsn_result(L, "current_identity", rc, &e);
+    lua_pushinteger(L, (lua_Integer)hlc);
+    lua_pushstring(L, origin);
+    return 2;
+}
+
+static int l_weights_epoch(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sn_weights_epoch(lsn_check_store(L, 1)));
+    return 1;
 }
 
 static int l_layers(lua_State *L)
@@ -529,6 +560,8 @@ void lsn_store_register(lua_State *L)
         { "get_weights", l_get_weights },
         { "weight_versions", l_weight_versions },
         { "layers", l_layers },
+        { "current_identity", l_current_identity },
+        { "weights_epoch", l_weights_epoch },
         { "conflicts", lsn_store_conflicts },
         { "batch", lsn_batch_run },
         { "stats", l_stats },

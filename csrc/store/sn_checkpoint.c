@@ -226,7 +226,7 @@ int sn_restore_checkpoint(sn_store *s, const char *id, size_t len, sn_err *e)
             if (nd > SN_MAX_SHAPE_DIMS) nd = 0;
             for (size_t d = 0; d < nd; d++) dims[d] = shape->u.a.items[d].u.i;
             sn_weights_in in = { x->u.s.p, x->u.s.len, layer, buf, v.nw, buf + v.nw, v.nb,
-                                 dims, nd };
+                                 dims, nd, 0 };
             uint64_t nv;
             rc = sn_put_weights(s, b, &in, &nv, e);
         }

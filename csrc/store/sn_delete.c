@@ -83,6 +83,7 @@ static int clear_current(sn_store *s, sn_batch *b, const unsigned char *lk, size
         rc = SN_OK;
     }
     if (!rc) {
+        b->weights_changed = 1;
         sn_rank_touch(b, lk, lklen);
         rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k,
                                      sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL));

@@ -185,6 +185,7 @@ void sn_current_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn
     unsigned char k[SN_HIST_KEY_MAX], v[SN_ID_LEN];
     sn_rank_touch(b, lk, lklen);
     sn_ident_put(v, id);
+    b->weights_changed = 1;
     rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_DEFAULT], (const char *)k,
                               sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), (const char *)v,
                               SN_ID_LEN);

@@ -84,36 +84,35 @@ static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
-/* The maximal common ancestors of ids: common ancestors no other common
- * ancestor has as a parent (the common set is closed under ancestry, so
- * that is "not an ancestor of another"). Criss-cross merges have several;
- * their own merge is then the base (as git's recursive merge does), so no
- * change is counted twice. */
+/* The maximal common ancestors of a group of writes (ids, with everything
+ * they have seen: a merge of them has seen all that) and one more write
+ * (last): common ancestors no other common ancestor has as a parent (the
+ * common set is closed under ancestry, so that is "not an ancestor of
+ * another"). Criss-cross merges have several; their own merge is then the
+ * base (as git's recursive merge does), so no change is counted twice. */
 static int base_set(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                    size_t n, const sn_hist *fresh, idset *out, sn_err *e)
+                    size_t n, const sn_ident *last, const sn_hist *fresh, idset *out, sn_err *e)
 {
-    idset common = { 0 };
-    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
-    for (size_t k = 1; !rc && k < n && common.n; k++) {
-        idset other = { 0 };
-        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
-        size_t kept = 0, at;
-        for (size_t i = 0; !rc && i < common.n; i++)
-            if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
-        common.n = kept;
-        free(other.v);
+    idset common = { 0 }, other = { 0 };
+    int added, rc = SN_OK;
+    for (size_t k = 0; !rc && k < n; k++) {
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, &common, e);
+        if (!rc) rc = idset_add(&common, &ids[k], &added, e);
     }
+    if (!rc) rc = ancestors(s, lk, lklen, last, fresh, &other, e);
+    size_t kept = 0, at;
+    for (size_t i = 0; !rc && i < common.n; i++)
+        if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
+    common.n = kept;
+    free(other.v);
     idset below = { 0 };
     for (size_t i = 0; !rc && i < common.n; i++) {
         sn_hist h;
-        int added;
-        rc = sn_hist_get(s, lk, lklen, &common.v[i], &h, e);
+        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
         for (size_t j = 0; !rc && j < h.nparents; j++) rc = idset_add(&below, &h.parents[j], &added, e);
     }
-    for (size_t i = 0, at; !rc && i < common.n; i++) {
-        int added;
+    for (size_t i = 0; !rc && i < common.n; i++)
         if (!idset_find(&below, &common.v[i], &at)) rc = idset_add(out, &common.v[i], &added, e);
-    }
     free(below.v);
     free(common.v);
     return rc;
@@ -135,28 +134,134 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
-/* acc = the merge of writes ids: sum(v) - (n - 1) * base, in double, ids
- * ascending. Returns SN_OK, or NO_COMMON when there is no common ancestor
- * (acc is then the sum, for the mean), INCOMPLETE, NO_BASE or an error. */
+/* acc = the merge of writes ids (ascending), in double, folded in order:
+ * the merge of the first n - 1, plus the last, minus the base the two
+ * share (base_set). One base for all n heads would count twice what some
+ * of them share and the others do not (three peers, two of which had
+ * already merged each other). Returns SN_OK, or NO_COMMON when two heads
+ * have no common ancestor (acc is then their sum, for the mean),
+ * INCOMPLETE, NO_BASE (more than two: the caller takes the mean) or an
+ * error. */
 static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
                        sn_weights_view *views, size_t n, const sn_hist *fresh, int depth, size_t m,
                        double *acc, float *tmp, sn_err *e)
 {
+    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, m, acc, tmp, e)
+                   : add_write(s, lk, lklen, &ids[0], views ? &views[0] : NULL, 1.0, m, acc, tmp, e);
+    if (n > 2 && rc == NO_COMMON) rc = NO_BASE;
     idset base = { 0 };
-    int rc = base_set(s, lk, lklen, ids, n, fresh, &base, e);
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = add_write(s, lk, lklen, &ids[i], views ? &views[i] : NULL, 1.0, m, acc, tmp, e);
-    if (!rc && base.n == 0) rc = NO_COMMON;
-    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, 1.0 - (double)n, m, acc, tmp, e);
+    if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &base, e);
+    if (!rc) rc = add_write(s, lk, lklen, &ids[n - 1], views ? &views[n - 1] : NULL, 1.0, m, acc, tmp, e);
+    if (!rc && base.n == 0) rc = n > 2 ? NO_BASE : NO_COMMON;
+    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, -1.0, m, acc, tmp, e);
     if (!rc && base.n > 1) {
         double *b = depth < MAX_BASE_DEPTH ? calloc(m ? m : 1, sizeof *b) : NULL;
-        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, NULL, depth + 1, m, b, tmp, e) : NO_BASE;
+        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, fresh, depth + 1, m, b, tmp, e) : NO_BASE;
         if (rc == NO_COMMON) rc = NO_BASE;
-        for (size_t j = 0; !rc && j < m; j++) acc[j] += (1.0 - (double)n) * b[j];
+        for (size_t j = 0; !rc && j < m; j++) acc[j] -= b[j];
         free(b);
     }
     free(base.v);
     return rc;
+}
+
+/* ---- the delta sum ----------------------------------------------------------
+ * A write with one parent changed the layer by (write - parent); a merge
+ * changes nothing of its own. So the merge of the heads is a common
+ * ancestor B plus the own change of every write that B has not seen,
+ * taken in ascending identity order. That needs no base of bases: peers
+ * that keep training and merging each other (build_on_merge makes each
+ * write's parent the merge it read) leave criss-crossed histories whose
+ * recursive base (merge_value) deepens every round, until it is too deep
+ * to rebuild and the merge falls back to the mean. Used first; a write
+ * with several parents (one that wrote on a derived merge without making
+ * it a write), a tombstone, a record not held or a walk cut short leave it
+ * to merge_value. */
+#define FALLBACK 2004
+
+/* Every write of ids and their ancestors, into out. */
+static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                      size_t n, const sn_hist *fresh, idset *out, sn_err *e)
+{
+    int added, rc = SN_OK;
+    for (size_t k = 0; !rc && k < n; k++) {
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, out, e);
+        if (!rc) rc = idset_add(out, &ids[k], &added, e);
+    }
+    if (!rc && out->n >= MAX_ANCESTORS) rc = FALLBACK;
+    return rc;
+}
+
+/* The deepest common ancestor of the heads (ties: the lowest identity),
+ * chosen from the history alone, so every node that knows the same history
+ * picks the same one (held or not: one not held leaves it to merge_value). */
+static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                      size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e)
+{
+    idset common = { 0 };
+    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
+    for (size_t k = 1; !rc && k < n; k++) {
+        idset other = { 0 };
+        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
+        size_t kept = 0, at;
+        for (size_t i = 0; !rc && i < common.n; i++)
+            if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
+        common.n = kept;
+        free(other.v);
+    }
+    uint32_t best = 0;
+    int held = 0;
+    for (size_t i = 0; !rc && i < common.n; i++) {
+        sn_hist h;
+        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
+        if (!rc && h.depth > best) {
+            best = h.depth;
+            *out = common.v[i];
+            held = h.flags & SN_HIST_HELD && !(h.flags & SN_HIST_TOMBSTONE);
+        }
+    }
+    free(common.v);
+    return rc ? rc : best && held ? SN_OK : FALLBACK;
+}
+
+/* A peer's copy of a materialized merge does not carry the flag; its
+ * origin (sn_merge_ident) says what it is: no store's origin starts so. */
+static int is_merge(const sn_ident *id, const sn_hist *h)
+{
+    return (h->flags & SN_HIST_MERGE) || strncmp(id->origin, "merge-", 6) == 0;
+}
+
+static sn_weights_view *head_view(const sn_ident *ids, sn_weights_view *views, size_t n,
+                                  const sn_ident *id)
+{
+    for (size_t i = 0; views && i < n; i++)
+        if (sn_same_ident(&ids[i], id)) return &views[i];
+    return NULL;
+}
+
+static int delta_sum(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                     sn_weights_view *views, size_t n, const sn_hist *fresh, size_t m, double *acc,
+                     float *tmp, sn_err *e)
+{
+    idset all = { 0 }, seen = { 0 };
+    sn_ident b;
+    int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
+    if (!rc) rc = closure_of(s, lk, lklen, ids, n, fresh, &all, e);
+    if (!rc) rc = closure_of(s, lk, lklen, &b, 1, fresh, &seen, e);
+    if (!rc) rc = add_write(s, lk, lklen, &b, NULL, 1.0, m, acc, tmp, e);
+    for (size_t i = 0, at; !rc && i < all.n; i++) {
+        const sn_ident *id = &all.v[i];
+        sn_hist h;
+        if (idset_find(&seen, id, &at)) continue;
+        rc = sn_hist_get_or(s, lk, lklen, id, fresh, &h, e);
+        if (rc || is_merge(id, &h)) continue;
+        if (h.nparents != 1 || h.flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
+        rc = add_write(s, lk, lklen, id, head_view(ids, views, n, id), 1.0, m, acc, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], NULL, -1.0, m, acc, tmp, e);
+    }
+    free(all.v);
+    free(seen.v);
+    return rc == NO_BASE || rc == SN_NOTFOUND ? FALLBACK : rc;
 }
 
 /* The merge's identity: one past the newest head, and an origin that is a
@@ -206,7 +311,11 @@ static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
     double *acc = calloc(m ? m : 1, sizeof *acc);
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+    if (!rc) rc = delta_sum(s, lk, lklen, ids, v, n, fresh, m, acc, tmp, e);
+    if (rc == FALLBACK) {
+        memset(acc, 0, m * sizeof *acc);
+        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+    }
     *mean = rc == NO_COMMON || rc == NO_BASE;
     if (rc == NO_BASE) {
         memset(acc, 0, m * sizeof *acc);

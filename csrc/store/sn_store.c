@@ -535,6 +535,8 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     sn_rank_commit(b, !err);
     sn_replica_postcommit(b, !err, saved_seq);
     if (err) return sn_rocks_err(e, err, "write failed");
+    if (b->weights_changed) b->s->weights_epoch++;
+    b->weights_changed = 0;
     rocksdb_writebatch_clear(b->wb);
     return SN_OK;
 }

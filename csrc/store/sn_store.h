@@ -71,6 +71,9 @@ typedef struct sn_weights_in {
     size_t nb;
     const int64_t *shape;
     size_t nshape;
+    /* when the current write is a derived merge, make it a real write and
+     * write on top of it (sn_weights.c build_on_merge) */
+    int build_on_merge;
 } sn_weights_in;
 
 typedef struct sn_weights_view {
@@ -96,6 +99,13 @@ SN_HIDDEN int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_
 SN_HIDDEN int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer,
                                 uint64_t hlc, const char *origin, size_t olen,
                                 sn_weights_view *v, sn_err *e);
+/* The identity of the layer's current write (a derived merge's included)
+ * without reading its record; SN_NOTFOUND when the layer has none. */
+SN_HIDDEN int sn_current_identity(sn_store *s, const char *expert, size_t len, int64_t layer,
+                                  uint64_t *hlc, char origin[37], sn_err *e);
+/* A counter of commits that changed some layer's current write (local or
+ * replicated), since the store was opened: a cheap "did anything change". */
+SN_HIDDEN uint64_t sn_weights_epoch(const sn_store *s);
 SN_HIDDEN int sn_weights_view_load(sn_weights_view *v, float *w, float *b, sn_err *e);
 SN_HIDDEN void sn_weights_view_release(sn_weights_view *v);
 /* The layers an expert has weights for, ascending: one seek per layer. */

@@ -45,6 +45,7 @@ struct sn_store {
     uint64_t repl_seq;            /* last replication log seq of this origin */
     sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
+    uint64_t weights_epoch;       /* commits that changed a layer's current write (in memory) */
     struct sn_ranks *ranks;       /* history walks' results (sn_rank.c), or NULL */
     sn_codec_ctx *codec;          /* codec state reused by every record read and written */
     char log_dir[96];             /* RocksDB's info LOG directory (sn_infolog.c), or "" */
@@ -61,6 +62,7 @@ typedef struct sn_pending {
     struct sn_hist *writes;       /* every write, in order (malloc'd) */
     uint64_t *versions;
     size_t nwrites, cap, trimmed; /* writes[0..trimmed) are trimmed already */
+    int beside_heads;             /* a write left other heads (build_on_merge): no trimming */
     int has_floor;                /* after this batch's trimming, no write older than */
     sn_ident floor;               /* floor (of number floor_rank) is held: the next */
     uint64_t floor_rank;          /* trim walks from there (sn_trim.c, sn_rank.c) */
@@ -73,6 +75,7 @@ struct sn_batch {
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
     int has_checkpoint;    /* a checkpoint was created in this batch */
+    int weights_changed;   /* a layer's current write changes at commit (weights_epoch) */
     struct sn_repl_note *repl;    /* log entries to append at commit (sn_replica_log.c) */
     struct sn_rank_touched *touched;   /* layers whose history changed (sn_rank.c) */
     int rank_local;    /* > 0 inside a local put or delete of a layer (sn_rank.c) */

@@ -107,6 +107,64 @@ static int weights_map(sn_arena *a, const sn_weights_in *in, uint64_t version, c
     return SN_OK;
 }
 
+/* build_on_merge: the writer read the current write and built on it, so
+ * that write, not every head, is the new one's parent. A derived merge
+ * (sn_merge.c) is made a real write first (as a checkpoint pin does): a
+ * later merge of this write with a peer's concurrent one then sums each
+ * write's own change since their common base (sn_merge.c delta_sum).
+ * With the heads as parents instead, peers that keep training and merging
+ * each other leave criss-crossed histories whose base is a merge of
+ * merges, deeper every round, until it falls back to the mean; and a
+ * current write picked among heads whose merge is waiting for ancestry
+ * would supersede heads the writer never saw the weights of. The new write
+ * is current: it is the newest, which is what the merge strategy shows
+ * while it waits, and what latest_timestamp picks. *done: h holds the
+ * parent and depth, *known how many writes the store knows (the merge
+ * counted); BUILT_ON_MERGE or BUILT_BESIDE_HEADS (other heads stay, so
+ * nothing may be trimmed: they are concurrent with the new write). Nothing
+ * happens when the current write is the only head, or the batch already
+ * wrote the layer. */
+enum { BUILT_ON_MERGE = 1, BUILT_BESIDE_HEADS = 2 };
+
+static int build_on_merge(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                          sn_hist *h, uint64_t *known, int *done, sn_err *e)
+{
+    *done = 0;
+    if (sn_pending_find(b, lk, lklen)) return SN_OK;
+    sn_ident cur, heads[SN_MAX_PARENTS];
+    sn_hist ch;
+    size_t n;
+    int rc = sn_current_get(s, lk, lklen, &cur, e);
+    if (rc == SN_NOTFOUND) return SN_OK;
+    if (!rc) rc = sn_hist_get(s, lk, lklen, &cur, &ch, e);
+    if (rc == SN_OK) {   /* a real write: its own parent when other heads wait */
+        rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+        if (rc || n < 2) return rc;
+        rc = sn_hist_count(s, lk, lklen, known, e);
+        h->nparents = 1;
+        h->parents[0] = cur;
+        h->depth = ch.depth + 1;
+        *done = rc ? 0 : BUILT_BESIDE_HEADS;
+        return rc;
+    }
+    if (rc != SN_NOTFOUND) return rc;
+    uint32_t depth = 1;   /* the merge's, as sn_merge_materialize counts it */
+    rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = sn_hist_get(s, lk, lklen, &heads[i], &ch, e);
+        if (!rc && ch.depth + 1 > depth) depth = ch.depth + 1;
+    }
+    if (!rc) rc = sn_merge_materialize(s, b, lk, lklen, &cur, e);
+    if (!rc) rc = sn_hist_count(s, lk, lklen, known, e);
+    if (rc) return rc;
+    (*known)++;
+    h->nparents = 1;
+    h->parents[0] = cur;
+    h->depth = depth + 1;
+    *done = BUILT_ON_MERGE;
+    return SN_OK;
+}
+
 /* A local write supersedes every head it saw, so it is the one head after
  * it and current under every strategy. */
 static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint64_t *version,
@@ -117,7 +175,9 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     sn_hist h;
     memset(&h, 0, sizeof h);
     uint64_t known;
-    int rc = sn_layer_before(s, b, lk, lklen, &h, &known, e);
+    int on_merge = 0;
+    int rc = in->build_on_merge ? build_on_merge(s, b, lk, lklen, &h, &known, &on_merge, e) : SN_OK;
+    if (!rc && !on_merge) rc = sn_layer_before(s, b, lk, lklen, &h, &known, e);
     if (rc) return rc;
     h.id.hlc = sn_next_hlc(s);
     memcpy(h.id.origin, s->origin, SN_ORIGIN_LEN + 1);
@@ -141,10 +201,20 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     size_t nheads = h.nparents;
     memcpy(heads, h.parents, nheads * sizeof *heads);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
-    if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
+    /* sn_current_set would take the merge just made a write (not on disk
+     * yet) for a derived one and delete its record */
+    if (!rc && on_merge) sn_current_put(b, lk, lklen, &h.id);
+    else if (!rc) rc = sn_current_set(s, b, lk, lklen, &h.id, e);
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
     if (!rc) rc = sn_note_pending(b, lk, lklen, &h, *version, e);
-    if (!rc) rc = sn_trim_versions(s, b, lk, lklen, e);
+    sn_pending *p = rc ? NULL : sn_pending_find(b, lk, lklen);
+    if (p && on_merge == BUILT_BESIDE_HEADS) {
+        p->beside_heads = 1;
+        /* the rank cache takes a local write for the one head after it */
+        sn_rank_taint(b, lk, lklen);
+    }
+    /* trimming assumes the batch's writes superseded every head on disk */
+    if (p && !p->beside_heads) rc = sn_trim_versions(s, b, lk, lklen, e);
     return rc;
 }
 
@@ -258,6 +328,28 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
     if (!rc) rc = view_load(s, lk, lklen, &h.id, v, e);
     if (!rc) v->version = version;
     return rc;
+}
+
+int sn_current_identity(sn_store *s, const char *expert, size_t len, int64_t layer,
+                        uint64_t *hlc, char origin[37], sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (!rc) rc = check_layer(layer, e);
+    if (rc) return rc;
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    sn_ident id;
+    rc = sn_current_get(s, lk, lklen, &id, e);
+    if (rc) return rc;
+    *hlc = id.hlc;
+    memcpy(origin, id.origin, SN_ORIGIN_LEN);
+    origin[SN_ORIGIN_LEN] = 0;
+    return SN_OK;
+}
+
+uint64_t sn_weights_epoch(const sn_store *s)
+{
+    return s->weights_epoch;
 }
 
 int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer, uint64_t hlc,

@@ -3,6 +3,7 @@
 -- queries; every weight change is tracked per layer and flushed to the
 -- store on an interval, on save_state and on close.
 local core = require "synaptic.core"
+local sync = require "synaptic.runtime_sync"
 
 local M = {}
 
@@ -16,6 +17,9 @@ M.EXPERTS = {
   { name = "context",     sizes = { 32, 64, 32, 16 } },
 }
 local GATE_ID, GATE_SIZES = "router", { 64, #M.EXPERTS }
+-- system_state is replicated, last writer wins per key: each store keeps
+-- its runtime's counters under its own origin, so peers' do not replace
+-- them (the key without one is what earlier releases wrote, read once)
 local COUNTERS_KEY = "runtime.counters"
 local CUE_WEIGHT = 2.0     -- keyword cues count as much as two logits of gate
 local TOP_K = 2
@@ -33,11 +37,13 @@ local function check_config(config)
   if type(config) ~= "table" then error("runtime: config must be a table", 3) end
   for k, v in pairs(config) do
     local d = DEFAULTS[k]
-    if d == nil and k ~= "keep_best" then
+    if d == nil and k ~= "keep_best" and k ~= "p2p" then
       error(("runtime: unknown config field '%s'"):format(tostring(k)), 3)
     end
     local want = type(d)
-    if k == "keep_best" then
+    if k == "p2p" then
+      if type(v) ~= "table" then error("runtime: p2p must be a table (a P2PSyncConfig)", 3) end
+    elseif k == "keep_best" then
       if v ~= false and (type(v) ~= "table" or type(v.metric) ~= "string"
                          or math.type(v.n) ~= "integer" or v.n < 1) then
         error("runtime: keep_best must be {metric = name, n = count >= 1}", 3)
@@ -47,6 +53,16 @@ local function check_config(config)
     end
     c[k] = v
   end
+  if c.p2p and not c.sync_with_peers then
+    error("runtime: p2p is given but sync_with_peers is not true", 3)
+  end
+  if c.sync_with_peers and not c.p2p then
+    error("runtime: sync_with_peers = true needs p2p = {...} (the node's config)", 3)
+  end
+  if c.p2p then c.p2p = sync.checked_config(c.p2p, 3) end
+  -- a live mesh merges against older versions peers built on: trimming them
+  -- would leave the merge no base (it falls back to the mean)
+  if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
   if c.auto_save_interval < 0 then error("runtime: auto_save_interval must be >= 0", 3) end
   if math.type(c.max_checkpoints) ~= "integer" or c.max_checkpoints < 1 then
     error("runtime: max_checkpoints must be an integer >= 1", 3)
@@ -79,25 +95,35 @@ local function persist_net(batch, id, domain, net, lr)
                      learning_rate = lr, architecture = sizes }
 end
 
--- Set every layer of net from the store's current versions.
-local function read_layers(store, id, net)
+-- Set every layer of net from the store's current versions, and remember
+-- them as what the runtime built on (runtime_sync).
+local function read_layers(rt, id, net)
   for layer = 1, net:layer_count() do
-    local w, b = store:get_weights(id, layer)
+    local w, b, info = rt.store:get_weights(id, layer)
     if not w then
       error(("runtime: no readable weights for %s layer %d%s"):format(id, layer,
             b and (": " .. b) or ""), 0)
     end
     net:set_layer(layer, w, b)
+    rt.seen[id] = rt.seen[id] or {}
+    rt.seen[id][layer] = { hlc = info.hlc, origin = info.origin, w = w, b = b }
   end
   net:mark_clean()
 end
 
-local function load_net(store, id, sizes, seed)
-  local cfg = store:get_config(id)
+local function load_net(rt, id, sizes, seed)
+  local cfg = rt.store:get_config(id)
   local net = core.mlp(sizes, seed)
   if not cfg then return net, false end
-  read_layers(store, id, net)
+  read_layers(rt, id, net)
   return net, true
+end
+
+local function remember_net(rt, id, net)
+  for layer = 1, net:layer_count() do
+    local w, b = net:get_layer(layer)
+    sync.remember(rt, id, layer, w, b)
+  end
 end
 
 local function new_counters()
@@ -115,17 +141,18 @@ function M.open(path, config)
                                        max_weight_versions = c.max_weight_versions })
   if not store then return nil, err end
   local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
-                            experts = {}, inputs = {}, order = {} }, Runtime)
+                            experts = {}, inputs = {}, order = {}, seen = {},
+                            gate_id = GATE_ID, taken_up = 0 }, Runtime)
   local ok, e = pcall(function()
     local fresh = {}
     for i, spec in ipairs(M.EXPERTS) do
-      local net, found = load_net(store, spec.name, spec.sizes, c.seed + i)
+      local net, found = load_net(rt, spec.name, spec.sizes, c.seed + i)
       rt.experts[spec.name] = net
       rt.inputs[spec.name] = spec.sizes[1]
       rt.order[i] = spec.name
       if not found then fresh[#fresh + 1] = i end
     end
-    local gate, found = load_net(store, GATE_ID, GATE_SIZES, c.seed)
+    local gate, found = load_net(rt, GATE_ID, GATE_SIZES, c.seed)
     rt.gate = gate
     if #fresh > 0 or not found then
       assert(store:batch(function(b)
@@ -135,10 +162,15 @@ function M.open(path, config)
         end
         if not found then persist_net(b, GATE_ID, "router", gate, c.learning_rate) end
       end))
+      for _, i in ipairs(fresh) do remember_net(rt, M.EXPERTS[i].name, rt.experts[M.EXPERTS[i].name]) end
+      if not found then remember_net(rt, GATE_ID, gate) end
       for _, net in pairs(rt.experts) do net:mark_clean() end
       gate:mark_clean()
     end
-    rt.counters = store:get_state(COUNTERS_KEY) or new_counters()
+    rt.counters_key = COUNTERS_KEY .. "/" .. store:origin()
+    rt.counters = store:get_state(rt.counters_key) or store:get_state(COUNTERS_KEY) or new_counters()
+    rt.epoch = store:weights_epoch()
+    if c.sync_with_peers then assert(rt:enable_p2p_sync(c.p2p)) end
   end)
   if not ok then
     store:close()
@@ -150,33 +182,49 @@ function M.open(path, config)
   return rt
 end
 
+-- Write every dirty layer (and the counters unless layers_only) in one
+-- atomic batch. Peers' writes the store applied meanwhile are taken up
+-- first, so each write is a child of what the store holds now.
+local function write_dirty(rt, layers_only)
+  local tok, terr = pcall(sync.take_up, rt)
+  if not tok then return nil, tostring(terr) end
+  local written = {}
+  local function collect(id, net)
+    for _, layer in ipairs(net:dirty_layers()) do
+      local w, bias = net:get_layer(layer)
+      written[#written + 1] = { id = id, net = net, layer = layer, w = w, b = bias }
+    end
+  end
+  for _, name in ipairs(rt.order) do collect(name, rt.experts[name]) end
+  collect(GATE_ID, rt.gate)
+  local counters = rt.counters_dirty and not layers_only
+  if #written == 0 and not counters then return 0 end
+  local ok, err = rt.store:batch(function(b)
+    for _, x in ipairs(written) do
+      local sizes = x.net:sizes()
+      -- the runtime read the current write (a merge, maybe) and trained on it
+      b:put_weights(x.id, x.layer, x.w, x.b, { shape = { sizes[x.layer + 1], sizes[x.layer] },
+                                               build_on_merge = true })
+    end
+    if counters then b:put_state(rt.counters_key, rt.counters) end
+  end)
+  if not ok then return nil, err end
+  for _, x in ipairs(written) do
+    x.net:mark_clean(x.layer)
+    sync.remember(rt, x.id, x.layer, x.w, x.b)
+  end
+  rt.epoch = rt.store:weights_epoch()
+  if counters then rt.counters_dirty = false end
+  return #written
+end
+
 --- Write every dirty layer and the counters in one atomic batch.
 function Runtime:flush()
   check_open(self)
-  local written = 0
-  local ok, err = self.store:batch(function(b)
-    for name, net in pairs(self.experts) do
-      for _, layer in ipairs(net:dirty_layers()) do
-        local sizes = net:sizes()
-        local w, bias = net:get_layer(layer)
-        b:put_weights(name, layer, w, bias, { shape = { sizes[layer + 1], sizes[layer] } })
-        written = written + 1
-      end
-    end
-    for _, layer in ipairs(self.gate:dirty_layers()) do
-      local sizes = self.gate:sizes()
-      local w, bias = self.gate:get_layer(layer)
-      b:put_weights(GATE_ID, layer, w, bias, { shape = { sizes[layer + 1], sizes[layer] } })
-      written = written + 1
-    end
-    if self.counters_dirty then b:put_state(COUNTERS_KEY, self.counters) end
-  end)
-  if not ok then return nil, err end
-  for _, net in pairs(self.experts) do net:mark_clean() end
-  self.gate:mark_clean()
-  self.counters_dirty = false
+  local n, err = write_dirty(self, false)
+  if not n then return nil, err end
   self.last_save = self.clock()
-  return written
+  return n
 end
 
 local function maybe_autosave(rt)
@@ -213,6 +261,7 @@ end
 function Runtime:route(query)
   check_open(self)
   check_query(query)
+  sync.take_up(self)
   local logits = self.gate:forward(core.features(query, GATE_SIZES[1]))
   local offset = cue_offset(self, query)
   local scores = {}
@@ -416,7 +465,7 @@ function Runtime:restore_state(id, experts)
         local w, bias, info = self.store:get_weights(name, pin.layer, at)
         if not w then error(("pinned weights %s layer %d v%d are missing"):format(name, pin.layer, pin.version), 0) end
         b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
-        restored[#restored + 1] = { net = net, layer = pin.layer, w = w, b = bias }
+        restored[#restored + 1] = { id = name, net = net, layer = pin.layer, w = w, b = bias }
       end
     end
   end)
@@ -424,7 +473,9 @@ function Runtime:restore_state(id, experts)
   for _, r in ipairs(restored) do
     r.net:set_layer(r.layer, r.w, r.b)
     r.net:mark_clean(r.layer)
+    sync.remember(self, r.id, r.layer, r.w, r.b)
   end
+  self.epoch = self.store:weights_epoch()
   local saved = cp.metadata and cp.metadata.counters
   if saved then
     for name, ec in pairs(saved.experts or {}) do
@@ -511,24 +562,58 @@ function Runtime:reload()
   local ok, err = self:flush()
   if not ok then return nil, err end
   local rok, rerr = pcall(function()
-    for name, net in pairs(self.experts) do read_layers(self.store, name, net) end
-    read_layers(self.store, GATE_ID, self.gate)
+    for name, net in pairs(self.experts) do read_layers(self, name, net) end
+    read_layers(self, GATE_ID, self.gate)
   end)
   if not rok then return nil, tostring(rerr) end
+  self.epoch = self.store:weights_epoch()
   return true
 end
 
---- A P2P node sharing this runtime's store: its trained weights spread to
--- peers, and theirs arrive in the store (rt:reload() puts them to work).
+--- A P2P node sharing this runtime's store (conflict_resolution "merge"
+-- unless the config says otherwise): its trained weights spread to peers,
+-- and the weights peers' updates make current are taken up at the next
+-- process/train/poll.
 function Runtime:enable_p2p_sync(config)
   check_open(self)
-  return require("synaptic.p2p").node(self.store, config)
+  if self.p2p_node then error("enable_p2p_sync: this runtime already has a node", 2) end
+  local node, err = require("synaptic.p2p").node(self.store, sync.checked_config(config, 2))
+  if not node then return nil, err end
+  self.p2p_node = node
+  return node
+end
+
+--- The runtime's node (enable_p2p_sync, or sync_with_peers at open), or nil.
+function Runtime:node()
+  check_open(self)
+  return self.p2p_node
+end
+
+--- Write unsaved layers (so peers get them), poll the node for up to
+-- timeout_ms, and take up what arrived; returns how many layers changed.
+function Runtime:poll(timeout_ms)
+  check_open(self)
+  if timeout_ms ~= nil and (type(timeout_ms) ~= "number" or timeout_ms ~= timeout_ms
+                            or timeout_ms < 0 or timeout_ms > 3600000) then
+    error("poll: timeout_ms must be a number from 0 to 3600000", 2)
+  end
+  local before = self.taken_up or 0
+  local n, err = write_dirty(self, true)
+  if not n then return nil, err end
+  if self.p2p_node then
+    local ok, perr = self.p2p_node:poll(math.floor(timeout_ms or 0))
+    if not ok then return nil, perr end
+  end
+  local tok, terr = pcall(sync.take_up, self)
+  if not tok then return nil, tostring(terr) end
+  return (self.taken_up or 0) - before
 end
 
 function Runtime:close()
   if getmetatable(self) ~= Runtime then error("expected a synaptic.runtime", 2) end
   if not self.store then return true end
   local ok, err = self:flush()
+  if self.p2p_node then self.p2p_node:close(); self.p2p_node = nil end
   self.store:close()
   self.store = nil
   if not ok then return nil, err end

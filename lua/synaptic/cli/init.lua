@@ -7,7 +7,7 @@
 -- progress line), common (failures, files, opening a store), and the
 -- commands by concern: inspect (info, checkpoints, verify), metrics,
 -- maintain (compact, backup, restore), salvage, transfer (export, import),
--- serve, report, demo.
+-- serve, keygen (keys: the key file format), report, demo.
 local synaptic = require "synaptic"
 local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
@@ -16,7 +16,7 @@ local output = require "synaptic.cli.output"
 local cli = {}
 
 local commands = {}
-for _, group in ipairs { "inspect", "metrics", "maintain", "salvage", "transfer", "serve", "report", "demo" } do
+for _, group in ipairs { "inspect", "metrics", "maintain", "salvage", "transfer", "serve", "keygen", "report", "demo" } do
   for name, fn in pairs(require("synaptic.cli." .. group)) do commands[name] = fn end
 end
 

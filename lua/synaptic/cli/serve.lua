@@ -1,8 +1,10 @@
---- serve: a P2P node over the store until --seconds have passed (or for
--- ever). The first line is the bound address (flushed, so a script can
--- read it and start the next peer); stats are printed at exit.
+--- serve: a P2P node over the store until --seconds have passed, or the
+-- first SIGINT/SIGTERM. The first line is the bound address (flushed, so
+-- a script can read it and start the next peer); stats are printed at exit.
 local synaptic = require "synaptic"
+local core = require "synaptic.core"
 local common = require "synaptic.cli.common"
+local keys = require "synaptic.cli.keys"
 local output = require "synaptic.cli.output"
 
 local check, fail = common.check, common.fail
@@ -14,44 +16,112 @@ local STAT_ORDER = { "weights_sent", "weights_received", "configs_sent", "config
                      "checkpoints_sent", "checkpoints_received", "conflicts", "rejected",
                      "bytes_sent", "bytes_received", "sync_rounds" }
 
+-- How long one node:run lasts between looks at the clock and the signal
+-- record (node:run itself returns as soon as a trapped signal arrives).
+local SLICE_SECONDS = 0.5
+
+-- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP".
+local function parse_peer(s)
+  if keys.is_key(s:sub(1, 40)) and s:sub(41, 41) == "@" then
+    return { endpoint = s:sub(42), public = s:sub(1, 40) }
+  end
+  return s
+end
+
+local function curve_config(args)
+  local authorized = {}
+  for _, k in ipairs(args.authorize) do
+    if not keys.is_key(k) then fail("--authorize: '%s' is not a 40-character Z85 public key", k) end
+    authorized[#authorized + 1] = k
+  end
+  if args.authorized then
+    for _, k in ipairs(keys.read_authorized(args.authorized)) do authorized[#authorized + 1] = k end
+  end
+  if not args.key then
+    if #authorized > 0 then fail("--authorize and --authorized need --key (CURVE)") end
+    return nil
+  end
+  local public, secret = keys.read_keyfile(args.key)
+  return { public = public, secret = secret, authorized = authorized }
+end
+
 local function node_config(args)
+  local peers = {}
+  for i, p in ipairs(args.peer) do peers[i] = parse_peer(p) end
   local ok, cfg = pcall(synaptic.p2p_config, {
-    node_id = args.node_id, listen = args.listen, peers = args.peer,
+    node_id = args.node_id, listen = args.listen, peers = peers,
     heartbeat_interval_seconds = args.heartbeat,
     sync_interval_seconds = args.sync_interval,
     peer_timeout_seconds = math.max(30, args.heartbeat * 6),
-    max_peers = math.max(10, #args.peer + 1),
+    max_peers = args.max_peers or math.max(10, #peers + 1),
+    conflict_resolution = args.strategy,
+    enable_weight_sync = not args.no_weights,
+    enable_config_sync = not args.no_configs,
+    enable_checkpoint_sync = not args.no_checkpoints,
+    curve = curve_config(args), insecure = args.insecure or nil,
   })
-  if not ok then fail("%s", tostring(cfg):gsub("^.-p2p_config: ", "")) end
+  if not ok then
+    local msg = tostring(cfg):gsub("^.-p2p_config: ", "")
+    msg = msg:gsub("; set curve, or insecure = true", "; give --key FILE (CURVE), or --insecure")
+             :gsub("needs a public key under CURVE %(or set curve.server_key%)",
+                   "needs a public key under CURVE: give it as --peer PUBLIC@ENDPOINT")
+             :gsub("more peers listed than max_peers", "more --peer than --max-peers")
+             :gsub("conflict_resolution must be", "--strategy must be")
+    fail("%s", msg)
+  end
   return cfg
 end
 
-function commands.serve(args)
-  local store <close> = common.open_store(args.store)
-  local cfg = node_config(args)
-  local node, err = synaptic.node(store, cfg)
-  if not node then fail("%s", err) end
-  local address = node:address()
-  if args.json then
-    out("%s", output.ordered_object { { "address", address or null }, { "node_id", node:node_id() } })
-  else
-    out("%s", address or "(not listening)")
+-- Runs the node until the deadline (nil: none) or a signal; returns the
+-- signal's name, or nil.
+local function run(node, seconds)
+  local deadline = seconds and synaptic.now() + seconds
+  while true do
+    local slice = SLICE_SECONDS
+    if deadline then
+      slice = math.min(slice, deadline - synaptic.now())
+      if slice <= 0 then return nil end
+    end
+    check(node:run(slice))
+    local signal = core.interrupted()
+    if signal then return signal end
   end
-  io.stdout:flush()
-  if args.seconds then
-    check(node:run(args.seconds))
-  else
-    while true do check(node:run(3600)) end
-  end
+end
+
+local function report(args, cfg, store, address, node, signal)
   local stats, peers = node:stats(), node:peers()
   node:close()
   if args.json then
     output.print_json { address = address or null, node_id = cfg.node_id or store:origin(),
-                        stats = stats, peers = output.array(peers) }
+                        stats = stats, peers = output.array(peers), stopped_by = signal or "time" }
   else
+    if signal then out("stopped by %s", signal) end
     for _, k in ipairs(STAT_ORDER) do out("%-21s %d", k, stats[k] or 0) end
     for _, p in ipairs(peers) do out("peer %s %s", p.id, p.state) end
   end
+end
+
+function commands.serve(args)
+  local cfg = node_config(args)
+  if not args.create and not common.exists(args.store) then
+    fail("no store at '%s' (give --create to make a new one)", args.store)
+  end
+  local store <close> = common.open_store(args.store, { create = args.create })
+  local node, err = synaptic.node(store, cfg)
+  if not node then fail("%s", err) end
+  -- the first SIGINT or SIGTERM ends the loop (trapped before the address
+  -- is printed, so a script that signals as soon as it reads it is heard)
+  check(core.trap_signals())
+  local address = node:address()
+  if args.json then
+    out("%s", output.ordered_object { { "address", address or null }, { "node_id", node:node_id() },
+                                      { "public", cfg.curve and cfg.curve.public or null } })
+  else
+    out("%s", address or "(not listening)")
+  end
+  io.stdout:flush()
+  local signal = run(node, args.seconds)
+  report(args, cfg, store, address, node, signal)
   return 0
 end
 
