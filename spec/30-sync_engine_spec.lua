@@ -198,6 +198,20 @@ describe("sync engine", function()
     p.close()
   end)
 
+  it("counts no conflict for new layers or updates, one for a concurrent write", function()
+    local p = pair()
+    for l = 0, 4 do p.a:put_weights("x", l, { l }, {}) end
+    p.pump()
+    p.a:put_weights("x", 0, { 9 }, {})   -- an update b has seen the parent of
+    p.pump()
+    assert.equal(0, p.ea:stats().conflicts + p.eb:stats().conflicts)
+    p.a:put_weights("x", 1, { 7 }, {})
+    p.b:put_weights("x", 1, { 8 }, {})
+    p.pump()
+    assert.equal(2, p.ea:stats().conflicts + p.eb:stats().conflicts)   -- each side saw one
+    p.close()
+  end)
+
   it("calls a Lua conflict_resolution function on the Lua thread", function()
     local calls = 0
     local function lowest_origin(x, y)

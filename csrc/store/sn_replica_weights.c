@@ -152,6 +152,7 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     fresh_write f = { &h, en->key, store ? bytes : NULL, en->klen, len };
     if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
     if (!rc && is_new && tomb) rc = sn_tomb_settle(s, b, lk, lklen, &h, heads, n, e);
-    if (!rc && n > before) res->conflicts = (int)(n - before);
+    /* a conflict is a head beside others, not the first write of a layer */
+    if (!rc && n > before && n > 1) res->conflicts = (int)(n - before);
     return rc;
 }
