@@ -80,7 +80,7 @@ int sn_held_layers(sn_store *s, const char *prefix, size_t plen, int per_expert,
     if (plen > SN_LAYER_KEY_MAX) return SN_OK;
     p[0] = 1;
     p[1] = TAG_HISTORY;
-    memcpy(p + 2, prefix, plen);
+    if (plen) memcpy(p + 2, prefix, plen);   /* prefix may be NULL when plen is 0 */
     int rc = SN_OK;
     rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
     rocksdb_iter_seek(it, (const char *)p, plen + 2);
