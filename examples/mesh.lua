@@ -95,17 +95,22 @@ local function member(role, dir, stopfile, ...)
   for _ = 1, 25 do rt:poll(20) end
   say("%5.2fs connected to %d peers; learning '%s' -> %s", elapsed(), #node:peers(), me.query, me.domain)
   local known, last = {}, 0
-  for step = 1, STEPS do
-    rt:train(me.query, me.domain)
-    rt:poll(5)
+  -- say when a query first routes to its domain here (when is what it
+  -- says: during training, or after it, as the peers' last steps arrive)
+  local function newly_known(when)
     for _, r in ipairs(ORDER) do
       local p, ranked = rt:route(ROLES[r].query)
       if not known[r] and rt.order[ranked[1]] == ROLES[r].domain then
         known[r] = true
-        say("%5.2fs step %2d: now routes '%s' to %s (%.2f)%s", elapsed(), step, ROLES[r].query,
+        say("%5.2fs %s: now routes '%s' to %s (%.2f)%s", elapsed(), when, ROLES[r].query,
             ROLES[r].domain, p[ranked[1]], r == role and "" or "  <- learned from " .. r)
       end
     end
+  end
+  for step = 1, STEPS do
+    rt:train(me.query, me.domain)
+    rt:poll(5)
+    newly_known(("step %2d"):format(step))
     if elapsed() - last >= 0.5 then
       last = elapsed()
       say("%5.2fs step %2d: %s", elapsed(), step, (routes(rt)))
@@ -116,6 +121,7 @@ local function member(role, dir, stopfile, ...)
   local seen
   while not exists(stopfile) and elapsed() < DEADLINE do
     rt:poll(20)
+    newly_known("after training")
     local f = fnv(fingerprint(rt.store))
     if f ~= seen then seen = f; say("state %s", f) end
   end
