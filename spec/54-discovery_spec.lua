@@ -28,43 +28,20 @@ local function node_ids(node)
   return seen, dup
 end
 
--- ---- forging heartbeats: a minimal msgpack writer and CRC32 (as spec 34's) ----
+-- ---- forging heartbeats (spec/support/wire.lua) -------------------------------
 
-local function crc32(str)
-  local c = 0xFFFFFFFF
-  for i = 1, #str do
-    c = c ~ str:byte(i)
-    for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
-  end
-  return c ~ 0xFFFFFFFF
-end
-
-local NIL, BIN = {}, {}
-local function pack(v)
-  if v == NIL then return "\xc0" end
-  if math.type(v) == "integer" then return "\xd3" .. string.pack(">i8", v) end
-  if type(v) == "string" then return "\xdb" .. string.pack(">I4", #v) .. v end
-  if v[BIN] then return "\xc6" .. string.pack(">I4", #v[BIN]) .. v[BIN] end
-  if v.map then   -- { map = { k1, v1, k2, v2, ... } }
-    local out = { "\xdf" .. string.pack(">I4", #v.map // 2) }
-    for i = 1, #v.map do out[#out + 1] = pack(v.map[i]) end
-    return table.concat(out)
-  end
-  local out = { "\xdd" .. string.pack(">I4", #v) }
-  for i = 1, #v do out[#out + 1] = pack(v[i]) end
-  return table.concat(out)
-end
+local wire = require "wire"
 
 -- A Heartbeat (type 12) from `from` naming `peers` ({ id, endpoint, public }).
 local function heartbeat(from, peers)
   local list = {}
   for i, p in ipairs(peers) do
-    local m = { "id", p[1], "endpoint", p[2] }
-    if p[3] then m[5], m[6] = "public", p[3] end
-    list[i] = { map = m }
+    local m = { [wire.MAP] = { "id", "endpoint" }, id = p[1], endpoint = p[2] }
+    if p[3] then m[wire.MAP][3], m.public = "public", p[3] end
+    list[i] = m
   end
-  local meta = pack { 2, from, 12345, NIL, list }
-  return pack { 1, 12, 0, 0, crc32(meta), { [BIN] = meta }, { [BIN] = "" } }
+  local meta = wire.pack { 2, from, 12345, wire.NIL, list }
+  return wire.pack { 1, 12, 0, 0, wire.crc32(meta), wire.bin(meta), wire.bin("") }
 end
 
 describe("discovery", function()

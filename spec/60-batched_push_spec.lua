@@ -42,33 +42,13 @@ end
 
 -- ---- the envelope's CRC, made good again after a change to the payload ------
 
-local function crc32(s)
-  local t = {}
-  for i = 0, 255 do
-    local c = i
-    for _ = 1, 8 do c = (c & 1) ~= 0 and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
-    t[i] = c
-  end
-  local c = 0xFFFFFFFF
-  for i = 1, #s do c = t[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
-  return c ~ 0xFFFFFFFF
-end
+local wire = require "wire"
 
--- msgpack unsigned integer at pos: value, next position
-local function mp_uint(s, pos)
-  local b = s:byte(pos)
-  if b <= 0x7f then return b, pos + 1 end
-  local fmt = ({ [0xcc] = ">I1", [0xcd] = ">I2", [0xce] = ">I4", [0xcf] = ">I8" })[b]
-  assert(fmt, ("not a msgpack uint: 0x%02x"):format(b))
-  return string.unpack(fmt, s, pos + 1)
-end
-
--- msgpack bin at pos: first byte of its body, its length
+-- msgpack bin at pos: first byte of its body, its length, the next position
 local function mp_bin(s, pos)
-  local fmt = ({ [0xc4] = ">I1", [0xc5] = ">I2", [0xc6] = ">I4" })[s:byte(pos)]
-  assert(fmt, "not a msgpack bin")
-  local n, body = string.unpack(fmt, s, pos + 1)
-  return body, n
+  local v, nxt = wire.unpack(s, pos)
+  assert(getmetatable(v) == wire.BIN, "not a msgpack bin")
+  return nxt - #v.s, #v.s
 end
 
 -- The message with the payload byte `back` bytes before its end flipped and
@@ -77,15 +57,15 @@ end
 local function damage(bytes, back)
   assert(bytes:byte(1) == 0x97, "not a record envelope")
   local pos = 2
-  for _ = 1, 4 do _, pos = mp_uint(bytes, pos) end
+  for _ = 1, 4 do _, pos = wire.unpack(bytes, pos) end
   local crc_at = pos
-  local _, after_crc = mp_uint(bytes, pos)
+  local _, after_crc = wire.unpack(bytes, pos)
   local meta_at, meta_len = mp_bin(bytes, after_crc)
   local pay_at, pay_len = mp_bin(bytes, meta_at + meta_len)
   assert(back >= 1 and back <= pay_len)
   local p = pay_at + pay_len - back
   local out = bytes:sub(1, p - 1) .. string.char(bytes:byte(p) ~ 0x10) .. bytes:sub(p + 1)
-  local crc = crc32(out:sub(meta_at, meta_at + meta_len - 1) .. out:sub(pay_at, pay_at + pay_len - 1))
+  local crc = wire.crc32(out:sub(meta_at, meta_at + meta_len - 1) .. out:sub(pay_at, pay_at + pay_len - 1))
   -- the CRC is re-encoded as uint32: the envelope may grow by a few bytes
   return out:sub(1, crc_at - 1) .. "\xce" .. string.pack(">I4", crc) .. out:sub(after_crc)
 end
