@@ -24,6 +24,17 @@ static int check_layer(int64_t layer, sn_err *e)
     return SN_OK;
 }
 
+/* The layer key of (expert, layer) after checking both, as every reader of
+ * one layer starts. */
+static int checked_layer_key(const char *expert, size_t len, int64_t layer,
+                             unsigned char lk[SN_LAYER_KEY_MAX], size_t *lklen, sn_err *e)
+{
+    int rc = sn_check_id(expert, len, "expert_id", e);
+    if (!rc) rc = check_layer(layer, e);
+    if (!rc) *lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    return rc;
+}
+
 sn_pending *sn_pending_find(sn_batch *b, const unsigned char *lk, size_t lklen)
 {
     for (sn_pending *p = b ? b->pending : NULL; p; p = p->next)
@@ -311,11 +322,10 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
 {
     memset(v, 0, sizeof *v);
     sn_arena_init(&v->arena);
-    int rc = sn_check_id(expert, len, "expert_id", e);
-    if (!rc) rc = check_layer(layer, e);
-    if (rc) return rc;
     unsigned char lk[SN_LAYER_KEY_MAX];
-    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    size_t lklen;
+    int rc = checked_layer_key(expert, len, layer, lk, &lklen, e);
+    if (rc) return rc;
     sn_hist h;
     uint64_t cv = 0;
     if (version) rc = sn_hist_nth(s, lk, lklen, version, &h, e);
@@ -333,11 +343,10 @@ int sn_get_weights(sn_store *s, const char *expert, size_t len, int64_t layer, u
 int sn_current_identity(sn_store *s, const char *expert, size_t len, int64_t layer,
                         uint64_t *hlc, char origin[37], sn_err *e)
 {
-    int rc = sn_check_id(expert, len, "expert_id", e);
-    if (!rc) rc = check_layer(layer, e);
-    if (rc) return rc;
     unsigned char lk[SN_LAYER_KEY_MAX];
-    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    size_t lklen;
+    int rc = checked_layer_key(expert, len, layer, lk, &lklen, e);
+    if (rc) return rc;
     sn_ident id;
     rc = sn_current_get(s, lk, lklen, &id, e);
     if (rc) return rc;
@@ -357,13 +366,12 @@ int sn_get_weights_at(sn_store *s, const char *expert, size_t len, int64_t layer
 {
     memset(v, 0, sizeof *v);
     sn_arena_init(&v->arena);
-    int rc = sn_check_id(expert, len, "expert_id", e);
-    if (!rc) rc = check_layer(layer, e);
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    size_t lklen;
+    int rc = checked_layer_key(expert, len, layer, lk, &lklen, e);
     if (!rc && (olen != SN_ORIGIN_LEN || !sn_origin_ok(origin, olen)))
         rc = sn_fail(e, SN_EARG, "origin must be a store origin (36 printable bytes)");
     if (rc) return rc;
-    unsigned char lk[SN_LAYER_KEY_MAX];
-    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
     sn_ident id = { hlc, "" };
     memcpy(id.origin, origin, SN_ORIGIN_LEN);
     return sn_get_weights_by_id(s, lk, lklen, &id, v, e);
@@ -434,11 +442,10 @@ static int held_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 int sn_weight_versions(sn_store *s, const char *expert, size_t len, int64_t layer, sn_arena *a,
                        sn_value *out, sn_err *e)
 {
-    int rc = sn_check_id(expert, len, "expert_id", e);
-    if (!rc) rc = check_layer(layer, e);
-    if (rc) return rc;
     unsigned char lk[SN_LAYER_KEY_MAX];
-    size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer);
+    size_t lklen;
+    int rc = checked_layer_key(expert, len, layer, lk, &lklen, e);
+    if (rc) return rc;
     sn_ident cur;
     rc = sn_current_get(s, lk, lklen, &cur, e);
     held_list w = { { 0 }, rc == SN_OK ? &cur : NULL, 0, 0 };
