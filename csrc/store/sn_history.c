@@ -6,42 +6,6 @@
 
 #define HIST_VALUE_MAX (1 + 4 + 1 + SN_MAX_PARENTS * SN_ID_LEN)
 
-size_t sn_layer_key(unsigned char *k, const char *expert, size_t len, uint32_t layer)
-{
-    memcpy(k, expert, len);
-    k[len] = 0;
-    sn_put_be(k + len + 1, layer, 4);
-    return len + 5;
-}
-
-size_t sn_wkey_id(unsigned char *k, const unsigned char *lk, size_t lklen, const sn_ident *id)
-{
-    memmove(k, lk, lklen);
-    sn_ident_put(k + lklen, id);
-    return lklen + SN_ID_LEN;
-}
-
-int sn_wkey_split(const unsigned char *k, size_t klen, size_t *lklen, sn_ident *id, sn_err *e)
-{
-    const unsigned char *nul = klen > SN_ID_LEN ? memchr(k, 0, klen - SN_ID_LEN) : NULL;
-    if (!nul || nul == k || (size_t)(nul - k) > SN_MAX_ID_LEN ||
-        klen != (size_t)(nul - k) + 5 + SN_ID_LEN)
-        return sn_fail(e, SN_ECORRUPT, "malformed weights key");
-    *lklen = klen - SN_ID_LEN;
-    return sn_ident_get(k + *lklen, id, e);
-}
-
-size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,
-                   const sn_ident *id)
-{
-    k[0] = 1;
-    k[1] = (unsigned char)tag;
-    memcpy(k + 2, lk, lklen);
-    if (!id) return 2 + lklen;
-    sn_ident_put(k + 2 + lklen, id);
-    return 2 + lklen + SN_ID_LEN;
-}
-
 /* flags(1) depth(4 BE) n(1) n x identity */
 static size_t hist_encode(const sn_hist *h, unsigned char *v)
 {

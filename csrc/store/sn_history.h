@@ -16,20 +16,13 @@
  * shifts the numbers after it, and stores that know the same writes
  * number them the same.
  *
- * Keys (LK = the layer key, expert 0x00 layer(4 BE); ID = SN_ID_LEN bytes):
- *   neural_weights  LK ID             -> the weights record
- *   default         01 'H' LK ID      -> history: flags, depth, parents
- *                   01 'T' LK ID      -> "" (a head)
- *                   01 'C' LK         -> ID of the current write
- *                   01 'S' ...        -> superseded markers (sn_replica_int.h)
- *                   "synaptic.format" -> "2"  */
+ * Keys (the weights record LK ID; history 01 'H' LK ID, heads 01 'T' LK ID,
+ * the current write 01 'C' LK; LK = expert 0x00 layer(4 BE)): sn_keys.h. */
 #ifndef SN_HISTORY_H
 #define SN_HISTORY_H
 
 #include "store/sn_replica_int.h"
 
-#define SN_LAYER_KEY_MAX (SN_MAX_ID_LEN + 1 + 4)
-#define SN_HIST_KEY_MAX (2 + SN_LAYER_KEY_MAX + SN_ID_LEN)
 
 enum {
     SN_HIST_HELD = 1,    /* this store holds the record (not trimmed, not only heard of) */
@@ -44,14 +37,6 @@ typedef struct sn_hist {
     size_t nparents;
     sn_ident parents[SN_MAX_PARENTS];  /* ascending */
 } sn_hist;
-
-/* LK of expert/layer; the weights record key LK ID. */
-SN_HIDDEN size_t sn_layer_key(unsigned char *k, const char *expert, size_t len, uint32_t layer);
-SN_HIDDEN size_t sn_wkey_id(unsigned char *k, const unsigned char *lk, size_t lklen,
-                            const sn_ident *id);
-/* Split a weights record key into LK and identity. */
-SN_HIDDEN int sn_wkey_split(const unsigned char *k, size_t klen, size_t *lklen, sn_ident *id,
-                            sn_err *e);
 
 /* History entries. get: SN_NOTFOUND when the store never heard of id. */
 SN_HIDDEN int sn_hist_get(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id,
@@ -101,10 +86,6 @@ SN_HIDDEN int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, s
 SN_HIDDEN int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen,
                                 const sn_ident *from, uint64_t from_rank, sn_hist_fn fn, void *ud,
                                 sn_err *e);
-
-/* The history key of (tag, LK, id); id NULL: the key without it. */
-SN_HIDDEN size_t sn_hist_key(unsigned char *k, char tag, const unsigned char *lk, size_t lklen,
-                             const sn_ident *id);
 
 /* Merges (sn_merge.c). compatible: the views' weights, biases and shapes
  * agree. merge_heads: the merge of heads ids (ascending; their views v and

@@ -20,6 +20,7 @@
  * writer's LOG away; those a killed process left are removed by the next
  * open that finds their process gone. */
 #include "store/sn_store_int.h"
+#include "store/sn_wal.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,37 +1,37 @@
 /* Internals shared by the replication files (sn_replica_log.c,
  * sn_replica_apply.c, sn_replica_verify.c, sn_replica_conflicts.c).
  *
- * Default column family key ranges (0x01 keeps them apart from the plain
- * "synaptic.origin" key):
- *   01 'L' origin(36) seq(8 BE)                     -> log entry record
- *   01 'X' cf(1) klen(2 BE) key hlc(8 BE) origin(36) -> a conflict: record bytes
- *   01 'S' cf(1) klen(2 BE) key hlc(8 BE) origin(36) -> "" (superseded identity)
- *   01 'K' origin(36) seq(8 BE)                     -> "" (a logged skip, to fetch again)
- * and a layer's history, heads and current write ('H', 'T', 'C': sn_history.h). */
+ * Their keys (01 'L', 'X', 'S', 'K' in the default column family) are
+ * built and parsed in sn_keys.c. */
 #ifndef SN_REPLICA_INT_H
 #define SN_REPLICA_INT_H
 
 #include "store/sn_replica.h"
-#include "store/sn_store_int.h"
+#include "store/sn_store_int.h"   /* the per-concern headers */
 
-#define TAG_LOG 'L'
-#define TAG_CONFLICT 'X'
-#define TAG_SUPERSEDED 'S'
-#define TAG_SKIPPED 'K'   /* 01 'K' origin seq -> "": a logged skip (kind not synced then) */
-#define LOG_KEY_LEN (2 + SN_ORIGIN_LEN + 8)
-#define IDKEY_MAX (5 + SN_REPL_KEY_MAX + 8 + SN_ORIGIN_LEN)
+/* Replication hooks (sn_replica_log.c). A local write of a replicated record
+ * notes a log entry in its batch; the entry gets its sequence number and
+ * joins the batch at commit, so the log and the data never disagree and a
+ * dropped batch leaves no gap in the log. prev_origin NULL = no predecessor. */
+SN_HIDDEN int sn_replica_open(sn_store *s, sn_err *e);
+SN_HIDDEN int sn_replica_note(sn_batch *b, int cf, const void *key, size_t klen, unsigned kind,
+                              uint64_t hlc, uint64_t prev_hlc, const char *prev_origin,
+                              size_t prev_len, sn_err *e);
+/* A weights write: its record key and the writes it supersedes. */
+SN_HIDDEN int sn_replica_note_parents(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                                      const sn_ident *parents, size_t nparents, uint32_t depth,
+                                      sn_err *e);
+/* A weights tombstone (delete_expert): a DEL entry that carries its parents
+ * and the tomb mark, so a peer tells it from a trimmed write. */
+SN_HIDDEN int sn_replica_note_tomb(sn_batch *b, const void *key, size_t klen, uint64_t hlc,
+                                   const sn_ident *parents, size_t nparents, uint32_t depth,
+                                   sn_err *e);
+/* Called by sn_batch_commit around rocksdb_write. */
+SN_HIDDEN void sn_replica_precommit(sn_batch *b, uint64_t *saved_seq);
+SN_HIDDEN void sn_replica_postcommit(sn_batch *b, int ok, uint64_t saved_seq);
+SN_HIDDEN void sn_replica_batch_free(sn_batch *b);
 
-SN_HIDDEN size_t sn_log_key(unsigned char *k, const char *origin, uint64_t seq);
-/* The common prefix of the conflict or superseded keys of one record key. */
-SN_HIDDEN size_t sn_rec_prefix(unsigned char *k, char tag, int cf, const unsigned char *key,
-                               size_t klen);
-SN_HIDDEN size_t sn_ident_key(unsigned char *k, char tag, int cf, const unsigned char *key,
-                              size_t klen, const sn_ident *id);
-SN_HIDDEN int sn_same_ident(const sn_ident *a, const sn_ident *b);
 
-/* A malloc'd copy of the value at key, or SN_NOTFOUND. */
-SN_HIDDEN int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
-                          sn_err *e);
 /* Identity (and, for heads, version and timestamp) of a stored record;
  * h points into bytes. */
 SN_HIDDEN int sn_record_head(const unsigned char *bytes, size_t len, int cf, sn_head *h,

@@ -21,61 +21,6 @@ struct sn_repl_note {
 
 uint64_t sn_replica_local_seq(const sn_store *s) { return s->repl_seq; }
 
-size_t sn_log_key(unsigned char *k, const char *origin, uint64_t seq)
-{
-    k[0] = 1;
-    k[1] = TAG_LOG;
-    memcpy(k + 2, origin, SN_ORIGIN_LEN);
-    sn_put_be(k + 2 + SN_ORIGIN_LEN, seq, 8);
-    return LOG_KEY_LEN;
-}
-
-size_t sn_rec_prefix(unsigned char *k, char tag, int cf, const unsigned char *key, size_t klen)
-{
-    k[0] = 1;
-    k[1] = (unsigned char)tag;
-    k[2] = (unsigned char)cf;
-    sn_put_be(k + 3, klen, 2);
-    memcpy(k + 5, key, klen);
-    return 5 + klen;
-}
-
-size_t sn_ident_key(unsigned char *k, char tag, int cf, const unsigned char *key, size_t klen,
-                        const sn_ident *id)
-{
-    size_t n = sn_rec_prefix(k, tag, cf, key, klen);
-    sn_put_be(k + n, id->hlc, 8);
-    memcpy(k + n + 8, id->origin, SN_ORIGIN_LEN);
-    return n + 8 + SN_ORIGIN_LEN;
-}
-
-int sn_same_ident(const sn_ident *a, const sn_ident *b)
-{
-    return a->hlc == b->hlc && strcmp(a->origin, b->origin) == 0;
-}
-
-/* Copy of the value at key, or SN_NOTFOUND. */
-int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
-                    sn_err *e)
-{
-    char *err = NULL;
-    out->data = NULL;
-    out->len = 0;
-    rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], (const char *)k, klen, &err);
-    if (err) return sn_rocks_err(e, err, "replication read");
-    if (!p) return SN_NOTFOUND;
-    size_t n;
-    const char *v = rocksdb_pinnableslice_value(p, &n);
-    out->data = malloc(n ? n : 1);
-    if (out->data) {
-        memcpy(out->data, v, n);
-        out->len = n;
-    }
-    rocksdb_pinnableslice_destroy(p);
-    return out->data ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-}
-
 /* ---- local writes: notes in the batch, appended at commit ---------------------- */
 
 /* Queue an entry in the batch; it gets its seq at commit. */

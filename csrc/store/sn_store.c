@@ -1,4 +1,5 @@
-/* Opening and closing the store, batches, keys and record I/O helpers. */
+/* Opening and closing the store: options, the directory checks, the
+ * open-time steps of the other files in order, and the handle's accessors. */
 #include "store/sn_history.h"
 #include "store/sn_wal.h"
 
@@ -13,205 +14,6 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-const char *const sn_cf_names[CF_COUNT] = {
-    "default", "neural_weights", "expert_config", "system_state", "checkpoints", "metrics",
-};
-
-double sn_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void sn_uuid(char out[37])
-{
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, out);
-}
-
-/* Physical milliseconds in the high 48 bits, a logical counter in the low
- * 16: strictly increasing within a store even if the wall clock steps back. */
-uint64_t sn_next_hlc(sn_store *s)
-{
-    uint64_t phys = (uint64_t)(sn_now() * 1000.0) << 16;
-    s->last_hlc = phys > s->last_hlc ? phys : s->last_hlc + 1;
-    return s->last_hlc;
-}
-
-void sn_put_be(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) { p[i] = (unsigned char)v; v >>= 8; }
-}
-
-uint64_t sn_get_be(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-    return v;
-}
-
-int sn_wkey_v1_parse(const unsigned char *k, size_t klen, const char **expert, size_t *len,
-                     uint32_t *layer, uint64_t *version)
-{
-    if (klen < 14 || klen > SN_WKEY_V1_MAX || k[klen - 13] != 0) return -1;
-    *expert = (const char *)k;
-    *len = klen - 13;
-    if (memchr(k, 0, *len)) return -1;
-    *layer = (uint32_t)sn_get_be(k + klen - 12, 4);
-    *version = sn_get_be(k + klen - 8, 8);
-    return 0;
-}
-
-size_t sn_pin_key(unsigned char *k, const sn_value *pin, const void *id, size_t idlen)
-{
-    const sn_value *x = sn_map_get(pin, "expert_id"), *o = sn_map_get(pin, "origin");
-    const sn_value *h = sn_map_get(pin, "hlc");
-    sn_ident w = { h && h->type == SN_INT ? (uint64_t)h->u.i : 0, "" };
-    if (o && o->type == SN_STR && o->u.s.len == SN_ORIGIN_LEN) memcpy(w.origin, o->u.s.p, SN_ORIGIN_LEN);
-    else memset(w.origin, ' ', SN_ORIGIN_LEN);   /* a pin without identity pins nothing */
-    k[0] = SN_PIN_PREFIX;
-    size_t lklen = sn_layer_key(k + 1, x->u.s.p, x->u.s.len, (uint32_t)sn_map_get(pin, "layer")->u.i);
-    size_t n = 1 + sn_wkey_id(k + 1, k + 1, lklen, &w);
-    memcpy(k + n, id, idlen);
-    return n + idlen;
-}
-
-void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf, size_t cap)
-{
-    size_t lklen;
-    sn_ident id;
-    sn_err ignored;
-    if (cf == CF_WEIGHTS && sn_wkey_split(k, klen, &lklen, &id, &ignored) == 0) {
-        snprintf(buf, cap, "%s/%.*s/layer %u/%.8s@%llu", sn_cf_names[cf], (int)(lklen - 5),
-                 (const char *)k, (unsigned)sn_get_be(k + lklen - 4, 4), id.origin,
-                 (unsigned long long)id.hlc);
-        return;
-    }
-    size_t n = (size_t)snprintf(buf, cap, "%s/", sn_cf_names[cf]);
-    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
-        unsigned char c = k[i];
-        n += (size_t)snprintf(buf + n, cap - n, c >= 32 && c < 127 ? "%c" : "\\x%02x", c);
-    }
-}
-
-int sn_record_err(sn_err *e, int rc, int cf, const unsigned char *k, size_t klen)
-{
-    char where[600], msg[sizeof e->msg];
-    sn_describe_key(cf, k, klen, where, sizeof where);
-    snprintf(msg, sizeof msg, "%s", e->msg);
-    return sn_fail(e, rc, "record %s: %s", where, msg);
-}
-
-int sn_rocks_err(sn_err *e, char *err, const char *what)
-{
-    /* copy, then free: RocksDB owns err and it may contain '%' */
-    int code = strstr(err, "Corruption") ? SN_ECORRUPT : SN_EIO;
-    sn_fail(e, code, "%s: %s", what, err);
-    rocksdb_free(err);
-    return code;
-}
-
-int sn_check_id(const char *p, size_t len, const char *what, sn_err *e)
-{
-    if (len == 0) return sn_fail(e, SN_EARG, "%s must not be empty", what);
-    if (len > SN_MAX_ID_LEN)
-        return sn_fail(e, SN_EARG, "%s is longer than %u bytes", what, SN_MAX_ID_LEN);
-    if (memchr(p, 0, len)) return sn_fail(e, SN_EARG, "%s contains a NUL byte", what);
-    return SN_OK;
-}
-
-int sn_check_writable(sn_store *s, sn_err *e)
-{
-    if (s->opts.read_only) return sn_fail(e, SN_EARG, "store is open read-only");
-    return SN_OK;
-}
-
-rocksdb_readoptions_t *sn_scan_options(void)
-{
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_verify_checksums(ro, 1);
-    rocksdb_readoptions_set_fill_cache(ro, 0);   /* a full scan must not evict the hot set */
-    return ro;
-}
-
-int sn_key_exists(sn_store *s, int cf, const void *k, size_t klen, int *found, const char *what,
-                  sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], k, klen, &err);
-    if (err) return sn_rocks_err(e, err, what);
-    *found = p != NULL;
-    if (p) rocksdb_pinnableslice_destroy(p);
-    return SN_OK;
-}
-
-rocksdb_iterator_t *sn_iter(sn_store *s, int cf)
-{
-    return rocksdb_create_iterator_cf(s->db, s->ropts, s->cf[cf]);
-}
-
-char *sn_iter_close(rocksdb_iterator_t *it)
-{
-    char *err = NULL;
-    rocksdb_iter_get_error(it, &err);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
-int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e)
-{
-    char *err = sn_iter_close(it);
-    if (err && !rc) return sn_rocks_err(e, err, what);
-    if (err) rocksdb_free(err);
-    return rc;
-}
-
-int sn_problem_value(sn_arena *a, const char *where, const char *error, int64_t backup,
-                     sn_value *out, sn_err *e)
-{
-    size_t n = backup >= 0 ? 3 : 2;
-    sn_value *items = sn_arena_alloc(a, 2 * n * sizeof *items);
-    const char *w = sn_arena_strdup(a, where, strlen(where));
-    const char *m = sn_arena_strdup(a, error, strlen(error));
-    if (!items || !w || !m) return sn_fail(e, SN_ENOMEM, "out of memory");
-    items[0] = sn_cstr("where");
-    items[1] = sn_cstr(w);
-    items[2] = sn_cstr("error");
-    items[3] = sn_cstr(m);
-    if (backup >= 0) {
-        items[4] = sn_cstr("backup");
-        items[5] = sn_int(backup);
-    }
-    *out = sn_nil();
-    out->type = SN_MAP;
-    out->u.a.items = items;
-    out->u.a.n = n;
-    return SN_OK;
-}
-
-int sn_vlist_push(sn_vlist *l, sn_value v, sn_err *e)
-{
-    if (SN_GROW(l->items, l->n, l->cap, 16, e)) return e->code;
-    l->items[l->n++] = v;
-    return SN_OK;
-}
-
-int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e)
-{
-    *out = sn_nil();
-    out->type = SN_ARRAY;
-    out->u.a.n = l->n;
-    out->u.a.items = sn_arena_alloc(a, (l->n ? l->n : 1) * sizeof(sn_value));
-    int rc = out->u.a.items ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc && l->n) memcpy(out->u.a.items, l->items, l->n * sizeof(sn_value));
-    free(l->items);
-    l->items = NULL;
-    return rc;
-}
-
-/* ---- open / close --------------------------------------------------------- */
 
 void sn_store_default_opts(sn_store_opts *o)
 {
@@ -418,6 +220,15 @@ static int open_db(sn_store *s, const char *path, sn_err *e)
     return rc;
 }
 
+/* The replication log and the rank cache sit above the batch; it reaches
+ * them only through these. */
+static const sn_batch_hooks batch_hooks = {
+    .precommit = sn_replica_precommit,
+    .committed = sn_rank_commit,
+    .postcommit = sn_replica_postcommit,
+    .freed = { sn_replica_batch_free, sn_rank_batch_free },
+};
+
 int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_err *e)
 {
     *out = NULL;
@@ -431,6 +242,7 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     sn_store *s = calloc(1, sizeof *s);
     if (!s) return sn_fail(e, SN_ENOMEM, "out of memory");
     s->opts = *o;
+    s->hooks = &batch_hooks;
     s->path = strdup(path);
     /* random high bits: two processes logging the same metric at the same
      * timestamp must not produce the same key and overwrite each other */
@@ -496,121 +308,3 @@ const char *sn_store_path(const sn_store *s) { return s->path; }
 const char *sn_store_origin(const sn_store *s) { return s->origin; }
 sn_codec sn_store_codec(const sn_store *s) { return s->opts.codec; }
 const sn_wal_damage *sn_store_recovery(const sn_store *s) { return s->recovery; }
-
-/* ---- batches --------------------------------------------------------------- */
-
-sn_batch *sn_batch_new(sn_store *s)
-{
-    sn_batch *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
-    b->s = s;
-    b->wb = rocksdb_writebatch_create();
-    return b;
-}
-
-void sn_batch_free(sn_batch *b)
-{
-    if (!b) return;
-    sn_replica_batch_free(b);
-    sn_rank_batch_free(b);
-    while (b->pending) {
-        sn_pending *n = b->pending->next;
-        free(b->pending->writes);
-        free(b->pending->versions);
-        free(b->pending);
-        b->pending = n;
-    }
-    rocksdb_writebatch_destroy(b->wb);
-    free(b);
-}
-
-int sn_batch_commit(sn_batch *b, sn_err *e)
-{
-    int rc = sn_check_writable(b->s, e);
-    if (rc) return rc;
-    char *err = NULL;
-    uint64_t saved_seq;
-    sn_replica_precommit(b, &saved_seq);
-    rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
-    sn_rank_commit(b, !err);
-    sn_replica_postcommit(b, !err, saved_seq);
-    if (err) return sn_rocks_err(e, err, "write failed");
-    if (b->weights_changed) b->s->weights_epoch++;
-    b->weights_changed = 0;
-    rocksdb_writebatch_clear(b->wb);
-    return SN_OK;
-}
-
-sn_batch *sn_batch_or_temp(sn_store *s, sn_batch *b, sn_err *e)
-{
-    if (sn_check_writable(s, e)) return NULL;
-    if (b) return b;
-    b = sn_batch_new(s);
-    if (!b) sn_fail(e, SN_ENOMEM, "out of memory");
-    return b;
-}
-
-/* Commit and free a temporary batch; leave a caller's batch alone. */
-int sn_batch_finish(sn_batch *b, sn_batch *given, int rc, sn_err *e)
-{
-    if (b == given) return rc;
-    if (!rc) rc = sn_batch_commit(b, e);
-    sn_batch_free(b);
-    return rc;
-}
-
-/* ---- records ----------------------------------------------------------------- */
-
-int sn_batch_put_record(sn_batch *b, int cf, const void *key, size_t klen, unsigned type,
-                        const sn_value *map, const sn_part *parts, size_t nparts,
-                        sn_codec codec, sn_err *e)
-{
-    sn_buf buf;
-    int rc = sn_record_encode_ctx(b->s->codec, type, map, parts, nparts, codec, &buf, e);
-    if (rc) return rc;
-    rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, (const char *)buf.data, buf.len);
-    free(buf.data);
-    return SN_OK;
-}
-
-void sn_copy_fields(sn_value *rec, const sn_value *src)
-{
-    for (size_t i = 0; i < src->u.a.n; i++) {
-        const sn_value *k = &src->u.a.items[2 * i];
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)k->u.s.len, k->u.s.p);
-        sn_map_set(rec, name, src->u.a.items[2 * i + 1]);
-    }
-}
-
-int sn_expect_field(const sn_value *fields, const char *name, const void *p, size_t len,
-                    sn_err *e)
-{
-    const sn_value *f = sn_map_get(fields, name);
-    if (!f || f->type != SN_STR || f->u.s.len != len || memcmp(f->u.s.p, p, len) != 0)
-        return sn_fail(e, SN_ECORRUPT, "record does not belong under its key");
-    return SN_OK;
-}
-
-int sn_get_record(sn_store *s, int cf, const void *key, size_t klen, unsigned type,
-                  sn_arena *a, sn_value *out, sn_err *e)
-{
-    char *err = NULL;
-    rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[cf], key, klen, &err);
-    if (err) {
-        char where[600];
-        sn_describe_key(cf, key, klen, where, sizeof where);
-        return sn_rocks_err(e, err, where);
-    }
-    if (!p) return SN_NOTFOUND;
-    size_t len;
-    const char *v = rocksdb_pinnableslice_value(p, &len);
-    sn_record r;
-    int rc = sn_record_decode(v, len, a, &r, e);
-    if (!rc && r.type != type) rc = sn_fail(e, SN_ECORRUPT, "record has the wrong type");
-    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
-    if (rc) sn_record_err(e, rc, cf, key, klen);
-    else *out = r.fields;
-    rocksdb_pinnableslice_destroy(p);
-    return rc;
-}

@@ -98,5 +98,7 @@ SN_HIDDEN void sn_table_explain(const char *path, sn_err *e);
  * sn_view_remove deletes it and frees the name. */
 SN_HIDDEN char *sn_view_make(const char *path);
 SN_HIDDEN void sn_view_remove(char *view);
+/* Copy a file's bytes (0, or -1 on any failure); sn_view.c. */
+SN_HIDDEN int sn_copy_file(const char *from, const char *to);
 
 #endif

@@ -35,13 +35,6 @@ static int checked_layer_key(const char *expert, size_t len, int64_t layer,
     return rc;
 }
 
-sn_pending *sn_pending_find(sn_batch *b, const unsigned char *lk, size_t lklen)
-{
-    for (sn_pending *p = b ? b->pending : NULL; p; p = p->next)
-        if (p->prefix_len == lklen && memcmp(p->prefix, lk, lklen) == 0) return p;
-    return NULL;
-}
-
 /* What a new local write of the layer supersedes and which number it gets:
  * the heads (or the batch's own last write), their deepest history, and
  * how many writes the store knows. */
