@@ -101,4 +101,96 @@ describe("layering", function()
       end
     end
   end)
+
+  -- Which .c files call which: a file that mentions (calls, or takes the
+  -- address of) a function another file defines depends on it. Comments and
+  -- strings are dropped first; static functions are private and skipped.
+  local function strip(src)
+    return (src:gsub("/%*.-%*/", " "):gsub("//[^\n]*", " "):gsub('"[^"\n]-[^\\]"', '""'))
+  end
+
+  local function call_graph(paths)
+    local owner, text = {}, {}
+    for _, f in ipairs(paths) do
+      text[f] = strip(helpers.read_file(f))
+      for line in text[f]:gmatch("[^\n]+") do
+        if line:match("^[%a_]") and not line:match("^static") and not line:match("^typedef")
+            and not line:match(";%s*$") then
+          local name = line:match("([%a_][%w_]*)%s*%(")
+          if name then owner[name] = owner[name] or f end
+        end
+      end
+    end
+    local edges = {}
+    for _, f in ipairs(paths) do
+      edges[f] = {}
+      for id in text[f]:gmatch("[%a_][%w_]*") do
+        local o = owner[id]
+        if o and o ~= f then edges[f][o] = true end
+      end
+    end
+    return edges
+  end
+
+  -- The strongly connected components (Tarjan) of more than one file, each
+  -- sorted, the list sorted by first file.
+  local function circles(edges)
+    local index, low, on, stack, n, out = {}, {}, {}, {}, 0, {}
+    local nodes = {}
+    for v in pairs(edges) do nodes[#nodes + 1] = v end
+    table.sort(nodes)
+    local function visit(v)
+      n = n + 1
+      index[v], low[v] = n, n
+      stack[#stack + 1], on[v] = v, true
+      local succ = {}
+      for w in pairs(edges[v]) do succ[#succ + 1] = w end
+      table.sort(succ)
+      for _, w in ipairs(succ) do
+        if not index[w] then
+          visit(w)
+          low[v] = math.min(low[v], low[w])
+        elseif on[w] then
+          low[v] = math.min(low[v], index[w])
+        end
+      end
+      if low[v] == index[v] then
+        local c = {}
+        repeat
+          local w = table.remove(stack)
+          on[w] = nil
+          c[#c + 1] = w
+        until w == v
+        if #c > 1 then table.sort(c); out[#out + 1] = c end
+      end
+    end
+    for _, v in ipairs(nodes) do if not index[v] then visit(v) end end
+    table.sort(out, function(a, b) return a[1] < b[1] end)
+    return out
+  end
+
+  it("finds circles of files calling each other", function()
+    local g = { a = { b = true }, b = { c = true }, c = { a = true, d = true }, d = {},
+                e = { f = true }, f = { e = true } }
+    assert.are.same({ { "a", "b", "c" }, { "e", "f" } }, circles(g))
+  end)
+
+  -- A circle of files that all call each other is one unit a maintainer
+  -- must read whole; keep such units small. csrc/sync is restructured on
+  -- another branch (the transport seam); its circle is named here so that
+  -- it cannot grow and no other can appear. It goes when sn_next_rand
+  -- leaves sn_sync.c and sn_sync_digest leaves sn_sync_send.c.
+  local known = {
+    ["csrc/sync/sn_sync.c csrc/sync/sn_sync_build.c csrc/sync/sn_sync_discover.c "
+      .. "csrc/sync/sn_sync_peers.c csrc/sync/sn_sync_send.c"] = true,
+  }
+
+  it("no circle of more than 3 files calling each other in csrc/", function()
+    local big = {}
+    for _, c in ipairs(circles(call_graph(list("csrc/*/*.c")))) do
+      local name = table.concat(c, " ")
+      if #c > 3 and not known[name] then big[#big + 1] = #c .. " files: " .. name end
+    end
+    assert.are.same({}, big)
+  end)
 end)

@@ -40,7 +40,7 @@ SN_HIDDEN int sn_decompress(sn_codec c, const void *src, size_t len,
 /* Codec state kept between calls: the zstd contexts and the lane scratch
  * memory. Creating a zstd decoder context costs more than decoding a 64 KiB
  * payload's coded lane (measured: a third of a 64 KiB get), so whoever
- * decodes many payloads keeps one (the store does, sn_store_int.h). The
+ * decodes many payloads keeps one (the store does, sn_handle.h). The
  * caller owns it; one thread at a time. A failed call leaves it usable:
  * each call starts its zstd session afresh. */
 typedef struct sn_codec_ctx sn_codec_ctx;

@@ -7,7 +7,9 @@
  * verify checks that files exist with their sizes; their contents are
  * checked here against the CRC32C each meta file lists, so that a damaged
  * file is named (RocksDB's restore reports a mismatch without the file). */
-#include "store/sn_store_int.h"
+#include "store/sn_format.h"
+#include "store/sn_inuse.h"
+#include "store/sn_rocks.h"
 
 #include <dirent.h>
 #include <errno.h>

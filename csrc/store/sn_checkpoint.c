@@ -1,7 +1,14 @@
 /* Checkpoints: a named, replicated record of every layer's current
  * version, and the pin index ('P' keys) that keeps those versions from
  * being trimmed while the checkpoint exists. */
+#include "store/sn_batch.h"
+#include "store/sn_clock.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
+#include "store/sn_weights_int.h"
 
 #include <stdlib.h>
 #include <string.h>

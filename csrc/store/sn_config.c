@@ -1,5 +1,11 @@
 /* Expert configs (replicated) and the list of experts. */
+#include "store/sn_batch.h"
+#include "store/sn_clock.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,14 @@
  * order. A tombstone drops its ancestors' records wherever it lands, and a
  * write that arrives after a tombstone that descends from it is not kept
  * (sn_tomb_buries), so every store ends holding the same records. */
+#include "store/sn_batch.h"
+#include "store/sn_clock.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_replica.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

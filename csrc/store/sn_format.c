@@ -12,7 +12,13 @@
  *   4. the marker is written last.
  * Each step is one batch per layer or per checkpoint, and finds only what is
  * still in format 1, so an upgrade cut short by a crash resumes. */
+#include "store/sn_format.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,8 @@
 /* The causal history of each layer's weights (see sn_history.h). */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

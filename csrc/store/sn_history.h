@@ -21,7 +21,7 @@
 #ifndef SN_HISTORY_H
 #define SN_HISTORY_H
 
-#include "store/sn_replica_int.h"
+#include "store/sn_handle.h"
 
 
 enum {

@@ -19,7 +19,7 @@
  * directory of its own ("<hash>-r<pid>-<n>"), so its close never takes the
  * writer's LOG away; those a killed process left are removed by the next
  * open that finds their process gone. */
-#include "store/sn_store_int.h"
+#include "store/sn_infolog.h"
 #include "store/sn_wal.h"
 
 #include <dirent.h>

@@ -7,7 +7,8 @@
  * store open here nor open and close LOCK without unlocking that store. So
  * this process's own stores are known from the registry, and LOCK is only
  * touched once the registry says the store is not open here. */
-#include "store/sn_store_int.h"
+#include "store/sn_inuse.h"
+#include "store/sn_rocks.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,7 @@
 /* Every key of the store in one place: byte order, the column families'
  * names, and each key's builder, parser and printed name (the key map is
  * in sn_keys.h). */
+#include "store/sn_handle.h"
 #include "store/sn_keys.h"
 
 #include <stdio.h>

@@ -8,6 +8,8 @@
  * weight payload) at every key it stops on, with no way to ask for keys
  * only. So list_experts and layers cost O(layers), not O(weight bytes). */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

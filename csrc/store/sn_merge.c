@@ -20,6 +20,10 @@
  * one node and held on another makes the two compute the mean and the
  * base merge under one identity. */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_weights_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

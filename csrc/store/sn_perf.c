@@ -2,7 +2,9 @@
  * cost-path specs use to show an operation read no weight payload (a
  * statistics ticker would need statistics on in every store, which costs
  * every read; the perf context is per thread and off until asked for). */
-#include "store/sn_store_int.h"
+#include "store/sn_store.h"
+
+#include <rocksdb/c.h>
 
 static _Thread_local rocksdb_perfcontext_t *perf;
 

@@ -1,5 +1,6 @@
 /* Totals for progress callbacks (sn_progress in sn_store.h). */
-#include "store/sn_store_int.h"
+#include "store/sn_handle.h"
+#include "store/sn_keys.h"
 
 #include <stdlib.h>
 

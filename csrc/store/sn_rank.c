@@ -15,7 +15,9 @@
  * between, from the store as it is before the commit, fills a slot the
  * commit then replaces. Nothing is written to disk: the cache cannot make
  * two stores differ. */
-#include "store/sn_history.h"
+#include "store/sn_batch.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
 /* Reading and writing one record (sn_record.h's envelope) under its key. */
+#include "store/sn_keys.h"
 #include "store/sn_record_io.h"
 #include "store/sn_rocks.h"
 

@@ -1,6 +1,9 @@
 /* Applying a peer's entry (see sn_replica.h, "Merge rule"): the heads at
  * its key, the resolver's winner, and the conflicts kept. */
+#include "store/sn_keys.h"
+#include "store/sn_replica.h"
 #include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

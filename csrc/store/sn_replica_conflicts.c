@@ -1,6 +1,9 @@
 /* The conflict store: the heads that lost, readable by key range and
  * returned decoded, so no caller parses stored bytes itself. */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_replica.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 

@@ -7,7 +7,7 @@
 #define SN_REPLICA_INT_H
 
 #include "store/sn_replica.h"
-#include "store/sn_store_int.h"   /* the per-concern headers */
+#include "store/sn_handle.h"
 
 /* Replication hooks (sn_replica_log.c). A local write of a replicated record
  * notes a log entry in its batch; the entry gets its sequence number and

@@ -1,7 +1,10 @@
 /* The replication log (see sn_replica.h): its keys, the entries a local
  * write notes in its batch, the digest (version vector), and reading an
  * entry back with its record for a peer. */
-#include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_replica.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,12 @@
 /* The replication checks: a peer's record against the entry that carries
  * it, verify() over the replication key ranges, and the tests' raw hook. */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica.h"
+#include "store/sn_rocks.h"
+#include "store/sn_weights_int.h"
 
 #include <string.h>
 

@@ -2,6 +2,10 @@
  * history (sn_history.h), and the current write is chosen again from the
  * heads: by the resolver, or by merging them (SN_RESOLVE_MERGE). */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_replica.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_weights_int.h"
 
 #include <stdlib.h>
 #include <string.h>

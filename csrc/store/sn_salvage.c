@@ -12,9 +12,14 @@
  * read straight from the blob files. Records lost in a stretch are named
  * from the replication log where it knows them (weights, configs,
  * checkpoints). */
-#include "store/sn_scan.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica.h"
+#include "store/sn_rocks.h"
+#include "store/sn_scan.h"
 #include "store/sn_wal.h"
+#include "store/sn_weights_int.h"
 
 #include <dirent.h>
 #include <stdio.h>

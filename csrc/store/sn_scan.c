@@ -6,6 +6,8 @@
  * unreadable, so the bounds after the last good key are widened until a
  * seek succeeds, then bisected back down to the edge of the damage. What
  * lies between is lost; everything after it is read as usual. */
+#include "store/sn_keys.h"
+#include "store/sn_rocks.h"
 #include "store/sn_scan.h"
 
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #define SN_SCAN_H
 
 #include "codec/sn_entry.h"
-#include "store/sn_store_int.h"
+#include "store/sn_handle.h"
 
 typedef struct sn_scan_cb {
     void *ctx;

@@ -2,7 +2,12 @@
  * replicate (store format 2): a state key is last writer wins by HLC, the
  * losers kept; metric points are append-only, each named by its writer, so
  * every node ends with the union. prune_metrics deletes locally only. */
+#include "store/sn_batch.h"
+#include "store/sn_clock.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
 #include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,7 @@
 /* Sizes, statistics and compaction. */
-#include "store/sn_store_int.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_rocks.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,12 @@
 /* Opening and closing the store: options, the directory checks, the
  * open-time steps of the other files in order, and the handle's accessors. */
-#include "store/sn_history.h"
+#include "store/sn_format.h"
+#include "store/sn_infolog.h"
+#include "store/sn_inuse.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 #include "store/sn_wal.h"
 
 #include <dirent.h>

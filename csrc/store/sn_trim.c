@@ -2,7 +2,12 @@
  * entries stay (so version numbers never shift and peers still learn what
  * superseded what). Never trimmed: a head, a pinned write, and while a
  * layer has several heads anything their merge may need as its base. */
+#include "store/sn_batch.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_rocks.h"
+#include "store/sn_weights_int.h"
 
 #include <string.h>
 

@@ -2,7 +2,12 @@
  * against its key, pins against the weights they keep, and the replication
  * ranges (sn_replica_verify); RocksDB checks its own checksums meanwhile. */
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica.h"
+#include "store/sn_rocks.h"
 #include "store/sn_scan.h"
+#include "store/sn_weights_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

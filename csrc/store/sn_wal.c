@@ -2,6 +2,7 @@
  * damaged before its end, found before RocksDB's recovery would drop what
  * follows in silence (kPointInTimeRecovery) or say only "checksum
  * mismatch" (kTolerateCorruptedTailRecords). */
+#include "store/sn_keys.h"
 #include "store/sn_wal.h"
 
 #include <dirent.h>

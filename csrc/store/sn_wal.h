@@ -8,7 +8,7 @@
 #ifndef SN_WAL_H
 #define SN_WAL_H
 
-#include "store/sn_store_int.h"
+#include "store/sn_handle.h"
 
 #include <stdio.h>
 

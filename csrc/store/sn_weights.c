@@ -1,5 +1,13 @@
 /* Versioned weight records in the neural_weights column family. */
+#include "store/sn_batch.h"
+#include "store/sn_clock.h"
 #include "store/sn_history.h"
+#include "store/sn_keys.h"
+#include "store/sn_rank.h"
+#include "store/sn_record_io.h"
+#include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
+#include "store/sn_weights_int.h"
 
 #include <math.h>
 #include <stdlib.h>
