@@ -34,7 +34,7 @@ DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks chromium python
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: report-check check-codec-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
+.PHONY: report-check check-codec-test check-kinds-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
@@ -65,7 +65,7 @@ deps-check:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
 
 # Installs nothing: run `make deps` first on a fresh machine (.ci/run does).
-test: all check-codec-test
+test: all check-codec-test check-kinds-test
 	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so' spec
 
 demo: deps all
@@ -152,6 +152,15 @@ check-codec: $(BUILD)/test_compress
 # The tests only, without the throughput table: part of `make test`.
 check-codec-test: $(BUILD)/test_compress
 	$(BUILD)/test_compress test
+
+# The record kinds table and the record check, linked against the core's
+# own objects (no Lua): keys and records built in memory, no store opened.
+CORE_OBJS = $(filter-out $(BUILD)/obj/lua/%,$(OBJS))
+$(BUILD)/test_kinds: spec/c/test_kinds.c $(CORE_OBJS)
+	$(CC) $(CFLAGS_ALL) spec/c/test_kinds.c $(CORE_OBJS) -o $@ $(LDFLAGS) $(LIBS)
+
+check-kinds-test: $(BUILD)/test_kinds
+	$(BUILD)/test_kinds
 
 # Prove the rockspec: build it into a scratch tree and require it from there.
 # The rockspec depends on argparse and lua-cjson; here they are Debian's

@@ -135,3 +135,44 @@ int sn_same_ident(const sn_ident *a, const sn_ident *b)
 {
     return a->hlc == b->hlc && strcmp(a->origin, b->origin) == 0;
 }
+
+/* Doubles as big-endian keys that sort like the numbers they encode. */
+static void put_ordered_double(unsigned char *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    u = (u >> 63) ? ~u : u | (1ull << 63);
+    sn_put_be(p, u, 8);
+}
+
+static double get_ordered_double(const unsigned char *p)
+{
+    uint64_t u = sn_get_be(p, 8);
+    u = (u >> 63) ? u & ~(1ull << 63) : ~u;
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+size_t sn_metric_seek_key(unsigned char *k, const char *name, size_t len, double ts)
+{
+    memcpy(k, name, len);
+    k[len] = 0;
+    put_ordered_double(k + len + 1, ts);
+    return len + 9;
+}
+
+size_t sn_metric_key(unsigned char *k, const char *name, size_t len, double ts, uint64_t seq)
+{
+    size_t n = sn_metric_seek_key(k, name, len, ts);
+    sn_put_be(k + n, seq, 8);
+    return n + 8;
+}
+
+int sn_metric_key_parse(const unsigned char *k, size_t klen, size_t *name_len, double *ts)
+{
+    if (klen < 18 || klen - 17 > SN_MAX_ID_LEN || k[klen - 17] != 0) return 0;
+    *name_len = klen - 17;
+    *ts = get_ordered_double(k + klen - 16);
+    return 1;
+}

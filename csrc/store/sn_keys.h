@@ -77,6 +77,17 @@ SN_HIDDEN size_t sn_ident_key(unsigned char *k, char tag, int cf, const unsigned
                               size_t klen, const sn_ident *id);
 SN_HIDDEN int sn_same_ident(const sn_ident *a, const sn_ident *b);
 
+/* Metrics: name 0x00 timestamp(8, ordered) seq(8 BE), so one metric's
+ * points are one contiguous range in time order. The shortest key has a
+ * 1-byte name: 1 + 1 + 8 + 8 = 18 bytes. */
+#define SN_METRIC_KEY_MAX (SN_MAX_ID_LEN + 17)
+/* The first key a point of name at timestamp ts could have (a seek target). */
+SN_HIDDEN size_t sn_metric_seek_key(unsigned char *k, const char *name, size_t len, double ts);
+SN_HIDDEN size_t sn_metric_key(unsigned char *k, const char *name, size_t len, double ts,
+                               uint64_t seq);
+/* The name length and timestamp of a metric key; 0 when it is not one. */
+SN_HIDDEN int sn_metric_key_parse(const unsigned char *k, size_t klen, size_t *name_len, double *ts);
+
 /* "neural_weights/coding/layer 2/v3" style names for error messages. */
 SN_HIDDEN void sn_describe_key(int cf, const unsigned char *k, size_t klen, char *buf,
                                size_t cap);

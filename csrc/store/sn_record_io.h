@@ -20,11 +20,4 @@ SN_HIDDEN int sn_get_record(sn_store *s, int cf, const void *key, size_t klen,
 /* Prefix e's message with the record's name; returns rc. */
 SN_HIDDEN int sn_record_err(sn_err *e, int rc, int cf, const unsigned char *k, size_t klen);
 
-/* The checks one stored record passes on its own (sn_verify.c): decoded
- * whole, its CRC, its type, its fields against its key. With a, the fields
- * of a non-weights record are left in *fields. */
-SN_HIDDEN int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
-                              const char *val, size_t vlen, sn_arena *a, sn_value *fields,
-                              sn_err *e);
-
 #endif

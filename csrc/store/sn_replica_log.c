@@ -2,6 +2,7 @@
  * write notes in its batch, the digest (version vector), and reading an
  * entry back with its record for a peer. */
 #include "store/sn_keys.h"
+#include "store/sn_kinds.h"
 #include "store/sn_replica.h"
 #include "store/sn_replica_int.h"
 #include "store/sn_rocks.h"
@@ -224,8 +225,8 @@ int sn_record_head(const unsigned char *bytes, size_t len, int cf, sn_head *h, s
             memcpy(h->id.origin, o->u.s.p, SN_ORIGIN_LEN);
         const sn_value *v = sn_map_get(&r.fields, "version");
         if (cf == CF_WEIGHTS && v && v->type == SN_INT) h->version = (uint64_t)v->u.i;
-        const char *tf = cf == CF_WEIGHTS ? "timestamp" : cf == CF_CONFIG ? "updated_at" : "created_at";
-        const sn_value *t = sn_map_get(&r.fields, tf);
+        const sn_kind *kd = sn_kind_of(cf);
+        const sn_value *t = kd && kd->time_field ? sn_map_get(&r.fields, kd->time_field) : NULL;
         if (t && t->type == SN_NUM) h->timestamp = t->u.n;
     }
     sn_arena_free(&a);

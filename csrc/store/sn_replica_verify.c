@@ -2,6 +2,7 @@
  * it, verify() over the replication key ranges, and the tests' raw hook. */
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
+#include "store/sn_kinds.h"
 #include "store/sn_rank.h"
 #include "store/sn_record_io.h"
 #include "store/sn_replica.h"
@@ -25,34 +26,16 @@ static int is_merge_of(const sn_entry *en, const sn_value *origin)
 int sn_replica_check(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
                      sn_err *e)
 {
-    static const unsigned types[CF_COUNT] = { 0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE,
-                                              SN_REC_CHECKPOINT, SN_REC_METRIC };
-    if (en->cf < 0 || en->cf >= CF_COUNT || !types[en->cf])
+    const sn_kind *kd = en->cf >= 0 && en->cf < CF_COUNT ? sn_kind_of(en->cf) : NULL;
+    if (!kd || !kd->replicated)
         return sn_fail(e, SN_ECORRUPT, "entry names a column family that is not replicated");
-    if (en->cf == CF_WEIGHTS) {
-        /* the whole payload is decoded and its CRC checked, not only the meta */
-        int rc = sn_weights_verify(s ? s->codec : NULL, en->key, en->klen, (const char *)bytes,
-                                   len, e);
-        if (rc) return rc;
-    }
     sn_arena a;
     sn_arena_init(&a);
-    sn_record r;
-    int rc = sn_record_decode(bytes, len, &a, &r, e);
-    if (!rc && r.type != types[en->cf]) rc = sn_fail(e, SN_ECORRUPT, "record has the wrong type");
-    if (!rc && en->cf != CF_WEIGHTS && r.raw_len)
-        rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
-    if (!rc && en->cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", en->key, en->klen, e);
-    if (!rc && en->cf == CF_STATE) rc = sn_expect_field(&r.fields, "key", en->key, en->klen, e);
-    if (!rc && en->cf == CF_METRICS)
-        rc = en->klen < 18 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
-                           : sn_expect_field(&r.fields, "name", en->key, en->klen - 17, e);
-    if (!rc && en->cf == CF_CHECKPOINTS)
-        rc = en->klen < 2 || en->key[0] != SN_CP_PREFIX
-                 ? sn_fail(e, SN_ECORRUPT, "malformed checkpoint key")
-                 : sn_expect_field(&r.fields, "id", en->key + 1, en->klen - 1, e);
+    sn_value f;
+    int rc = sn_kind_check(kd, s ? s->codec : NULL, en->key, en->klen, (const char *)bytes, len,
+                           &a, &f, e);
     if (!rc) {
-        const sn_value *hlc = sn_map_get(&r.fields, "hlc"), *o = sn_map_get(&r.fields, "origin");
+        const sn_value *hlc = sn_map_get(&f, "hlc"), *o = sn_map_get(&f, "origin");
         if (!hlc || hlc->type != SN_INT || (uint64_t)hlc->u.i != en->hlc)
             rc = sn_fail(e, SN_ECORRUPT, "record hlc disagrees with its entry");
         else if (!o || o->type != SN_STR || o->u.s.len != SN_ORIGIN_LEN ||

@@ -14,6 +14,7 @@
  * checkpoints). */
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
+#include "store/sn_kinds.h"
 #include "store/sn_record_io.h"
 #include "store/sn_replica.h"
 #include "store/sn_rocks.h"

@@ -83,56 +83,6 @@ int sn_state_keys(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
     return sn_vlist_finish(&l, a, out, e);
 }
 
-/* ---- metric keys ------------------------------------------------------------------ */
-
-/* name 0x00 timestamp(8, ordered) seq(8 BE): one metric's points are one
- * contiguous range in time order. Only the helpers here know the layout;
- * everything below goes through them. */
-#define METRIC_KEY_MAX (SN_MAX_ID_LEN + 17)
-
-/* Doubles as big-endian keys that sort like the numbers they encode. */
-static void put_ordered_double(unsigned char *p, double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    u = (u >> 63) ? ~u : u | (1ull << 63);
-    sn_put_be(p, u, 8);
-}
-
-static double get_ordered_double(const unsigned char *p)
-{
-    uint64_t u = sn_get_be(p, 8);
-    u = (u >> 63) ? u & ~(1ull << 63) : ~u;
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
-/* The first key a point of name at timestamp ts could have (a seek target). */
-static size_t metric_seek_key(unsigned char *k, const char *name, size_t len, double ts)
-{
-    memcpy(k, name, len);
-    k[len] = 0;
-    put_ordered_double(k + len + 1, ts);
-    return len + 9;
-}
-
-static size_t metric_key(unsigned char *k, const char *name, size_t len, double ts, uint64_t seq)
-{
-    size_t n = metric_seek_key(k, name, len, ts);
-    sn_put_be(k + n, seq, 8);
-    return n + 8;
-}
-
-/* The name length and timestamp of a metric key; 0 when it is not one. */
-static int metric_key_parse(const unsigned char *k, size_t klen, size_t *name_len, double *ts)
-{
-    if (klen < 18 || klen - 17 > SN_MAX_ID_LEN || k[klen - 17] != 0) return 0;
-    *name_len = klen - 17;
-    *ts = get_ordered_double(k + klen - 16);
-    return 1;
-}
-
 /* Calls visit for each point of name with from <= timestamp <= to (< to
  * when below), in time order; stops at the first failure. */
 typedef int (*metric_visit)(void *ctx, const unsigned char *k, size_t klen, const char *v,
@@ -144,15 +94,15 @@ static int metric_scan(sn_store *s, const char *name, size_t len, double from, d
     int rc = sn_check_id(name, len, "metric name", e);
     if (rc) return rc;
     if (isnan(from) || isnan(to)) return sn_fail(e, SN_EARG, "metric range bound is NaN");
-    unsigned char k[METRIC_KEY_MAX];
-    size_t n = metric_seek_key(k, name, len, from);
+    unsigned char k[SN_METRIC_KEY_MAX];
+    size_t n = sn_metric_seek_key(k, name, len, from);
     rocksdb_iterator_t *it = sn_iter(s, CF_METRICS);
     for (rocksdb_iter_seek(it, (const char *)k, n); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen, nlen;
         double ts;
         const unsigned char *key = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (!metric_key_parse(key, klen, &nlen, &ts) || nlen != len || memcmp(key, name, len))
+        if (!sn_metric_key_parse(key, klen, &nlen, &ts) || nlen != len || memcmp(key, name, len))
             break;
         if (below ? ts >= to : ts > to) break;
         const char *v = rocksdb_iter_value(it, &vlen);
@@ -185,8 +135,8 @@ int sn_record_metric(sn_store *s, sn_batch *given, const char *name, size_t len,
         sn_map_set(&rec, "origin", sn_cstr(s->origin));
         /* a sequence suffix keeps two samples with one timestamp apart (its
          * high bits are random per process, so nodes' points do not collide) */
-        unsigned char k[METRIC_KEY_MAX];
-        size_t klen = metric_key(k, name, len, timestamp, ++s->metric_seq);
+        unsigned char k[SN_METRIC_KEY_MAX];
+        size_t klen = sn_metric_key(k, name, len, timestamp, ++s->metric_seq);
         rc = sn_batch_put_record(b, CF_METRICS, k, klen, SN_REC_METRIC, &rec, NULL, 0,
                                  SN_CODEC_NONE, e);
         /* points are append-only: every node ends with every node's points */
@@ -287,7 +237,7 @@ int sn_metric_names(sn_store *s, sn_arena *a, sn_value *out, sn_err *e)
         size_t klen, nlen;
         double ts;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (!metric_key_parse(k, klen, &nlen, &ts)) {
+        if (!sn_metric_key_parse(k, klen, &nlen, &ts)) {
             rc = sn_record_err(e, sn_fail(e, SN_ECORRUPT, "malformed metric key"), CF_METRICS, k,
                                klen);
             break;

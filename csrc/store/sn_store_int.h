@@ -12,6 +12,7 @@
  *   sn_infolog.h    RocksDB's info LOG directory
  *   sn_rank.h       the rank cache
  *   sn_weights_int.h weights reads by identity, trimming, pins
+ *   sn_kinds.h      the record kinds table and the record check
  *   sn_replica_int.h replication hooks and internals */
 #ifndef SN_STORE_INT_H
 #define SN_STORE_INT_H
@@ -27,5 +28,6 @@
 #include "store/sn_infolog.h"
 #include "store/sn_rank.h"
 #include "store/sn_weights_int.h"
+#include "store/sn_kinds.h"
 
 #endif

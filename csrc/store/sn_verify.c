@@ -3,6 +3,7 @@
  * ranges (sn_replica_verify); RocksDB checks its own checksums meanwhile. */
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
+#include "store/sn_kinds.h"
 #include "store/sn_record_io.h"
 #include "store/sn_replica.h"
 #include "store/sn_rocks.h"
@@ -168,33 +169,6 @@ static void check_checkpoint(verifier *v, const unsigned char *k, size_t klen,
     }
 }
 
-int sn_record_check(sn_codec_ctx *x, int cf, const unsigned char *k, size_t klen,
-                    const char *val, size_t vlen, sn_arena *a, sn_value *fields, sn_err *e)
-{
-    if (fields) *fields = sn_nil();
-    if (klen == 0) return sn_fail(e, SN_ECORRUPT, "empty key");
-    if (cf == CF_WEIGHTS) return sn_weights_verify(x, k, klen, val, vlen, e);
-    if (cf == CF_CHECKPOINTS && klen > 0 && k[0] == SN_PIN_PREFIX)
-        return klen < 1 + 6 + SN_ID_LEN + 36 || vlen != 0
-                   ? sn_fail(e, SN_ECORRUPT, "malformed pin entry") : SN_OK;
-    static const unsigned types[CF_COUNT] = {
-        0, SN_REC_WEIGHTS, SN_REC_CONFIG, SN_REC_STATE, SN_REC_CHECKPOINT, SN_REC_METRIC,
-    };
-    sn_record r;
-    int rc = sn_record_decode(val, vlen, a, &r, e);
-    if (!rc && r.type != types[cf]) rc = sn_fail(e, SN_ECORRUPT, "wrong record type");
-    if (!rc && r.raw_len) rc = sn_fail(e, SN_ECORRUPT, "unexpected payload");
-    if (!rc && cf == CF_CONFIG) rc = sn_expect_field(&r.fields, "expert_id", (const char *)k, klen, e);
-    if (!rc && cf == CF_STATE) rc = sn_expect_field(&r.fields, "key", (const char *)k, klen, e);
-    if (!rc && cf == CF_METRICS)
-        rc = klen < 17 ? sn_fail(e, SN_ECORRUPT, "malformed metric key")
-                       : sn_expect_field(&r.fields, "name", (const char *)k, klen - 17, e);
-    if (!rc && cf == CF_CHECKPOINTS)
-        rc = sn_expect_field(&r.fields, "id", (const char *)k + 1, klen - 1, e);
-    if (!rc && fields) *fields = r.fields;
-    return rc;
-}
-
 /* The record's own checks, then what verify adds: a pin entry's
  * checkpoint exists, a checkpoint's pins resolve. */
 static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen, const char *val,
@@ -203,7 +177,9 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
     sn_arena a;
     sn_arena_init(&a);
     sn_value fields;
-    int rc = sn_record_check(v->s->codec, cf, k, klen, val, vlen, &a, &fields, e);
+    /* the fields only of what verify looks into: not a weights record again */
+    int rc = sn_record_check(v->s->codec, cf, k, klen, val, vlen, &a,
+                             cf == CF_WEIGHTS ? NULL : &fields, e);
     if (!rc && cf == CF_CHECKPOINTS && k[0] == SN_PIN_PREFIX) {
         /* sn_record_check made sure the key ends in a 36-byte id */
         unsigned char ck[37];

@@ -18,6 +18,11 @@ SN_HIDDEN int sn_get_weights_by_id(sn_store *s, const unsigned char *lk, size_t 
  * peer's write compares heads by depth). */
 SN_HIDDEN int sn_get_weights_record(sn_store *s, const unsigned char *lk, size_t lklen,
                                     const sn_ident *id, sn_weights_view *v, sn_err *e);
+/* Decode the weights record val under key into v (its arena set up by the
+ * caller): SN_ECORRUPT, naming the record, unless it is the write its key
+ * names. */
+SN_HIDDEN int sn_weights_view_decode(sn_weights_view *v, const char *val, size_t len,
+                                     const unsigned char *key, size_t klen, sn_err *e);
 /* A view of a weights record held in memory (bytes must outlive it; the
  * version is left 0); release it. */
 SN_HIDDEN int sn_weights_view_from(sn_weights_view *v, const void *bytes, size_t len,
