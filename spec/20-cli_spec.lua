@@ -82,23 +82,39 @@ describe("synaptic command", function()
                         learning_rate = 0.1, architecture = { 3 } }
         sb:close()
       end
-      -- A listens on an ephemeral port and prints it first; B connects to it
-      local pa = io.popen(ENV .. q(BIN) .. " serve " .. q(a) ..
-                          " --listen tcp://127.0.0.1:0 --seconds 5 --heartbeat 0.2 2>" .. q(a .. ".err"))
+      -- A listens on an ephemeral port and prints it first; B connects to it.
+      -- Both run until each has the other's write, then end on SIGINT.
+      local pa, apid = C.spawn(a .. ".err", "serve", a, "--listen", "tcp://127.0.0.1:0", "--seconds", "60",
+                               "--heartbeat", "0.2")
       local address = pa:read("l")
       assert.matches("^tcp://127%.0%.0%.1:%d+$", address)
-      local code, out = run("serve", b, "--peer", address, "--seconds", "3", "--heartbeat", "0.2", "--json")
+      local pb, bpid = C.spawn(b .. ".err", "serve", b, "--peer", address, "--seconds", "60",
+                               "--heartbeat", "0.2", "--json")
+      local function synced()
+        local sa <close> = assert(synaptic.open(a, { read_only = true }))
+        local sb <close> = assert(synaptic.open(b, { read_only = true }))
+        return sa:get_config("served") ~= nil and sb:get_weights("served", 0) ~= nil
+      end
+      C.wait_until(synced, "A and B have each other's writes")
+      os.execute("kill -INT " .. bpid)
+      local out = pb:read("a")
+      local _, bhow, code = pb:close()
+      os.execute("kill -INT " .. apid)
       local rest = pa:read("a")
       local _, how, acode = pa:close()
       assert.equal("exit", how)
       assert.equal(0, acode, slurp(a .. ".err"))
       os.remove(a .. ".err")
-      assert.equal(0, code)
+      assert.equal("exit", bhow)
+      assert.equal(0, code, slurp(b .. ".err"))
+      os.remove(b .. ".err")
       local first, last = out:match("^([^\n]*)\n(.*)$")
       assert.is_equal(cjson.null, cjson.decode(first).address)
       local report = cjson.decode(last)
+      assert.equal("SIGINT", report.stopped_by)
       assert.is_true(report.stats.weights_received >= 1)
       assert.is_true(report.stats.configs_sent >= 1)
+      assert.matches("stopped by SIGINT", rest)
       assert.matches("weights_sent%s+%d+", rest)
       local sa, sb = assert(synaptic.open(a)), assert(synaptic.open(b))
       assert.equal(sa:get_weights("served", 0):tobytes(), sb:get_weights("served", 0):tobytes())

@@ -100,16 +100,26 @@ describe("synaptic serve", function()
     local address = cjson.decode(wait_for_line(outf, 1)[1]).address
     assert.matches("^tcp://127%.0%.0%.1:%d+$", address, slurp(errf))
     local peer = "--peer=" .. spub .. "@" .. address   -- '=': a key may begin with '-' 
-    -- the intruder runs beside the good peer, with a key the server does not admit
+    -- the intruder runs beside the good peer, with a key the server does not
+    -- admit; it is up (its first line printed) before the good peer starts
     local xpid, xout = start(helpers.tmpdir("serve-x"), dir .. "/x", peer, "--key", dir .. "/evil.key",
-                             "--heartbeat", "0.2", "--seconds", "2.5", "--json")
-    local code, out, err = run("serve", dir .. "/g", peer, "--key", dir .. "/good.key",
-                               "--heartbeat", "0.2", "--seconds", "2.5", "--json")
-    assert.equal(0, code, err)
-    assert.is_true(cjson.decode(out:match("([^\n]+)\n$")).stats.weights_received >= 1)
+                             "--heartbeat", "0.2", "--seconds", "60", "--json")
+    wait_for_line(xout, 1)
+    local gpid, gout, gerr = start(helpers.tmpdir("serve-g"), dir .. "/g", peer, "--key", dir .. "/good.key",
+                                   "--heartbeat", "0.2", "--seconds", "60", "--json")
+    -- until the good peer and the server each hold the other's write
+    C.wait_until(function() return has(dir .. "/g", "server_secret") and has(dir .. "/s", "from_good") end,
+                 "the good peer and the server synced both ways")
+    os.execute("kill -INT " .. gpid)
+    local glines = wait_for_line(gout, 2)
+    assert.is_true(wait_exit(gpid), slurp(gerr))
+    local greport = cjson.decode(glines[2])
+    assert.equal("SIGINT", greport.stopped_by)
+    assert.is_true(greport.stats.weights_received >= 1)
+    os.execute("kill -INT " .. pid)
+    os.execute("kill -INT " .. xpid)
     wait_for_line(xout, 2)
     assert.is_true(wait_exit(xpid))
-    os.execute("kill -INT " .. pid)
     local lines = wait_for_line(outf, 2)
     assert.is_true(wait_exit(pid))
     local report = cjson.decode(lines[2])

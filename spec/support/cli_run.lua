@@ -36,6 +36,27 @@ function M.run(...)
   return code, out, M.slurp(errfile) or ""
 end
 
+-- Starts `synaptic ARGS...` in the background (stderr to errpath): a
+-- handle on its stdout, whose first line is the process id, and the pid.
+function M.spawn(errpath, ...)
+  local words = {}
+  for i, a in ipairs { ... } do words[i] = q(a) end
+  local cmd = "echo $$; " .. ENV .. "exec " .. q(BIN) .. " " .. table.concat(words, " ") .. " 2>" .. q(errpath)
+  local p = io.popen("sh -c " .. q(cmd))
+  return p, p:read("l")
+end
+
+-- Polls cond every 50 ms until it holds; fails naming what after 30 s (a
+-- bound for a hung peer, not a wait: a passing run ends at the first
+-- poll that sees it).
+function M.wait_until(cond, what)
+  for _ = 1, 600 do
+    if cond() then return end
+    os.execute("sleep 0.05")
+  end
+  error("timed out waiting until " .. what)
+end
+
 function M.lines(s)
   local t = {}
   for l in s:gmatch("[^\n]+") do t[#t + 1] = l end
