@@ -11,6 +11,7 @@ sn_batch *sn_batch_new(sn_store *s)
     sn_batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->s = s;
+    b->hooks = s->hooks;
     b->wb = rocksdb_writebatch_create();
     return b;
 }
@@ -19,7 +20,7 @@ void sn_batch_free(sn_batch *b)
 {
     if (!b) return;
     for (int i = 0; i < 2; i++)
-        if (b->s->hooks->freed[i]) b->s->hooks->freed[i](b);
+        if (b->hooks->freed[i]) b->hooks->freed[i](b);
     while (b->pending) {
         sn_pending *n = b->pending->next;
         free(b->pending->writes);
@@ -37,7 +38,7 @@ int sn_batch_commit(sn_batch *b, sn_err *e)
     if (rc) return rc;
     char *err = NULL;
     uint64_t saved_seq;
-    const sn_batch_hooks *h = b->s->hooks;
+    const sn_batch_hooks *h = b->hooks;
     h->precommit(b, &saved_seq);
     rocksdb_write(b->s->db, b->s->wopts, b->wb, &err);
     h->committed(b, !err);

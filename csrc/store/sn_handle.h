@@ -71,6 +71,7 @@ typedef struct sn_pending {
 
 struct sn_batch {
     sn_store *s;
+    const sn_batch_hooks *hooks;  /* the store's, copied: a batch may be freed after its store */
     rocksdb_writebatch_t *wb;
     sn_pending *pending;
     int has_checkpoint;    /* a checkpoint was created in this batch */
