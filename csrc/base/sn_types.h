@@ -30,6 +30,15 @@ enum {
     SN_ENOMEM
 };
 
+/* What a walk's callback returns to end the walk early when nothing went
+ * wrong. Not an SN_* status: the walk's owner turns it back into SN_OK
+ * before any caller sees it, and the range keeps the two apart. */
+typedef enum sn_stop {
+    SN_STOP_FOUND = 1000,       /* a history walk found what it sought (sn_history.c) */
+    SN_STOP_CANCELLED = 3001,   /* verify's progress callback asked to stop (sn_verify.c) */
+} sn_stop;
+_Static_assert((int)SN_STOP_FOUND > (int)SN_ENOMEM, "stop codes must not collide with SN_* statuses");
+
 typedef struct sn_err {
     int code;
     char msg[512];

@@ -136,7 +136,7 @@ static int v1_identity(sn_store *s, const sn_value *pin, sn_ident *id, int *foun
     sn_put_be(k + lklen, (uint64_t)sn_map_get(pin, "version")->u.i, 8);
     sn_buf v;
     *found = 0;
-    int rc = sn_repl_get(s, CF_WEIGHTS, k, lklen + 8, &v, e);
+    int rc = sn_get_copy(s, CF_WEIGHTS, k, lklen + 8, &v, e);
     if (rc == SN_NOTFOUND) return SN_OK;
     if (rc) return rc;
     sn_head h;
@@ -216,7 +216,7 @@ static int rewrite_log_entry(sn_store *s, sn_batch *b, const old_write *w, const
                              size_t nklen, const sn_ident *parent, uint32_t depth, sn_err *e)
 {
     sn_buf v;
-    int rc = sn_repl_get(s, CF_DEFAULT, w->key, w->klen, &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, w->key, w->klen, &v, e);
     if (rc) return rc;
     sn_entry en;
     rc = sn_entry_decode(v.data, v.len, &en, e);
@@ -259,7 +259,7 @@ static int upgrade_layer(sn_store *s, const old_write *w, size_t n, sn_err *e)
         size_t nklen = sn_wkey_id(nkey, lk, lklen, &h.id);
         if (w[i].cf >= 0) {   /* the record: moved under its identity */
             sn_buf v;
-            rc = sn_repl_get(s, w[i].cf, w[i].key, w[i].klen, &v, e);
+            rc = sn_get_copy(s, w[i].cf, w[i].key, w[i].klen, &v, e);
             if (!rc) {
                 rocksdb_writebatch_put_cf(b->wb, s->cf[CF_WEIGHTS], (const char *)nkey, nklen,
                                           (const char *)v.data, v.len);

@@ -34,14 +34,14 @@ struct sn_store {
      * CRC32 already covers it end to end, and Debian's build computes the
      * blob files' CRC32c in software, which cost most of a get. verify()
      * still has RocksDB check everything. */
-    rocksdb_readoptions_t *wropts;
+    rocksdb_readoptions_t *weights_read_opts;
     char *path;
     char origin[37];
     sn_store_opts opts;
     uint64_t last_hlc;
     uint64_t metric_seq;
     uint64_t repl_seq;            /* last replication log seq of this origin */
-    sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal.c) */
+    sn_wal_damage *recovery;      /* what a recover open dropped (sn_wal_damage.c) */
     char *view;                   /* a read-only handle's view beside a writer (sn_view.c) */
     uint64_t weights_epoch;       /* commits that changed a layer's current write (in memory) */
     struct sn_ranks *ranks;       /* history walks' results (sn_rank.c), or NULL */

@@ -41,7 +41,7 @@ int sn_hist_get(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ide
 {
     unsigned char k[SN_HIST_KEY_MAX];
     sn_buf v;
-    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_hist_key(k, TAG_HISTORY, lk, lklen, id), &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, k, sn_hist_key(k, TAG_HISTORY, lk, lklen, id), &v, e);
     if (rc) return rc;
     rc = sn_hist_decode(v.data, v.len, h, e);
     free(v.data);
@@ -139,7 +139,7 @@ int sn_current_get(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident 
 {
     unsigned char k[SN_HIST_KEY_MAX];
     sn_buf v;
-    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, k, sn_hist_key(k, TAG_CURRENT, lk, lklen, NULL), &v, e);
     if (rc) return rc;
     rc = v.len == SN_ID_LEN ? sn_ident_get(v.data, id, e)
                             : sn_fail(e, SN_ECORRUPT, "current-write marker is malformed");
@@ -188,7 +188,7 @@ int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn 
 }
 
 /* rank and nth stop the walk early with this (not an error) */
-#define FOUND 1000
+#define FOUND SN_STOP_FOUND
 
 /* want: the write to find, or v: the rank to find (0: none, a count);
  * total: how many entries the walk saw. */

@@ -77,7 +77,7 @@ static int load_heads(sn_store *s, int cf, const unsigned char *key, size_t klen
                       sn_err *e)
 {
     sn_buf cur;
-    int rc = sn_repl_get(s, cf, key, klen, &cur, e);
+    int rc = sn_get_copy(s, cf, key, klen, &cur, e);
     if (rc == SN_OK) {
         sn_head h;
         rc = sn_record_head(cur.data, cur.len, cf, &h, e);
@@ -268,7 +268,7 @@ static int logged_before(sn_store *s, const sn_entry *en, int *found, int *fill,
     unsigned char k[LOG_KEY_LEN];
     sn_buf v;
     *found = *fill = *collision = 0;
-    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, k, sn_log_key(k, en->origin, en->seq), &v, e);
     if (rc == SN_NOTFOUND) return SN_OK;
     if (rc) return rc;
     *found = 1;
@@ -308,7 +308,7 @@ int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, s
         x->seq = sn_get_be(k + 2 + SN_ORIGIN_LEN, 8);
         unsigned char lk[LOG_KEY_LEN];
         sn_buf v;
-        rc = sn_repl_get(s, CF_DEFAULT, lk, sn_log_key(lk, x->origin, x->seq), &v, e);
+        rc = sn_get_copy(s, CF_DEFAULT, lk, sn_log_key(lk, x->origin, x->seq), &v, e);
         if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
         sn_entry en;
         if (!rc) {
@@ -324,7 +324,7 @@ int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *e
 {
     unsigned char k[LOG_KEY_LEN];
     sn_buf v;
-    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, origin, seq), &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, k, sn_log_key(k, origin, seq), &v, e);
     if (rc) return rc;
     rc = sn_entry_decode(v.data, v.len, en, e);
     free(v.data);

@@ -110,7 +110,7 @@ int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t lay
     for (size_t i = 0; !rc && i < nh; i++) {
         if (sn_same_ident(&heads[i], &cur)) continue;
         sn_buf v;
-        rc = sn_repl_get(s, CF_WEIGHTS, key, sn_wkey_id(key, lk, lklen, &heads[i]), &v, e);
+        rc = sn_get_copy(s, CF_WEIGHTS, key, sn_wkey_id(key, lk, lklen, &heads[i]), &v, e);
         if (rc == SN_NOTFOUND) { rc = SN_OK; continue; }
         if (!rc) rc = push_conflict(a, out, n, &cap, e);
         if (!rc) {

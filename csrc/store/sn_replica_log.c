@@ -241,7 +241,7 @@ int sn_record_head(const unsigned char *bytes, size_t len, int cf, sn_head *h, s
 static int find_record(sn_store *s, int cf, const unsigned char *key, size_t klen,
                        const sn_ident *id, sn_buf *out, sn_err *e)
 {
-    int rc = sn_repl_get(s, cf, key, klen, out, e);
+    int rc = sn_get_copy(s, cf, key, klen, out, e);
     if (rc == SN_OK) {
         sn_head h;
         sn_err ignored;
@@ -253,7 +253,7 @@ static int find_record(sn_store *s, int cf, const unsigned char *key, size_t kle
         return rc;
     }
     unsigned char k[IDKEY_MAX];
-    return sn_repl_get(s, CF_DEFAULT, k, sn_ident_key(k, TAG_CONFLICT, cf, key, klen, id), out, e);
+    return sn_get_copy(s, CF_DEFAULT, k, sn_ident_key(k, TAG_CONFLICT, cf, key, klen, id), out, e);
 }
 
 int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en, sn_buf *bytes,
@@ -263,7 +263,7 @@ int sn_replica_read(sn_store *s, const char *origin, uint64_t seq, sn_entry *en,
     bytes->len = 0;
     unsigned char k[LOG_KEY_LEN];
     sn_buf v;
-    int rc = sn_repl_get(s, CF_DEFAULT, k, sn_log_key(k, origin, seq), &v, e);
+    int rc = sn_get_copy(s, CF_DEFAULT, k, sn_log_key(k, origin, seq), &v, e);
     if (rc) return rc;
     rc = sn_entry_decode((const char *)v.data, v.len, en, e);
     free(v.data);

@@ -114,8 +114,8 @@ int sn_vlist_finish(sn_vlist *l, sn_arena *a, sn_value *out, sn_err *e)
 }
 
 /* Copy of the value at key, or SN_NOTFOUND. */
-int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
-                    sn_err *e)
+int sn_get_copy(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
+                sn_err *e)
 {
     char *err = NULL;
     out->data = NULL;

@@ -37,7 +37,7 @@ SN_HIDDEN int sn_check_writable(sn_store *s, sn_err *e);
 SN_HIDDEN int sn_problem_value(sn_arena *a, const char *where, const char *error, int64_t backup,
                                sn_value *out, sn_err *e);
 /* A malloc'd copy of the value at key, or SN_NOTFOUND. */
-SN_HIDDEN int sn_repl_get(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
+SN_HIDDEN int sn_get_copy(sn_store *s, int cf, const unsigned char *k, size_t klen, sn_buf *out,
                           sn_err *e);
 
 #endif

@@ -130,8 +130,8 @@ static int make_options(sn_store *s, sn_err *e)
     rocksdb_writeoptions_set_sync(s->wopts, (unsigned char)(o->sync_writes != 0));
     s->ropts = rocksdb_readoptions_create();
     rocksdb_readoptions_set_verify_checksums(s->ropts, 1);
-    s->wropts = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_verify_checksums(s->wropts, 0);
+    s->weights_read_opts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(s->weights_read_opts, 0);
     return SN_OK;
 }
 
@@ -302,7 +302,7 @@ void sn_store_close(sn_store *s)
     if (s->cache) rocksdb_cache_destroy(s->cache);
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
-    if (s->wropts) rocksdb_readoptions_destroy(s->wropts);
+    if (s->weights_read_opts) rocksdb_readoptions_destroy(s->weights_read_opts);
     if (s->recovery) sn_wal_damage_free(s->recovery);
     free(s->recovery);
     sn_codec_ctx_free(s->codec);

@@ -199,7 +199,7 @@ static int check_value(verifier *v, int cf, const unsigned char *k, size_t klen,
 }
 
 /* what verify_record returns to stop the scan when the progress callback asks */
-#define STOPPED 3001
+#define STOPPED SN_STOP_CANCELLED
 
 static int verify_record(void *ctx, int cf, const unsigned char *k, size_t klen, const char *val,
                          size_t vlen, sn_err *e)

@@ -4,7 +4,7 @@
  * blocks of checksummed fragments), the MANIFEST's version edits
  * (db/version_edit.h) and write batches (db/write_batch.cc), all stable on
  * disk since RocksDB 6. Only the store's open path uses this (sn_store.c,
- * sn_wal.c, sn_wal_log.c). */
+ * sn_wal_damage.c, sn_log_format.c). */
 #ifndef SN_WAL_H
 #define SN_WAL_H
 
@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-/* ---- the log format (sn_wal_log.c) ------------------------------------ */
+/* ---- the log format (sn_log_format.c) ------------------------------------ */
 #define SN_LOG_BLOCK 32768
 
 typedef struct sn_logr {
@@ -45,9 +45,9 @@ SN_HIDDEN uint32_t sn_crc32c(uint32_t crc, const void *p, size_t n);
 /* ---- write batches ----------------------------------------------------- */
 /* Calls fn for each put or delete of a WAL record (a write batch); stops
  * quietly at anything it does not know. */
-typedef void (*sn_batch_entry_fn)(void *ctx, uint32_t cf_id, const unsigned char *k, size_t klen,
+typedef void (*sn_wal_batch_entry_fn)(void *ctx, uint32_t cf_id, const unsigned char *k, size_t klen,
                                   int is_delete);
-SN_HIDDEN void sn_batch_entries(const unsigned char *p, size_t n, sn_batch_entry_fn fn, void *ctx);
+SN_HIDDEN void sn_wal_batch_entries(const unsigned char *p, size_t n, sn_wal_batch_entry_fn fn, void *ctx);
 
 /* ---- blob files ------------------------------------------------------------ */
 /* Calls fn for every record of a blob file whose header passes its CRC
@@ -67,7 +67,7 @@ typedef struct sn_manifest {
  * CURRENT names. SN_ECORRUPT when it cannot be read this way. */
 SN_HIDDEN int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e);
 
-/* ---- checks on open (sn_wal.c) ------------------------------------------- */
+/* ---- checks on open (sn_wal_damage.c) ------------------------------------------- */
 /* Present in the store directory while a read-write handle has it open
  * (created after RocksDB's open, removed after its close): a store that
  * has it on open was not closed, so its newest WAL must still be there. */

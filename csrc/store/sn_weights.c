@@ -276,7 +276,7 @@ static int view_load(sn_store *s, const unsigned char *lk, size_t lklen, const s
     size_t klen = sn_wkey_id(key, lk, lklen, id);
     char *err = NULL;
     rocksdb_pinnableslice_t *p =
-        rocksdb_get_pinned_cf(s->db, s->wropts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
+        rocksdb_get_pinned_cf(s->db, s->weights_read_opts, s->cf[CF_WEIGHTS], (const char *)key, klen, &err);
     if (err) return sn_rocks_err(e, err, "reading neural_weights");
     if (!p) return SN_NOTFOUND;
     v->pin = p;

@@ -170,7 +170,7 @@ static void scan_file(const char *file, const char *base, const sn_manifest *m, 
     int dropped_whole = d->found;
     names_ctx ctx = { d, m };
     while (sn_logr_next(&r))
-        if (d->found || r.damaged) sn_batch_entries(r.rec, r.rlen, note_write, &ctx);
+        if (d->found || r.damaged) sn_wal_batch_entries(r.rec, r.rlen, note_write, &ctx);
     if (dropped_whole) {
         d->dropped_files++;
         d->dropped_bytes += r.size;

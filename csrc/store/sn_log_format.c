@@ -183,7 +183,7 @@ static void skip(cur *c, const char *shape)
 
 /* ---- write batches (db/write_batch.cc) ------------------------------------ */
 
-void sn_batch_entries(const unsigned char *p, size_t n, sn_batch_entry_fn fn, void *ctx)
+void sn_wal_batch_entries(const unsigned char *p, size_t n, sn_wal_batch_entry_fn fn, void *ctx)
 {
     if (n < 12) return;
     uint32_t count = le32(p + 8);
