@@ -32,4 +32,18 @@ describe("spec/README.md", function()
     table.sort(stale)
     assert.are.same({}, stale)
   end)
+
+  it("files each spec under the band its number belongs to", function()
+    local band
+    for line in helpers.read_file("spec/README.md"):gmatch("[^\n]+") do
+      local lo, hi = line:match("^## .*%((%d+)%-(%d*)%)$")
+      if lo then band = { tonumber(lo), tonumber(hi) or 99 } end
+      local n = line:match("^%- `(%d+)%-[%w_]+_spec%.lua`")
+      if n then
+        n = tonumber(n)
+        assert.is_truthy(band, line)
+        assert.is_true(n >= band[1] and n <= band[2], line .. " is outside its band")
+      end
+    end
+  end)
 end)

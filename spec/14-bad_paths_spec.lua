@@ -1,6 +1,6 @@
 -- Bad paths: open on a file, below a missing or unwritable path, an
 -- empty directory: a clear error, and nothing on disk changed (split from
--- 04-bad_input_spec).
+-- 12-bad_input_spec).
 local synaptic = require "synaptic"
 local helpers = require "helpers"
 local read_file, write_file, listdir = helpers.read_file, helpers.write_file, helpers.listdir

@@ -1,6 +1,6 @@
 -- The `synaptic` command: every command through the real bin/synaptic in a
 -- subprocess (exit codes, stdout/stderr, --json), and cli.run() in-process.
--- The safetensors module: 21-safetensors_spec. Export and import: 22-cli_transfer_spec.
+-- The safetensors module: 81-safetensors_spec. Export and import: 82-cli_transfer_spec.
 local synaptic = require "synaptic"
 local cjson = require "cjson"
 local cli = require "synaptic.cli"

@@ -1,4 +1,4 @@
--- Child process for 48-read_beside_writer_spec.lua:
+-- Child process for 16-read_beside_writer_spec.lua:
 --   lua5.4 spec/support/busy_writer.lua DBPATH SECONDS
 -- writes weights (blob-sized and small), configs, state and metrics and
 -- compacts every few rounds, until SECONDS pass or it is killed. Prints its

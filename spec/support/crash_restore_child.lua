@@ -1,4 +1,4 @@
--- Child process for 49-crash_restore_salvage_spec.lua: runs one restore or
+-- Child process for 39-crash_restore_salvage_spec.lua: runs one restore or
 -- one salvage, to be SIGKILLed part-way through.
 --
 --   lua5.4 spec/support/crash_restore_child.lua restore BACKUP_DIR TARGET

@@ -1,4 +1,4 @@
--- Child process for the crash test in 05-durability_spec.lua.
+-- Child process for the crash test in 30-durability_spec.lua.
 --
 --   lua5.4 spec/support/crash_writer.lua DBPATH [START [SYNC]]
 --

@@ -1,5 +1,5 @@
 -- A small store with every kind of record, and ways to damage its files,
--- for 44-damage_report_spec.lua and 45-salvage_spec.lua.
+-- for 35-damage_report_spec.lua and 36-salvage_spec.lua.
 local synaptic = require "synaptic"
 local helpers = require "helpers"
 

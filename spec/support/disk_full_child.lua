@@ -1,4 +1,4 @@
--- Child process for 46-disk_full_spec.lua, so that an abort inside RocksDB
+-- Child process for 37-disk_full_spec.lua, so that an abort inside RocksDB
 -- shows up as a failed exit status instead of killing busted.
 --
 --   lua5.4 spec/support/disk_full_child.lua MODE DBPATH [FILLER]

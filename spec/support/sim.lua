@@ -1,7 +1,7 @@
 -- A network simulator for transport-free sync engines: N stores, each with
 -- its engine, exchanging messages through a lossy, duplicating, reordering
 -- network that can be partitioned. Time is virtual (engine:tick(t)); the
--- simulator carries every byte itself. Used by spec/31 and bench/sync_bench.
+-- simulator carries every byte itself. Used by spec/41 and bench/sync_bench.
 local synaptic = require "synaptic"
 
 local sim = {}

@@ -1,4 +1,4 @@
--- Child process for 47-wal_damage_spec.lua:
+-- Child process for 38-wal_damage_spec.lua:
 --   lua5.4 spec/support/wal_writer.lua DBPATH N
 -- writes state k1..kN (M.value(i)) and exits without closing the store, as
 -- a killed process would: the writes are in the WAL only.
