@@ -49,7 +49,7 @@ describe("codec state reused across records", function()
     local bad = cb:sub(1, at + 11) .. string.char(cb:byte(at + 12) ~ 0x10) .. cb:sub(at + 13)
     local ok, err = synaptic.decompress("shuffle", bad, #big * 4)
     assert.is_nil(ok)
-    assert.is_string(err)
+    assert.matches("^shuffle lane %d+: zstd frame is malformed: ", err)
     assert.equal(small:tobytes(), synaptic.decompress("shuffle", cs, #small * 4))
     assert.equal(big:tobytes(), synaptic.decompress("shuffle", cb, #big * 4))
     for _, codec in ipairs(synaptic.codecs()) do
