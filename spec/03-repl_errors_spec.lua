@@ -5,7 +5,7 @@ local synaptic = require "synaptic"
 local helpers = require "helpers"
 
 -- An error raised by f, positioned at this file.
-local HERE = "43%-repl_errors_spec%.lua:%d+: "
+local HERE = "03%-repl_errors_spec%.lua:%d+: "
 
 local function error_of(f)
   local ok, err = pcall(f)

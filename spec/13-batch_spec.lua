@@ -94,7 +94,7 @@ describe("batch", function()
       end)
     end)
     assert.is_false(ok)
-    assert.matches("07%-batch_spec%.lua:%d+: failed here$", err)
+    assert.matches("13%-batch_spec%.lua:%d+: failed here$", err)
     untouched()
   end)
 
