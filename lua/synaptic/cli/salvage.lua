@@ -1,5 +1,6 @@
 --- salvage: copy what is still readable of a damaged store into a new one.
 local synaptic = require "synaptic"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -44,4 +45,16 @@ function commands.salvage(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("salvage", "Copy every readable record of a damaged store into a new store OUT; "
+    .. "names what was lost; exit 1 if anything was.")
+  arguments.store_arg(c) c:argument("out", "Path of the new store (must not exist).") arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -6,6 +6,7 @@
 -- tensors, converted to F32.
 local synaptic = require "synaptic"
 local safetensors = require "synaptic.safetensors"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -13,6 +14,23 @@ local check, fail = common.check, common.fail
 local array, out = output.array, output.out
 
 local commands = {}
+
+-- "fc1=1,fc2=2" -> { fc1 = 1, fc2 = 2 }: names unique, layers unique
+-- non-negative integers.
+local function layer_map(s)
+  local map, used = {}, {}
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local name, layer = item:match("^%s*(.-)%s*=%s*(%d+)%s*$")
+    layer = layer and math.tointeger(tonumber(layer))
+    if not name or name == "" or not layer then
+      return nil, ("--map entries are name=layer, got '%s'"):format(item)
+    end
+    if map[name] then return nil, ("--map names '%s' twice"):format(name) end
+    if used[layer] then return nil, ("--map gives layer %d twice"):format(layer) end
+    map[name], used[layer] = layer, true
+  end
+  return map
+end
 
 -- Which version of each layer to export: layer -> version, or nil for each
 -- layer's --version N or latest.
@@ -246,4 +264,27 @@ function commands.import(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("export", "Write an expert's weights to a safetensors file.")
+  arguments.store_arg(c) c:argument("expert", "Expert id.") c:argument("file", "safetensors file to write.")
+  c:mutex(
+    c:option("--version", "Export this version of every layer (default: the latest).")
+      :argname("<n>"):convert(arguments.positive_integer("--version")),
+    c:option("--checkpoint", "Export the versions this checkpoint pins."):argname("<id>"))
+  arguments.json_flag(c)
+
+  c = p:command("import", "Read a safetensors file's weights and biases (F32, F16, BF16 or F64) as new versions.")
+  arguments.store_arg(c) c:argument("expert", "Expert id to import into.") c:argument("file", "safetensors file to read.")
+  c:flag("--create", "Create the store if it does not exist.")
+  c:option("--map", "Layer of each tensor group, e.g. fc1=1,fc2=2 (default: layer<N> names, else name order)."):argname("<name=layer,...>")
+    :convert(layer_map)
+  arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M
