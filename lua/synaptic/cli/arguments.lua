@@ -11,7 +11,7 @@ local arguments = {}
 
 -- The command modules under synaptic.cli, in the order --help lists them.
 arguments.MODULES = {
-  "inspect", "metrics", "maintain", "backups", "salvage", "transfer", "serve", "keygen", "report", "demo",
+  "inspect", "dump", "metrics", "maintain", "checkpoint", "backups", "salvage", "transfer", "serve", "keygen", "report", "demo",
 }
 
 function arguments.positive_integer(what)
