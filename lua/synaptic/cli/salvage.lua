@@ -38,9 +38,15 @@ function commands.salvage(args)
     for _, u in ipairs(unreadable) do out("unreadable: %s: %s", u.where, one_line(u.error)) end
     for _, l in ipairs(lost) do out("lost: %s: %s", l.where, one_line(l.error)) end
   end
-  if not ok then
+  -- the exit code says whether records were lost: an unreadable stretch
+  -- whose records were all recovered (from the blob files) lost nothing
+  if #lost > 0 then
     fail("salvage: %d record%s lost, %d unreadable stretch%s (the rest is in %s)", #lost,
          #lost == 1 and "" or "s", #unreadable, #unreadable == 1 and "" or "es", args.out)
+  end
+  if not ok and not args.json then
+    out("0 records lost%s", #unreadable > 0 and (": every record of the %d unreadable stretch%s was recovered")
+        :format(#unreadable, #unreadable == 1 and "" or "es") or " (a repaired copy was read)")
   end
   return 0
 end

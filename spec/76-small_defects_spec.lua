@@ -1,0 +1,128 @@
+-- Smaller defects met by a new user (issue 20): get_weights' version 0 and
+-- its argument errors, RocksDB's run-together sstable message, verify and
+-- salvage on a truncated blob file, import into an expert without a config,
+-- the report's timeline for one checkpoint, and put_state(key, nil)
+-- replicating as a deletion.
+local synaptic = require "synaptic"
+local cjson = require "cjson"
+local helpers = require "helpers"
+local C = require "cli_run"
+
+local run, assert_fails = C.run, C.assert_fails
+
+local function truncate(file, by)
+  local d = helpers.read_file(file)
+  helpers.write_file(file, d:sub(1, #d - by))
+end
+
+local function files(dir, pattern)
+  local t = {}
+  for _, n in ipairs(helpers.listdir(dir)) do
+    if n:match(pattern) then t[#t + 1] = n end
+  end
+  table.sort(t)
+  return t
+end
+
+describe("small defects", function()
+  teardown(function() helpers.cleanup() end)
+
+  it("get_weights: version 0 is absent; a fractional version raises naming get_weights", function()
+    local s <close> = assert(synaptic.open(helpers.tmpdir("d76") .. "/db"))
+    s:put_weights("e", 1, { 1, 2 }, {})
+    assert.is_nil(s:get_weights("e", 1, 0))
+    assert.same({ 1, 2 }, s:get_weights("e", 1, 1):totable())
+    local ok, err = pcall(s.get_weights, s, "e", 1, 1.5)
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'get_weights' %(version must be an integer, got a fraction%)", err)
+    ok, err = pcall(s.get_weights, s, "e", 1, "2")
+    assert.matches("bad argument #3 to 'get_weights' %(version must be an integer, got string%)", err)
+    ok, err = pcall(s.get_weights, s, "e", 1, -1)
+    assert.matches("bad argument #3 to 'get_weights' %(version must not be negative%)", err)
+  end)
+
+  it("a table file too short for an sstable is named apart from the message", function()
+    local dir = helpers.tmpdir("d76") .. "/db"
+    do
+      local s <close> = assert(synaptic.open(dir))
+      s:put_state("k", "v")
+      assert(s:compact())
+    end
+    local sst = files(dir, "%.sst$")[1]
+    helpers.write_file(dir .. "/" .. sst, "0123456789")
+    local s, err = synaptic.open(dir)
+    assert.is_nil(s)
+    assert.matches("to be an sstable: " .. (dir .. "/" .. sst):gsub("%p", "%%%0"), err)
+  end)
+
+  describe("a blob file cut short by 10 bytes", function()
+    local dir, blob
+
+    setup(function()
+      dir = helpers.tmpdir("d76blob") .. "/db"
+      local s <close> = assert(synaptic.open(dir, { blob_files = true }))
+      for layer = 1, 5 do s:put_weights("e", layer, helpers.weights(3000, layer), {}) end
+      assert(s:compact())
+      s:close()
+      blob = files(dir, "%.blob$")[1]
+      truncate(dir .. "/" .. blob, 10)
+    end)
+
+    it("verify names the stretch once, then each lost record with the file", function()
+      local code, out, err = run("verify", dir, "--json")
+      assert.equal(1, code, err)
+      local r = cjson.decode(out)
+      local stretches, lost = 0, {}
+      for _, p in ipairs(r.problems) do
+        if p.where == "neural_weights" then
+          stretches = stretches + 1
+          assert.matches("^records between the start and the end are unreadable: Corruption: ", p.error)
+        else
+          lost[#lost + 1] = p.where:match("^neural_weights/e/layer (%d)/%x+@%d+$")
+          assert.matches("^lost: its value is in " .. blob:gsub("%p", "%%%0") .. ", which RocksDB cannot read %(", p.error)
+        end
+      end
+      assert.equal(1, stretches)
+      assert.same({ "1", "2", "3", "4", "5" }, lost)
+    end)
+
+    it("salvage recovers every record and exits 0, as it says", function()
+      local out_dir = helpers.tmpdir("d76salv") .. "/out"
+      local code, out, err = run("salvage", dir, out_dir)
+      assert.equal(0, code, err)
+      assert.matches("\n0 records lost: every record of the 1 unreadable stretch was recovered\n$", out)
+      local n = 0
+      for l in out:gmatch("unreadable: [^\n]+") do n = n + 1; assert.is_string(l) end
+      assert.equal(1, n)
+      local s <close> = assert(synaptic.open(out_dir, { read_only = true }))
+      for layer = 1, 5 do
+        assert.equal(helpers.f32(helpers.weights(3000, layer)[7]), s:get_weights("e", layer)[7])
+      end
+    end)
+  end)
+
+  it("import into an expert with no config keeps the stored shapes unless --force", function()
+    local root = helpers.tmpdir("d76imp")
+    local db = root .. "/db"
+    do
+      local s <close> = assert(synaptic.open(db))
+      s:put_weights("noconf", 1, helpers.weights(6, 1), helpers.weights(2, 2), { shape = { 2, 3 } })
+      s:put_weights("other", 1, helpers.weights(70, 3), helpers.weights(10, 4), { shape = { 10, 7 } })
+    end
+    assert.equal(0, (run("export", db, "other", root .. "/other.st")))
+    assert_fails(1, "^synaptic: layer 1 %(layer1%): weights %[10, 7%] and 10 biases differ from the stored "
+                 .. "layer's %[2, 3%] and 2; 'noconf' has no config to check against: use %-%-force",
+                 run("import", db, "noconf", root .. "/other.st"))
+    local s = assert(synaptic.open(db, { read_only = true }))
+    assert.equal(6, #s:get_weights("noconf", 1))
+    s:close()
+    -- matching shapes import; --force replaces
+    assert.equal(0, (run("import", db, "other", root .. "/other.st")))
+    local code, out = run("import", db, "noconf", root .. "/other.st", "--force")
+    assert.equal(0, code)
+    assert.matches("layer 1 v2", out)
+    s = assert(synaptic.open(db, { read_only = true }))
+    assert.same({ 10, 7 }, select(3, s:get_weights("noconf", 1)).shape)
+    s:close()
+  end)
+end)
