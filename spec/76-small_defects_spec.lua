@@ -125,4 +125,39 @@ describe("small defects", function()
     assert.same({ 10, 7 }, select(3, s:get_weights("noconf", 1)).shape)
     s:close()
   end)
+
+  it("put_state(key, nil) replicates as a deletion, either way", function()
+    local sim = require "sim"
+    local net = sim.new { n = 2, dir = helpers.tmpdir("d76sim"), degree = 0 }
+    finally(function() net:close() end)
+    local a, b = net.nodes[1].store, net.nodes[2].store
+    a:put_state("table", { x = 1 })      -- a table value: the old code looked for hlc/origin in it
+    a:put_state("plain", "v")
+    assert.truthy(net:run_until_agreed(200))
+    assert.same({ x = 1 }, b:get_state("table"))
+    assert.equal("v", b:get_state("plain"))
+    a:put_state("table", nil)            -- deleted where it was written
+    b:put_state("plain", nil)            -- deleted on the other node
+    assert.truthy(net:run_until_agreed(200))
+    assert.is_nil(a:get_state("table"))
+    assert.is_nil(b:get_state("table"))
+    assert.is_nil(a:get_state("plain"))
+    assert.is_nil(b:get_state("plain"))
+    assert.same({}, a:state_keys())
+    assert.same({}, b:state_keys())
+  end)
+
+  it("the report's timeline for one checkpoint spans an hour either side", function()
+    local report = require "synaptic.report"
+    local s <close> = assert(synaptic.open(helpers.tmpdir("d76rep") .. "/db"))
+    local id = assert(s:create_checkpoint { system_version = "1" })
+    local t = s:get_checkpoint(id).created_at
+    local html = assert(report.build(s))
+    local svg = html:match('<svg class="timeline".-</svg>')
+    local ticks = {}
+    for label in svg:gmatch('<text class="tick"[^>]*>([^<]*)</text>') do ticks[#ticks + 1] = label end
+    assert.equal(5, #ticks)
+    assert.equal(os.date("!%m-%d %H:%M", math.floor(t - 3600)), ticks[1])
+    assert.equal(os.date("!%m-%d %H:%M", math.floor(t + 3600)), ticks[5])
+  end)
 end)
