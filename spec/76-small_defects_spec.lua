@@ -160,4 +160,31 @@ describe("small defects", function()
     assert.equal(os.date("!%m-%d %H:%M", math.floor(t - 3600)), ticks[1])
     assert.equal(os.date("!%m-%d %H:%M", math.floor(t + 3600)), ticks[5])
   end)
+
+  describe("the LuaRocks build", function()
+    local function read(path) return assert(helpers.read_file(path)) end
+
+    it("the README's command is the one make rockcheck runs, from a source that is not local", function()
+      local flags = read("Makefile"):match("\nROCK_FLAGS%s*=%s*([^\n]+)")
+      assert.equal("--lua-version $(LUA_VERSION) make --deps-mode none", flags)
+      assert.truthy(read("README.md"):find(
+        "\nluarocks --lua-version 5.4 make --deps-mode none --local rockspec/synaptic-scm-1.rockspec\n", 1, true))
+      local url = read("rockspec/synaptic-scm-1.rockspec"):match('source%s*=%s*{%s*url%s*=%s*"([^"]+)"')
+      assert.matches("^git%+https://", url)
+      assert.matches("^luarocks$", read("Makefile"):match("DEB_PACKAGES %?=[^\n]*\n[^\n]*\n[^\n]*(luarocks)"))
+    end)
+
+    it("bin/synaptic finds its modules from inside a LuaRocks tree", function()
+      local tree = helpers.tmpdir("d76tree")
+      local bin = tree .. "/lib/luarocks/rocks-5.4/synaptic/scm-1/bin"
+      assert(os.execute(("mkdir -p %s %s/share/lua/5.4 %s/lib/lua/5.4/synaptic && cp bin/synaptic %s/ && "
+                         .. "cp -r lua/synaptic %s/share/lua/5.4/ && cp build/synaptic/core.so %s/lib/lua/5.4/synaptic/")
+                        :format(bin, tree, tree, bin, tree, tree)))
+      local p = io.popen(("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 lua5.4 %s/synaptic --version 2>&1")
+                         :format(bin))
+      local out = p:read("a")
+      p:close()
+      assert.equal("synaptic " .. synaptic.version .. "\n", out)
+    end)
+  end)
 end)
