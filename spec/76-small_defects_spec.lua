@@ -187,4 +187,35 @@ describe("small defects", function()
       assert.equal("synaptic " .. synaptic.version .. "\n", out)
     end)
   end)
+
+  describe("sync stats", function()
+    it("state and metric writes have their own counters", function()
+      local sim = require "sim"
+      local net = sim.new { n = 2, dir = helpers.tmpdir("d76cnt"), degree = 0 }
+      finally(function() net:close() end)
+      local a = net.nodes[1].store
+      a:put_state("k", 1)
+      a:record_metric("loss", 0.5, 10)
+      a:record_metric("loss", 0.25, 20)
+      assert.truthy(net:run_until_agreed(200))
+      local sa, sb = net.nodes[1].engine:stats(), net.nodes[2].engine:stats()
+      assert.equal(1, sa.states_sent)
+      assert.equal(2, sa.metrics_sent)
+      assert.equal(1, sb.states_received)
+      assert.equal(2, sb.metrics_received)
+      assert.equal(0, sb.checkpoints_received)   -- they were counted here before
+    end)
+
+    it("rt:stats() carries the node's sync stats", function()
+      local rt <close> = assert(synaptic.runtime(helpers.tmpdir("d76rt") .. "/db"))
+      assert.is_nil(rt:stats().sync)
+      assert(rt:enable_p2p_sync { node_id = "solo", listen = "tcp://127.0.0.1:0" })
+      local st = rt:stats()
+      assert.is_table(st.sync)
+      assert.equal(0, st.sync.states_received)
+      assert.same(rt:node():stats().weights_sent, st.sync.weights_sent)
+      assert.matches("\nsync: weights 0 sent / 0 received, configs 0 / 0, checkpoints 0 / 0, state 0 / 0, "
+                     .. "metrics 0 / 0, 0 conflicts, 0 rejected\n", tostring(st))
+    end)
+  end)
 end)

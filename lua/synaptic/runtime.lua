@@ -494,6 +494,14 @@ Stats.__tostring = function(s)
       :format(human(s.memory_usage), s.storage_stats.human_size, s.storage_stats.file_count,
               s.storage_stats.compression_ratio),
   }
+  local y = s.sync
+  if y then
+    lines[#lines + 1] = ("sync: weights %d sent / %d received, configs %d / %d, checkpoints %d / %d, "
+                         .. "state %d / %d, metrics %d / %d, %d conflicts, %d rejected")
+      :format(y.weights_sent, y.weights_received, y.configs_sent, y.configs_received, y.checkpoints_sent,
+              y.checkpoints_received, y.states_sent, y.states_received, y.metrics_sent, y.metrics_received,
+              y.conflicts, y.rejected)
+  end
   for _, name in ipairs(s.expert_order) do
     local e = s.experts[name]
     lines[#lines + 1] = ("  %-12s %7d activations  success %5.1f%%  %s")
@@ -514,6 +522,7 @@ function Runtime:stats()
     feedback = self.counters.feedback, experts = {}, expert_order = self.order,
   }, Stats)
   for _, e in ipairs(states) do s.experts[e.expert_id] = e end
+  if self.p2p_node then s.sync = self.p2p_node:stats() end
   return s
 end
 
