@@ -67,6 +67,14 @@ describe("command modules", function()
     assert.equal(2, code)
     assert.matches("%-%-times must be a positive integer, got 'x'", err)
   end)
+
+  it("--help after a subcommand's subcommand prints that one's help", function()
+    local code, out = capture { "backups", "purge", "--help" }
+    assert.equal(0, code)
+    assert.matches("^Usage: synaptic backups purge %[%-h%] %-%-keep <n>", out)
+    code, out = capture { "checkpoint", "--help" }
+    assert.matches("^Usage: synaptic checkpoint %[%-h%] <command> ...", out)
+  end)
 end)
 
 describe("inspection from the shell", function()

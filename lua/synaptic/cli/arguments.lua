@@ -57,21 +57,19 @@ function arguments.parser()
 end
 
 -- argparse's own --help prints and calls os.exit; run() must return instead,
--- so -h/--help is found here first: the help text of the command it follows,
--- or the program's; nil when help was not asked for.
+-- so -h/--help is found here first: the help text of the (sub)command it
+-- follows ("backups purge --help"), or the program's; nil when help was
+-- not asked for.
 function arguments.help_request(parser, argv)
-  local command
+  local node = parser
   for _, a in ipairs(argv) do
     if a == "--" then break end
-    if a == "-h" or a == "--help" then
-      if command then
-        for _, c in ipairs(parser._commands) do
-          if c._name == command then return c:get_help() end
-        end
+    if a == "-h" or a == "--help" then return node:get_help() end
+    if a:sub(1, 1) ~= "-" then
+      for _, c in ipairs(node._commands or {}) do
+        if c._name == a then node = c break end
       end
-      return parser:get_help()
     end
-    if not command and a:sub(1, 1) ~= "-" then command = a end
   end
   return nil
 end
