@@ -1,8 +1,10 @@
 rockspec_format = "3.0"
 package = "synaptic"
 version = "scm-1"
+-- `luarocks make` builds the checkout it is run in; the url is where the
+-- sources live for `luarocks install` and `luarocks pack`.
 source = {
-   url = "git+file:///work/main",
+   url = "git+https://github.com/synaptic-mesh/synaptic.git",
 }
 description = {
    summary = "Persistent, synchronised memory for a mesh of neural micro-experts",

@@ -203,10 +203,13 @@ print(json.dumps({"numpy": numpy is not None, "meta": meta, "tensors": out}))
         { "a truncated file", function() return good:sub(1, #good - 5) end, "out of range" },
         { "a truncated header", function() return good:sub(1, 40) end, "header length" },
         { "a header length past the end", function()
-            return string.pack("<I8", 1 << 40) .. good:sub(9) end, "header length" },
+            return string.pack("<I8", 1 << 30) .. good:sub(9) end, "header length 1073741824 does not fit" },
+        { "garbage for a header length", function()
+            return string.pack("<I8", 1 << 40) .. good:sub(9) end, "not a safetensors file" },
         { "a negative header length", function()
-            return string.pack("<i8", -8) .. good:sub(9) end, "header length" },
-        { "a zero header length", function() return string.pack("<I8", 0) .. good:sub(9) end, "header length" },
+            return string.pack("<i8", -8) .. good:sub(9) end, "not a safetensors file" },
+        { "a zero header length", function() return string.pack("<I8", 0) .. good:sub(9) end,
+          "not a safetensors file" },
         { "bad JSON", function()
             return forge('{"layer1.weight": {"dtype": "F32", ', FOUR) end, "not valid JSON" },
         { "a JSON array header", function() return forge('[1, 2]  ', "") end, "not a JSON object" },

@@ -81,6 +81,8 @@ static const sn_field checkpoint_fields[] = {
     F("hlc", SN_F_UINT, 0),
     F("origin", SN_F_STR, 0),
     LIST_OF("pins", sn_schema_pin, 0),
+    /* the training step it was saved at (optional: older checkpoints have none) */
+    F("step", SN_F_UINT, 0),
 };
 SCHEMA(sn_schema_checkpoint, "checkpoint", checkpoint_fields);
 

@@ -97,6 +97,8 @@ SN_HIDDEN void lsn_codec_register(lua_State *L);
 SN_HIDDEN int lsn_list_backups(lua_State *L);
 SN_HIDDEN int lsn_restore_backup(lua_State *L);
 SN_HIDDEN int lsn_verify_backup(lua_State *L);
+SN_HIDDEN int lsn_delete_backup(lua_State *L);
+SN_HIDDEN int lsn_purge_old_backups(lua_State *L);
 
 /* mlp (lsn_mlp.c): synaptic.mlp, features, cue_scores */
 struct sn_mlp;

@@ -185,6 +185,8 @@ int luaopen_synaptic_core(lua_State *L)
         { "list_backups", lsn_list_backups },
         { "restore_backup", lsn_restore_backup },
         { "verify_backup", lsn_verify_backup },
+        { "delete_backup", lsn_delete_backup },
+        { "purge_old_backups", lsn_purge_old_backups },
         { "salvage", l_salvage },
         { "compress", l_compress },
         { "decompress", l_decompress },

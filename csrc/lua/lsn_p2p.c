@@ -251,7 +251,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
 {
     sn_sync_stats st;
     sn_sync_get_stats(y, &st);
-    lua_createtable(L, 0, 24);
+    lua_createtable(L, 0, 28);
 #define S(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
     S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
     S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
@@ -259,6 +259,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(messages_received); S(duplicates); S(collisions); S(heartbeats_sent);
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
     S(chunk_sets_rejected); S(reassembly_bytes);
+    S(states_sent); S(states_received); S(metrics_sent); S(metrics_received);
 #undef S
     return 1;
 }

@@ -268,9 +268,17 @@ static int l_get_weights(lua_State *L)
                       "an identity needs an integer hlc and a string origin");
         hlc = lua_tointeger(L, -2);
         origin = lua_tolstring(L, -1, &olen);   /* kept alive on the stack below */
-    } else {
-        version = luaL_optinteger(L, 4, 0);
-        luaL_argcheck(L, version >= 0, 4, "version must not be negative");
+    } else if (!lua_isnoneornil(L, 4)) {
+        /* named here: luaL_argerror says '?' when the method is called as a
+         * plain function (pcall(store.get_weights, ...)); counted as a method */
+        int isint = 0;
+        version = lua_type(L, 4) == LUA_TNUMBER ? lua_tointegerx(L, 4, &isint) : 0;
+        if (!isint)
+            return luaL_error(L, "bad argument #3 to 'get_weights' (version must be an integer, got %s)",
+                              lua_type(L, 4) == LUA_TNUMBER ? "a fraction" : luaL_typename(L, 4));
+        if (version < 0)
+            return luaL_error(L, "bad argument #3 to 'get_weights' (version must not be negative)");
+        if (version == 0) { lua_pushnil(L); return 1; }   /* versions count from 1: none is 0 */
     }
     sn_store *s = lsn_store_pin(L, 1);
     sn_weights_view *v = lua_newuserdatauv(L, sizeof *v, 0);

@@ -188,3 +188,27 @@ int lsn_verify_backup(lua_State *L)
     int rc = sn_verify_backup(dir, id, a, &report, &ok, &e);
     return lsn_report_result(L, "verify_backup", rc, &e, ok, &report);
 }
+
+/* synaptic.delete_backup(dir, backup_id) -> true */
+int lsn_delete_backup(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, id >= 1 && id <= (lua_Integer)UINT32_MAX, 2, "backup id out of range");
+    sn_err e;
+    return lsn_done(L, "delete_backup", sn_delete_backup(dir, (uint32_t)id, &e), &e);
+}
+
+/* synaptic.purge_old_backups(dir, keep) -> number of backups deleted */
+int lsn_purge_old_backups(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lua_Integer keep = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, keep >= 0 && keep <= (lua_Integer)UINT32_MAX, 2, "keep must be >= 0");
+    uint32_t deleted = 0;
+    sn_err e;
+    int rc = sn_purge_old_backups(dir, (uint32_t)keep, &deleted, &e);
+    if (rc) return lsn_result(L, "purge_old_backups", rc, &e);
+    lua_pushinteger(L, (lua_Integer)deleted);
+    return 1;
+}

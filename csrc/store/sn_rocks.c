@@ -10,7 +10,15 @@ int sn_rocks_err(sn_err *e, char *err, const char *what)
 {
     /* copy, then free: RocksDB owns err and it may contain '%' */
     int code = strstr(err, "Corruption") ? SN_ECORRUPT : SN_EIO;
-    sn_fail(e, code, "%s: %s", what, err);
+    /* RocksDB 7.8 runs "... to be an sstable" into the file's path */
+    static const char glued[] = "to be an sstable";
+    char *at = strstr(err, glued);
+    if (at && at[sizeof glued - 1] && at[sizeof glued - 1] != ' ') {
+        at += sizeof glued - 1;
+        sn_fail(e, code, "%s: %.*s: %s", what, (int)(at - err), err, at);
+    } else {
+        sn_fail(e, code, "%s: %s", what, err);
+    }
     rocksdb_free(err);
     return code;
 }

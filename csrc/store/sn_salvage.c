@@ -50,6 +50,7 @@ typedef struct salvager {
     stretch *st;
     size_t nst, stcap;
     int in_stretch;
+    char stretch[1800];   /* the stretch being read again: met again, it is not news */
 } salvager;
 
 static int flush(salvager *g, sn_err *e)
@@ -120,11 +121,13 @@ static int copy_stretch(void *ctx, int cf, const unsigned char *after, size_t al
     salvager *g = ctx;
     char msg[1800];
     sn_stretch_text(cf, after, alen, next, nlen, error, msg, sizeof msg);
+    if (g->in_stretch && !strcmp(msg, g->stretch)) return SN_OK;
     int rc = note(g, &g->unreadable, sn_cf_names[cf], msg, e);
     if (!rc && !g->in_stretch) rc = keep_stretch(g, cf, after, alen, next, nlen, e);
     if (rc || g->in_stretch) return rc;
     sn_scan_cb cb = { g, copy_record, copy_stretch };
     g->in_stretch = 1;
+    snprintf(g->stretch, sizeof g->stretch, "%s", msg);
     rc = sn_scan_blob_stretch(g->src, cf, after, alen, next, nlen, error, &cb, e);
     g->in_stretch = 0;
     return rc;

@@ -40,4 +40,13 @@ SN_HIDDEN int sn_scan_blob_stretch(sn_store *s, int cf, const unsigned char *aft
                                    const unsigned char *next, size_t nlen, const char *error,
                                    const sn_scan_cb *cb, sn_err *e);
 
+/* For a stretch of weights lost to a blob file RocksDB cannot read: calls
+ * fn for every live record in (after, next) that a point read cannot
+ * return, with the blob file (name only) that holds it and RocksDB's error
+ * (sn_blob_lost.c). A NULL bound is open. */
+typedef void (*sn_blob_lost_fn)(void *ctx, const char *file, const unsigned char *k, size_t klen,
+                                const char *error);
+SN_HIDDEN int sn_blob_lost(sn_store *s, const unsigned char *after, size_t alen,
+                           const unsigned char *next, size_t nlen, sn_blob_lost_fn fn, void *ctx);
+
 #endif

@@ -21,9 +21,10 @@ int sn_put_state(sn_store *s, sn_batch *given, const char *key, size_t len,
     sn_arena a;
     sn_arena_init(&a);
     sn_value rec, old;
-    /* the value this write replaces is its causal predecessor (last writer
-     * wins by HLC across nodes; a concurrent loser is kept) */
-    int got = sn_get_state(s, key, len, &a, &old, e);   /* SN_OK: there is an old value */
+    /* the record this write replaces is its causal predecessor (last writer
+     * wins by HLC across nodes; a concurrent loser is kept): its identity is
+     * in the record's fields, never in the user's value */
+    int got = sn_get_record(s, CF_STATE, key, len, SN_REC_STATE, &a, &old, e);   /* SN_OK: there is one */
     rc = got == SN_NOTFOUND ? SN_OK : got;
     if (!rc) rc = sn_record_map(&sn_schema_state, &a, &rec, e);
     int del = !value || value->type == SN_NIL;

@@ -222,6 +222,11 @@ SN_HIDDEN int sn_restore_backup(const char *dir, const char *db_path, uint32_t i
  * bytes, problems (list of {backup=, where=, error=}); *ok = no problems. */
 SN_HIDDEN int sn_verify_backup(const char *dir, uint32_t id, sn_arena *a, sn_value *report,
                                int *ok, sn_err *e);
+/* Deletes backup id from dir, and the files only it used (sn_backup_prune.c;
+ * fails naming the id when there is no such backup). */
+SN_HIDDEN int sn_delete_backup(const char *dir, uint32_t id, sn_err *e);
+/* Deletes all but the newest keep backups in dir; *deleted: how many. */
+SN_HIDDEN int sn_purge_old_backups(const char *dir, uint32_t keep, uint32_t *deleted, sn_err *e);
 
 /* How many blob values (weight payloads) this thread has read, and their
  * bytes, since its first call (which starts the count): a test hook. */

@@ -42,6 +42,7 @@ typedef struct verifier {
     uint64_t total, reported;
     int stopped;
     int in_stretch;    /* reading a damaged stretch again, checksums off */
+    char stretch[1800];   /* the stretch being read again: met again, it is not news */
 } verifier;
 
 /* Every 256 records: often enough for a progress bar, rare enough to cost
@@ -214,6 +215,17 @@ static int verify_record(void *ctx, int cf, const unsigned char *k, size_t klen,
     return rc ? rc : tick(v, 0) ? STOPPED : SN_OK;
 }
 
+/* A record the walk could not reach, in a blob file RocksDB cannot read;
+ * one the walk met again with checksums off was named (or passed) there. */
+static void name_lost(void *ctx, const char *file, const unsigned char *k, size_t klen, const char *error)
+{
+    verifier *v = ctx;
+    if (keyset_find(&v->seen, k, klen) != 0) return;
+    char msg[1200];
+    snprintf(msg, sizeof msg, "lost: its value is in %s, which RocksDB cannot read (%s)", file, error);
+    problem(v, CF_WEIGHTS, k, klen, msg);
+}
+
 /* In a stretch of weights RocksDB could not read, each record is read
  * again without RocksDB's checksums: a record whose own CRC holds is
  * intact (the damage was elsewhere), one whose CRC fails is named. */
@@ -223,12 +235,16 @@ static int verify_stretch(void *ctx, int cf, const unsigned char *after, size_t 
     verifier *v = ctx;
     char msg[1800];
     sn_stretch_text(cf, after, alen, resume, rlen, error, msg, sizeof msg);
+    if (v->in_stretch && !strcmp(msg, v->stretch)) return SN_OK;
     int rc = problem(v, cf, NULL, 0, msg);
     if (rc || v->in_stretch) return rc;
     sn_scan_cb cb = { v, verify_record, verify_stretch };
     v->in_stretch = 1;
+    snprintf(v->stretch, sizeof v->stretch, "%s", msg);
     rc = sn_scan_blob_stretch(v->s, cf, after, alen, resume, rlen, error, &cb, e);
     v->in_stretch = 0;
+    if (!rc && cf == CF_WEIGHTS && strstr(error, "lob"))
+        rc = sn_blob_lost(v->s, after, alen, resume, rlen, name_lost, v);
     return rc;
 }
 
@@ -292,7 +308,7 @@ int sn_verify(sn_store *s, sn_arena *a, sn_value *report, int *ok,
               const sn_progress *progress, sn_err *e)
 {
     verifier v = { s, { 0 }, { 0 }, a, NULL, 0, 0, progress,
-                   progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0 };
+                   progress ? sn_estimate_records(s) : 0, UINT64_MAX, 0, 0, "" };
     int rc = verify_all(&v, report, ok, e);
     free(v.seen.bytes);
     free(v.seen.keys);

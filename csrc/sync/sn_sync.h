@@ -76,6 +76,7 @@ typedef struct sn_sync_stats {
     uint64_t chunk_sets_rejected;  /* inconsistent or forged: also counted in rejected */
     uint64_t reassembly_bytes;     /* reserved by chunk sets in flight now */
     uint64_t collisions;           /* two different records met under one (origin, seq) */
+    uint64_t states_sent, states_received, metrics_sent, metrics_received;
 } sn_sync_stats;
 
 /* The defaults: the one home of the values p2p.config fills in

@@ -122,6 +122,8 @@ void sn_count_sent(sn_sync *y, const sn_entry *en)
     if (en->cf == SN_ENTRY_CF_WEIGHTS) y->st.weights_sent++;
     else if (en->cf == SN_ENTRY_CF_CONFIG) y->st.configs_sent++;
     else if (en->cf == SN_ENTRY_CF_CHECKPOINTS) y->st.checkpoints_sent++;
+    else if (en->cf == SN_ENTRY_CF_STATE) y->st.states_sent++;
+    else if (en->cf == SN_ENTRY_CF_METRICS) y->st.metrics_sent++;
 }
 
 int sn_send_entries(sn_sync *y, const peer *p, unsigned type, builder *b, int more, sn_err *e)

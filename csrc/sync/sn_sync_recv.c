@@ -55,7 +55,9 @@ static void count_received(sn_sync *y, const sn_entry *en)
     if (en->kind != SN_KIND_PUT) return;
     if (en->cf == SN_ENTRY_CF_WEIGHTS) y->st.weights_received++;
     else if (en->cf == SN_ENTRY_CF_CONFIG) y->st.configs_received++;
-    else y->st.checkpoints_received++;
+    else if (en->cf == SN_ENTRY_CF_CHECKPOINTS) y->st.checkpoints_received++;
+    else if (en->cf == SN_ENTRY_CF_STATE) y->st.states_received++;
+    else if (en->cf == SN_ENTRY_CF_METRICS) y->st.metrics_received++;
 }
 
 /* A put's record checks: full decode and CRC, identity, clock offset. */

@@ -13,6 +13,8 @@ local synaptic = {
   list_backups = core.list_backups,
   restore_backup = core.restore_backup,
   verify_backup = core.verify_backup,
+  delete_backup = core.delete_backup,
+  purge_old_backups = core.purge_old_backups,
   salvage = core.salvage,
   now = core.now,
 }

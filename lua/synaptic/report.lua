@@ -93,6 +93,13 @@ local function padded(lo, hi)
   return lo - d, hi + d
 end
 
+-- The same for a time axis: one instant is shown with an hour either side
+-- (10 % of a Unix time is years).
+local function padded_time(t0, t1)
+  if t0 == t1 then return t0 - 3600, t1 + 3600 end
+  return padded(t0, t1)
+end
+
 ---------------------------------------------------------------------------
 -- Line chart: one <circle class="point"> per sample
 ---------------------------------------------------------------------------
@@ -158,7 +165,7 @@ function report.line_chart(points, attrs)
     x0, x1 = math.min(x0, p.timestamp), math.max(x1, p.timestamp)
     y0, y1 = math.min(y0, p.value), math.max(y1, p.value)
   end
-  x0, x1 = padded(x0, x1)
+  x0, x1 = padded_time(x0, x1)
   y0, y1 = padded(y0, y1)
   local function sx(t) return ML + (t - x0) / (x1 - x0) * (LW - ML - MR) end
   local function sy(v) return LH - MB - (v - y0) / (y1 - y0) * (LH - MT - MB) end
@@ -233,7 +240,7 @@ local function timeline(checkpoints)
   for _, c in ipairs(checkpoints) do
     t0, t1 = math.min(t0, c.created_at), math.max(t1, c.created_at)
   end
-  t0, t1 = padded(t0, t1)
+  t0, t1 = padded_time(t0, t1)
   local W, H, axis_y = LW, 124, 60
   local function sx(t) return ML + (t - t0) / (t1 - t0) * (W - ML - MR) end
   local out = { ('<svg class="timeline" viewBox="0 0 %d %d" width="%d" height="%d" role="img">'):format(W, H, W, H),

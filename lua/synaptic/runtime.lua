@@ -4,6 +4,7 @@
 -- store on an interval, on save_state and on close.
 local core = require "synaptic.core"
 local sync = require "synaptic.runtime_sync"
+local retention = require "synaptic.runtime_checkpoints"
 
 local M = {}
 
@@ -27,7 +28,7 @@ local TOP_K = 2
 local DEFAULTS = {
   auto_save_interval = 300, max_checkpoints = 10, compression_enabled = true,
   backup_enabled = true, sync_with_peers = false, seed = 42, clock = core.now,
-  keep_best = false, learning_rate = 0.1, max_weight_versions = 2,
+  keep_best = false, keep_every_hours = false, learning_rate = 0.1, max_weight_versions = 2,
 }
 
 local function check_config(config)
@@ -44,10 +45,11 @@ local function check_config(config)
     if k == "p2p" then
       if type(v) ~= "table" then error("runtime: p2p must be a table (a P2PSyncConfig)", 3) end
     elseif k == "keep_best" then
-      if v ~= false and (type(v) ~= "table" or type(v.metric) ~= "string"
-                         or math.type(v.n) ~= "integer" or v.n < 1) then
-        error("runtime: keep_best must be {metric = name, n = count >= 1}", 3)
-      end
+      local experts = {}
+      for _, e in ipairs(M.EXPERTS) do experts[e.name] = true end
+      v = retention.check_keep_best(v, experts, 4)
+    elseif k == "keep_every_hours" then
+      v = retention.check_keep_every_hours(v, 4)
     elseif type(v) ~= want then
       error(("runtime: config field '%s' must be a %s"):format(k, want), 3)
     end
@@ -378,57 +380,10 @@ local function measure(rt)
   }
 end
 
-local function metric_of(cp, metric)
-  local m = cp.metadata and cp.metadata[metric]
-  if m == nil and cp.global_metrics then m = cp.global_metrics[metric] end
-  return tonumber(m) or -math.huge
-end
-
--- Keep the newest max_checkpoints, plus the best keep_best.n by its metric.
-local function enforce_retention(rt)
-  local ids = assert(rt.store:list_checkpoints())
-  local keep = {}
-  for i = math.max(1, #ids - rt.config.max_checkpoints + 1), #ids do keep[ids[i]] = true end
-  local kb = rt.config.keep_best
-  if kb then
-    local scored = {}
-    for i, id in ipairs(ids) do
-      scored[i] = { id = id, score = metric_of(rt.store:get_checkpoint(id), kb.metric), i = i }
-    end
-    table.sort(scored, function(a, b)
-      if a.score ~= b.score then return a.score > b.score end
-      return a.i > b.i
-    end)
-    for i = 1, math.min(kb.n, #scored) do keep[scored[i].id] = true end
-  end
-  local deleted = 0
-  for _, id in ipairs(ids) do
-    if not keep[id] then
-      assert(rt.store:delete_checkpoint(id))
-      deleted = deleted + 1
-    end
-  end
-  return deleted
-end
-
-function Runtime:save_state(system_version)
-  check_open(self)
-  if system_version ~= nil and type(system_version) ~= "string" then
-    error("save_state: system_version must be a string", 2)
-  end
-  local ok, err = self:flush()
-  if not ok then return nil, err end
-  local states, global = measure(self)
-  local ctr = self.counters
-  local id, cerr = self.store:create_checkpoint {
-    system_version = system_version or core.version,
-    expert_states = states, global_metrics = global,
-    metadata = { success_rate = success_rate(ctr.correct, ctr.feedback), counters = ctr },
-  }
-  if not id then return nil, cerr end
-  enforce_retention(self)
-  return id
-end
+retention.install(Runtime, {
+  check_open = check_open, measure = measure,
+  success_rate = function(ctr) return success_rate(ctr.correct, ctr.feedback) end,
+})
 
 function Runtime:list_checkpoints()
   check_open(self)
@@ -438,7 +393,15 @@ end
 --- Make a checkpoint's weights current again, for all experts or those listed.
 function Runtime:restore_state(id, experts)
   check_open(self)
-  if type(id) ~= "string" then error("restore_state: id must be a string", 2) end
+  if math.type(id) == "integer" then
+    local list, lerr = retention.checkpoints(self.store)
+    if not list then return nil, lerr end
+    local found = retention.find_step(list, id)
+    if not found then return nil, ("no checkpoint for step %d"):format(id) end
+    id = found
+  elseif type(id) ~= "string" then
+    error("restore_state: expected a checkpoint id or a step", 2)
+  end
   local chosen
   if experts ~= nil then
     if type(experts) ~= "table" then error("restore_state: experts must be a list of names", 2) end
@@ -531,6 +494,14 @@ Stats.__tostring = function(s)
       :format(human(s.memory_usage), s.storage_stats.human_size, s.storage_stats.file_count,
               s.storage_stats.compression_ratio),
   }
+  local y = s.sync
+  if y then
+    lines[#lines + 1] = ("sync: weights %d sent / %d received, configs %d / %d, checkpoints %d / %d, "
+                         .. "state %d / %d, metrics %d / %d, %d conflicts, %d rejected")
+      :format(y.weights_sent, y.weights_received, y.configs_sent, y.configs_received, y.checkpoints_sent,
+              y.checkpoints_received, y.states_sent, y.states_received, y.metrics_sent, y.metrics_received,
+              y.conflicts, y.rejected)
+  end
   for _, name in ipairs(s.expert_order) do
     local e = s.experts[name]
     lines[#lines + 1] = ("  %-12s %7d activations  success %5.1f%%  %s")
@@ -551,6 +522,7 @@ function Runtime:stats()
     feedback = self.counters.feedback, experts = {}, expert_order = self.order,
   }, Stats)
   for _, e in ipairs(states) do s.experts[e.expert_id] = e end
+  if self.p2p_node then s.sync = self.p2p_node:stats() end
   return s
 end
 

@@ -131,7 +131,14 @@ local function parse_header(data)
     return nil, ("file too short for a safetensors header (%d bytes)"):format(#data)
   end
   local n = string.unpack("<i8", data)
-  if n <= 0 or n > #data - 8 then
+  -- a real header is a short JSON text: a length of zero or less, or of 4
+  -- GiB and more, means this is not a safetensors file at all, and the number
+  -- itself would only mislead
+  if n <= 0 or n >= 1 << 32 then
+    return nil, ("not a safetensors file: its first 8 bytes are not a header length (%s)")
+                :format((data:sub(1, 8):gsub(".", function(c) return ("%02x "):format(c:byte()) end):sub(1, -2)))
+  end
+  if n > #data - 8 then
     return nil, ("header length %d does not fit a %d-byte file"):format(n, #data)
   end
   if n > safetensors.MAX_HEADER then

@@ -75,4 +75,17 @@ function commands.demo(args)
   return code ~= 0 and code or common.EXIT_FAILURE
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("demo", "Run examples/persistence_demo.lua.")
+  c:argument("dir", "Where the demo keeps its store (default: a new temporary directory); it is replaced.")
+    :args("?")
+  c:flag("--force", "Let the demo replace DIR even if it holds other files.")
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

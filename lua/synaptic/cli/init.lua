@@ -3,22 +3,16 @@
 -- process exit code (0 ok, 1 failure, 2 usage error); it never calls
 -- os.exit, so specs can drive it in-process. bin/synaptic is the launcher.
 --
--- The package: arguments (the parser), output (JSON, tables, sizes, the
--- progress line), common (failures, files, opening a store), and the
--- commands by concern: inspect (info, checkpoints, verify), metrics,
--- maintain (compact, backup, restore), salvage, transfer (export, import),
--- serve, keygen (keys: the key file format), report, demo.
+-- The package: arguments (the program's parser and shared checks), output
+-- (JSON, tables, sizes, the progress line), common (failures, files, opening
+-- a store), and the command modules listed in arguments.MODULES, each adding
+-- its own commands to the parser and running them.
 local synaptic = require "synaptic"
 local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
 local cli = {}
-
-local commands = {}
-for _, group in ipairs { "inspect", "metrics", "maintain", "salvage", "transfer", "serve", "keygen", "report", "demo" } do
-  for name, fn in pairs(require("synaptic.cli." .. group)) do commands[name] = fn end
-end
 
 local function report_usage_error(msg)
   io.stderr:write("synaptic: ", output.one_line(msg:gsub("\nDid you mean", "; did you mean")),
@@ -28,9 +22,9 @@ end
 
 -- A failure prints its message; anything else raised (a bug, or the API
 -- refusing an argument) is still one line, with the traceback on request.
-local function run_command(args)
+local function run_command(module, args)
   local traceback
-  local ok, res = xpcall(commands[args.command], function(e)
+  local ok, res = xpcall(module.command, function(e)
     if not common.is_failure(e) then traceback = debug.traceback(tostring(e), 2) end
     return e
   end, args)
@@ -51,7 +45,7 @@ end
 function cli.run(argv)
   local list = {}
   for i, a in ipairs(argv or {}) do list[i] = tostring(a) end
-  local parser = arguments.parser()
+  local parser, owner = arguments.parser()
 
   local help = arguments.help_request(parser, list)
   if help then
@@ -65,7 +59,7 @@ function cli.run(argv)
 
   local ok, args = parser:pparse(list)
   if not ok then return report_usage_error(args) end
-  return run_command(args)
+  return run_command(owner[args.command], args)
 end
 
 return cli

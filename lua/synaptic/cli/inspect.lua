@@ -1,5 +1,6 @@
 --- Read-only commands: info, checkpoints, verify.
 local synaptic = require "synaptic"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -174,4 +175,21 @@ function commands.verify(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("info", "Storage statistics, and every expert with its layers, versions and parameters.")
+  arguments.store_arg(c) arguments.json_flag(c)
+
+  c = p:command("checkpoints", "List checkpoints, oldest first.")
+  arguments.store_arg(c) arguments.json_flag(c)
+
+  c = p:command("verify", "Check every record, checksum and checkpoint pin; exit 1 if anything is wrong.")
+  arguments.store_arg(c) arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -1,6 +1,7 @@
 --- keygen: a CURVE keypair in a file only its owner can read (the format
 -- is in keys.lua), the public key printed last.
 local synaptic = require "synaptic"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 local keys = require "synaptic.cli.keys"
@@ -36,4 +37,17 @@ function commands.keygen(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("keygen", "Write a CURVE keypair to FILE (mode 0600) for serve --key; prints the public key last.")
+  c:argument("file", "Key file to write.")
+  c:flag("--force", "Replace FILE if it exists.")
+  arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -1,5 +1,6 @@
 --- Commands that look after a store's files: compact, backup, restore.
 local synaptic = require "synaptic"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -80,4 +81,24 @@ function commands.restore(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("compact", "Compact the store's files.")
+  arguments.store_arg(c)
+
+  c = p:command("backup", "Add an incremental backup of the store to DIR; prints the backup id.")
+  arguments.store_arg(c) c:argument("dir", "Backup directory (created if needed).") arguments.json_flag(c)
+
+  c = p:command("restore", "Restore a backup from DIR into the store path (the latest unless --id).")
+  c:argument("store", "Path to restore into; must be absent or empty unless --force.")
+  c:argument("dir", "Backup directory.")
+  c:option("--id", "Backup id to restore."):argname("<n>"):convert(arguments.positive_integer("--id"))
+  c:flag("--force", "Restore even if the store path is not empty.")
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -1,4 +1,5 @@
 --- Metrics out of a store: `synaptic metrics STORE [NAME]`.
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -68,6 +69,14 @@ end
 
 local commands = {}
 
+local function timestamp(what)
+  return function(s)
+    local n = tonumber(s)
+    if n and n == n and n > -math.huge and n < math.huge then return n end
+    return nil, ("%s must be a time in Unix seconds, got '%s'"):format(what, s)
+  end
+end
+
 function commands.metrics(args)
   if args.from and args.to and args.from > args.to then
     fail("--from %s is after --to %s", number_text(args.from), number_text(args.to))
@@ -86,4 +95,22 @@ function commands.metrics(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("metrics", "List metric names with their point counts, or print one metric's points.")
+  arguments.store_arg(c) c:argument("name", "Metric name (default: list every metric)."):args("?")
+  c:option("--from", "Only points at or after this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--from"))
+  c:option("--to", "Only points at or before this time (Unix seconds)."):argname("<t>")
+    :convert(timestamp("--to"))
+  c:mutex(
+    c:flag("--csv", "Print CSV: a header, then one row per point (or per metric)."),
+    c:flag("--json", "Print machine-readable JSON (and nothing else) on stdout."))
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

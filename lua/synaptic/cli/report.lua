@@ -3,6 +3,7 @@
 -- failed run never leaves half a page behind.
 local cjson = require "cjson"
 local report = require "synaptic.report"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -57,4 +58,19 @@ function commands.report(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("report", "Write one self-contained HTML page of charts about the store.")
+  arguments.store_arg(c)
+  c:option("-o --output", "HTML file to write."):argname("<file>"):count(1)
+  c:option("--node-stats", "A node's stats: the JSON 'synaptic serve --json' prints at exit."):argname("<file>")
+  c:option("--metric", "A metric to chart (repeatable; default: every metric the store lists)."):argname("<name>")
+    :count("*")
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -1,5 +1,6 @@
 --- salvage: copy what is still readable of a damaged store into a new one.
 local synaptic = require "synaptic"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -37,11 +38,29 @@ function commands.salvage(args)
     for _, u in ipairs(unreadable) do out("unreadable: %s: %s", u.where, one_line(u.error)) end
     for _, l in ipairs(lost) do out("lost: %s: %s", l.where, one_line(l.error)) end
   end
-  if not ok then
+  -- the exit code says whether records were lost: an unreadable stretch
+  -- whose records were all recovered (from the blob files) lost nothing
+  if #lost > 0 then
     fail("salvage: %d record%s lost, %d unreadable stretch%s (the rest is in %s)", #lost,
          #lost == 1 and "" or "s", #unreadable, #unreadable == 1 and "" or "es", args.out)
+  end
+  if not ok and not args.json then
+    out("0 records lost%s", #unreadable > 0 and (": every record of the %d unreadable stretch%s was recovered")
+        :format(#unreadable, #unreadable == 1 and "" or "es") or " (a repaired copy was read)")
   end
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("salvage", "Copy every readable record of a damaged store into a new store OUT; "
+    .. "names what was lost; exit 1 if anything was.")
+  arguments.store_arg(c) c:argument("out", "Path of the new store (must not exist).") arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

@@ -3,6 +3,7 @@
 -- a script can read it and start the next peer); stats are printed at exit.
 local synaptic = require "synaptic"
 local core = require "synaptic.core"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local keys = require "synaptic.cli.keys"
 local output = require "synaptic.cli.output"
@@ -125,4 +126,40 @@ function commands.serve(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("serve", "Sync the store with peers over ZeroMQ (P2P); prints the bound address first, "
+    .. "stats at exit (after --seconds, or the first Ctrl-C / SIGTERM).")
+  arguments.store_arg(c)
+  c:option("--listen", "Endpoint to listen on, e.g. tcp://127.0.0.1:0 (port 0: any free port); "
+    .. "beyond loopback only with --key or --insecure."):argname("<endpoint>")
+  c:option("--peer", "A peer to connect to, ENDPOINT or PUBLIC@ENDPOINT under CURVE (repeatable).")
+    :argname("<peer>"):count("*")
+  c:option("--key", "CURVE keypair file (from synaptic keygen): encrypt, and admit only authorized peers.")
+    :argname("<file>")
+  c:option("--authorize", "A peer's public key to admit (repeatable; needs --key)."):argname("<public>"):count("*")
+  c:option("--authorized", "A file of public keys to admit, one a line (needs --key)."):argname("<file>")
+  c:flag("--insecure", "Allow a listen beyond loopback without CURVE.")
+  c:option("--strategy", "Conflict resolution: latest_timestamp (default), merge, highest_version, prefer_local.")
+    :argname("<name>")
+  c:option("--max-peers", "Most peers to keep."):argname("<n>"):convert(arguments.positive_integer("--max-peers"))
+  c:flag("--no-weights", "Do not sync weights.")
+  c:flag("--no-configs", "Do not sync expert configs.")
+  c:flag("--no-checkpoints", "Do not sync checkpoints.")
+  c:flag("--create", "Create the store if it does not exist.")
+  c:option("--node-id", "This node's id (default: the store's origin)."):argname("<id>")
+  c:option("--seconds", "Run this long, then exit (default: until SIGINT or SIGTERM)."):argname("<s>")
+    :convert(arguments.positive_number("--seconds"))
+  c:option("--heartbeat", "Seconds between heartbeats."):argname("<s>")
+    :convert(arguments.positive_number("--heartbeat")):default("1")
+  c:option("--sync-interval", "Seconds between anti-entropy rounds."):argname("<s>")
+    :convert(arguments.positive_number("--sync-interval")):default("10")
+  arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M

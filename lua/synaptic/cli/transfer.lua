@@ -6,6 +6,7 @@
 -- tensors, converted to F32.
 local synaptic = require "synaptic"
 local safetensors = require "synaptic.safetensors"
+local arguments = require "synaptic.cli.arguments"
 local common = require "synaptic.cli.common"
 local output = require "synaptic.cli.output"
 
@@ -13,6 +14,23 @@ local check, fail = common.check, common.fail
 local array, out = output.array, output.out
 
 local commands = {}
+
+-- "fc1=1,fc2=2" -> { fc1 = 1, fc2 = 2 }: names unique, layers unique
+-- non-negative integers.
+local function layer_map(s)
+  local map, used = {}, {}
+  for item in (s .. ","):gmatch("([^,]*),") do
+    local name, layer = item:match("^%s*(.-)%s*=%s*(%d+)%s*$")
+    layer = layer and math.tointeger(tonumber(layer))
+    if not name or name == "" or not layer then
+      return nil, ("--map entries are name=layer, got '%s'"):format(item)
+    end
+    if map[name] then return nil, ("--map names '%s' twice"):format(name) end
+    if used[layer] then return nil, ("--map gives layer %d twice"):format(layer) end
+    map[name], used[layer] = layer, true
+  end
+  return map
+end
 
 -- Which version of each layer to export: layer -> version, or nil for each
 -- layer's --version N or latest.
@@ -203,13 +221,41 @@ local function check_architecture(arch, expert, layers)
   end
 end
 
+local function dims_text(shape, n)
+  return shape and table.concat(shape, ", ") or tostring(n)
+end
+
+-- With no config to check against, what is stored is the reference: a
+-- layer that exists keeps its shape (weights and biases) unless --force,
+-- so that importing the wrong file cannot silently reshape an expert.
+local function check_stored(store, expert, layers)
+  for _, l in ipairs(layers) do
+    local w, b, info = common.get_weights(store, expert, l.layer)
+    if w then
+      local n, nb = #l.weight_f32 // 4, #l.bias_f32 // 4
+      local shape = #l.weight.shape >= 2 and l.weight.shape or nil
+      local same = n == #w and nb == #b
+      if same and shape and info.shape then
+        same = #shape == #info.shape
+        for i = 1, #shape do same = same and shape[i] == info.shape[i] end
+      end
+      if not same then
+        fail("layer %d (%s): weights [%s] and %d biases differ from the stored layer's [%s] and %d; "
+             .. "'%s' has no config to check against: use --force to replace them", l.layer, l.name,
+             dims_text(shape, n), nb, dims_text(info.shape, #w), #b, expert)
+      end
+    end
+  end
+end
+
 function commands.import(args)
   -- Read and validate the whole file before the store is touched.
   local layers = layers_from_safetensors(args.file, args.map)
   local store <close> = common.open_store(args.store, { create = args.create })
   local expert = args.expert
   local arch = architecture(store, expert)
-  if arch then check_architecture(arch, expert, layers) end
+  if arch then check_architecture(arch, expert, layers)
+  elseif not args.force then check_stored(store, expert, layers) end
   local total, written = 0, 0
   for _, l in ipairs(layers) do total = total + #l.weight.bytes + (l.bias and #l.bias.bytes or 0) end
   local done, update = output.progress(args, "importing " .. args.file, "bytes")
@@ -246,4 +292,28 @@ function commands.import(args)
   return 0
 end
 
-return commands
+local M = {}
+
+function M.add_to_parser(p)
+  local c = p:command("export", "Write an expert's weights to a safetensors file.")
+  arguments.store_arg(c) c:argument("expert", "Expert id.") c:argument("file", "safetensors file to write.")
+  c:mutex(
+    c:option("--version", "Export this version of every layer (default: the latest).")
+      :argname("<n>"):convert(arguments.positive_integer("--version")),
+    c:option("--checkpoint", "Export the versions this checkpoint pins."):argname("<id>"))
+  arguments.json_flag(c)
+
+  c = p:command("import", "Read a safetensors file's weights and biases (F32, F16, BF16 or F64) as new versions.")
+  arguments.store_arg(c) c:argument("expert", "Expert id to import into.") c:argument("file", "safetensors file to read.")
+  c:flag("--create", "Create the store if it does not exist.")
+  c:flag("--force", "Import into an expert with no config even if the shapes differ from the stored layers'.")
+  c:option("--map", "Layer of each tensor group, e.g. fc1=1,fc2=2 (default: layer<N> names, else name order)."):argname("<name=layer,...>")
+    :convert(layer_map)
+  arguments.json_flag(c)
+end
+
+function M.command(args)
+  return commands[args.command](args)
+end
+
+return M
