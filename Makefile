@@ -34,7 +34,7 @@ DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks chromium python
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: report-check check-codec-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
+.PHONY: report-check check-codec-test check-merge-test all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
@@ -65,7 +65,7 @@ deps-check:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
 
 # Installs nothing: run `make deps` first on a fresh machine (.ci/run does).
-test: all check-codec-test
+test: all check-codec-test check-merge-test
 	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so' spec
 
 demo: deps all
@@ -152,6 +152,16 @@ check-codec: $(BUILD)/test_compress
 # The tests only, without the throughput table: part of `make test`.
 check-codec-test: $(BUILD)/test_compress
 	$(BUILD)/test_compress test
+
+# The merge rules' C test: built from csrc/merge/ and csrc/base/ alone, so
+# it proves the merge arithmetic needs no RocksDB. Part of `make test`.
+MERGE_SRCS = csrc/merge/sn_combine.c csrc/base/sn_err.c
+$(BUILD)/test_merge: spec/c/test_merge.c $(MERGE_SRCS) csrc/merge/sn_combine.h
+	mkdir -p $(BUILD)
+	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Icsrc spec/c/test_merge.c $(MERGE_SRCS) -o $@ -lm
+
+check-merge-test: $(BUILD)/test_merge
+	$(BUILD)/test_merge
 
 # Prove the rockspec: build it into a scratch tree and require it from there.
 # The rockspec depends on argparse and lua-cjson; here they are Debian's

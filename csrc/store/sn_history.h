@@ -119,7 +119,8 @@ SN_HIDDEN void sn_merge_ident(const sn_ident *heads, size_t n, sn_ident *out);
  * then could give bytes another node would not, so the merge waits. */
 SN_HIDDEN int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                              const sn_ident *ids, sn_weights_view *v, const uint32_t *depths,
-                             size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e);
+                             size_t n, const sn_hist *fresh, sn_merge_rule rule, sn_ident *out,
+                             sn_err *e);
 /* Make the layer's derived current merge (id) a replicated write in b: it
  * supersedes the heads it merged (a checkpoint pins it). */
 SN_HIDDEN int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,

@@ -76,13 +76,16 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
                           const fresh_write *f, sn_ident *heads, size_t *nheads,
                           const sn_resolver *r, sn_apply_result *res, sn_err *e)
 {
+    /* the rule first: it may run Lua code, which must not find heads loaded */
+    int merges = r && sn_strategy_of(r->strategy)->combines;
+    sn_merge_rule rule = merges ? sn_resolver_rule(r, lk, lklen) : SN_RULE_NORMALIZED;
     cands *c = malloc(sizeof *c);
     if (!c) return sn_fail(e, SN_ENOMEM, "out of memory");
     int rc = load_heads(s, lk, lklen, heads, *nheads, f, c, e);
     sn_ident cur;
     int have = 0;
-    if (!rc && c->n >= 2 && r && r->strategy == SN_RESOLVE_MERGE && sn_merge_compatible(c->v, c->n)) {
-        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, &cur, e);
+    if (!rc && c->n >= 2 && merges && sn_merge_compatible(c->v, c->n)) {
+        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, rule, &cur, e);
         have = res->merged = !rc;
         if (rc == SN_NOTFOUND) rc = SN_OK;   /* ancestry still arriving: latest until then */
     }
