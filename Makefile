@@ -123,7 +123,7 @@ fuzz: deps-check
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
 # of every kind written by two engines (fuzz/message_seeds.lua).
-MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/store/*.c csrc/sync/*.c)
+MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/merge/*.c csrc/store/*.c csrc/sync/*.c)
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores

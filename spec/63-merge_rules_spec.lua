@@ -79,6 +79,19 @@ describe("merge rules", function()
       "p2p_config: merge_rule must be a string or table or function, not a number")
   end)
 
+  it("a runtime's merge_rule reaches its node's config, and a bad one raises at open", function()
+    local rs = require "synaptic.runtime_sync"
+    assert.equal("mean", rs.checked_config({ node_id = "a" }, 1, "mean").merge_rule)
+    assert.equal("sum", rs.checked_config({ node_id = "a", merge_rule = "sum" }, 1, "mean").merge_rule)
+    assert.equal("normalized", rs.checked_config(nil, 1).merge_rule)
+    local dir = helpers.tmpdir("rules")
+    assert.has_error(function() synaptic.runtime(dir .. "/rt", { merge_rule = "median" }) end,
+      "p2p_config: merge_rule must be normalized, sum, mean, a table or a function")
+    local rt = assert(synaptic.runtime(dir .. "/rt", { merge_rule = { router = "mean" } }))
+    assert.same({ router = "mean" }, rt.config.merge_rule)
+    rt:close()
+  end)
+
   it("two nodes restoring one checkpoint both end on its exact bytes", function()
     local s = mesh()
     local a, b = s.nodes[1].store, s.nodes[2].store
