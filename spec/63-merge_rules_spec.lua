@@ -115,6 +115,55 @@ describe("merge rules", function()
     s:close()
   end)
 
+  it("normalized: runtimes training the same query in a mesh end on one runtime's exact bytes", function()
+    local dir = helpers.tmpdir("rules")
+    assert(synaptic.runtime(dir .. "/seed", { seed = 7 })):close()
+    local function open(name)
+      os.execute(("cp -r '%s/seed' '%s/%s'"):format(dir, dir, name))
+      return assert(synaptic.runtime(dir .. "/" .. name,
+        { seed = 7, auto_save_interval = 1e9, max_weight_versions = 0, learning_rate = 1, backup_enabled = false }))
+    end
+    local one, rts, engines = open("one"), {}, {}
+    for i = 1, 3 do
+      rts[i] = open("r" .. i)
+      engines[i] = synaptic.sync_engine(rts[i].store, { node_id = "n" .. i, conflict_resolution = "merge",
+        sync_interval_seconds = 1, heartbeat_interval_seconds = 1, peer_timeout_seconds = 1e6 })
+    end
+    for i = 1, 3 do for j = 1, 3 do if i ~= j then engines[i]:add_peer("n" .. j) end end end
+    local t = 0
+    local function sync()
+      for _, rt in ipairs(rts) do assert(rt:poll(0)) end
+      for _ = 1, 6 do
+        t = t + 1
+        for _, e in ipairs(engines) do assert(e:tick(t)) end
+        for i, e in ipairs(engines) do
+          for _, m in ipairs(e:outbox()) do engines[tonumber(m.to:sub(2))]:receive("n" .. i, m.bytes) end
+        end
+      end
+      for _, rt in ipairs(rts) do assert(rt:poll(0)) end
+    end
+    local query = "zebra lantern quartz velvet"
+    for _ = 1, 3 do
+      one:train(query, "mathematics")
+      assert(one:poll(0))
+      for _, rt in ipairs(rts) do rt:train(query, "mathematics") end
+      sync()
+    end
+    for _, x in ipairs { "router", "mathematics" } do
+      for _, l in ipairs(one.store:layers(x)) do
+        local want = one.store:get_weights(x, l):tobytes()
+        for i, rt in ipairs(rts) do
+          local w, _, info = rt.store:get_weights(x, l)
+          assert.equal(want, w:tobytes(), ("%s/%d on runtime %d"):format(x, l, i))
+          if x == "router" then assert.matches("^base %+ 3 heads, normalized", info.merge) end
+        end
+      end
+    end
+    for _, e in ipairs(engines) do e:close() end
+    for _, rt in ipairs(rts) do rt:close() end
+    one:close()
+  end)
+
   it("sum, the old rule, applies a rollback two nodes made twice", function()
     local s = mesh { merge_rule = "sum" }
     local a, b = s.nodes[1].store, s.nodes[2].store
