@@ -135,7 +135,7 @@ local function same(b) return b and "yes" or "NO" end
 
 -- ---- same data -----------------------------------------------------------------
 do
-  local STEPS, LR = quick and 8 or 12, 1.0
+  local STEPS, LR = quick and 8 or 10, 1.0
   local query, domain = nonsense(1), "mathematics"
   print(("  same data: N runtimes train one query at lr %g, %d steps, a sync after each"):format(LR, STEPS))
   local base_rt = mesh(1, "normalized", LR)
@@ -165,7 +165,7 @@ end
 
 -- ---- different data --------------------------------------------------------------
 do
-  local LR, CAP = 0.5, 40
+  local LR, CAP, MESH_CAP = 0.5, 80, 25
   local function learned(rt, qs)
     for _, q in ipairs(qs) do if top(rt, q[1]) ~= q[2] then return false end end
     return true
@@ -181,7 +181,7 @@ do
     local qs = queries(n)
     -- one runtime, one step per round, the queries in turn
     local one = mesh(1, "normalized", LR)
-    local r1 = CAP
+    local r1 = nil
     for r = 1, CAP do
       local q = qs[(r - 1) % n + 1]
       one.rts[1]:train(q[1], q[2])
@@ -192,15 +192,16 @@ do
     for _, rule in ipairs(RULES) do
       local m = mesh(n, rule, LR)
       local rn = nil
-      for r = 1, CAP do
+      for r = 1, MESH_CAP do
         for i, rt in ipairs(m.rts) do rt:train(qs[i][1], qs[i][2]) end
         m:sync()
         local all = true
         for _, rt in ipairs(m.rts) do all = all and learned(rt, qs) end
         if all then rn = r break end
       end
-      print(("  %-11s %3d %14d %10s %12s   identical: %s"):format(rule, n, r1, rn or (">" .. CAP),
-            rn and ("%.2f"):format(rn / r1) or "never", same(m.identical)))
+      print(("  %-11s %3d %14s %10s %12s   identical: %s"):format(rule, n, r1 or (">" .. CAP),
+            rn or (">" .. MESH_CAP), rn and r1 and ("%.2f"):format(rn / r1) or rn and ("<%.2f"):format(rn / CAP) or "-",
+            same(m.identical)))
       m:close()
     end
   end
