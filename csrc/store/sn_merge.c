@@ -14,8 +14,9 @@
  * them; a checkpoint that pins a merge makes it a real write first.
  *
  * Every node that merges the same heads must build the same record, or
- * the merge would itself be a new conflict: the heads are taken in
- * ascending identity order and summed in double; the record's identity,
+ * the merge would itself be a new conflict: the heads (and the changes,
+ * by origin) are taken in ascending order and combined in double by one
+ * function (sn_merge_combine), rounded to float once; the record's identity,
  * timestamp, codec and fields derive from the heads alone (hlc one past
  * the newest head, an origin that hashes the heads' identities); and a
  * node merges only once it knows the heads' whole ancestry, which is the
@@ -189,9 +190,9 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
     return rc;
 }
 
-/* ---- the delta sum ----------------------------------------------------------
+/* ---- the delta merge ----------------------------------------------------------
  * A write with one parent changed the layer by (write - parent); a merge
- * changes nothing of its own. So the merge of the heads is a common
+ * changes nothing of its own (under "sum"). So the sum of the heads is a common
  * ancestor B plus the own change of every write that B has not seen,
  * taken in ascending identity order. That needs no base of bases: peers
  * that keep training and merging each other (build_on_merge makes each
@@ -202,6 +203,7 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
  * it a write), a tombstone, a record not held or a walk cut short leave it
  * to merge_value. */
 #define FALLBACK 2004
+#define NOT_HELD 2005   /* the base is known, its record not held here */
 
 /* Every write of ids and their ancestors, into out. */
 static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
@@ -245,7 +247,7 @@ static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const 
         }
     }
     free(common.v);
-    return rc ? rc : best && held ? SN_OK : FALLBACK;
+    return rc ? rc : !best ? FALLBACK : held ? SN_OK : NOT_HELD;
 }
 
 /* A peer's copy of a materialized merge does not carry the flag; its
@@ -261,6 +263,14 @@ static sn_weights_view *head_view(const sn_ident *ids, sn_weights_view *views, s
     for (size_t i = 0; views && i < n; i++)
         if (sn_same_ident(&ids[i], id)) return &views[i];
     return NULL;
+}
+
+/* A head's view, the applied write's (fresh), or NULL: read from disk. */
+static sn_weights_view *view_of(const sn_ident *ids, sn_weights_view *views, size_t n,
+                                const sn_hist *fresh, sn_weights_view *fresh_view, const sn_ident *id)
+{
+    sn_weights_view *v = head_view(ids, views, n, id);
+    return v ? v : fresh_view && fresh && sn_same_ident(&fresh->id, id) ? fresh_view : NULL;
 }
 
 /* Each origin's change since the base, one row of m doubles per origin in
@@ -303,40 +313,30 @@ static double *change_of(changes *c, const char *o, sn_err *e)
     return row;
 }
 
-/* acc = the base plus the rule's combination of the changes since it.
- * sum (today's rule): each origin's change is the own changes of its
- * writes the base has not seen, summed in ascending identity order, so a
- * change two heads share through a merge counts once. normalized, mean:
- * each head's change since the base (the heads are ascending; one origin
- * has one head), which needs only the base and the heads held: a node
- * missing an intermediate record computes the same bytes as one holding
- * it (with the sum, the pairwise fallback gives the same value; with a
- * scale it would not). A change shared by several heads then counts
- * once when they share it exactly (the same restore, the same step from
- * the same merge) and by the scale otherwise. *norigins: how many changes
- * were combined. */
+/* acc = the base plus the rule's combination of each origin's change: the
+ * own changes of the writes the base has not seen, summed per origin in
+ * ascending identity order, so a change two heads share through a merge
+ * is one origin's and counts once. *norigins: how many origins changed it.
+ * fresh_view: the record of the write being applied (in the batch, not on
+ * disk yet), when it is not a head.
+ *
+ * Under sum a record not held here leaves it to merge_value, which gives
+ * the same sum another way. Under a scaled rule it would not (the pairwise
+ * scales differ), so the merge waits (INCOMPLETE) until the record
+ * arrives, as it waits for unknown ancestry: a node never computes other
+ * bytes than a node that holds it. */
 static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                       sn_weights_view *views, size_t n, const sn_hist *fresh, sn_merge_rule rule,
-                       size_t m, double *acc, float *tmp, double *scale, size_t *norigins,
-                       sn_err *e)
+                       sn_weights_view *views, size_t n, const sn_hist *fresh,
+                       sn_weights_view *fresh_view, sn_merge_rule rule, size_t m, double *acc,
+                       float *tmp, double *scale, size_t *norigins, sn_err *e)
 {
     idset all = { 0 }, seen = { 0 };
     changes ch = { .m = m };
     sn_ident b;
     int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
-    if (!rc && rule != SN_RULE_SUM) {
-        rc = add_write(s, lk, lklen, &b, NULL, 1.0, m, acc, tmp, e);
-        for (size_t i = 0; !rc && i < n; i++) {
-            double *d = change_of(&ch, ids[i].origin, e);
-            if (!d) rc = e->code;
-            if (!rc) rc = add_write(s, lk, lklen, &ids[i], &views[i], 1.0, m, d, tmp, e);
-            for (size_t j = 0; !rc && j < m; j++) d[j] -= acc[j];
-        }
-        goto combine;
-    }
     if (!rc) rc = closure_of(s, lk, lklen, ids, n, fresh, &all, e);
     if (!rc) rc = closure_of(s, lk, lklen, &b, 1, fresh, &seen, e);
-    if (!rc) rc = add_write(s, lk, lklen, &b, NULL, 1.0, m, acc, tmp, e);
+    if (!rc) rc = add_write(s, lk, lklen, &b, view_of(ids, views, n, fresh, fresh_view, &b), 1.0, m, acc, tmp, e);
     for (size_t i = 0, at; !rc && i < all.n; i++) {
         const sn_ident *id = &all.v[i];
         sn_hist h;
@@ -346,16 +346,18 @@ static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const
         if (h.nparents != 1 || h.flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
         double *d = change_of(&ch, id->origin, e);
         if (!d) rc = e->code;
-        if (!rc) rc = add_write(s, lk, lklen, id, head_view(ids, views, n, id), 1.0, m, d, tmp, e);
-        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], NULL, -1.0, m, d, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, id, view_of(ids, views, n, fresh, fresh_view, id), 1.0, m, d, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], view_of(ids, views, n, fresh, fresh_view, &h.parents[0]),
+                                -1.0, m, d, tmp, e);
     }
-combine:
     if (!rc) rc = sn_merge_combine(rule, acc, (const double *const *)ch.d, ch.n, m, acc, scale, e);
     *norigins = ch.n;
     changes_free(&ch);
     free(all.v);
     free(seen.v);
-    return rc == NO_BASE || rc == SN_NOTFOUND ? FALLBACK : rc;
+    if (rc == NO_BASE || rc == SN_NOTFOUND || rc == NOT_HELD)
+        rc = rule == SN_RULE_SUM ? FALLBACK : INCOMPLETE;
+    return rc;
 }
 
 /* The merge's identity: one past the newest head, and an origin that is a
@@ -398,14 +400,14 @@ int sn_merge_compatible(const sn_weights_view *v, size_t n)
  * or a base record is not held (*how says which); INCOMPLETE when the
  * heads' ancestry is not all known yet. */
 static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                   sn_weights_view *v, size_t n, const sn_hist *fresh, sn_merge_rule rule,
-                   float *out, char *how, size_t howlen, sn_err *e)
+                   sn_weights_view *v, size_t n, const sn_hist *fresh, sn_weights_view *fresh_view,
+                   sn_merge_rule rule, float *out, char *how, size_t howlen, sn_err *e)
 {
     size_t m = v[0].nw + v[0].nb, origins = 0;
     double *acc = calloc(m ? m : 1, sizeof *acc), scale = 1;
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, rule, m, acc, tmp, &scale, &origins, e);
+    if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, m, acc, tmp, &scale, &origins, e);
     int pairwise = rc == FALLBACK;
     if (pairwise) {
         memset(acc, 0, m * sizeof *acc);
@@ -459,7 +461,8 @@ static int merged_map(sn_arena *a, const unsigned char *lk, size_t lklen, const 
 
 int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                    const sn_ident *ids, sn_weights_view *v, const uint32_t *depths, size_t n,
-                   const sn_hist *fresh, sn_merge_rule rule, sn_ident *out, sn_err *e)
+                   const sn_hist *fresh, sn_weights_view *fresh_view, sn_merge_rule rule,
+                   sn_ident *out, sn_err *e)
 {
     sn_hist h;
     memset(&h, 0, sizeof h);
@@ -474,7 +477,7 @@ int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
     float *w = malloc((m ? m : 1) * sizeof *w);
     char how[128];
     int rc = w ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, rule, w, how, sizeof how, e);
+    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, w, how, sizeof how, e);
     if (rc == INCOMPLETE) rc = SN_NOTFOUND;   /* not yet: the caller picks a current meanwhile */
     if (rc) { free(w); return rc; }
     /* the newest head's codec, so every node encodes the same bytes */
