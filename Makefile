@@ -34,7 +34,7 @@ DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind chromium python3
 LUA_ENV = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' SYNAPTIC_TEST_HOOKS=1
 BUSTED  ?= $(LUA) /usr/bin/busted
 
-.PHONY: report-check check-codec-test check-kinds-test valgrind-check all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
+.PHONY: report-check check-codec-test check-kinds-test check-merge-test valgrind-check all deps deps-check test demo bench install clean fuzz fuzz-compress rockcheck asan-test check-codec fuzz-message
 
 all: $(CORE_SO)
 
@@ -65,7 +65,7 @@ deps-check:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
 
 # Installs nothing: run `make deps` first on a fresh machine (.ci/run does).
-test: all check-codec-test check-kinds-test
+test: all check-codec-test check-kinds-test check-merge-test
 	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so' spec
 
 demo: deps all
@@ -84,6 +84,7 @@ bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
 	$(LUA_ENV) $(LUA) bench/sync_bench.lua
 	$(LUA_ENV) $(LUA) bench/mesh_bench.lua
+	$(LUA_ENV) $(LUA) bench/learning_bench.lua
 	$(LUA_ENV) CRC_FILES=$(BUILD)/crc_files $(LUA) bench/growth_bench.lua
 
 # growth_bench's verify baseline: read and CRC32 every file of a store
@@ -126,7 +127,7 @@ fuzz: deps-check
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
 # of every kind written by two engines (fuzz/message_seeds.lua).
-MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/store/*.c csrc/sync/*.c)
+MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/merge/*.c csrc/store/*.c csrc/sync/*.c)
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
@@ -169,9 +170,20 @@ check-kinds-test: $(BUILD)/test_kinds
 # The C tests under valgrind's memcheck (luv's CI does the same): a leak,
 # an invalid read or write, or a use of uninitialised memory fails.
 VALGRIND ?= valgrind --leak-check=full --error-exitcode=1 -q
-valgrind-check: deps-check $(BUILD)/test_compress $(BUILD)/test_kinds
+valgrind-check: deps-check $(BUILD)/test_compress $(BUILD)/test_kinds $(BUILD)/test_merge
 	$(VALGRIND) $(BUILD)/test_compress test
 	$(VALGRIND) $(BUILD)/test_kinds
+	$(VALGRIND) $(BUILD)/test_merge
+
+# The merge rules' C test: built from csrc/merge/ and csrc/base/ alone, so
+# it proves the merge arithmetic needs no RocksDB. Part of `make test`.
+MERGE_SRCS = csrc/merge/sn_combine.c csrc/base/sn_err.c
+$(BUILD)/test_merge: spec/c/test_merge.c $(MERGE_SRCS) csrc/merge/sn_combine.h
+	mkdir -p $(BUILD)
+	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Icsrc spec/c/test_merge.c $(MERGE_SRCS) -o $@ -lm
+
+check-merge-test: $(BUILD)/test_merge
+	$(BUILD)/test_merge
 
 # Prove the rockspec: build it with the README's command into a scratch tree,
 # require it from there and run its demo. Debian's luarocks defaults to Lua

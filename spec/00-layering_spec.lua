@@ -9,11 +9,12 @@ local helpers = require "helpers"
 local allowed = {
   base  = {},
   codec = { base = true },
-  store = { base = true, codec = true },
-  sync  = { base = true, codec = true, store = true },
-  net   = { base = true, codec = true, store = true, sync = true },
+  merge = { base = true },   -- the merge arithmetic: store-free, tested without RocksDB
+  store = { base = true, codec = true, merge = true },
+  sync  = { base = true, codec = true, store = true, merge = true },
+  net   = { base = true, codec = true, store = true, sync = true, merge = true },
   nn    = { base = true },
-  lua   = { base = true, codec = true, store = true, sync = true, net = true, nn = true },
+  lua   = { base = true, codec = true, merge = true, store = true, sync = true, net = true, nn = true },
 }
 
 local function list(pattern) return helpers.command_lines("ls " .. pattern) end

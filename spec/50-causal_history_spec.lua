@@ -68,8 +68,8 @@ describe("causal weight history", function()
     s:close()
   end)
 
-  it("merge: concurrent training is combined as base + sum(head - base), identically everywhere", function()
-    local s = mesh("merge")
+  it("merge, rule sum: concurrent training is combined as base + sum(head - base), identically everywhere", function()
+    local s = mesh("merge", { merge_rule = "sum" })
     local base = { 0.5, 0.25, -1, 2 }
     s.nodes[1].store:put_weights("x", 0, base, { 0.5 }, { shape = { 2, 2 } })
     settle(s)

@@ -319,4 +319,20 @@ describe("docs", function()
     end
     fail_listing("docs/cli.md commands and flags", missing)
   end)
+
+  -- the core's strategy table and merge rules, not a list typed here again
+  it("docs/api.md names every conflict strategy and merge rule in its Conflicts section", function()
+    local s = heading_with(sections(api), "Conflicts and history")
+    assert(s, "no Conflicts and history section")
+    local missing = {}
+    for _, list in ipairs { core.p2p_limits.conflict_strategies, core.p2p_limits.merge_rules } do
+      assert(#list >= 3, "too few names: the enumeration is broken")
+      for _, name in ipairs(list) do
+        if not s.body:find("`" .. name .. "`", 1, true) and not s.body:find('`"' .. name .. '"`', 1, true) then
+          missing[#missing + 1] = name
+        end
+      end
+    end
+    fail_listing("docs/api.md strategies and merge rules", missing)
+  end)
 end)

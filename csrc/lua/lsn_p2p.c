@@ -4,18 +4,6 @@
 
 #include <string.h>
 
-/* The conflict_resolution names, in the order p2p.config lists them. */
-static const struct {
-    const char *name;
-    int strategy;
-} strategies[] = {
-    { "latest_timestamp", SN_RESOLVE_LATEST },
-    { "highest_version", SN_RESOLVE_HIGHEST_VERSION },
-    { "prefer_local", SN_RESOLVE_PREFER_LOCAL },
-    { "merge", SN_RESOLVE_MERGE },
-};
-#define NSTRATEGIES (sizeof strategies / sizeof strategies[0])
-
 /* ---- the Lua resolver ------------------------------------------------------------ */
 
 /* A Lua conflict_resolution function is called only from inside engine or
@@ -77,6 +65,57 @@ static int lua_resolver(void *ud, const sn_head *a, const sn_head *b)
     return w;
 }
 
+/* ---- the merge rule per expert/layer -------------------------------------------------- */
+
+/* Under lua_pcall: merge_rule (1), expert (2, light userdata), its length
+ * (3), layer (4). A table is read raw, "expert/layer" before "expert"; a
+ * function is called with (expert, layer). Returns the rule's name. */
+static int call_rule(lua_State *L)
+{
+    const char *x = lua_touserdata(L, 2);
+    size_t len = (size_t)lua_tointeger(L, 3);
+    lua_Integer layer = lua_tointeger(L, 4);
+    lua_pushlstring(L, x, len);   /* 5 */
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushfstring(L, "%s/%d", lua_tostring(L, 5), (int)layer);
+        if (lua_rawget(L, 1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, 5);
+            lua_rawget(L, 1);
+        }
+        return 1;
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 5);
+    lua_pushinteger(L, layer);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* The rule for one layer, or -1 (the config's merge_rule string, or
+ * normalized) when the table has no entry or the function failed. */
+static int lua_rule(void *ud, const char *expert, size_t len, uint32_t layer)
+{
+    lsn_sync *u = ud;
+    lua_State *L = u->L;
+    if (!L || !lua_checkstack(L, 8)) return -1;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, call_rule);
+    lua_getiuservalue(L, u->self, 3);
+    lua_pushlightuserdata(L, (void *)expert);
+    lua_pushinteger(L, (lua_Integer)len);
+    lua_pushinteger(L, (lua_Integer)layer);
+    int rule = -1;
+    if (lua_pcall(L, 4, 1, 0) == LUA_OK) {
+        if (lua_type(L, -1) == LUA_TSTRING) rule = sn_merge_rule_find(lua_tostring(L, -1));
+        if (rule < 0 && !lua_isnil(L, -1)) u->resolver_errors++;
+    } else {
+        u->resolver_errors++;
+    }
+    lua_settop(L, top);
+    return rule;
+}
+
 /* ---- construction ------------------------------------------------------------------ */
 
 static double num_field(lua_State *L, int idx, const char *k, double dflt)
@@ -132,9 +171,18 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     } else if (t == LUA_TSTRING) {
         const char *s = lua_tostring(L, -1);
         size_t i = 0;
-        while (i < NSTRATEGIES && strcmp(s, strategies[i].name)) i++;
-        if (i == NSTRATEGIES) luaL_argerror(L, idx, "unknown conflict_resolution");
-        c->resolver.strategy = strategies[i].strategy;
+        while (i < sn_strategy_count && !(sn_strategy_table[i].name && !strcmp(s, sn_strategy_table[i].name))) i++;
+        if (i == sn_strategy_count) luaL_argerror(L, idx, "unknown conflict_resolution");
+        c->resolver.strategy = sn_strategy_table[i].strategy;
+    }
+    lua_pop(L, 1);
+    t = lua_getfield(L, idx, "merge_rule");
+    if (t == LUA_TSTRING) {
+        int rule = sn_merge_rule_find(lua_tostring(L, -1));
+        if (rule < 0) luaL_argerror(L, idx, "unknown merge_rule");
+        c->resolver.merge_rule = (sn_merge_rule)rule;
+    } else if (t == LUA_TTABLE || t == LUA_TFUNCTION) {
+        *custom |= 2;
     }
     lua_pop(L, 1);
 }
@@ -150,12 +198,17 @@ void lsn_sync_open(lua_State *L, lsn_sync *u, int self, int store_idx, int cfg_i
     read_sync_config(L, cfg_idx, &c, &custom);
     lua_pushvalue(L, store_idx);
     lua_setiuservalue(L, self, 1);
-    if (custom) {
+    if (custom & 1) {
         lua_getfield(L, cfg_idx, "conflict_resolution");
         lua_setiuservalue(L, self, 2);
         c.resolver.fn = lua_resolver;
-        c.resolver.ud = u;
     }
+    if (custom & 2) {
+        lua_getfield(L, cfg_idx, "merge_rule");
+        lua_setiuservalue(L, self, 3);
+        c.resolver.rule_fn = lua_rule;
+    }
+    c.resolver.ud = u;
     /* the config's fields may have run Lua code that closed the store */
     sn_store *s = lsn_check_store(L, store_idx);
     sn_err e;
@@ -297,12 +350,6 @@ static void set_range(lua_State *L, const char *k, lua_Integer lo, lua_Integer h
     lua_setfield(L, -2, k);
 }
 
-static const char *strategy_name(int strategy)
-{
-    for (size_t i = 0; i < NSTRATEGIES; i++)
-        if (strategies[i].strategy == strategy) return strategies[i].name;
-    return NULL;
-}
 
 /* core.p2p_defaults: each P2P config field the core defaults, as p2p.config
  * names it. */
@@ -325,8 +372,10 @@ static void push_defaults(lua_State *L)
     set_bool(L, "enable_weight_sync", c.weights);
     set_bool(L, "enable_config_sync", c.configs);
     set_bool(L, "enable_checkpoint_sync", c.checkpoints);
-    lua_pushstring(L, strategy_name(c.resolver.strategy));
+    lua_pushstring(L, sn_strategy_of(c.resolver.strategy)->name);
     lua_setfield(L, -2, "conflict_resolution");
+    lua_pushstring(L, sn_merge_rule_name(c.resolver.merge_rule));
+    lua_setfield(L, -2, "merge_rule");
     set_int(L, "send_hwm", n.send_hwm);
     set_int(L, "recv_hwm", n.recv_hwm);
 }
@@ -340,12 +389,20 @@ static void push_limits(lua_State *L)
     set_int(L, "chunk_overhead_bytes", SN_SYNC_CHUNK_OVERHEAD);
     set_num(L, "max_seconds", SN_SYNC_MAX_SECONDS);
     set_int(L, "curve_key_bytes", SN_Z85_KEY_LEN);
-    lua_createtable(L, (int)NSTRATEGIES, 0);
-    for (size_t i = 0; i < NSTRATEGIES; i++) {
-        lua_pushstring(L, strategies[i].name);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    /* the strategy table's named rows, and the merge rules */
+    lua_createtable(L, (int)sn_strategy_count, 0);
+    for (size_t i = 0, k = 0; i < sn_strategy_count; i++) {
+        if (!sn_strategy_table[i].name) continue;
+        lua_pushstring(L, sn_strategy_table[i].name);
+        lua_rawseti(L, -2, (lua_Integer)++k);
     }
     lua_setfield(L, -2, "conflict_strategies");
+    lua_createtable(L, SN_MERGE_RULES, 0);
+    for (int i = 0; i < SN_MERGE_RULES; i++) {
+        lua_pushstring(L, sn_merge_rule_name((sn_merge_rule)i));
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "merge_rules");
     /* inclusive {min, max} of the integer fields */
     lua_createtable(L, 0, 6);
     set_range(L, "max_peers", 1, SN_SYNC_MAX_PEERS);

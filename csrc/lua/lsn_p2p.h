@@ -3,15 +3,15 @@
  * tables both types return. Neither type calls into the other.
  *
  * Each of their userdata holds an lsn_sync, keeps its store in uservalue 1
- * (alive, and checked open on every call) and a Lua conflict_resolution
- * function in uservalue 2. */
+ * (alive, and checked open on every call), a Lua conflict_resolution
+ * function in uservalue 2 and a merge_rule table or function in 3. */
 #ifndef LSN_P2P_H
 #define LSN_P2P_H
 
 #include "lua/lsn.h"
 #include "sync/sn_sync.h"
 
-#define LSN_SYNC_UVALUES 2
+#define LSN_SYNC_UVALUES 3   /* store, conflict_resolution function, merge_rule table/function */
 
 typedef struct lsn_sync {
     sn_sync *y;

@@ -95,12 +95,14 @@ SN_HIDDEN int sn_merge_compatible(const sn_weights_view *v, size_t n);
 /* The identity a merge of heads (ascending) has, wherever it is made. */
 SN_HIDDEN void sn_merge_ident(const sn_ident *heads, size_t n, sn_ident *out);
 /* The merge record written in b (not in the history: derived, see
- * sn_merge.c). fresh: a write added in b, not on disk yet (or NULL).
+ * sn_merge.c). fresh: a write added in b, not on disk yet (or NULL), and
+ * fresh_view its record when it is not one of the heads (or NULL).
  * SN_NOTFOUND when the heads' ancestry is not all known here yet: merging
  * then could give bytes another node would not, so the merge waits. */
 SN_HIDDEN int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                              const sn_ident *ids, sn_weights_view *v, const uint32_t *depths,
-                             size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e);
+                             size_t n, const sn_hist *fresh, sn_weights_view *fresh_view,
+                             sn_merge_rule rule, sn_ident *out, sn_err *e);
 /* Make the layer's derived current merge (id) a replicated write in b: it
  * supersedes the heads it merged (a checkpoint pins it). */
 SN_HIDDEN int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,

@@ -1,6 +1,9 @@
 /* The merge strategy: concurrent heads of one layer combined element-wise
- * into a new write, base + sum(head - base), over their nearest common
- * ancestor (the mean of the heads when none is retained).
+ * into a new write, the base plus each origin's change since it, combined
+ * by the merge rule (sn_combine.h: normalized, sum or mean), over their
+ * deepest common ancestor (the mean of the heads when none is retained).
+ * This file walks the history and loads the values; the arithmetic is
+ * sn_combine.c's, which needs no store.
  *
  * A merge is derived, not replicated: each node computes it from the heads
  * it holds, stores it as the current write, and replaces it when the heads
@@ -11,8 +14,9 @@
  * them; a checkpoint that pins a merge makes it a real write first.
  *
  * Every node that merges the same heads must build the same record, or
- * the merge would itself be a new conflict: the heads are taken in
- * ascending identity order and summed in double; the record's identity,
+ * the merge would itself be a new conflict: the heads (and the changes,
+ * by origin) are taken in ascending order and combined in double by one
+ * function (sn_merge_combine), rounded to float once; the record's identity,
  * timestamp, codec and fields derive from the heads alone (hlc one past
  * the newest head, an origin that hashes the heads' identities); and a
  * node merges only once it knows the heads' whole ancestry, which is the
@@ -138,40 +142,61 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
+/* acc = base + rule(a - base, b - base): the pairwise step of merge_value,
+ * a and b in acc and y. */
+static int combine_pair(sn_merge_rule rule, const double *base, double *acc, double *y, size_t m,
+                        sn_err *e)
+{
+    for (size_t j = 0; j < m; j++) {
+        acc[j] -= base[j];
+        y[j] -= base[j];
+    }
+    const double *d[2] = { acc, y };
+    double scale;
+    return sn_merge_combine(rule, base, d, 2, m, acc, &scale, e);
+}
+
 /* acc = the merge of writes ids (ascending), in double, folded in order:
- * the merge of the first n - 1, plus the last, minus the base the two
- * share (base_set). One base for all n heads would count twice what some
- * of them share and the others do not (three peers, two of which had
- * already merged each other). Returns SN_OK, or NO_COMMON when two heads
- * have no common ancestor (acc is then their sum, for the mean),
+ * the merge of the first n - 1 and the last, over the base the two share
+ * (base_set), by the rule. One base for all n heads would count twice
+ * what some of them share and the others do not (three peers, two of
+ * which had already merged each other). Returns SN_OK, or NO_COMMON when
+ * two heads have no common ancestor (acc is then their sum, for the mean),
  * INCOMPLETE, NO_BASE (more than two: the caller takes the mean) or an
  * error. */
 static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                       sn_weights_view *views, size_t n, const sn_hist *fresh, int depth, size_t m,
-                       double *acc, float *tmp, sn_err *e)
+                       sn_weights_view *views, size_t n, const sn_hist *fresh, int depth,
+                       sn_merge_rule rule, size_t m, double *acc, float *tmp, sn_err *e)
 {
-    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, m, acc, tmp, e)
+    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, rule, m, acc, tmp, e)
                    : add_write(s, lk, lklen, &ids[0], views ? &views[0] : NULL, 1.0, m, acc, tmp, e);
     if (n > 2 && rc == NO_COMMON) rc = NO_BASE;
     idset base = { 0 };
     if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &base, e);
-    if (!rc) rc = add_write(s, lk, lklen, &ids[n - 1], views ? &views[n - 1] : NULL, 1.0, m, acc, tmp, e);
-    if (!rc && base.n == 0) rc = n > 2 ? NO_BASE : NO_COMMON;
-    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, -1.0, m, acc, tmp, e);
-    if (!rc && base.n > 1) {
-        double *b = depth < MAX_BASE_DEPTH ? calloc(m ? m : 1, sizeof *b) : NULL;
-        rc = b ? merge_value(s, lk, lklen, base.v, NULL, base.n, fresh, depth + 1, m, b, tmp, e) : NO_BASE;
-        if (rc == NO_COMMON) rc = NO_BASE;
-        for (size_t j = 0; !rc && j < m; j++) acc[j] -= b[j];
-        free(b);
+    if (!rc && base.n == 0) {
+        rc = n > 2 ? NO_BASE : add_write(s, lk, lklen, &ids[1], views ? &views[1] : NULL, 1.0, m, acc, tmp, e);
+        free(base.v);
+        return rc ? rc : NO_COMMON;
     }
+    double *b = rc ? NULL : calloc(2 * (m ? m : 1), sizeof *b), *y = b ? b + (m ? m : 1) : NULL;
+    if (!rc && !b) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+    if (!rc) rc = add_write(s, lk, lklen, &ids[n - 1], views ? &views[n - 1] : NULL, 1.0, m, y, tmp, e);
+    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, 1.0, m, b, tmp, e);
+    if (!rc && base.n > 1) {
+        rc = depth < MAX_BASE_DEPTH
+                 ? merge_value(s, lk, lklen, base.v, NULL, base.n, fresh, depth + 1, rule, m, b, tmp, e)
+                 : NO_BASE;
+        if (rc == NO_COMMON) rc = NO_BASE;
+    }
+    if (!rc) rc = combine_pair(rule, b, acc, y, m, e);
+    free(b);
     free(base.v);
     return rc;
 }
 
-/* ---- the delta sum ----------------------------------------------------------
+/* ---- the delta merge ----------------------------------------------------------
  * A write with one parent changed the layer by (write - parent); a merge
- * changes nothing of its own. So the merge of the heads is a common
+ * changes nothing of its own (under "sum"). So the sum of the heads is a common
  * ancestor B plus the own change of every write that B has not seen,
  * taken in ascending identity order. That needs no base of bases: peers
  * that keep training and merging each other (build_on_merge makes each
@@ -182,6 +207,7 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
  * it a write), a tombstone, a record not held or a walk cut short leave it
  * to merge_value. */
 #define FALLBACK 2004
+#define NOT_HELD 2005   /* the base is known, its record not held here */
 
 /* Every write of ids and their ancestors, into out. */
 static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
@@ -225,7 +251,7 @@ static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const 
         }
     }
     free(common.v);
-    return rc ? rc : best && held ? SN_OK : FALLBACK;
+    return rc ? rc : !best ? FALLBACK : held ? SN_OK : NOT_HELD;
 }
 
 /* A peer's copy of a materialized merge does not carry the flag; its
@@ -243,16 +269,78 @@ static sn_weights_view *head_view(const sn_ident *ids, sn_weights_view *views, s
     return NULL;
 }
 
-static int delta_sum(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                     sn_weights_view *views, size_t n, const sn_hist *fresh, size_t m, double *acc,
-                     float *tmp, sn_err *e)
+/* A head's view, the applied write's (fresh), or NULL: read from disk. */
+static sn_weights_view *view_of(const sn_ident *ids, sn_weights_view *views, size_t n,
+                                const sn_hist *fresh, sn_weights_view *fresh_view, const sn_ident *id)
+{
+    sn_weights_view *v = head_view(ids, views, n, id);
+    return v ? v : fresh_view && fresh && sn_same_ident(&fresh->id, id) ? fresh_view : NULL;
+}
+
+/* Each origin's change since the base, one row of m doubles per origin in
+ * ascending origin order: the canonical order every node combines in. */
+typedef struct changes {
+    size_t n, cap, m;
+    char (*origin)[SN_ORIGIN_LEN + 1];
+    double **d;
+} changes;
+
+static void changes_free(changes *c)
+{
+    for (size_t i = 0; i < c->n; i++) free(c->d[i]);
+    free(c->origin);
+    free(c->d);
+}
+
+/* The row of origin o, made (zeroed) when new. */
+static double *change_of(changes *c, const char *o, sn_err *e)
+{
+    size_t at = 0;
+    while (at < c->n && strcmp(c->origin[at], o) < 0) at++;
+    if (at < c->n && strcmp(c->origin[at], o) == 0) return c->d[at];
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        void *x = realloc(c->origin, cap * sizeof *c->origin);
+        if (x) c->origin = x;
+        void *y = x ? realloc(c->d, cap * sizeof *c->d) : NULL;
+        if (y) c->d = y;
+        if (!x || !y) { sn_fail(e, SN_ENOMEM, "out of memory"); return NULL; }
+        c->cap = cap;
+    }
+    double *row = calloc(c->m ? c->m : 1, sizeof *row);
+    if (!row) { sn_fail(e, SN_ENOMEM, "out of memory"); return NULL; }
+    memmove(&c->origin[at + 1], &c->origin[at], (c->n - at) * sizeof *c->origin);
+    memmove(&c->d[at + 1], &c->d[at], (c->n - at) * sizeof *c->d);
+    snprintf(c->origin[at], sizeof c->origin[at], "%s", o);
+    c->d[at] = row;
+    c->n++;
+    return row;
+}
+
+/* acc = the base plus the rule's combination of each origin's change: the
+ * own changes of the writes the base has not seen, summed per origin in
+ * ascending identity order, so a change two heads share through a merge
+ * is one origin's and counts once. *norigins: how many origins changed it.
+ * fresh_view: the record of the write being applied (in the batch, not on
+ * disk yet), when it is not a head.
+ *
+ * Under sum a record not held here leaves it to merge_value, which gives
+ * the same sum another way. Under a scaled rule it would not (the pairwise
+ * scales differ), so the merge waits (INCOMPLETE) until the record
+ * arrives, as it waits for unknown ancestry: a node never computes other
+ * bytes than a node that holds it. */
+static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
+                       sn_weights_view *views, size_t n, const sn_hist *fresh,
+                       sn_weights_view *fresh_view, sn_merge_rule rule, size_t m, double *acc,
+                       float *tmp, double *scale, size_t *norigins, sn_err *e)
 {
     idset all = { 0 }, seen = { 0 };
+    changes ch = { .m = m };
     sn_ident b;
     int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
     if (!rc) rc = closure_of(s, lk, lklen, ids, n, fresh, &all, e);
     if (!rc) rc = closure_of(s, lk, lklen, &b, 1, fresh, &seen, e);
-    if (!rc) rc = add_write(s, lk, lklen, &b, NULL, 1.0, m, acc, tmp, e);
+    if (!rc) rc = add_write(s, lk, lklen, &b, view_of(ids, views, n, fresh, fresh_view, &b), 1.0, m, acc, tmp, e);
     for (size_t i = 0, at; !rc && i < all.n; i++) {
         const sn_ident *id = &all.v[i];
         sn_hist h;
@@ -260,12 +348,20 @@ static int delta_sum(sn_store *s, const unsigned char *lk, size_t lklen, const s
         rc = sn_hist_get_or(s, lk, lklen, id, fresh, &h, e);
         if (rc || is_merge(id, &h)) continue;
         if (h.nparents != 1 || h.flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
-        rc = add_write(s, lk, lklen, id, head_view(ids, views, n, id), 1.0, m, acc, tmp, e);
-        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], NULL, -1.0, m, acc, tmp, e);
+        double *d = change_of(&ch, id->origin, e);
+        if (!d) rc = e->code;
+        if (!rc) rc = add_write(s, lk, lklen, id, view_of(ids, views, n, fresh, fresh_view, id), 1.0, m, d, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], view_of(ids, views, n, fresh, fresh_view, &h.parents[0]),
+                                -1.0, m, d, tmp, e);
     }
+    if (!rc) rc = sn_merge_combine(rule, acc, (const double *const *)ch.d, ch.n, m, acc, scale, e);
+    *norigins = ch.n;
+    changes_free(&ch);
     free(all.v);
     free(seen.v);
-    return rc == NO_BASE || rc == SN_NOTFOUND ? FALLBACK : rc;
+    if (rc == NO_BASE || rc == SN_NOTFOUND || rc == NOT_HELD)
+        rc = rule == SN_RULE_SUM ? FALLBACK : INCOMPLETE;
+    return rc;
 }
 
 /* The merge's identity: one past the newest head, and an origin that is a
@@ -308,26 +404,33 @@ int sn_merge_compatible(const sn_weights_view *v, size_t n)
  * or a base record is not held (*how says which); INCOMPLETE when the
  * heads' ancestry is not all known yet. */
 static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                   sn_weights_view *v, size_t n, const sn_hist *fresh, float *out, int *mean,
-                   sn_err *e)
+                   sn_weights_view *v, size_t n, const sn_hist *fresh, sn_weights_view *fresh_view,
+                   sn_merge_rule rule, float *out, char *how, size_t howlen, sn_err *e)
 {
-    size_t m = v[0].nw + v[0].nb;
-    double *acc = calloc(m ? m : 1, sizeof *acc);
+    size_t m = v[0].nw + v[0].nb, origins = 0;
+    double *acc = calloc(m ? m : 1, sizeof *acc), scale = 1;
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = delta_sum(s, lk, lklen, ids, v, n, fresh, m, acc, tmp, e);
-    if (rc == FALLBACK) {
+    if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, m, acc, tmp, &scale, &origins, e);
+    int pairwise = rc == FALLBACK;
+    if (pairwise) {
         memset(acc, 0, m * sizeof *acc);
-        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, m, acc, tmp, e);
+        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, rule, m, acc, tmp, e);
     }
-    *mean = rc == NO_COMMON || rc == NO_BASE;
+    int mean = rc == NO_COMMON || rc == NO_BASE;
     if (rc == NO_BASE) {
         memset(acc, 0, m * sizeof *acc);
         rc = SN_OK;
         for (size_t i = 0; !rc && i < n; i++) rc = add_write(s, lk, lklen, &ids[i], &v[i], 1.0, m, acc, tmp, e);
     }
     if (rc == NO_COMMON) rc = SN_OK;
-    for (size_t j = 0; !rc && j < m; j++) out[j] = (float)(*mean ? acc[j] / (double)n : acc[j]);
+    for (size_t j = 0; !rc && j < m; j++) out[j] = (float)(mean ? acc[j] / (double)n : acc[j]);
+    /* the record's "merge" field: part of its bytes, so only what every
+     * node computes alike */
+    const char *r = sn_merge_rule_name(rule);
+    if (mean) snprintf(how, howlen, "mean of %zu heads (no common ancestor retained)", n);
+    else if (pairwise) snprintf(how, howlen, "base + %zu heads, %s, pairwise", n, r);
+    else snprintf(how, howlen, "base + %zu heads, %s over %zu origins (scale %.6g)", n, r, origins, scale);
     free(acc);
     free(tmp);
     return rc;
@@ -362,7 +465,8 @@ static int merged_map(sn_arena *a, const unsigned char *lk, size_t lklen, const 
 
 int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                    const sn_ident *ids, sn_weights_view *v, const uint32_t *depths, size_t n,
-                   const sn_hist *fresh, sn_ident *out, sn_err *e)
+                   const sn_hist *fresh, sn_weights_view *fresh_view, sn_merge_rule rule,
+                   sn_ident *out, sn_err *e)
 {
     sn_hist h;
     memset(&h, 0, sizeof h);
@@ -375,13 +479,11 @@ int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
     }
     size_t m = v[0].nw + v[0].nb;
     float *w = malloc((m ? m : 1) * sizeof *w);
-    int mean = 0, rc = w ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, w, &mean, e);
+    char how[128];
+    int rc = w ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
+    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, w, how, sizeof how, e);
     if (rc == INCOMPLETE) rc = SN_NOTFOUND;   /* not yet: the caller picks a current meanwhile */
     if (rc) { free(w); return rc; }
-    char how[128];
-    if (!mean) snprintf(how, sizeof how, "base + %zu heads", n);
-    else snprintf(how, sizeof how, "mean of %zu heads (no common ancestor retained)", n);
     /* the newest head's codec, so every node encodes the same bytes */
     sn_codec codec = v[n - 1].rec.codec;
     unsigned char key[SN_WKEY_MAX];

@@ -25,6 +25,7 @@
 #define SN_REPLICA_H
 
 #include "codec/sn_entry.h"
+#include "merge/sn_combine.h"
 #include "store/sn_store.h"
 
 /* A candidate for the current record at one key. */
@@ -55,7 +56,31 @@ typedef struct sn_resolver {
      * (latest decides). Heads are offered in a canonical order. */
     int (*fn)(void *ud, const sn_head *a, const sn_head *b);
     void *ud;
+    /* MERGE: how heads combine (sn_combine.h); rule_fn (if set) picks per
+     * expert/layer: a rule, or -1 for merge_rule. Called before any head is
+     * loaded, so it may run Lua code. */
+    sn_merge_rule merge_rule;
+    int (*rule_fn)(void *ud, const char *expert, size_t len, uint32_t layer);
 } sn_resolver;
+
+/* The strategy table (sn_strategy.c): one row per conflict strategy, in the
+ * order core.p2p_limits.conflict_strategies lists the named ones. picks:
+ * 1 when head a beats b, 0 when b beats a, -1 to leave it to latest;
+ * combines: weights heads of one shape are merged (sn_merge.c) by the
+ * resolver's rule instead of picked. A new strategy is a new row. */
+typedef struct sn_strategy_row {
+    const char *name;       /* NULL: not chosen by name (a Lua function) */
+    sn_strategy strategy;
+    int (*picks)(const sn_resolver *r, const sn_head *a, const sn_head *b);
+    int combines;
+} sn_strategy_row;
+
+SN_HIDDEN extern const sn_strategy_row sn_strategy_table[];
+SN_HIDDEN extern const size_t sn_strategy_count;
+/* The row of strategy s (latest_timestamp's for an unknown one). */
+SN_HIDDEN const sn_strategy_row *sn_strategy_of(sn_strategy s);
+/* The rule r merges the layer lk (expert 0x00 layer(4 BE)) by. */
+SN_HIDDEN sn_merge_rule sn_resolver_rule(const sn_resolver *r, const unsigned char *lk, size_t lklen);
 
 typedef struct sn_apply_result {
     int duplicate;          /* the entry was already in the log */

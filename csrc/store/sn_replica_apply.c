@@ -10,32 +10,6 @@
 
 /* ---- applying a peer's entry --------------------------------------------------------- */
 
-static int latest_beats(const sn_head *a, const sn_head *b)
-{
-    if (a->id.hlc != b->id.hlc) return a->id.hlc > b->id.hlc;
-    return strcmp(a->id.origin, b->id.origin) > 0;
-}
-
-int sn_resolver_beats(const sn_resolver *r, const sn_head *a, const sn_head *b)
-{
-    switch (r ? r->strategy : SN_RESOLVE_LATEST) {
-    case SN_RESOLVE_HIGHEST_VERSION:
-        if (a->version != b->version) return a->version > b->version;
-        break;
-    case SN_RESOLVE_PREFER_LOCAL:
-        if (a->local != b->local) return a->local;
-        break;
-    case SN_RESOLVE_CUSTOM: {
-        int w = r->fn ? r->fn(r->ud, a, b) : -1;
-        if (w >= 0) return w;
-        break;
-    }
-    default:
-        break;
-    }
-    return latest_beats(a, b);
-}
-
 static int head_order(const void *x, const void *y)
 {
     const sn_head *a = x, *b = y;

@@ -80,13 +80,23 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
                           const fresh_write *f, sn_ident *heads, size_t *nheads,
                           const sn_resolver *r, sn_apply_result *res, sn_err *e)
 {
+    /* the rule first: it may run Lua code, which must not find heads loaded */
+    int merges = r && sn_strategy_of(r->strategy)->combines;
+    sn_merge_rule rule = merges && *nheads >= 2 ? sn_resolver_rule(r, lk, lklen) : SN_RULE_NORMALIZED;
     cands *c = malloc(sizeof *c);
     if (!c) return sn_fail(e, SN_ENOMEM, "out of memory");
     int rc = load_heads(s, lk, lklen, heads, *nheads, f, c, e);
     sn_ident cur;
     int have = 0;
-    if (!rc && c->n >= 2 && r && r->strategy == SN_RESOLVE_MERGE && sn_merge_compatible(c->v, c->n)) {
-        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, &cur, e);
+    if (!rc && c->n >= 2 && merges && sn_merge_compatible(c->v, c->n)) {
+        /* the applied write, when it is not a head, may still be a change
+         * the merge sums: its record is in b, not on disk */
+        sn_weights_view fv, *fvp = NULL;
+        int fresh_head = 0;
+        for (size_t i = 0; f->h && i < c->n; i++) fresh_head |= sn_same_ident(&c->id[i], &f->h->id);
+        if (f->h && f->bytes && !fresh_head && load_view(s, lk, lklen, &f->h->id, f, &fv, e) == SN_OK) fvp = &fv;
+        rc = sn_merge_heads(s, b, lk, lklen, c->id, c->v, c->depth, c->n, f->h, fvp, rule, &cur, e);
+        if (fvp) sn_weights_view_release(fvp);
         have = res->merged = !rc;
         if (rc == SN_NOTFOUND) rc = SN_OK;   /* ancestry still arriving: latest until then */
     }

@@ -9,8 +9,23 @@ local p2p = {}
 
 local DEFAULTS, LIMITS = core.p2p_defaults, core.p2p_limits
 
-local STRATEGIES = {}
+local STRATEGIES, RULES = {}, {}
 for _, name in ipairs(LIMITS.conflict_strategies) do STRATEGIES[name] = true end
+for _, name in ipairs(LIMITS.merge_rules) do RULES[name] = true end
+local RULES_MUST = "must be " .. table.concat(LIMITS.merge_rules, ", ")
+
+-- merge_rule: a rule's name, a table of them keyed by "expert" or
+-- "expert/layer", or a function(expert, layer) returning one (checked when
+-- called: a bad answer counts as a resolver error and the default decides)
+local function merge_rule(v)
+  if type(v) == "string" and not RULES[v] then return RULES_MUST .. ", a table or a function" end
+  if type(v) == "table" then
+    for k, r in pairs(v) do
+      if type(k) ~= "string" then return "keys must be expert ids or \"expert/layer\"" end
+      if not RULES[r] then return ("[%q] %s"):format(k, RULES_MUST) end
+    end
+  end
+end
 
 -- name -> {type, default, check (returns an error string or nil)}
 local function positive(v) if not (v > 0) or v ~= v or v == math.huge then return "must be a positive finite number" end end
@@ -45,6 +60,7 @@ local FIELDS = {
       return "must be " .. table.concat(LIMITS.conflict_strategies, ", ") .. " or a function"
     end
   end },
+  merge_rule = { { "string", "table", "function" }, DEFAULTS.merge_rule, merge_rule },
   enable_weight_sync = { "boolean", DEFAULTS.enable_weight_sync },
   enable_config_sync = { "boolean", DEFAULTS.enable_config_sync },
   enable_checkpoint_sync = { "boolean", DEFAULTS.enable_checkpoint_sync },

@@ -38,12 +38,12 @@ local function check_config(config)
   if type(config) ~= "table" then error("runtime: config must be a table", 3) end
   for k, v in pairs(config) do
     local d = DEFAULTS[k]
-    if d == nil and k ~= "keep_best" and k ~= "p2p" then
+    if d == nil and k ~= "keep_best" and k ~= "p2p" and k ~= "merge_rule" then
       error(("runtime: unknown config field '%s'"):format(tostring(k)), 3)
     end
     local want = type(d)
-    if k == "p2p" then
-      if type(v) ~= "table" then error("runtime: p2p must be a table (a P2PSyncConfig)", 3) end
+    if k == "p2p" or k == "merge_rule" then   -- merge_rule: checked with the node's config
+      if k == "p2p" and type(v) ~= "table" then error("runtime: p2p must be a table (a P2PSyncConfig)", 3) end
     elseif k == "keep_best" then
       local experts = {}
       for _, e in ipairs(M.EXPERTS) do experts[e.name] = true end
@@ -61,7 +61,8 @@ local function check_config(config)
   if c.sync_with_peers and not c.p2p then
     error("runtime: sync_with_peers = true needs p2p = {...} (the node's config)", 3)
   end
-  if c.p2p then c.p2p = sync.checked_config(c.p2p, 3) end
+  if c.merge_rule ~= nil then sync.checked_config({ merge_rule = c.merge_rule }, 3) end
+  if c.p2p then c.p2p = sync.checked_config(c.p2p, 3, c.merge_rule) end
   -- a live mesh merges against older versions peers built on: trimming them
   -- would leave the merge no base (it falls back to the mean)
   if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
@@ -549,7 +550,7 @@ end
 function Runtime:enable_p2p_sync(config)
   check_open(self)
   if self.p2p_node then error("enable_p2p_sync: this runtime already has a node", 2) end
-  local node, err = require("synaptic.p2p").node(self.store, sync.checked_config(config, 2))
+  local node, err = require("synaptic.p2p").node(self.store, sync.checked_config(config, 2, self.config.merge_rule))
   if not node then return nil, err end
   self.p2p_node = node
   return node

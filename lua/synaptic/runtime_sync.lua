@@ -103,22 +103,24 @@ function S.take_up(rt)
   return n
 end
 
---- The node config a runtime uses: conflict_resolution defaults to "merge"
--- (a config already validated by synaptic.p2p_config is used as it is).
-function S.node_config(config)
-  if config == nil then return { conflict_resolution = "merge" } end
+--- The node config a runtime uses: conflict_resolution defaults to "merge",
+-- merge_rule to the runtime's own merge_rule (a config already validated by
+-- synaptic.p2p_config is used as it is).
+function S.node_config(config, merge_rule)
+  if config == nil then return { conflict_resolution = "merge", merge_rule = merge_rule } end
   local mt = getmetatable(config)
   if type(config) ~= "table" or (mt and mt.__name == "synaptic.p2p_config") then return config end
   local c = {}
   for k, v in pairs(config) do c[k] = v end
   if c.conflict_resolution == nil then c.conflict_resolution = "merge" end
+  if c.merge_rule == nil then c.merge_rule = merge_rule end
   return c
 end
 
---- node_config(config), validated by synaptic.p2p_config: a bad config
--- raises at the caller `level` frames up (the user's line, not this file's).
-function S.checked_config(config, level)
-  local ok, res = pcall(require("synaptic.p2p").config, S.node_config(config))
+--- node_config(config, merge_rule), validated by synaptic.p2p_config: a bad
+-- config raises at the caller `level` frames up (the user's line, not this file's).
+function S.checked_config(config, level, merge_rule)
+  local ok, res = pcall(require("synaptic.p2p").config, S.node_config(config, merge_rule))
   if ok then return res end
   error((tostring(res):gsub("^[^\n]-:%d+: ", "")), level + 1)
 end
