@@ -95,27 +95,11 @@ local function persist_net(batch, id, domain, net, lr)
                      learning_rate = lr, architecture = sizes }
 end
 
--- Set every layer of net from the store's current versions, and remember
--- them as what the runtime built on (runtime_sync).
-local function read_layers(rt, id, net)
-  for layer = 1, net:layer_count() do
-    local w, b, info = rt.store:get_weights(id, layer)
-    if not w then
-      error(("runtime: no readable weights for %s layer %d%s"):format(id, layer,
-            b and (": " .. b) or ""), 0)
-    end
-    net:set_layer(layer, w, b)
-    rt.seen[id] = rt.seen[id] or {}
-    rt.seen[id][layer] = { hlc = info.hlc, origin = info.origin, w = w, b = b }
-  end
-  net:mark_clean()
-end
-
 local function load_net(rt, id, sizes, seed)
   local cfg = rt.store:get_config(id)
   local net = core.mlp(sizes, seed)
   if not cfg then return net, false end
-  read_layers(rt, id, net)
+  sync.read_layers(rt, id, net)
   return net, true
 end
 
@@ -142,7 +126,7 @@ function M.open(path, config)
   if not store then return nil, err end
   local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
                             experts = {}, inputs = {}, order = {}, seen = {},
-                            gate_id = GATE_ID, taken_up = 0 }, Runtime)
+                            gate_id = GATE_ID, taken_up = 0, refused = {} }, Runtime)
   local ok, e = pcall(function()
     local fresh = {}
     for i, spec in ipairs(M.EXPERTS) do
@@ -464,8 +448,10 @@ function Runtime:restore_state(id, experts)
         local at = pin.origin and { hlc = pin.hlc, origin = pin.origin } or pin.version
         local w, bias, info = self.store:get_weights(name, pin.layer, at)
         if not w then error(("pinned weights %s layer %d v%d are missing"):format(name, pin.layer, pin.version), 0) end
-        b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
-        restored[#restored + 1] = { id = name, net = net, layer = pin.layer, w = w, b = bias }
+        if not sync.refused(self, name, net, pin.layer, w, bias, info) then
+          b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
+          restored[#restored + 1] = { id = name, net = net, layer = pin.layer, w = w, b = bias }
+        end
       end
     end
   end)
@@ -536,6 +522,10 @@ Stats.__tostring = function(s)
     lines[#lines + 1] = ("  %-12s %7d activations  success %5.1f%%  %s")
       :format(name, e.activation_count, 100 * e.success_rate, human(e.memory_usage))
   end
+  for _, r in ipairs(s.refused) do
+    lines[#lines + 1] = ("  refused %s layer %d v%s from %s: %s")
+      :format(r.expert_id, r.layer, tostring(r.version), tostring(r.origin), r.reason)
+  end
   return table.concat(lines, "\n")
 end
 
@@ -548,9 +538,11 @@ function Runtime:stats()
     uptime = global.uptime, memory_usage = global.memory_usage, disk_usage = global.disk_usage,
     checkpoint_count = st.checkpoint_count, storage_stats = st,
     success_rate = success_rate(self.counters.correct, self.counters.feedback),
-    feedback = self.counters.feedback, experts = {}, expert_order = self.order,
+    feedback = self.counters.feedback, experts = {}, expert_order = self.order, refused = {},
   }, Stats)
   for _, e in ipairs(states) do s.experts[e.expert_id] = e end
+  for _, r in pairs(self.refused) do s.refused[#s.refused + 1] = r end
+  table.sort(s.refused, function(a, b) return a.expert_id .. "/" .. a.layer < b.expert_id .. "/" .. b.layer end)
   return s
 end
 
@@ -562,8 +554,8 @@ function Runtime:reload()
   local ok, err = self:flush()
   if not ok then return nil, err end
   local rok, rerr = pcall(function()
-    for name, net in pairs(self.experts) do read_layers(self, name, net) end
-    read_layers(self, GATE_ID, self.gate)
+    for name, net in pairs(self.experts) do sync.read_layers(self, name, net) end
+    sync.read_layers(self, GATE_ID, self.gate)
   end)
   if not rok then return nil, tostring(rerr) end
   self.epoch = self.store:weights_epoch()
