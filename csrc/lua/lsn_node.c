@@ -230,6 +230,21 @@ static int l_node_force_routing_id(lua_State *L)
     return 1;
 }
 
+/* Tests only (SYNAPTIC_TEST_HOOKS): bytes sent as they are on our
+ * connection to an endpoint, to play a forger. */
+static int l_node_send_raw(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *ep = luaL_checkstring(L, 2);
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 3, &len);
+    sn_err e;
+    int rc = sn_net_send_raw(u->net, ep, bytes, len, &e);
+    if (rc) return lsn_result(L, "_send_raw", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_node_sync_now(lua_State *L)
 {
     sn_sync *y = enter(L, 1);
@@ -336,7 +351,8 @@ void lsn_node_register(lua_State *L)
     };
     lsn_newclass(L, LSN_NODE, methods, meta);
     if (getenv("SYNAPTIC_TEST_HOOKS")) {
-        static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id }, { NULL, NULL } };
+        static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id },
+                                              { "_send_raw", l_node_send_raw }, { NULL, NULL } };
         lsn_class_add_methods(L, LSN_NODE, hooks);
     }
 }

@@ -125,6 +125,7 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     c->weights = bool_field(L, idx, "enable_weight_sync", 1);
     c->configs = bool_field(L, idx, "enable_config_sync", 1);
     c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
+    c->discovery = bool_field(L, idx, "discovery", 0);
     int t = lua_getfield(L, idx, "conflict_resolution");
     if (t == LUA_TFUNCTION) {
         c->resolver.strategy = SN_RESOLVE_CUSTOM;
@@ -212,10 +213,12 @@ static void set_str(lua_State *L, const char *k, const char *v)
 int lsn_push_peers(lua_State *L, sn_sync *y)
 {
     size_t n = sn_sync_peer_count(y);
+    lua_Integer k = 0;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         sn_peer_info p;
         sn_sync_peer(y, i, &p);
+        if (p.candidate) continue;   /* not a peer until it answers as itself */
         lua_createtable(L, 0, 12);
         set_str(L, "id", p.id);
         set_str(L, "node_id", p.node);
@@ -242,7 +245,7 @@ int lsn_push_peers(lua_State *L, sn_sync *y)
             lua_pushinteger(L, (lua_Integer)there);
             lua_setfield(L, -2, "missing_there");
         }
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        lua_rawseti(L, -2, ++k);
     }
     return 1;
 }
@@ -258,7 +261,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
     S(messages_received); S(duplicates); S(collisions); S(heartbeats_sent);
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
-    S(chunk_sets_rejected); S(reassembly_bytes);
+    S(chunk_sets_rejected); S(reassembly_bytes); S(candidates_refused);
 #undef S
     return 1;
 }
@@ -324,6 +327,7 @@ static void push_defaults(lua_State *L)
     set_bool(L, "enable_weight_sync", c.weights);
     set_bool(L, "enable_config_sync", c.configs);
     set_bool(L, "enable_checkpoint_sync", c.checkpoints);
+    set_bool(L, "discovery", c.discovery);   /* without CURVE; p2p.config turns it on with */
     lua_pushstring(L, strategy_name(c.resolver.strategy));
     lua_setfield(L, -2, "conflict_resolution");
     set_int(L, "send_hwm", n.send_hwm);

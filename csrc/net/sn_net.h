@@ -72,6 +72,10 @@ SN_HIDDEN int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e
 SN_HIDDEN int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e);
 /* Tests only: the routing id our next DEALERs connect with (a forger's). */
 SN_HIDDEN int sn_net_force_routing_id(sn_net *n, const char *id, sn_err *e);
+/* Tests only: bytes as they are, on our connection to endpoint (a forger's
+ * messages). */
+SN_HIDDEN int sn_net_send_raw(sn_net *n, const char *endpoint, const void *bytes, size_t len,
+                              sn_err *e);
 SN_HIDDEN void sn_net_get_stats(const sn_net *n, sn_net_stats *out);
 SN_HIDDEN int sn_keypair(char pub[SN_Z85_KEY_LEN + 1], char sec[SN_Z85_KEY_LEN + 1], sn_err *e);
 

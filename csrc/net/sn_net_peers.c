@@ -197,10 +197,18 @@ static int from_dealer(sn_net *n, sn_sync *y, size_t d, zmq_msg_t *body, int *go
         return SN_OK;
     }
     const char *ep = n->dealers[d].endpoint;
+    if (sn_sync_find_node(y, ep) < 0) {
+        /* the engine dropped this peer (a candidate that answered as
+         * another id): what is still queued on its connection is not taken */
+        rejected(n, y);
+        sn_net_close_dealer(n, d);
+        *gone = 1;
+        return SN_OK;
+    }
     if (!strcmp(from, n->node_id) || learned_duplicate(y, n->node_id, ep, from)) {
         /* ourselves: never again; a duplicate: the other connection serves */
         int self = !strcmp(from, n->node_id);
-        if (self && sn_sync_block(y, ep, e)) return e->code;
+        if (self) sn_sync_refuse(y, ep);
         sn_sync_remove_peer(y, ep, strlen(ep));
         sn_net_close_dealer(n, d);
         *gone = 1;
@@ -286,6 +294,16 @@ void sn_net_flush(sn_net *n, sn_sync *y)
     }
 }
 
+int sn_net_send_raw(sn_net *n, const char *endpoint, const void *bytes, size_t len, sn_err *e)
+{
+    for (size_t d = 0; d < n->ndealers; d++)
+        if (!strcmp(n->dealers[d].endpoint, endpoint)) {
+            if (zmq_send(n->dealers[d].sock, bytes, len, ZMQ_DONTWAIT) < 0) return sn_net_zerr(e, "send");
+            return SN_OK;
+        }
+    return sn_fail(e, SN_EARG, "no connection to %s", endpoint);
+}
+
 /* ---- discovery and dropping peers ------------------------------------------------------------ */
 
 int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
@@ -302,19 +320,19 @@ int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
     sn_candidate c;
     while (sn_sync_next_dial(y, &c)) {
         /* under CURVE only keys we would admit ourselves are dialed; only
-         * network endpoints (an inproc one a peer names would be one of
-         * our own sockets, the ZAP handler's included) */
+         * TCP endpoints (an inproc one a peer names would be one of our own
+         * sockets, the ZAP handler's included; an ipc one any local socket) */
         int refuse = (n->cfg.curve && (!c.pub[0] || !sn_net_authorized(n, c.pub))) ||
-                     (strncmp(c.endpoint, "tcp://", 6) && strncmp(c.endpoint, "ipc://", 6));
+                     strncmp(c.endpoint, "tcp://", 6);
         if (refuse) {
-            if (sn_sync_block(y, c.id, e)) return e->code;
+            sn_sync_refuse(y, c.id);
             continue;
         }
         size_t before = n->ndealers;
         sn_err why;
         if (sn_net_connect(n, c.endpoint, c.pub, &why)) {
             if (why.code == SN_ENOMEM) { *e = why; return why.code; }
-            if (sn_sync_block(y, c.endpoint, e)) return e->code;
+            sn_sync_refuse(y, c.endpoint);
             continue;
         }
         if (sn_sync_add_learned(y, &c, e)) {

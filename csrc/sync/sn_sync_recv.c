@@ -346,6 +346,12 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         *e = pe;
         return SN_OK;
     }
+    const sn_value *from = sn_map_get(&m.r.fields, "from");
+    if (p->candidate && !sn_candidate_answered(y, p, from->u.s.p, from->u.s.len)) {
+        msg_free(&m);   /* p is gone: another id than it was named with, or no slot */
+        y->st.rejected++;
+        return SN_OK;
+    }
     p->last_seen = y->now;
     p->bytes_received += len;
     rc = note_sender(y, p, &m, e);

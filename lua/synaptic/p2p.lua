@@ -57,6 +57,7 @@ local FIELDS = {
   max_clock_offset_ms = { "number", DEFAULTS.max_clock_offset_ms, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
   send_hwm = { "number", DEFAULTS.send_hwm, range "send_hwm" },
   recv_hwm = { "number", DEFAULTS.recv_hwm, range "recv_hwm" },
+  discovery = { "boolean", nil },                -- default: on under CURVE only (see build)
   insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
 }
@@ -202,6 +203,9 @@ local function build(t)
   check_sizes(out)
   if out.curve ~= nil then out.curve = check_curve(out.curve) end
   out.peers = check_peers(out)
+  -- dialing what heartbeats name is safe only when a dialed node must
+  -- prove its key: without CURVE it is the user's choice
+  if out.discovery == nil then out.discovery = out.curve ~= nil end
   if out.listen and not out.curve and not out.insecure then
     local host = out.listen:match("^tcp://([^:]+):") or out.listen:match("^tcp://%[([%x:]+)%]:")
     if host and host ~= "127.0.0.1" and host ~= "localhost" and host ~= "::1" then
