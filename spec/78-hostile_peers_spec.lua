@@ -185,3 +185,76 @@ describe("hostile heartbeats", function()
     v:close(); f:close(); p:close()
   end)
 end)
+
+describe("node-id squatting under CURVE", function()
+  after_each(helpers.cleanup)
+
+  -- A listens and authorizes B's and X's keys (auth built by the caller);
+  -- X connects first, claiming B's id, and stays.
+  local function squat(auth_of)
+    local ka, sa = synaptic.keypair()
+    local kb, sb = synaptic.keypair()
+    local kx, sx = synaptic.keypair()
+    local a, b, x = open("a"), open("b"), open("x")
+    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0",
+      curve = { public = ka, secret = sa, authorized = auth_of(kb, kx) } }))
+    x:put_weights("poison", 0, { 666 }, {})
+    local nx = assert(synaptic.node(x, conf { node_id = "B", peers = { { endpoint = na:address(), public = ka } },
+      curve = { public = kx, secret = sx } }))
+    local t = { a = a, b = b, x = x, na = na, nx = nx }
+    function t.start_b()
+      t.nb = assert(synaptic.node(b, conf { node_id = "B", peers = { { endpoint = na:address(), public = ka } },
+        curve = { public = kb, secret = sb } }))
+    end
+    function t.close()
+      for _, n in ipairs { t.na, t.nb, t.nx } do n:close() end
+      a:close(); b:close(); x:close()
+    end
+    return t
+  end
+
+  it("an id bound to the squatter's key is free again once the squatter's connection is gone", function()
+    local t = squat(function(kb, kx) return { kb, kx } end)
+    assert.is_true(until_({ t.na, t.nx }, function() return peer_named(t.na, "B") ~= nil end, 400))
+    t.start_b()
+    until_({ t.na, t.nb, t.nx }, nil, 40)
+    t.nx:close()
+    t.b:put_weights("real", 0, { 7 }, {})
+    assert.is_true(until_({ t.na, t.nb }, function() return same_weights(t.a, t.b, "real", 0) end, 600))
+    t.a:put_weights("back", 0, { 8 }, {})
+    assert.is_true(until_({ t.na, t.nb }, function() return same_weights(t.a, t.b, "back", 0) end, 600))
+    t.close()
+  end)
+
+  it("an id the config names with a key is that key's alone: a squatter never locks out the holder", function()
+    local t = squat(function(kb, kx) return { { public = kb, node_id = "B" }, kx } end)
+    until_({ t.na, t.nx }, nil, 60)
+    assert.is_true(t.na:stats().forged > 0)
+    assert.is_nil(peer_named(t.na, "B"))
+    t.start_b()
+    t.b:put_weights("real", 0, { 7 }, {})
+    local nodes = { t.na, t.nb, t.nx }
+    assert.is_true(until_(nodes, function() return same_weights(t.a, t.b, "real", 0) end, 600))
+    t.a:put_weights("back", 0, { 8 }, {})
+    assert.is_true(until_(nodes, function() return same_weights(t.a, t.b, "back", 0) end, 600))
+    assert.is_nil(t.a:get_weights("poison", 0))
+    assert.is_nil(t.x:get_weights("real", 0))
+    t.close()
+  end)
+
+  it("checks authorized entries that name a node id", function()
+    local k1 = synaptic.keypair()
+    local k2 = synaptic.keypair()
+    local p, s = synaptic.keypair()
+    local function cfg(auth) return { curve = { public = p, secret = s, authorized = auth } } end
+    assert.has_error(function() synaptic.p2p_config(cfg { { public = k1 } }) end,
+      "p2p_config: curve.authorized[1].node_id must be 1 to 255 bytes without NUL")
+    assert.has_error(function() synaptic.p2p_config(cfg { { public = k1, node_id = "B" }, { public = k2, node_id = "B" } }) end,
+      "p2p_config: curve.authorized[2].node_id B is given to two keys")
+    assert.has_error(function() synaptic.p2p_config(cfg { { public = k1, node_id = "B", id = 1 } }) end,
+      "p2p_config: unknown field curve.authorized[1].id")
+    local c = synaptic.p2p_config(cfg { { public = k1, node_id = "B" }, k2 })
+    assert.same({ k1, k2 }, c.curve.authorized)
+    assert.equal("B", c.curve.node_ids[k1])
+  end)
+end)

@@ -61,24 +61,33 @@ static int make_net(lua_State *L, lsn_node *u, int cfg, sn_err *e)
         c.send_hwm = (int)lua_tointeger(L, -1);
     if (lua_getfield(L, cfg, "recv_hwm") == LUA_TNUMBER && lua_isinteger(L, -1))
         c.recv_hwm = (int)lua_tointeger(L, -1);
-    const char *auth[SN_NET_MAX_AUTHORIZED];
+    const char *auth[SN_NET_MAX_AUTHORIZED], *ids[SN_NET_MAX_AUTHORIZED];
     if (lua_getfield(L, cfg, "curve") == LUA_TTABLE) {
         int ci = lua_gettop(L);
         c.curve = 1;
         copy_key(L, ci, "public", c.public_key);
         copy_key(L, ci, "secret", c.secret_key);
+        int named = lua_getfield(L, ci, "node_ids") == LUA_TTABLE ? lua_gettop(L) : 0;
         if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
             int list = lua_gettop(L);
             lua_Integer n = luaL_len(L, list);
             if (n > SN_NET_MAX_AUTHORIZED)
                 luaL_argerror(L, 2, lua_pushfstring(L, "at most %d authorized keys", SN_NET_MAX_AUTHORIZED));
-            luaL_checkstack(L, (int)n, "authorized keys");
+            luaL_checkstack(L, 2 * (int)n, "authorized keys");
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_geti(L, list, i);
-                auth[c.nauthorized++] = lua_tostring(L, -1);   /* left on the stack */
+                auth[c.nauthorized] = lua_tostring(L, -1);   /* left on the stack */
+                ids[c.nauthorized] = NULL;
+                if (named && auth[c.nauthorized]) {
+                    lua_pushvalue(L, -1);
+                    lua_gettable(L, named);
+                    ids[c.nauthorized] = lua_tostring(L, -1);   /* left on the stack */
+                }
+                c.nauthorized++;
             }
         }
         c.authorized = auth;
+        c.authorized_ids = ids;
     }
     int rc = sn_net_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->net, e);
     lua_settop(L, top);

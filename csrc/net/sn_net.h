@@ -14,8 +14,10 @@
  * node id of an inbound peer is bound to the first live connection whose
  * messages carried it; another connection claiming it while that one lives
  * gets nothing and is counted (stats.forged, and the engine's rejected).
- * Under CURVE a node id is also bound, for the node's life, to the public
- * key that first used it (ZAP's User-Id). */
+ * Under CURVE a node id belongs to a key: the one the config names with it
+ * (authorized_ids), always; else the key of the first connection that used
+ * it, for as long as a connection of that key speaks for it (ZAP's
+ * User-Id), so a squatter holds an unnamed id only while it stays. */
 #ifndef SN_NET_H
 #define SN_NET_H
 
@@ -35,6 +37,7 @@ typedef struct sn_net_config {
     int curve;
     char public_key[SN_Z85_KEY_LEN + 1], secret_key[SN_Z85_KEY_LEN + 1];
     const char *const *authorized; /* Z85 public keys admitted by ZAP */
+    const char *const *authorized_ids;   /* NULL, or per key the node id it alone holds (or NULL) */
     size_t nauthorized;
 } sn_net_config;
 

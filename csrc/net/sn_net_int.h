@@ -27,9 +27,12 @@ typedef struct claim {
     size_t connlen;
 } claim;
 
+/* A node id bound to the key that used it first; held while its holder
+ * lives: our DEALER to endpoint, or (endpoint NULL) the node's inbound claim. */
 typedef struct keybind {
     char *node;
     char key[SN_Z85_KEY_LEN + 1];
+    char *endpoint;
 } keybind;
 
 struct sn_net {
@@ -44,6 +47,7 @@ struct sn_net {
     size_t nkeys, keys_cap;
     sn_net_config cfg;
     char **authorized;
+    char **authorized_ids;   /* per authorized key: the node id it alone holds, or NULL */
     char node_id[SN_NET_MAX_NODE_ID + 1];
     char address[512];
     char *forced_id;         /* tests: the routing id of our next DEALERs */

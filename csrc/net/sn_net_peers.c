@@ -6,7 +6,8 @@
  * under a peer's id and, with ROUTER_HANDOVER, take its pipe over. Our
  * DEALERs now choose random ids and the node id is read from each message
  * ("from"), bound to the first live connection (and, under CURVE, key)
- * that used it. */
+ * that used it; under CURVE an id the config names with a key is that
+ * key's alone (sn_net.h). */
 #include "base/sn_vec.h"
 #include "net/sn_net_int.h"
 
@@ -20,7 +21,10 @@ void sn_net_peers_free(sn_net *n)
 {
     for (size_t i = 0; i < n->nclaims; i++) free(n->claims[i].node);
     free(n->claims);
-    for (size_t i = 0; i < n->nkeys; i++) free(n->keys[i].node);
+    for (size_t i = 0; i < n->nkeys; i++) {
+        free(n->keys[i].node);
+        free(n->keys[i].endpoint);
+    }
     free(n->keys);
 }
 
@@ -39,19 +43,71 @@ static void rejected(sn_net *n, sn_sync *y)
 
 /* ---- node ids bound to keys (CURVE) and to connections ----------------------------------- */
 
-/* Whether key may speak for node: the first key that did keeps it. */
-static int key_may_speak(sn_net *n, const char *node, const char *key)
+static claim *claim_of_node(sn_net *n, const char *node);
+static int conn_alive(sn_net *n, const struct claim *c);
+
+/* The node id the config gives key alone, or NULL. */
+static const char *named_id(const sn_net *n, const char *key)
+{
+    for (size_t i = 0; i < n->cfg.nauthorized; i++)
+        if (n->authorized_ids[i] && !strcmp(n->authorized[i], key)) return n->authorized_ids[i];
+    return NULL;
+}
+
+/* Whether the config names node with another key than key. */
+static int named_for_other(const sn_net *n, const char *node, const char *key)
+{
+    for (size_t i = 0; i < n->cfg.nauthorized; i++)
+        if (n->authorized_ids[i] && !strcmp(n->authorized_ids[i], node) && strcmp(n->authorized[i], key))
+            return 1;
+    return 0;
+}
+
+/* Whether a binding's holder is still there: our DEALER to its endpoint,
+ * or the live inbound connection that speaks for its node. */
+static int binding_held(sn_net *n, const keybind *k)
+{
+    if (k->endpoint) {
+        for (size_t d = 0; d < n->ndealers; d++)
+            if (!strcmp(n->dealers[d].endpoint, k->endpoint)) return 1;
+        return 0;
+    }
+    claim *c = claim_of_node(n, k->node);
+    return c && conn_alive(n, c);
+}
+
+/* Whether key may speak for node, over our DEALER to endpoint (or inbound,
+ * endpoint NULL). An id the config names belongs to its key alone, and
+ * that key speaks only as it; any other id is bound to the first key that
+ * used it while that key's connection lives, then free for the next. */
+static int key_may_speak(sn_net *n, const char *node, const char *key, const char *endpoint)
 {
     if (!key || strlen(key) != SN_Z85_KEY_LEN) return 0;
-    for (size_t i = 0; i < n->nkeys; i++)
-        if (!strcmp(n->keys[i].node, node)) return !strcmp(n->keys[i].key, key);
+    const char *named = named_id(n, key);
+    if (named) return !strcmp(named, node);
+    if (named_for_other(n, node, key)) return 0;
+    keybind *k = NULL;
+    for (size_t i = 0; i < n->nkeys && !k; i++)
+        if (!strcmp(n->keys[i].node, node)) k = &n->keys[i];
+    if (k && !strcmp(k->key, key)) return 1;
+    if (k && binding_held(n, k)) return 0;
     sn_err e;
-    if (n->nkeys >= MAX_KEY_BINDINGS || SN_GROW(n->keys, n->nkeys, n->keys_cap, 8, &e)) return 0;
-    char *copy = strdup(node);
-    if (!copy) return 0;
-    n->keys[n->nkeys].node = copy;
-    memcpy(n->keys[n->nkeys].key, key, SN_Z85_KEY_LEN + 1);
-    n->nkeys++;
+    char *ep = endpoint ? strdup(endpoint) : NULL;
+    if (endpoint && !ep) return 0;
+    if (!k) {
+        char *copy = strdup(node);
+        if (!copy || n->nkeys >= MAX_KEY_BINDINGS || SN_GROW(n->keys, n->nkeys, n->keys_cap, 8, &e)) {
+            free(copy);
+            free(ep);
+            return 0;
+        }
+        k = &n->keys[n->nkeys++];
+        k->node = copy;
+        k->endpoint = NULL;
+    }
+    memcpy(k->key, key, SN_Z85_KEY_LEN + 1);
+    free(k->endpoint);
+    k->endpoint = ep;
     return 1;
 }
 
@@ -78,7 +134,7 @@ static void drop_claim(sn_net *n, claim *c)
 /* Whether the connection c names is still there. ROUTER_MANDATORY makes a
  * send to a gone one fail at its first frame; a live one gets an empty
  * frame, which our DEALERs ignore. */
-static int conn_alive(sn_net *n, const claim *c)
+static int conn_alive(sn_net *n, const struct claim *c)
 {
     if (zmq_send(n->router, c->conn, c->connlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return zmq_errno() != EHOSTUNREACH;
@@ -146,7 +202,7 @@ static int from_router(sn_net *n, sn_sync *y, zmq_msg_t *conn, zmq_msg_t *body, 
         return SN_OK;
     }
     const char *key = n->cfg.curve ? zmq_msg_gets(body, "User-Id") : NULL;
-    if (!strcmp(from, n->node_id) || (n->cfg.curve && !key_may_speak(n, from, key)) ||
+    if (!strcmp(from, n->node_id) || (n->cfg.curve && !key_may_speak(n, from, key, NULL)) ||
         !conn_may_speak(n, from, zmq_msg_data(conn), zmq_msg_size(conn))) {
         forged(n, y);
         return SN_OK;
@@ -214,7 +270,7 @@ static int from_dealer(sn_net *n, sn_sync *y, size_t d, zmq_msg_t *body, int *go
         *gone = 1;
         return SN_OK;
     }
-    if (n->cfg.curve && !key_may_speak(n, from, n->dealers[d].key)) {
+    if (n->cfg.curve && !key_may_speak(n, from, n->dealers[d].key, ep)) {
         forged(n, y);
         return SN_OK;
     }

@@ -157,15 +157,33 @@ local function check_curve(c)
   if c.server_key ~= nil and not z85(c.server_key) then
     fail("curve.server_key " .. Z85_MUST)
   end
-  local auth = {}
+  -- authorized: keys, or { public =, node_id = } for a key that alone holds
+  -- that node id (node_ids: key -> id, read by the node's transport)
+  local auth, ids, holder = {}, {}, {}
   if c.authorized ~= nil then
     if type(c.authorized) ~= "table" then fail("curve.authorized must be a list of public keys") end
     for i, k in ipairs(c.authorized) do
-      if not z85(k) then fail(("curve.authorized[%d] "):format(i) .. Z85_MUST) end
+      local where = ("curve.authorized[%d]"):format(i)
+      if type(k) == "table" then
+        for f in pairs(k) do
+          if f ~= "public" and f ~= "node_id" then fail(("unknown field %s.%s"):format(where, tostring(f))) end
+        end
+        local id = k.node_id
+        if type(id) ~= "string" or #id == 0 or #id > LIMITS.node_id_bytes or id:find("\0", 1, true) then
+          fail(("%s.node_id must be 1 to %d bytes without NUL"):format(where, LIMITS.node_id_bytes))
+        end
+        if holder[id] and holder[id] ~= k.public then fail(where .. ".node_id " .. id .. " is given to two keys") end
+        if not z85(k.public) then fail(where .. ".public " .. Z85_MUST) end
+        if ids[k.public] and ids[k.public] ~= id then fail(where .. ".public is given two node ids") end
+        ids[k.public], holder[id] = id, k.public
+        k = k.public
+      elseif not z85(k) then
+        fail(where .. " " .. Z85_MUST)
+      end
       auth[i] = k
     end
   end
-  return { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth }
+  return { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth, node_ids = ids }
 end
 
 -- peers: endpoint strings or {endpoint=, public=}, normalised to the latter.
