@@ -254,8 +254,21 @@ function p2p.config(t)
   return config
 end
 
+-- The store argument, checked here so that a wrong one raises at the
+-- caller's line (level 3 from here), not inside this file.
+local function check_store(store, fn)
+  local mt = getmetatable(store)
+  local name = type(mt) == "table" and mt.__name
+  if type(store) ~= "userdata" or name ~= "synaptic.store" then
+    error(("bad argument #1 to '%s' (synaptic.store expected, got %s)")
+          :format(fn, type(name) == "string" and name or type(store)), 3)
+  end
+  if tostring(store):match("%(closed%)$") then error("attempt to use a closed store", 3) end
+end
+
 --- A transport-free sync engine over a store.
 function p2p.sync_engine(store, config)
+  check_store(store, "sync_engine")
   config = checked(config or {}, "sync_engine", 2)
   return core.sync_engine(store, config)
 end
@@ -263,6 +276,7 @@ end
 --- A ZeroMQ node: the engine plus sockets.
 function p2p.node(store, config)
   if not core.node then error("synaptic was built without the ZeroMQ node", 2) end
+  check_store(store, "node")
   config = checked(config or {}, "node", 2)
   return core.node(store, config)
 end

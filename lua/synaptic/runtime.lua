@@ -83,6 +83,14 @@ local function check_open(rt)
   if not rt.store then error("attempt to use a closed runtime", 3) end
 end
 
+-- The config's clock: user code, which may even close the runtime.
+local function now(rt)
+  local t = rt.clock()
+  if not rt.store then error("attempt to use a closed runtime (its clock closed it)", 0) end
+  if type(t) ~= "number" then error("runtime: clock must return a number, not a " .. type(t), 0) end
+  return t
+end
+
 -- ---- loading and saving -------------------------------------------------------
 
 local function persist_net(batch, id, domain, net, lr)
@@ -160,7 +168,7 @@ function M.open(path, config)
     store:close()
     return nil, tostring(e)
   end
-  rt.started = rt.clock()
+  rt.started = now(rt)
   rt.last_save = rt.started
   rt.counters_dirty = false
   return rt
@@ -207,22 +215,23 @@ function Runtime:flush()
   check_open(self)
   local n, err = write_dirty(self, false)
   if not n then return nil, err end
-  self.last_save = self.clock()
+  self.last_save = now(self)
   return n
 end
 
 local function maybe_autosave(rt)
-  if rt.clock() - rt.last_save >= rt.config.auto_save_interval then
+  if now(rt) - rt.last_save >= rt.config.auto_save_interval then
     assert(rt:flush())
   end
 end
 
 -- ---- processing ---------------------------------------------------------------
 
-local function check_query(query)
-  if type(query) ~= "string" then error("process: query must be a string", 3) end
-  if #query == 0 then error("process: query must not be empty", 3) end
-  if #query > 65536 then error("process: query longer than 65536 bytes", 3) end
+-- fn: the public method that was called, named in the message
+local function check_query(query, fn)
+  if type(query) ~= "string" then error(fn .. ": query must be a string", 3) end
+  if #query == 0 then error(fn .. ": query must not be empty", 3) end
+  if #query > 65536 then error(fn .. ": query longer than 65536 bytes", 3) end
 end
 
 local function softmax(x)
@@ -244,7 +253,7 @@ end
 --- Domain probabilities for a query: learned gate logits plus keyword cues.
 function Runtime:route(query)
   check_open(self)
-  check_query(query)
+  check_query(query, "route")
   sync.take_up(self)
   local logits = self.gate:forward(core.features(query, GATE_SIZES[1]))
   local offset = cue_offset(self, query)
@@ -280,7 +289,7 @@ end
 
 function Runtime:process(query)
   check_open(self)
-  check_query(query)
+  check_query(query, "process")
   local t0 = core.now()
   local p, ranked = self:route(query)
   local parts, details = {}, { domains = {}, experts = {} }
@@ -307,7 +316,7 @@ end
 --- One SGD step toward routing `query` to `domain`; returns the gate's loss.
 function Runtime:train(query, domain)
   check_open(self)
-  check_query(query)
+  check_query(query, "train")
   local idx
   for i, name in ipairs(self.order) do if name == domain then idx = i end end
   if not idx then error(("train: unknown domain '%s'"):format(tostring(domain)), 2) end
@@ -358,7 +367,7 @@ local function measure(rt)
   return states, {
     total_requests = ctr.total_requests,
     average_response_time = ctr.total_requests > 0 and ctr.total_latency / ctr.total_requests or 0,
-    memory_usage = memory, disk_usage = disk or 0, uptime = rt.clock() - rt.started,
+    memory_usage = memory, disk_usage = disk or 0, uptime = now(rt) - rt.started,
   }
 end
 
@@ -422,7 +431,7 @@ end
 --- Make a checkpoint's weights current again, for all experts or those listed.
 function Runtime:restore_state(id, experts)
   check_open(self)
-  if type(id) ~= "string" then error("restore_state: id must be a string", 2) end
+  if type(id) ~= "string" or id == "" then error("restore_state: id must be a non-empty string", 2) end
   local chosen
   if experts ~= nil then
     if type(experts) ~= "table" then error("restore_state: experts must be a list of names", 2) end
@@ -603,7 +612,8 @@ end
 
 function Runtime:close()
   if getmetatable(self) ~= Runtime then error("expected a synaptic.runtime", 2) end
-  if not self.store then return true end
+  if not self.store or self.closing then return true end
+  self.closing = true   -- its own flush runs the clock, which may call close again
   local ok, err = self:flush()
   if self.p2p_node then self.p2p_node:close(); self.p2p_node = nil end
   self.store:close()
