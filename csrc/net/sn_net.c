@@ -87,6 +87,7 @@ int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err
     }
     n->cfg.authorized = (const char *const *)n->authorized;
     n->cfg.authorized_ids = (const char *const *)n->authorized_ids;
+    if (!rc) rc = sn_net_peers_init(n, e);
     if (!rc) {
         n->ctx = zmq_ctx_new();
         if (!n->ctx) rc = zerr(e, "zmq_ctx_new");

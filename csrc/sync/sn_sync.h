@@ -142,6 +142,13 @@ SN_HIDDEN void sn_sync_unblock(sn_sync *y, const char *name);
  * authorize, an endpoint it cannot dial, ourselves); bounded, oldest
  * forgotten first, so it never displaces a user's block. */
 SN_HIDDEN void sn_sync_refuse(sn_sync *y, const char *name);
+/* Whether the learned peer at endpoint turned out to be node, which we
+ * reach another way: its connection is to be dropped then. When two nodes
+ * dialed each other at once, each sees the other's inbound connection;
+ * only the larger id gives its own up, so one connection of the two
+ * survives. A transport asks this of every message on a learned
+ * connection. */
+SN_HIDDEN int sn_sync_learned_duplicate(const sn_sync *y, const char *endpoint, const char *node);
 /* The index of the peer whose id or node id is node; -1 when none. */
 SN_HIDDEN long sn_sync_find_node(const sn_sync *y, const char *node);
 /* Log entries peer i has that we lack (*here) and we have that it lacks
@@ -150,16 +157,21 @@ SN_HIDDEN long sn_sync_find_node(const sn_sync *y, const char *node);
 SN_HIDDEN int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there,
                                    sn_err *e);
 
-/* The sender's node id ("from") of a message, after the envelope, bounds
- * and schema checks (not the payload's CRC): what a transport binds to a
- * connection before handing the message to sn_sync_receive. */
-SN_HIDDEN int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
-                                   char from[SN_MAX_ID_LEN + 1], sn_err *e);
+/* Receiving in two steps, for a transport that must read the sender's
+ * node id ("from") to bind it to a connection before the engine takes the
+ * message: decode once (envelope, bounds, schema, CRC, a heartbeat's
+ * sample: a failure is bad bytes, but SN_ENOMEM), read "from", then hand
+ * the decoded message over (as sn_sync_receive would the bytes, which must
+ * outlive it: the entries' records are read where they lie). */
+typedef struct sn_sync_msg sn_sync_msg;
+SN_HIDDEN int sn_sync_decode(const void *data, size_t len, size_t max_bytes, sn_sync_msg **out,
+                             sn_err *e);
+SN_HIDDEN void sn_sync_msg_from(const sn_sync_msg *m, char from[SN_MAX_ID_LEN + 1]);
+SN_HIDDEN int sn_sync_receive_msg(sn_sync *y, const char *peer, size_t plen, const sn_sync_msg *m,
+                                  int *accepted, sn_err *e);
+SN_HIDDEN void sn_sync_msg_free(sn_sync_msg *m);
 
 /* The digest a heartbeat carries: a hash of the version vector. */
 SN_HIDDEN int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e);
-
-/* Decode and check a message without a store (the fuzz target's entry). */
-SN_HIDDEN int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e);
 
 #endif

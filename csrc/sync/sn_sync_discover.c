@@ -104,6 +104,29 @@ int sn_candidate_answered(sn_sync *y, peer *p, const char *from, size_t len)
     return 0;
 }
 
+/* ---- one connection per pair ------------------------------------------------------ */
+
+/* Another peer than the one at endpoint that is node: 0 none, 2 one the
+ * caller listed itself (static), 1 another. */
+static int other_peer_is(const sn_sync *y, const char *node, const char *endpoint)
+{
+    int found = 0;
+    for (size_t i = 0; i < y->npeers; i++) {
+        const peer *p = &y->peers[i];
+        if (strcmp(p->id, endpoint) && (!strcmp(p->id, node) || (p->node && !strcmp(p->node, node))))
+            found = p->is_static ? 2 : found ? found : 1;
+    }
+    return found;
+}
+
+int sn_sync_learned_duplicate(const sn_sync *y, const char *endpoint, const char *node)
+{
+    long i = sn_sync_find_node(y, endpoint);
+    if (i < 0) return 0;
+    int other = other_peer_is(y, node, endpoint);
+    return y->peers[i].learned && other && (other > 1 || strcmp(y->cfg.node_id, node) > 0);
+}
+
 /* ---- blocked and refused names ---------------------------------------------------- */
 
 static int listed(char *const *list, size_t n, const char *name)
