@@ -80,6 +80,31 @@ describe("hostile heartbeats", function()
     nv:close(); nf:close(); nl:close(); v:close(); f:close(); l:close()
   end)
 
+  it("under CURVE, a forger with an authorized key naming bogus endpoints does not lock a configured peer out", function()
+    local kv, sv = synaptic.keypair()
+    local kf, sf = synaptic.keypair()
+    local kl, sl = synaptic.keypair()
+    local v, f, l = open("v"), open("f"), open("l")
+    local nv = assert(synaptic.node(v, conf { node_id = "V", listen = "tcp://127.0.0.1:0", max_peers = 4,
+      curve = { public = kv, secret = sv, authorized = { kf, kl } } }))
+    local to_v = { { endpoint = nv:address(), public = kv } }
+    local nf = assert(synaptic.node(f, conf { node_id = "F", peers = to_v, curve = { public = kf, secret = sf } }))
+    assert.is_true(until_({ nv, nf }, function() return peer_named(nv, "F") ~= nil end, 400))
+    local k = 0
+    local function forge() k = k + 1; assert(nf:_send_raw(nv:address(), heartbeat("F", bogus(k, kf)))) end
+    for _ = 1, 20 do forge(); until_({ nv, nf }, nil, 5) end
+    local nl = assert(synaptic.node(l, conf { node_id = "L", peers = to_v, curve = { public = kl, secret = sl } }))
+    for i = 1, 20 do l:put_weights("w" .. i, 0, { i }, {}) end
+    local nodes = { nv, nf, nl }
+    assert.is_true(until_(nodes, function()
+      forge()
+      return same_weights(v, l, "w20", 0) and same_weights(v, l, "w1", 0)
+    end, 600))
+    assert.is_false(has_bogus(nv))
+    assert.is_true(nv:stats().learned >= 1)     -- discovery is on under CURVE, and dialed some
+    nv:close(); nf:close(); nl:close(); v:close(); f:close(); l:close()
+  end)
+
   it("a learned endpoint that answers as another id than it was named with is never a peer", function()
     local v, f, r = open("v"), open("f"), open("r")
     local nv = assert(synaptic.node(v, conf { node_id = "V", listen = "tcp://127.0.0.1:0", discovery = true }))
