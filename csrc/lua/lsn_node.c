@@ -209,11 +209,6 @@ static int l_node_connect(lua_State *L)
     return 1;
 }
 
-static int l_node_peers(lua_State *L)
-{
-    return lsn_push_peers(L, enter(L, 1));
-}
-
 static int l_node_disconnect(lua_State *L)
 {
     lsn_node *u = check_node(L, 1);
@@ -254,21 +249,17 @@ static int l_node_send_raw(lua_State *L)
     return 1;
 }
 
-static int l_node_sync_now(lua_State *L)
+/* The transport's part of a node: closed with it, and its counters. */
+static void node_close_net(lsn_sync *s)
 {
-    sn_sync *y = enter(L, 1);
-    sn_err e;
-    int rc = sn_sync_request_all(y, &e);
-    if (rc) return lsn_result(L, "sync_now", rc, &e);
-    lua_pushboolean(L, 1);
-    return 1;
+    lsn_node *u = (lsn_node *)s;   /* the lsn_sync is its first member */
+    sn_net_free(u->net);
+    u->net = NULL;
 }
 
-static int l_node_stats(lua_State *L)
+static void node_stats(lua_State *L, lsn_sync *s)
 {
-    lsn_node *u = check_node(L, 1);
-    sn_sync *y = enter(L, 1);
-    lsn_push_stats(L, y);
+    lsn_node *u = (lsn_node *)s;
     sn_net_stats st;
     sn_net_get_stats(u->net, &st);
     /* transport rejections are counted into the engine's as they happen;
@@ -286,35 +277,6 @@ static int l_node_stats(lua_State *L)
     lua_setfield(L, -2, "forged");
     lua_pushinteger(L, (lua_Integer)st.learned);
     lua_setfield(L, -2, "learned");
-    return 1;
-}
-
-static int l_node_id(lua_State *L)
-{
-    lua_pushstring(L, sn_sync_config_of(check_node(L, 1)->sync.y)->node_id);
-    return 1;
-}
-
-static int l_node_close(lua_State *L)
-{
-    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
-    lsn_sync_check_close(L, &u->sync, "node");
-    sn_net_free(u->net);
-    u->net = NULL;
-    lsn_sync_close(&u->sync);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* as the engine's: a busy node is collected only by lua_close mid-call */
-static int l_node_gc(lua_State *L)
-{
-    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
-    if (u->sync.busy) return 0;
-    sn_net_free(u->net);
-    u->net = NULL;
-    lsn_sync_close(&u->sync);
-    return 0;
 }
 
 static int l_node_tostring(lua_State *L)
@@ -344,21 +306,16 @@ void lsn_node_register(lua_State *L)
         { "run", l_node_run },
         { "address", l_node_address },
         { "connect", l_node_connect },
-        { "peers", l_node_peers },
         { "disconnect", l_node_disconnect },
-        { "sync_now", l_node_sync_now },
-        { "stats", l_node_stats },
-        { "node_id", l_node_id },
-        { "close", l_node_close },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_node_gc },
-        { "__close", l_node_close },
         { "__tostring", l_node_tostring },
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_NODE, methods, meta);
+    static const lsn_sync_kind kind = { LSN_NODE, "node", node_close_net, node_stats };
+    lsn_sync_add_methods(L, &kind);
     if (getenv("SYNAPTIC_TEST_HOOKS")) {
         static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id },
                                               { "_send_raw", l_node_send_raw }, { NULL, NULL } };

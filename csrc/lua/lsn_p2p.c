@@ -266,6 +266,93 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     return 1;
 }
 
+/* ---- methods every P2P type has, written once ---------------------------------------------- */
+
+static const lsn_sync_kind *kind_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static lsn_sync *self_of(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    lsn_sync_check(L, u, k->what);
+    return u;
+}
+
+static int m_peers(lua_State *L)
+{
+    lsn_sync *u = self_of(L);
+    return lsn_push_peers(L, lsn_sync_enter(L, u, 1));
+}
+
+static int m_sync_now(lua_State *L)
+{
+    lsn_sync *u = self_of(L);
+    sn_sync *y = lsn_sync_enter(L, u, 1);
+    sn_err e;
+    int rc = sn_sync_request_all(y, &e);
+    if (rc) return lsn_result(L, "sync_now", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_stats(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = self_of(L);
+    lsn_push_stats(L, lsn_sync_enter(L, u, 1));
+    if (k->stats) k->stats(L, u);
+    return 1;
+}
+
+static int m_node_id(lua_State *L)
+{
+    lua_pushstring(L, sn_sync_config_of(self_of(L)->y)->node_id);
+    return 1;
+}
+
+static int m_close(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    lsn_sync_check_close(L, u, k->what);
+    if (k->close) k->close(u);
+    lsn_sync_close(u);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* A busy one is reachable from its pin: collected only by lua_close in the
+ * middle of a call that never resumes, where freeing it is what must not
+ * happen. */
+static int m_gc(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    if (u->busy) return 0;
+    if (k->close) k->close(u);
+    lsn_sync_close(u);
+    return 0;
+}
+
+void lsn_sync_add_methods(lua_State *L, const lsn_sync_kind *k)
+{
+    static const luaL_Reg methods[] = {
+        { "peers", m_peers }, { "sync_now", m_sync_now }, { "stats", m_stats },
+        { "node_id", m_node_id }, { "close", m_close }, { NULL, NULL },
+    };
+    static const luaL_Reg meta[] = { { "__close", m_close }, { "__gc", m_gc }, { NULL, NULL } };
+    luaL_getmetatable(L, k->tname);
+    lua_pushlightuserdata(L, (void *)k);
+    luaL_setfuncs(L, meta, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushlightuserdata(L, (void *)k);
+    luaL_setfuncs(L, methods, 1);
+    lua_pop(L, 2);
+}
+
 /* ---- defaults and limits ------------------------------------------------------------ */
 
 static void set_int(lua_State *L, const char *k, lua_Integer v)
