@@ -39,7 +39,7 @@ describe("synaptic.floats", function()
     assert.has_error(function() synaptic.floats(-1) end)
     assert.has_error(function() synaptic.floats(2 ^ 40) end)
     assert.has_error(function() synaptic.floats("abc") end)
-    assert.has_error(function() synaptic.floats({ 1, "x" }) end, "element 2 is a string, not a number")
+    assert.has_error(function() synaptic.floats({ 1, "x" }) end, "bad argument #1 to 'floats' (element 2 is a string, not a number)")
     assert.has_error(function() synaptic.floats(true) end)
   end)
 

@@ -101,9 +101,9 @@ describe("discovery", function()
 
   it("a node given one seed comes to know the chain behind it, and keeps syncing without the seed", function()
     local a, b, c = open("a"), open("b"), open("c")
-    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
-    local nb = assert(synaptic.node(b, conf { node_id = "B", listen = "tcp://127.0.0.1:0", peers = { na:address() } }))
-    local nc = assert(synaptic.node(c, conf { node_id = "C", peers = { nb:address() } }))
+    local na = assert(synaptic.node(a, conf { discovery = true, node_id = "A", listen = "tcp://127.0.0.1:0" }))
+    local nb = assert(synaptic.node(b, conf { discovery = true, node_id = "B", listen = "tcp://127.0.0.1:0", peers = { na:address() } }))
+    local nc = assert(synaptic.node(c, conf { discovery = true, node_id = "C", peers = { nb:address() } }))
     local nodes = { na, nb, nc }
     assert.is_true(until_(nodes, function()
       local p = peer_named(nc, "A")
@@ -132,9 +132,9 @@ describe("discovery", function()
 
   it("listening nodes that learn of each other keep one connection per pair", function()
     local a, b, c = open("a"), open("b"), open("c")
-    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
-    local nb = assert(synaptic.node(b, conf { node_id = "B", listen = "tcp://127.0.0.1:0", peers = { na:address() } }))
-    local nc = assert(synaptic.node(c, conf { node_id = "C", listen = "tcp://127.0.0.1:0", peers = { nb:address() } }))
+    local na = assert(synaptic.node(a, conf { discovery = true, node_id = "A", listen = "tcp://127.0.0.1:0" }))
+    local nb = assert(synaptic.node(b, conf { discovery = true, node_id = "B", listen = "tcp://127.0.0.1:0", peers = { na:address() } }))
+    local nc = assert(synaptic.node(c, conf { discovery = true, node_id = "C", listen = "tcp://127.0.0.1:0", peers = { nb:address() } }))
     local nodes = { na, nb, nc }
     assert.is_true(until_(nodes, function()
       local ia, ic = node_ids(na), node_ids(nc)
@@ -155,11 +155,11 @@ describe("discovery", function()
 
   it("does not dial past max_peers, and never a peer it dropped", function()
     local h = open("h")
-    local nh = assert(synaptic.node(h, conf { node_id = "H", listen = "tcp://127.0.0.1:0" }))
+    local nh = assert(synaptic.node(h, conf { discovery = true, node_id = "H", listen = "tcp://127.0.0.1:0" }))
     local nodes, stores = { nh }, { h }
     for i = 1, 4 do
       stores[i + 1] = open("l" .. i)
-      nodes[i + 1] = assert(synaptic.node(stores[i + 1], conf { node_id = "L" .. i, listen = "tcp://127.0.0.1:0",
+      nodes[i + 1] = assert(synaptic.node(stores[i + 1], conf { discovery = true, node_id = "L" .. i, listen = "tcp://127.0.0.1:0",
         peers = { nh:address() }, max_peers = i == 1 and 2 or 10 }))
     end
     local capped, most = nodes[2], 0

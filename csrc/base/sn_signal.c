@@ -20,7 +20,9 @@ int sn_signal_trap(sn_err *e)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;   /* no SA_RESTART: a blocking poll returns EINTR */
     caught = 0;
-    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+    /* SIGHUP too: a closed terminal or a supervisor's reload ends a serve
+     * loop cleanly, with its stats, instead of killing it (exit 129) */
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) || sigaction(SIGHUP, &sa, NULL))
         return sn_fail(e, SN_EIO, "cannot install signal handlers: %s", strerror(errno));
     return SN_OK;
 }
@@ -32,5 +34,5 @@ int sn_signal_caught(void)
 
 const char *sn_signal_name(int sig)
 {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : NULL;
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : NULL;
 }

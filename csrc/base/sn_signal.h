@@ -1,4 +1,4 @@
-/* SIGINT/SIGTERM as a flag: a long-running loop (node:run, `synaptic
+/* SIGINT/SIGTERM/SIGHUP as a flag: a long-running loop (node:run, `synaptic
  * serve`) checks it between polls, so a signal that lands outside a
  * blocking call is still seen. The handlers only set the flag
  * (async-signal-safe) and are installed without SA_RESTART, so a blocking
@@ -10,9 +10,9 @@
 
 /* Install the handlers (again) and clear the flag. */
 SN_HIDDEN int sn_signal_trap(sn_err *e);
-/* The signal caught since the last trap (SIGINT or SIGTERM), else 0. */
+/* The signal caught since the last trap (SIGINT, SIGTERM or SIGHUP), else 0. */
 SN_HIDDEN int sn_signal_caught(void);
-/* "SIGINT", "SIGTERM", or NULL. */
+/* "SIGINT", "SIGTERM", "SIGHUP", or NULL. */
 SN_HIDDEN const char *sn_signal_name(int sig);
 
 #endif

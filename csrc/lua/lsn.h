@@ -70,6 +70,8 @@ typedef struct lsn_store {
     sn_store *s;           /* NULL: closed */
     unsigned pins;         /* calls using s across Lua code (lsn_pin) */
     int in_batch;          /* store:batch's function is running */
+    int close_deferrable;  /* a close() now waits for the running call (verify) */
+    int close_pending;     /* ... and one was asked for */
 } lsn_store;
 
 SN_HIDDEN void lsn_store_register(lua_State *L);

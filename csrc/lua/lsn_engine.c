@@ -141,27 +141,6 @@ static int l_engine_outbox(lua_State *L)
     return push_outbox(L, pinned(L, 1));
 }
 
-static int l_engine_peers(lua_State *L)
-{
-    return lsn_push_peers(L, pinned(L, 1));
-}
-
-static int l_engine_stats(lua_State *L)
-{
-    return lsn_push_stats(L, pinned(L, 1));
-}
-
-static int l_engine_sync_now(lua_State *L)
-{
-    lsn_engine *u = check_engine(L, 1);
-    sn_sync *y = lsn_sync_enter(L, u, 1);
-    sn_err e;
-    int rc = sn_sync_request_all(y, &e);
-    if (rc) return lsn_result(L, "sync_now", rc, &e);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 static int l_engine_digest(lua_State *L)
 {
     lsn_engine *u = check_engine(L, 1);
@@ -174,31 +153,6 @@ static int l_engine_digest(lua_State *L)
     if (rc) return lsn_result(L, "digest", rc, &e);
     lua_pushinteger(L, (lua_Integer)d);
     return 1;
-}
-
-static int l_engine_node_id(lua_State *L)
-{
-    lua_pushstring(L, sn_sync_config_of(check_engine(L, 1)->y)->node_id);
-    return 1;
-}
-
-static int l_engine_close(lua_State *L)
-{
-    lsn_engine *u = luaL_checkudata(L, 1, LSN_ENGINE);
-    lsn_sync_check_close(L, u, "sync engine");
-    lsn_sync_close(u);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* A busy engine is reachable from its pin: collected only by lua_close in
- * the middle of a call that never resumes, where freeing it is what must
- * not happen. */
-static int l_engine_gc(lua_State *L)
-{
-    lsn_engine *u = luaL_checkudata(L, 1, LSN_ENGINE);
-    if (!u->busy) lsn_sync_close(u);
-    return 0;
 }
 
 static int l_engine_tostring(lua_State *L)
@@ -234,21 +188,16 @@ void lsn_engine_register(lua_State *L)
         { "tick", l_engine_tick },
         { "receive", l_engine_receive },
         { "outbox", l_engine_outbox },
-        { "peers", l_engine_peers },
-        { "stats", l_engine_stats },
-        { "sync_now", l_engine_sync_now },
         { "digest", l_engine_digest },
-        { "node_id", l_engine_node_id },
-        { "close", l_engine_close },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_engine_gc },
-        { "__close", l_engine_close },
         { "__tostring", l_engine_tostring },
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_ENGINE, methods, meta);
+    static const lsn_sync_kind kind = { LSN_ENGINE, "sync engine", NULL, NULL };
+    lsn_sync_add_methods(L, &kind);
 }
 
 void lsn_engine_open(lua_State *L)

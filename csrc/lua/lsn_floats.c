@@ -19,13 +19,16 @@ static lsn_floats *check(lua_State *L, int idx)
     return luaL_checkudata(L, idx, LSN_FLOATS);
 }
 
+/* A bad element is an argument error: the message names the function and
+ * the argument ("bad argument #3 to 'put_weights' (element 2 is a ...)"). */
 static void fill_from_table(lua_State *L, int idx, lsn_floats *f)
 {
     for (size_t i = 0; i < f->n; i++) {
         int t = lua_geti(L, idx, (lua_Integer)i + 1);
         if (t != LUA_TNUMBER) {
             lua_pop(L, 1);
-            luaL_error(L, "element %d is a %s, not a number", (int)(i + 1), lua_typename(L, t));
+            luaL_argerror(L, idx, lua_pushfstring(L, "element %d is a %s, not a number", (int)(i + 1),
+                                                  lua_typename(L, t)));
         }
         f->data[i] = (float)lua_tonumber(L, -1);
         lua_pop(L, 1);

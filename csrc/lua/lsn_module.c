@@ -1,11 +1,15 @@
 /* luaopen_synaptic_core: the only exported symbol. Every Lua type is
  * registered here, before any function that makes one is reachable. */
+#include "base/sn_file.h"
 #include "base/sn_signal.h"
 #include "lua/lsn.h"
 #include "lua/lsn_p2p.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SN_VERSION "0.1.0"
 
@@ -140,7 +144,7 @@ static int l_salvage(lua_State *L)
     return lsn_report_result(L, "salvage", rc, &e, ok, &report);
 }
 
-/* core.trap_signals() -> true: SIGINT and SIGTERM only set a flag from now
+/* core.trap_signals() -> true: SIGINT, SIGTERM and SIGHUP only set a flag from now
  * on (and node:poll/run return "interrupted"); clears the flag. */
 static int l_trap_signals(lua_State *L)
 {
@@ -151,13 +155,54 @@ static int l_trap_signals(lua_State *L)
     return 1;
 }
 
-/* core.interrupted() -> "SIGINT" | "SIGTERM" | false */
+/* core.interrupted() -> "SIGINT" | "SIGTERM" | "SIGHUP" | false */
 static int l_interrupted(lua_State *L)
 {
     const char *name = sn_signal_name(sn_signal_caught());
     if (name) lua_pushstring(L, name);
     else lua_pushboolean(L, 0);
     return 1;
+}
+
+/* A Lua file handle's closer, as liolib's for files io.open made. */
+static int temp_fclose(lua_State *L)
+{
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    errno = 0;
+    return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+}
+
+/* core.temp_file(path [, mode]) -> file, tmp_path | nil, message: a new
+ * file "<path>.tmp-XXXXXX" created exclusively (sn_temp_beside), open for
+ * binary writing as a Lua file handle, for a write that ends in
+ * os.rename(tmp_path, path). mode: permissions, default 0644. */
+static int l_temp_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer mode = luaL_optinteger(L, 2, 0644);
+    luaL_argcheck(L, mode >= 0 && mode <= 0777, 2, "mode must be from 0 to 0777");
+    /* the handle first, closed (no file yet), so a memory error leaks nothing */
+    luaL_Stream *p = (luaL_Stream *)lua_newuserdatauv(L, sizeof *p, 0);
+    p->f = NULL;
+    p->closef = NULL;
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    char *tmp;
+    int fd;
+    sn_err e;
+    int rc = sn_temp_beside(path, (unsigned)mode, &tmp, &fd, &e);
+    if (rc) return lsn_result(L, "temp_file", rc, &e);
+    if (!lua_checkstack(L, 1) || !(p->f = fdopen(fd, "wb"))) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        lua_pushnil(L);
+        lua_pushstring(L, "temp_file: out of memory");
+        return 2;
+    }
+    p->closef = temp_fclose;
+    lua_pushstring(L, tmp);
+    free(tmp);
+    return 2;
 }
 
 __attribute__((visibility("default"))) int luaopen_synaptic_core(lua_State *L);
@@ -170,6 +215,7 @@ int luaopen_synaptic_core(lua_State *L)
         { "cue_scores", lsn_cue_scores },
         { "trap_signals", l_trap_signals },
         { "interrupted", l_interrupted },
+        { "temp_file", l_temp_file },
         { NULL, NULL },
     };
     /* The functions the front end (init.lua) re-exports as synaptic.<name>.

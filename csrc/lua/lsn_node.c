@@ -61,24 +61,33 @@ static int make_net(lua_State *L, lsn_node *u, int cfg, sn_err *e)
         c.send_hwm = (int)lua_tointeger(L, -1);
     if (lua_getfield(L, cfg, "recv_hwm") == LUA_TNUMBER && lua_isinteger(L, -1))
         c.recv_hwm = (int)lua_tointeger(L, -1);
-    const char *auth[SN_NET_MAX_AUTHORIZED];
+    const char *auth[SN_NET_MAX_AUTHORIZED], *ids[SN_NET_MAX_AUTHORIZED];
     if (lua_getfield(L, cfg, "curve") == LUA_TTABLE) {
         int ci = lua_gettop(L);
         c.curve = 1;
         copy_key(L, ci, "public", c.public_key);
         copy_key(L, ci, "secret", c.secret_key);
+        int named = lua_getfield(L, ci, "node_ids") == LUA_TTABLE ? lua_gettop(L) : 0;
         if (lua_getfield(L, ci, "authorized") == LUA_TTABLE) {
             int list = lua_gettop(L);
             lua_Integer n = luaL_len(L, list);
             if (n > SN_NET_MAX_AUTHORIZED)
                 luaL_argerror(L, 2, lua_pushfstring(L, "at most %d authorized keys", SN_NET_MAX_AUTHORIZED));
-            luaL_checkstack(L, (int)n, "authorized keys");
+            luaL_checkstack(L, 2 * (int)n, "authorized keys");
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_geti(L, list, i);
-                auth[c.nauthorized++] = lua_tostring(L, -1);   /* left on the stack */
+                auth[c.nauthorized] = lua_tostring(L, -1);   /* left on the stack */
+                ids[c.nauthorized] = NULL;
+                if (named && auth[c.nauthorized]) {
+                    lua_pushvalue(L, -1);
+                    lua_gettable(L, named);
+                    ids[c.nauthorized] = lua_tostring(L, -1);   /* left on the stack */
+                }
+                c.nauthorized++;
             }
         }
         c.authorized = auth;
+        c.authorized_ids = ids;
     }
     int rc = sn_net_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->net, e);
     lua_settop(L, top);
@@ -200,11 +209,6 @@ static int l_node_connect(lua_State *L)
     return 1;
 }
 
-static int l_node_peers(lua_State *L)
-{
-    return lsn_push_peers(L, enter(L, 1));
-}
-
 static int l_node_disconnect(lua_State *L)
 {
     lsn_node *u = check_node(L, 1);
@@ -230,21 +234,32 @@ static int l_node_force_routing_id(lua_State *L)
     return 1;
 }
 
-static int l_node_sync_now(lua_State *L)
+/* Tests only (SYNAPTIC_TEST_HOOKS): bytes sent as they are on our
+ * connection to an endpoint, to play a forger. */
+static int l_node_send_raw(lua_State *L)
 {
-    sn_sync *y = enter(L, 1);
+    lsn_node *u = check_node(L, 1);
+    const char *ep = luaL_checkstring(L, 2);
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 3, &len);
     sn_err e;
-    int rc = sn_sync_request_all(y, &e);
-    if (rc) return lsn_result(L, "sync_now", rc, &e);
+    int rc = sn_net_send_raw(u->net, ep, bytes, len, &e);
+    if (rc) return lsn_result(L, "_send_raw", rc, &e);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int l_node_stats(lua_State *L)
+/* The transport's part of a node: closed with it, and its counters. */
+static void node_close_net(lsn_sync *s)
 {
-    lsn_node *u = check_node(L, 1);
-    sn_sync *y = enter(L, 1);
-    lsn_push_stats(L, y);
+    lsn_node *u = (lsn_node *)s;   /* the lsn_sync is its first member */
+    sn_net_free(u->net);
+    u->net = NULL;
+}
+
+static void node_stats(lua_State *L, lsn_sync *s)
+{
+    lsn_node *u = (lsn_node *)s;
     sn_net_stats st;
     sn_net_get_stats(u->net, &st);
     /* transport rejections are counted into the engine's as they happen;
@@ -262,35 +277,6 @@ static int l_node_stats(lua_State *L)
     lua_setfield(L, -2, "forged");
     lua_pushinteger(L, (lua_Integer)st.learned);
     lua_setfield(L, -2, "learned");
-    return 1;
-}
-
-static int l_node_id(lua_State *L)
-{
-    lua_pushstring(L, sn_sync_config_of(check_node(L, 1)->sync.y)->node_id);
-    return 1;
-}
-
-static int l_node_close(lua_State *L)
-{
-    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
-    lsn_sync_check_close(L, &u->sync, "node");
-    sn_net_free(u->net);
-    u->net = NULL;
-    lsn_sync_close(&u->sync);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* as the engine's: a busy node is collected only by lua_close mid-call */
-static int l_node_gc(lua_State *L)
-{
-    lsn_node *u = luaL_checkudata(L, 1, LSN_NODE);
-    if (u->sync.busy) return 0;
-    sn_net_free(u->net);
-    u->net = NULL;
-    lsn_sync_close(&u->sync);
-    return 0;
 }
 
 static int l_node_tostring(lua_State *L)
@@ -320,23 +306,19 @@ void lsn_node_register(lua_State *L)
         { "run", l_node_run },
         { "address", l_node_address },
         { "connect", l_node_connect },
-        { "peers", l_node_peers },
         { "disconnect", l_node_disconnect },
-        { "sync_now", l_node_sync_now },
-        { "stats", l_node_stats },
-        { "node_id", l_node_id },
-        { "close", l_node_close },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", l_node_gc },
-        { "__close", l_node_close },
         { "__tostring", l_node_tostring },
         { NULL, NULL },
     };
     lsn_newclass(L, LSN_NODE, methods, meta);
+    static const lsn_sync_kind kind = { LSN_NODE, "node", node_close_net, node_stats };
+    lsn_sync_add_methods(L, &kind);
     if (getenv("SYNAPTIC_TEST_HOOKS")) {
-        static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id }, { NULL, NULL } };
+        static const luaL_Reg hooks[] = { { "_force_routing_id", l_node_force_routing_id },
+                                              { "_send_raw", l_node_send_raw }, { NULL, NULL } };
         lsn_class_add_methods(L, LSN_NODE, hooks);
     }
 }

@@ -164,6 +164,7 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     c->weights = bool_field(L, idx, "enable_weight_sync", 1);
     c->configs = bool_field(L, idx, "enable_config_sync", 1);
     c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
+    c->discovery = bool_field(L, idx, "discovery", 0);
     int t = lua_getfield(L, idx, "conflict_resolution");
     if (t == LUA_TFUNCTION) {
         c->resolver.strategy = SN_RESOLVE_CUSTOM;
@@ -265,10 +266,12 @@ static void set_str(lua_State *L, const char *k, const char *v)
 int lsn_push_peers(lua_State *L, sn_sync *y)
 {
     size_t n = sn_sync_peer_count(y);
+    lua_Integer k = 0;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         sn_peer_info p;
         sn_sync_peer(y, i, &p);
+        if (p.candidate) continue;   /* not a peer until it answers as itself */
         lua_createtable(L, 0, 12);
         set_str(L, "id", p.id);
         set_str(L, "node_id", p.node);
@@ -295,7 +298,7 @@ int lsn_push_peers(lua_State *L, sn_sync *y)
             lua_pushinteger(L, (lua_Integer)there);
             lua_setfield(L, -2, "missing_there");
         }
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        lua_rawseti(L, -2, ++k);
     }
     return 1;
 }
@@ -311,10 +314,97 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
     S(messages_received); S(duplicates); S(collisions); S(heartbeats_sent);
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
-    S(chunk_sets_rejected); S(reassembly_bytes);
+    S(chunk_sets_rejected); S(reassembly_bytes); S(candidates_refused);
     S(states_sent); S(states_received); S(metrics_sent); S(metrics_received);
 #undef S
     return 1;
+}
+
+/* ---- methods every P2P type has, written once ---------------------------------------------- */
+
+static const lsn_sync_kind *kind_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static lsn_sync *self_of(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    lsn_sync_check(L, u, k->what);
+    return u;
+}
+
+static int m_peers(lua_State *L)
+{
+    lsn_sync *u = self_of(L);
+    return lsn_push_peers(L, lsn_sync_enter(L, u, 1));
+}
+
+static int m_sync_now(lua_State *L)
+{
+    lsn_sync *u = self_of(L);
+    sn_sync *y = lsn_sync_enter(L, u, 1);
+    sn_err e;
+    int rc = sn_sync_request_all(y, &e);
+    if (rc) return lsn_result(L, "sync_now", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_stats(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = self_of(L);
+    lsn_push_stats(L, lsn_sync_enter(L, u, 1));
+    if (k->stats) k->stats(L, u);
+    return 1;
+}
+
+static int m_node_id(lua_State *L)
+{
+    lua_pushstring(L, sn_sync_config_of(self_of(L)->y)->node_id);
+    return 1;
+}
+
+static int m_close(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    lsn_sync_check_close(L, u, k->what);
+    if (k->close) k->close(u);
+    lsn_sync_close(u);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* A busy one is reachable from its pin: collected only by lua_close in the
+ * middle of a call that never resumes, where freeing it is what must not
+ * happen. */
+static int m_gc(lua_State *L)
+{
+    const lsn_sync_kind *k = kind_of(L);
+    lsn_sync *u = luaL_checkudata(L, 1, k->tname);
+    if (u->busy) return 0;
+    if (k->close) k->close(u);
+    lsn_sync_close(u);
+    return 0;
+}
+
+void lsn_sync_add_methods(lua_State *L, const lsn_sync_kind *k)
+{
+    static const luaL_Reg methods[] = {
+        { "peers", m_peers }, { "sync_now", m_sync_now }, { "stats", m_stats },
+        { "node_id", m_node_id }, { "close", m_close }, { NULL, NULL },
+    };
+    static const luaL_Reg meta[] = { { "__close", m_close }, { "__gc", m_gc }, { NULL, NULL } };
+    luaL_getmetatable(L, k->tname);
+    lua_pushlightuserdata(L, (void *)k);
+    luaL_setfuncs(L, meta, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushlightuserdata(L, (void *)k);
+    luaL_setfuncs(L, methods, 1);
+    lua_pop(L, 2);
 }
 
 /* ---- defaults and limits ------------------------------------------------------------ */
@@ -372,6 +462,7 @@ static void push_defaults(lua_State *L)
     set_bool(L, "enable_weight_sync", c.weights);
     set_bool(L, "enable_config_sync", c.configs);
     set_bool(L, "enable_checkpoint_sync", c.checkpoints);
+    set_bool(L, "discovery", c.discovery);   /* without CURVE; p2p.config turns it on with */
     lua_pushstring(L, sn_strategy_of(c.resolver.strategy)->name);
     lua_setfield(L, -2, "conflict_resolution");
     lua_pushstring(L, sn_merge_rule_name(c.resolver.merge_rule));

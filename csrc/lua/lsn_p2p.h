@@ -42,6 +42,19 @@ SN_HIDDEN void lsn_sync_close(lsn_sync *u);
 SN_HIDDEN int lsn_push_peers(lua_State *L, sn_sync *y);
 SN_HIDDEN int lsn_push_stats(lua_State *L, sn_sync *y);
 
+/* A P2P type: its userdata starts with an lsn_sync, and its transport (if
+ * any) adds what these say. The methods every such type has — peers,
+ * sync_now, stats, node_id, close, and __close/__gc — are written once
+ * (lsn_p2p.c) and added to the type's metatable by lsn_sync_add_methods;
+ * k must outlive the Lua state (a static). */
+typedef struct lsn_sync_kind {
+    const char *tname;                         /* the metatable's name */
+    const char *what;                          /* "sync engine", "node": in messages */
+    void (*close)(lsn_sync *u);                /* frees the transport part; NULL: none */
+    void (*stats)(lua_State *L, lsn_sync *u);  /* adds to the stats table on top; NULL: none */
+} lsn_sync_kind;
+SN_HIDDEN void lsn_sync_add_methods(lua_State *L, const lsn_sync_kind *k);
+
 /* Module entries (luaopen_synaptic_core registers the types and then sets
  * these in the module table on top). */
 SN_HIDDEN void lsn_engine_register(lua_State *L);

@@ -124,6 +124,7 @@ int lsn_store_open(lua_State *L)
     u->s = NULL;
     u->pins = 0;
     u->in_batch = 0;
+    u->close_deferrable = u->close_pending = 0;
     luaL_setmetatable(L, LSN_STORE);
     sn_err e;
     int rc = sn_store_open(path, &o, &u->s, &e);
@@ -137,6 +138,11 @@ int lsn_store_open(lua_State *L)
 static int l_store_close(lua_State *L)
 {
     lsn_store *u = luaL_checkudata(L, 1, LSN_STORE);
+    if (u->s && u->pins && u->close_deferrable) {
+        u->close_pending = 1;   /* the running call closes it once it has let go */
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     if (u->s && u->pins)
         return luaL_error(L, "close: the store is in use by a running call "
                              "(from its metamethod, finalizer or conflict resolver); "

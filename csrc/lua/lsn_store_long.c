@@ -7,8 +7,10 @@
  * lua_pcall (an error must not longjmp across the core's frames) and keeps
  * the error on the stack; the hook's non-zero return stops the walk, the
  * core releases its iterators, and only then is the error raised. The
- * store is pinned (lsn_pin) meanwhile, so a close() from the callback
- * raises there: the walk stops and verify raises that error.
+ * store is pinned (lsn_pin) meanwhile; a close() from the callback is
+ * deferred (close_pending): the walk stops, the store is closed once the
+ * core has let go, and verify raises "the store was closed by the
+ * progress callback".
  *
  * backup and restore: RocksDB's C API has no progress hook, and the C++
  * BackupEngine's progress_callback runs on its copying thread with no total
@@ -46,15 +48,19 @@ static int progress_hook(void *ud, uint64_t done, uint64_t total)
         h->failed = 1;
         return 1;
     }
+    lsn_store *u = lua_touserdata(L, h->store);
     lua_pushvalue(L, h->fn);
     lua_pushinteger(L, (lua_Integer)done);
     lua_pushinteger(L, (lua_Integer)total);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    u->close_deferrable = 1;   /* only the callback's own close waits */
+    int rc = lua_pcall(L, 2, 0, 0);
+    u->close_deferrable = 0;
+    if (rc != LUA_OK) {
         lua_replace(L, h->err);
         h->failed = 1;
         return 1;
     }
-    return 0;
+    return u->close_pending;   /* closed: stop */
 }
 
 int lsn_store_verify(lua_State *L)
@@ -70,7 +76,14 @@ int lsn_store_verify(lua_State *L)
     int ok;
     sn_err e;
     sn_store *s = lsn_store_pin(L, 1);
+    lsn_store *u = lua_touserdata(L, 1);
     int rc = sn_verify(s, a, &report, &ok, lua_isfunction(L, h.fn) ? &p : NULL, &e);
+    if (u->close_pending) {   /* the core has let go: the callback's close happens now */
+        u->close_pending = 0;
+        sn_store_close(u->s);
+        u->s = NULL;
+        if (!h.failed) return luaL_error(L, "verify: the store was closed by the progress callback");
+    }
     if (h.failed) {
         if (lua_isnil(L, h.err)) return luaL_error(L, "verify: no stack space for the progress callback");
         lua_pushvalue(L, h.err);

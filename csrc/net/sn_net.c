@@ -46,8 +46,12 @@ void sn_net_free(sn_net *n)
     if (n->router) zmq_close(n->router);
     if (n->zap) zmq_close(n->zap);
     if (n->ctx) zmq_ctx_term(n->ctx);
-    for (size_t i = 0; i < n->cfg.nauthorized; i++) free(n->authorized[i]);
+    for (size_t i = 0; i < n->cfg.nauthorized; i++) {
+        if (n->authorized) free(n->authorized[i]);
+        if (n->authorized_ids) free(n->authorized_ids[i]);
+    }
     free(n->authorized);
+    free(n->authorized_ids);
     free(n);
 }
 
@@ -73,12 +77,17 @@ int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err
     n->cfg.listen = NULL;
     memcpy(n->node_id, node_id, idlen + 1);
     n->authorized = calloc(c->nauthorized ? c->nauthorized : 1, sizeof(char *));
-    int rc = n->authorized ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
+    n->authorized_ids = calloc(c->nauthorized ? c->nauthorized : 1, sizeof(char *));
+    int rc = n->authorized && n->authorized_ids ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < c->nauthorized; i++) {
         n->authorized[i] = strdup(c->authorized[i]);
         if (!n->authorized[i]) rc = sn_fail(e, SN_ENOMEM, "out of memory");
+        const char *id = c->authorized_ids ? c->authorized_ids[i] : NULL;
+        if (!rc && id && !(n->authorized_ids[i] = strdup(id))) rc = sn_fail(e, SN_ENOMEM, "out of memory");
     }
     n->cfg.authorized = (const char *const *)n->authorized;
+    n->cfg.authorized_ids = (const char *const *)n->authorized_ids;
+    if (!rc) rc = sn_net_peers_init(n, e);
     if (!rc) {
         n->ctx = zmq_ctx_new();
         if (!n->ctx) rc = zerr(e, "zmq_ctx_new");

@@ -14,8 +14,10 @@
  * node id of an inbound peer is bound to the first live connection whose
  * messages carried it; another connection claiming it while that one lives
  * gets nothing and is counted (stats.forged, and the engine's rejected).
- * Under CURVE a node id is also bound, for the node's life, to the public
- * key that first used it (ZAP's User-Id). */
+ * Under CURVE a node id belongs to a key: the one the config names with it
+ * (authorized_ids), always; else the key of the first connection that used
+ * it, for as long as a connection of that key speaks for it (ZAP's
+ * User-Id), so a squatter holds an unnamed id only while it stays. */
 #ifndef SN_NET_H
 #define SN_NET_H
 
@@ -35,6 +37,7 @@ typedef struct sn_net_config {
     int curve;
     char public_key[SN_Z85_KEY_LEN + 1], secret_key[SN_Z85_KEY_LEN + 1];
     const char *const *authorized; /* Z85 public keys admitted by ZAP */
+    const char *const *authorized_ids;   /* NULL, or per key the node id it alone holds (or NULL) */
     size_t nauthorized;
 } sn_net_config;
 
@@ -72,6 +75,10 @@ SN_HIDDEN int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e
 SN_HIDDEN int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e);
 /* Tests only: the routing id our next DEALERs connect with (a forger's). */
 SN_HIDDEN int sn_net_force_routing_id(sn_net *n, const char *id, sn_err *e);
+/* Tests only: bytes as they are, on our connection to endpoint (a forger's
+ * messages). */
+SN_HIDDEN int sn_net_send_raw(sn_net *n, const char *endpoint, const void *bytes, size_t len,
+                              sn_err *e);
 SN_HIDDEN void sn_net_get_stats(const sn_net *n, sn_net_stats *out);
 SN_HIDDEN int sn_keypair(char pub[SN_Z85_KEY_LEN + 1], char sec[SN_Z85_KEY_LEN + 1], sn_err *e);
 

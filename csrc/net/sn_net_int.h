@@ -12,7 +12,6 @@
 #define MAX_DEALERS 4096
 #define MAX_RECV_PER_POLL 4096
 #define MAX_ROUTING_ID 255
-#define MAX_KEY_BINDINGS 4096   /* node ids bound to CURVE keys; past it new ids are refused */
 
 typedef struct dealer {
     char *endpoint;
@@ -20,30 +19,16 @@ typedef struct dealer {
     char key[SN_Z85_KEY_LEN + 1];   /* the server key we dialed with ("" without CURVE) */
 } dealer;
 
-/* An inbound node id and the connection (ROUTER routing id) speaking for it. */
-typedef struct claim {
-    char *node;
-    unsigned char conn[MAX_ROUTING_ID];
-    size_t connlen;
-} claim;
-
-typedef struct keybind {
-    char *node;
-    char key[SN_Z85_KEY_LEN + 1];
-} keybind;
-
 struct sn_net {
     void *ctx;
     void *router;            /* NULL when not listening */
     void *zap;               /* NULL without CURVE */
     dealer *dealers;
     size_t ndealers, cap;
-    claim *claims;
-    size_t nclaims, claims_cap;
-    keybind *keys;
-    size_t nkeys, keys_cap;
+    struct sn_idmap *ids;    /* who may speak for which node id (sync/sn_idmap.h) */
     sn_net_config cfg;
     char **authorized;
+    char **authorized_ids;   /* per authorized key: the node id it alone holds, or NULL */
     char node_id[SN_NET_MAX_NODE_ID + 1];
     char address[512];
     char *forced_id;         /* tests: the routing id of our next DEALERs */
@@ -54,6 +39,7 @@ SN_HIDDEN int sn_net_zerr(sn_err *e, const char *what);
 SN_HIDDEN int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_err *e);
 SN_HIDDEN void sn_net_close_dealer(sn_net *n, size_t i);
 SN_HIDDEN int sn_net_authorized(const sn_net *n, const char *key);
+SN_HIDDEN int sn_net_peers_init(sn_net *n, sn_err *e);
 SN_HIDDEN void sn_net_peers_free(sn_net *n);
 
 /* sn_net_peers.c */

@@ -6,9 +6,11 @@
  * under a peer's id and, with ROUTER_HANDOVER, take its pipe over. Our
  * DEALERs now choose random ids and the node id is read from each message
  * ("from"), bound to the first live connection (and, under CURVE, key)
- * that used it. */
+ * that used it; under CURVE an id the config names with a key is that
+ * key's alone (sn_net.h). */
 #include "base/sn_vec.h"
 #include "net/sn_net_int.h"
+#include "sync/sn_idmap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,12 +18,37 @@
 #include <string.h>
 #include <zmq.h>
 
+/* ---- liveness, as the identity rules (sync/sn_idmap.h) ask it ----------------------------- */
+
+/* Whether the inbound connection conn is still there. ROUTER_MANDATORY
+ * makes a send to a gone one fail at its first frame; a live one gets an
+ * empty frame, which our DEALERs ignore. */
+static int conn_alive(void *ud, const void *conn, size_t len)
+{
+    sn_net *n = ud;
+    if (zmq_send(n->router, conn, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return zmq_errno() != EHOSTUNREACH;
+    zmq_send(n->router, "", 0, ZMQ_DONTWAIT);
+    return 1;
+}
+
+static int dialed(void *ud, const char *endpoint)
+{
+    sn_net *n = ud;
+    for (size_t d = 0; d < n->ndealers; d++)
+        if (!strcmp(n->dealers[d].endpoint, endpoint)) return 1;
+    return 0;
+}
+
+int sn_net_peers_init(sn_net *n, sn_err *e)
+{
+    sn_idmap_ops ops = { n, conn_alive, dialed };
+    return sn_idmap_new(n->cfg.authorized, n->cfg.authorized_ids, n->cfg.nauthorized, &ops, &n->ids, e);
+}
+
 void sn_net_peers_free(sn_net *n)
 {
-    for (size_t i = 0; i < n->nclaims; i++) free(n->claims[i].node);
-    free(n->claims);
-    for (size_t i = 0; i < n->nkeys; i++) free(n->keys[i].node);
-    free(n->keys);
+    sn_idmap_free(n->ids);
 }
 
 static void forged(sn_net *n, sn_sync *y)
@@ -37,84 +64,34 @@ static void rejected(sn_net *n, sn_sync *y)
     sn_sync_count_rejected(y);
 }
 
-/* ---- node ids bound to keys (CURVE) and to connections ----------------------------------- */
-
-/* Whether key may speak for node: the first key that did keeps it. */
-static int key_may_speak(sn_net *n, const char *node, const char *key)
-{
-    if (!key || strlen(key) != SN_Z85_KEY_LEN) return 0;
-    for (size_t i = 0; i < n->nkeys; i++)
-        if (!strcmp(n->keys[i].node, node)) return !strcmp(n->keys[i].key, key);
-    sn_err e;
-    if (n->nkeys >= MAX_KEY_BINDINGS || SN_GROW(n->keys, n->nkeys, n->keys_cap, 8, &e)) return 0;
-    char *copy = strdup(node);
-    if (!copy) return 0;
-    n->keys[n->nkeys].node = copy;
-    memcpy(n->keys[n->nkeys].key, key, SN_Z85_KEY_LEN + 1);
-    n->nkeys++;
-    return 1;
-}
-
-static claim *claim_of_node(sn_net *n, const char *node)
-{
-    for (size_t i = 0; i < n->nclaims; i++)
-        if (!strcmp(n->claims[i].node, node)) return &n->claims[i];
-    return NULL;
-}
-
-static claim *claim_of_conn(sn_net *n, const void *conn, size_t len)
-{
-    for (size_t i = 0; i < n->nclaims; i++)
-        if (n->claims[i].connlen == len && !memcmp(n->claims[i].conn, conn, len)) return &n->claims[i];
-    return NULL;
-}
-
-static void drop_claim(sn_net *n, claim *c)
-{
-    free(c->node);
-    *c = n->claims[--n->nclaims];
-}
-
-/* Whether the connection c names is still there. ROUTER_MANDATORY makes a
- * send to a gone one fail at its first frame; a live one gets an empty
- * frame, which our DEALERs ignore. */
-static int conn_alive(sn_net *n, const claim *c)
-{
-    if (zmq_send(n->router, c->conn, c->connlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return zmq_errno() != EHOSTUNREACH;
-    zmq_send(n->router, "", 0, ZMQ_DONTWAIT);
-    return 1;
-}
-
-/* Whether the connection conn may speak for node; binds it when free. */
-static int conn_may_speak(sn_net *n, const char *node, const void *conn, size_t len)
-{
-    claim *mine = claim_of_conn(n, conn, len);
-    if (mine) return !strcmp(mine->node, node);   /* one connection, one node */
-    claim *c = claim_of_node(n, node);
-    if (c && conn_alive(n, c)) return 0;
-    if (!c) {
-        sn_err e;
-        char *copy = strdup(node);
-        if (!copy || SN_GROW(n->claims, n->nclaims, n->claims_cap, 8, &e)) { free(copy); return 0; }
-        c = &n->claims[n->nclaims++];
-        c->node = copy;
-    }
-    memcpy(c->conn, conn, len);
-    c->connlen = len;
-    return 1;
-}
-
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-static int deliver(sn_sync *y, const char *peer, const zmq_msg_t *m, sn_err *e)
+static int deliver(sn_sync *y, const char *peer, const sn_sync_msg *m, sn_err *e)
 {
     int accepted;
     sn_err why;
-    int rc = sn_sync_receive(y, peer, strlen(peer), zmq_msg_data((zmq_msg_t *)m),
-                             zmq_msg_size((zmq_msg_t *)m), &accepted, &why);
+    int rc = sn_sync_receive_msg(y, peer, strlen(peer), m, &accepted, &why);
     if (rc) *e = why;
     return rc;
+}
+
+/* The message in body, decoded once (the engine takes it as it is), and
+ * its sender's node id; NULL when it is bad bytes (counted) or, with *rc
+ * set, on a memory failure. */
+static sn_sync_msg *decode(sn_net *n, sn_sync *y, zmq_msg_t *body, char from[SN_MAX_ID_LEN + 1],
+                           int *rc, sn_err *e)
+{
+    sn_sync_msg *m;
+    sn_err why;
+    *rc = sn_sync_decode(zmq_msg_data(body), zmq_msg_size(body), n->cfg.max_message_bytes, &m, &why);
+    if (*rc == SN_ENOMEM) { *e = why; return NULL; }
+    if (*rc) {
+        *rc = SN_OK;
+        rejected(n, y);
+        return NULL;
+    }
+    sn_sync_msg_from(m, from);
+    return m;
 }
 
 /* A node listening on a wildcard address advertises it as bound
@@ -140,50 +117,29 @@ static int from_router(sn_net *n, sn_sync *y, zmq_msg_t *conn, zmq_msg_t *body, 
 {
     char from[SN_MAX_ID_LEN + 1];
     sn_err why;
-    if (zmq_msg_size(body) == 0 || zmq_msg_size(conn) > MAX_ROUTING_ID ||
-        sn_sync_message_from(zmq_msg_data(body), zmq_msg_size(body), n->cfg.max_message_bytes, from, &why)) {
+    if (zmq_msg_size(body) == 0 || zmq_msg_size(conn) > MAX_ROUTING_ID) {
         rejected(n, y);
         return SN_OK;
     }
+    int rc;
+    sn_sync_msg *m = decode(n, y, body, from, &rc, e);
+    if (!m) return rc;
     const char *key = n->cfg.curve ? zmq_msg_gets(body, "User-Id") : NULL;
-    if (!strcmp(from, n->node_id) || (n->cfg.curve && !key_may_speak(n, from, key)) ||
-        !conn_may_speak(n, from, zmq_msg_data(conn), zmq_msg_size(conn))) {
+    if (!strcmp(from, n->node_id) || (n->cfg.curve && !sn_idmap_key_may_speak(n->ids, from, key, NULL)) ||
+        !sn_idmap_conn_may_speak(n->ids, from, zmq_msg_data(conn), zmq_msg_size(conn))) {
+        sn_sync_msg_free(m);
         forged(n, y);
         return SN_OK;
     }
-    int rc = deliver(y, from, body, e);
+    rc = deliver(y, from, m, e);
+    sn_sync_msg_free(m);
     if (!rc && key) sn_sync_set_peer_address(y, from, strlen(from), NULL, key, &why);
     if (!rc) fix_wildcard(y, from, body);
     return rc;
 }
 
-/* Another peer than the one at endpoint that is node: 0 none, 2 one we
- * listed ourselves (static), 1 another. */
-static int other_peer_is(sn_sync *y, const char *node, const char *endpoint)
-{
-    int found = 0;
-    for (size_t i = 0; i < sn_sync_peer_count(y); i++) {
-        sn_peer_info p;
-        sn_sync_peer(y, i, &p);
-        if (strcmp(p.id, endpoint) && (!strcmp(p.id, node) || (p.node && !strcmp(p.node, node))))
-            found = p.is_static ? 2 : found ? found : 1;
-    }
-    return found;
-}
-
-/* Whether a learned dealer is for a node we already reach another way: it
- * is dropped then. When two nodes dialed each other at once, each sees the
- * other's inbound connection; only the larger id gives its dealer up, so
- * one connection of the two survives. */
-static int learned_duplicate(sn_sync *y, const char *own, const char *endpoint, const char *node)
-{
-    long i = sn_sync_find_node(y, endpoint);
-    if (i < 0) return 0;
-    sn_peer_info p;
-    sn_sync_peer(y, (size_t)i, &p);
-    int other = other_peer_is(y, node, endpoint);
-    return p.learned && other && (other > 1 || strcmp(own, node) > 0);
-}
+static int from_dealer_decoded(sn_net *n, sn_sync *y, size_t d, const sn_sync_msg *m,
+                               const char *from, int *gone, sn_err *e);
 
 /* *gone: the dealer was closed (it reached ourselves, or a node we have). */
 static int from_dealer(sn_net *n, sn_sync *y, size_t d, zmq_msg_t *body, int *gone, sn_err *e)
@@ -191,26 +147,40 @@ static int from_dealer(sn_net *n, sn_sync *y, size_t d, zmq_msg_t *body, int *go
     *gone = 0;
     if (zmq_msg_size(body) == 0) return SN_OK;   /* a liveness probe (conn_alive) */
     char from[SN_MAX_ID_LEN + 1];
-    sn_err why;
-    if (sn_sync_message_from(zmq_msg_data(body), zmq_msg_size(body), n->cfg.max_message_bytes, from, &why)) {
+    int rc;
+    sn_sync_msg *m = decode(n, y, body, from, &rc, e);
+    if (!m) return rc;
+    rc = from_dealer_decoded(n, y, d, m, from, gone, e);
+    sn_sync_msg_free(m);
+    return rc;
+}
+
+static int from_dealer_decoded(sn_net *n, sn_sync *y, size_t d, const sn_sync_msg *m,
+                               const char *from, int *gone, sn_err *e)
+{
+    const char *ep = n->dealers[d].endpoint;
+    if (sn_sync_find_node(y, ep) < 0) {
+        /* the engine dropped this peer (a candidate that answered as
+         * another id): what is still queued on its connection is not taken */
         rejected(n, y);
+        sn_net_close_dealer(n, d);
+        *gone = 1;
         return SN_OK;
     }
-    const char *ep = n->dealers[d].endpoint;
-    if (!strcmp(from, n->node_id) || learned_duplicate(y, n->node_id, ep, from)) {
+    if (!strcmp(from, n->node_id) || sn_sync_learned_duplicate(y, ep, from)) {
         /* ourselves: never again; a duplicate: the other connection serves */
         int self = !strcmp(from, n->node_id);
-        if (self && sn_sync_block(y, ep, e)) return e->code;
+        if (self) sn_sync_refuse(y, ep);
         sn_sync_remove_peer(y, ep, strlen(ep));
         sn_net_close_dealer(n, d);
         *gone = 1;
         return SN_OK;
     }
-    if (n->cfg.curve && !key_may_speak(n, from, n->dealers[d].key)) {
+    if (n->cfg.curve && !sn_idmap_key_may_speak(n->ids, from, n->dealers[d].key, ep)) {
         forged(n, y);
         return SN_OK;
     }
-    return deliver(y, ep, body, e);
+    return deliver(y, ep, m, e);
 }
 
 /* Read one whole multipart message: up to two frames kept, the rest counted. */
@@ -270,20 +240,32 @@ void sn_net_flush(sn_net *n, sn_sync *y)
         void *s = NULL;
         for (size_t d = 0; d < n->ndealers && !s; d++)
             if (!strcmp(n->dealers[d].endpoint, to)) s = n->dealers[d].sock;
-        claim *c = s || !n->router ? NULL : claim_of_node(n, to);
+        const void *conn;
+        size_t connlen;
+        int inbound = !s && n->router && sn_idmap_conn_of(n->ids, to, &conn, &connlen);
         int bad = 1;
         if (s) {
             bad = zmq_send(s, bytes, len, ZMQ_DONTWAIT) < 0;
-        } else if (c) {
-            bad = zmq_send(n->router, c->conn, c->connlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0;
+        } else if (inbound) {
+            bad = zmq_send(n->router, conn, connlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0;
             /* the connection is gone: its node id is free for the next one */
-            if (bad && zmq_errno() == EHOSTUNREACH) drop_claim(n, c);
+            if (bad && zmq_errno() == EHOSTUNREACH) sn_idmap_release(n->ids, to);
             if (!bad) bad = zmq_send(n->router, bytes, len, ZMQ_DONTWAIT) < 0;
         }
         if (bad) n->st.dropped++;
         free(to);
         free(bytes);
     }
+}
+
+int sn_net_send_raw(sn_net *n, const char *endpoint, const void *bytes, size_t len, sn_err *e)
+{
+    for (size_t d = 0; d < n->ndealers; d++)
+        if (!strcmp(n->dealers[d].endpoint, endpoint)) {
+            if (zmq_send(n->dealers[d].sock, bytes, len, ZMQ_DONTWAIT) < 0) return sn_net_zerr(e, "send");
+            return SN_OK;
+        }
+    return sn_fail(e, SN_EARG, "no connection to %s", endpoint);
 }
 
 /* ---- discovery and dropping peers ------------------------------------------------------------ */
@@ -295,26 +277,23 @@ int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
         if (sn_sync_find_node(y, n->dealers[d].endpoint) < 0) sn_net_close_dealer(n, d);
         else d++;
     }
-    for (size_t i = 0; i < n->nclaims;) {
-        if (sn_sync_find_node(y, n->claims[i].node) < 0) drop_claim(n, &n->claims[i]);
-        else i++;
-    }
+    sn_idmap_forget(n->ids, y);
     sn_candidate c;
     while (sn_sync_next_dial(y, &c)) {
         /* under CURVE only keys we would admit ourselves are dialed; only
-         * network endpoints (an inproc one a peer names would be one of
-         * our own sockets, the ZAP handler's included) */
+         * TCP endpoints (an inproc one a peer names would be one of our own
+         * sockets, the ZAP handler's included; an ipc one any local socket) */
         int refuse = (n->cfg.curve && (!c.pub[0] || !sn_net_authorized(n, c.pub))) ||
-                     (strncmp(c.endpoint, "tcp://", 6) && strncmp(c.endpoint, "ipc://", 6));
+                     strncmp(c.endpoint, "tcp://", 6);
         if (refuse) {
-            if (sn_sync_block(y, c.id, e)) return e->code;
+            sn_sync_refuse(y, c.id);
             continue;
         }
         size_t before = n->ndealers;
         sn_err why;
         if (sn_net_connect(n, c.endpoint, c.pub, &why)) {
             if (why.code == SN_ENOMEM) { *e = why; return why.code; }
-            if (sn_sync_block(y, c.endpoint, e)) return e->code;
+            sn_sync_refuse(y, c.endpoint);
             continue;
         }
         if (sn_sync_add_learned(y, &c, e)) {
@@ -342,8 +321,7 @@ int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e)
             sn_net_close_dealer(n, d);
             break;
         }
-    claim *c = claim_of_node(n, p.id);
-    if (c) drop_claim(n, c);
+    sn_idmap_release(n->ids, p.id);
     char *gone = strdup(p.id);
     if (!gone) return sn_fail(e, SN_ENOMEM, "out of memory"), -1;
     sn_sync_remove_peer(y, gone, strlen(gone));

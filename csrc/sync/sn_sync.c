@@ -42,7 +42,7 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     uint64_t h = 1469598103934665603ull;
     for (const char *p = y->cfg.node_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
     y->rng = h | 1;
-    y->last_any_request = -1e300;
+    y->last_any_request = y->last_dial = -1e300;
     /* a chunk and its one-entry message fit in max_message_bytes */
     y->chunk = c->chunk_bytes;
     if (y->chunk > c->max_message_bytes - SN_SYNC_CHUNK_OVERHEAD)

@@ -43,6 +43,7 @@ typedef struct sn_sync_config {
     size_t chunk_bytes;           /* a record larger than this travels in chunks */
     size_t max_reassembly_bytes;  /* chunk sets in flight from one peer, in bytes */
     double chunk_timeout;         /* an idle incomplete chunk set is dropped after this */
+    int discovery;                /* dial the endpoints heartbeats name (sn_sync_next_dial) */
     sn_resolver resolver;
 } sn_sync_config;
 
@@ -54,6 +55,7 @@ typedef struct sn_peer_info {
     double last_seen;             /* engine time; -1 = never heard from */
     int is_static;                /* added by the caller: never forgotten */
     int learned;                  /* dialed because a heartbeat named it */
+    int candidate;                /* learned, not yet answering as the id it claimed */
     const char *node;             /* the node id its messages carry; NULL until heard */
     const char *endpoint;         /* where it can be dialed; NULL when unknown */
     const char *pub;              /* its public key; NULL without */
@@ -77,6 +79,7 @@ typedef struct sn_sync_stats {
     uint64_t reassembly_bytes;     /* reserved by chunk sets in flight now */
     uint64_t collisions;           /* two different records met under one (origin, seq) */
     uint64_t states_sent, states_received, metrics_sent, metrics_received;
+    uint64_t candidates_refused;   /* learned endpoints that never answered, or as another id */
 } sn_sync_stats;
 
 /* The defaults: the one home of the values p2p.config fills in
@@ -119,18 +122,34 @@ SN_HIDDEN int sn_sync_set_self(sn_sync *y, const char *endpoint, const char *pub
 /* The endpoint and public key of a known peer (either may be NULL: kept). */
 SN_HIDDEN int sn_sync_set_peer_address(sn_sync *y, const char *id, size_t len,
                                        const char *endpoint, const char *pub, sn_err *e);
-/* A peer the caller dialed from a candidate: its id is its endpoint. */
+/* A peer the caller dialed from a candidate: its id is its endpoint. It is
+ * a candidate, not holding a slot of max_peers and sent only heartbeats,
+ * until a message from it carries the node id it was named with. */
 SN_HIDDEN int sn_sync_add_learned(sn_sync *y, const sn_candidate *c, sn_err *e);
 /* The next learned peer to dial now, if any: 1 and *out (removed from the
  * candidates), else 0. Never ourselves, a peer we have (by id, node id or
- * endpoint), a blocked name, or past max_peers. When both sides could dial
- * (we listen too), the smaller node id dials first; the other waits three
- * heartbeats for it, so two nodes rarely dial each other at once. */
+ * endpoint), a blocked or refused name, past max_peers, past MAX_PROBING
+ * candidates at once, or sooner than heartbeat_interval / MAX_PROBING after
+ * the last dial; never when config.discovery is off. When both sides could
+ * dial (we listen too), the smaller node id dials first; the other waits
+ * three heartbeats for it, so two nodes rarely dial each other at once. */
 SN_HIDDEN int sn_sync_next_dial(sn_sync *y, sn_candidate *out);
-/* A node id or endpoint discovery must not dial (a peer the caller dropped,
- * a key it does not authorize); bounded, oldest forgotten first. */
+/* A node id or endpoint the user dropped (node:disconnect): never dialed
+ * by discovery until unblocked (an explicit connect). Not bounded by what
+ * peers say: only the caller adds to it. */
 SN_HIDDEN int sn_sync_block(sn_sync *y, const char *name, sn_err *e);
 SN_HIDDEN void sn_sync_unblock(sn_sync *y, const char *name);
+/* A name discovery itself refuses for a while (a key the transport does not
+ * authorize, an endpoint it cannot dial, ourselves); bounded, oldest
+ * forgotten first, so it never displaces a user's block. */
+SN_HIDDEN void sn_sync_refuse(sn_sync *y, const char *name);
+/* Whether the learned peer at endpoint turned out to be node, which we
+ * reach another way: its connection is to be dropped then. When two nodes
+ * dialed each other at once, each sees the other's inbound connection;
+ * only the larger id gives its own up, so one connection of the two
+ * survives. A transport asks this of every message on a learned
+ * connection. */
+SN_HIDDEN int sn_sync_learned_duplicate(const sn_sync *y, const char *endpoint, const char *node);
 /* The index of the peer whose id or node id is node; -1 when none. */
 SN_HIDDEN long sn_sync_find_node(const sn_sync *y, const char *node);
 /* Log entries peer i has that we lack (*here) and we have that it lacks
@@ -139,16 +158,21 @@ SN_HIDDEN long sn_sync_find_node(const sn_sync *y, const char *node);
 SN_HIDDEN int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there,
                                    sn_err *e);
 
-/* The sender's node id ("from") of a message, after the envelope, bounds
- * and schema checks (not the payload's CRC): what a transport binds to a
- * connection before handing the message to sn_sync_receive. */
-SN_HIDDEN int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
-                                   char from[SN_MAX_ID_LEN + 1], sn_err *e);
+/* Receiving in two steps, for a transport that must read the sender's
+ * node id ("from") to bind it to a connection before the engine takes the
+ * message: decode once (envelope, bounds, schema, CRC, a heartbeat's
+ * sample: a failure is bad bytes, but SN_ENOMEM), read "from", then hand
+ * the decoded message over (as sn_sync_receive would the bytes, which must
+ * outlive it: the entries' records are read where they lie). */
+typedef struct sn_sync_msg sn_sync_msg;
+SN_HIDDEN int sn_sync_decode(const void *data, size_t len, size_t max_bytes, sn_sync_msg **out,
+                             sn_err *e);
+SN_HIDDEN void sn_sync_msg_from(const sn_sync_msg *m, char from[SN_MAX_ID_LEN + 1]);
+SN_HIDDEN int sn_sync_receive_msg(sn_sync *y, const char *peer, size_t plen, const sn_sync_msg *m,
+                                  int *accepted, sn_err *e);
+SN_HIDDEN void sn_sync_msg_free(sn_sync_msg *m);
 
 /* The digest a heartbeat carries: a hash of the version vector. */
 SN_HIDDEN int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e);
-
-/* Decode and check a message without a store (the fuzz target's entry). */
-SN_HIDDEN int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e);
 
 #endif

@@ -2,7 +2,15 @@
  * that can be dialed (and the sender itself when it listens); a receiver
  * keeps the ones it does not have as candidates, and its transport dials
  * them (sn_sync_next_dial) up to max_peers. The engine only names
- * endpoints and keys; whether a key is acceptable is the transport's call. */
+ * endpoints and keys; whether a key is acceptable is the transport's call.
+ *
+ * What a heartbeat says is a claim, not a fact: anyone may name any
+ * endpoint under any id. So a dialed candidate holds no slot of max_peers
+ * and gets only heartbeats until it answers as the id it was named with
+ * (sn_candidate_answered); at most MAX_PROBING are dialed at once, one per
+ * heartbeat_interval / MAX_PROBING; one that does not answer in three
+ * heartbeats is dropped and refused. Configured peers and peers that
+ * proved themselves keep their slots whatever heartbeats say. */
 #include "sync/sn_sync_int.h"
 
 #include <stdio.h>
@@ -19,6 +27,8 @@ void sn_discovery_free(sn_sync *y)
     free(y->cands);
     for (size_t i = 0; i < y->nblocked; i++) free(y->blocked[i]);
     free(y->blocked);
+    for (size_t i = 0; i < y->nrefused; i++) free(y->refused[i]);
+    free(y->refused);
 }
 
 static int endpoint_ok(const char *p, size_t n)
@@ -68,49 +78,115 @@ int sn_sync_set_peer_address(sn_sync *y, const char *id, size_t len, const char 
 
 int sn_sync_add_learned(sn_sync *y, const sn_candidate *c, sn_err *e)
 {
+    if (sn_peer_find(y, c->endpoint, strlen(c->endpoint)))
+        return sn_fail(e, SN_EARG, "already a peer");
+    if (sn_peers_probing(y) >= MAX_PROBING)
+        return sn_fail(e, SN_EIO, "%d candidates are being dialed", MAX_PROBING);
     peer *p = sn_peer_learn(y, c->endpoint, strlen(c->endpoint), 0, e);
     if (!p) return e->code;
-    p->learned = 1;
-    if (!p->node && !(p->node = strdup(c->id))) return sn_fail(e, SN_ENOMEM, "out of memory");
+    p->learned = p->candidate = 1;
+    y->last_dial = y->now;
+    if (!(p->node = strdup(c->id))) return sn_fail(e, SN_ENOMEM, "out of memory");
     return set_address(p, c->endpoint, c->pub, e);
 }
 
-/* ---- blocked names ------------------------------------------------------------------ */
+int sn_candidate_answered(sn_sync *y, peer *p, const char *from, size_t len)
+{
+    int same = strlen(p->node) == len && !memcmp(p->node, from, len);
+    if (same && sn_peers_in_slots(y) < y->cfg.max_peers) {
+        p->candidate = 0;
+        return 1;
+    }
+    y->st.candidates_refused++;
+    sn_sync_refuse(y, p->id);
+    if (!same) sn_sync_refuse(y, p->node);
+    sn_peer_drop(y, p);
+    return 0;
+}
+
+/* ---- one connection per pair ------------------------------------------------------ */
+
+/* Another peer than the one at endpoint that is node: 0 none, 2 one the
+ * caller listed itself (static), 1 another. */
+static int other_peer_is(const sn_sync *y, const char *node, const char *endpoint)
+{
+    int found = 0;
+    for (size_t i = 0; i < y->npeers; i++) {
+        const peer *p = &y->peers[i];
+        if (strcmp(p->id, endpoint) && (!strcmp(p->id, node) || (p->node && !strcmp(p->node, node))))
+            found = p->is_static ? 2 : found ? found : 1;
+    }
+    return found;
+}
+
+int sn_sync_learned_duplicate(const sn_sync *y, const char *endpoint, const char *node)
+{
+    long i = sn_sync_find_node(y, endpoint);
+    if (i < 0) return 0;
+    int other = other_peer_is(y, node, endpoint);
+    return y->peers[i].learned && other && (other > 1 || strcmp(y->cfg.node_id, node) > 0);
+}
+
+/* ---- blocked and refused names ---------------------------------------------------- */
+
+static int listed(char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
 
 static int blocked(const sn_sync *y, const char *name)
 {
-    for (size_t i = 0; i < y->nblocked; i++)
-        if (!strcmp(y->blocked[i], name)) return 1;
-    return 0;
+    return listed(y->blocked, y->nblocked, name) || listed(y->refused, y->nrefused, name);
 }
 
 int sn_sync_block(sn_sync *y, const char *name, sn_err *e)
 {
-    if (blocked(y, name)) return SN_OK;
+    if (listed(y->blocked, y->nblocked, name)) return SN_OK;
     char *copy = strdup(name);
     if (!copy) return sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!y->blocked && !(y->blocked = calloc(MAX_BLOCKED, sizeof *y->blocked))) {
+    if (SN_GROW(y->blocked, y->nblocked, y->blocked_cap, 8, e)) {
         free(copy);
-        return sn_fail(e, SN_ENOMEM, "out of memory");
-    }
-    if (y->nblocked == MAX_BLOCKED) {   /* the oldest goes */
-        free(y->blocked[0]);
-        memmove(y->blocked, y->blocked + 1, (MAX_BLOCKED - 1) * sizeof *y->blocked);
-        y->nblocked--;
+        return e->code;
     }
     y->blocked[y->nblocked++] = copy;
     return SN_OK;
 }
 
-void sn_sync_unblock(sn_sync *y, const char *name)
+static void unlist(char **list, size_t *n, const char *name)
 {
-    for (size_t i = 0; i < y->nblocked; i++)
-        if (!strcmp(y->blocked[i], name)) {
-            free(y->blocked[i]);
-            memmove(y->blocked + i, y->blocked + i + 1, (y->nblocked - i - 1) * sizeof *y->blocked);
-            y->nblocked--;
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(list[i], name)) {
+            free(list[i]);
+            memmove(list + i, list + i + 1, (*n - i - 1) * sizeof *list);
+            (*n)--;
             return;
         }
+}
+
+void sn_sync_unblock(sn_sync *y, const char *name)
+{
+    unlist(y->blocked, &y->nblocked, name);
+    unlist(y->refused, &y->nrefused, name);
+}
+
+/* Best effort: without memory, a refused name may only be dialed again. */
+void sn_sync_refuse(sn_sync *y, const char *name)
+{
+    if (listed(y->refused, y->nrefused, name)) return;
+    char *copy = strdup(name);
+    if (!copy) return;
+    if (!y->refused && !(y->refused = calloc(MAX_REFUSED, sizeof *y->refused))) {
+        free(copy);
+        return;
+    }
+    if (y->nrefused == MAX_REFUSED) {   /* the oldest goes */
+        free(y->refused[0]);
+        memmove(y->refused, y->refused + 1, (MAX_REFUSED - 1) * sizeof *y->refused);
+        y->nrefused--;
+    }
+    y->refused[y->nrefused++] = copy;
 }
 
 /* ---- candidates ---------------------------------------------------------------------- */
@@ -162,7 +238,10 @@ int sn_sync_next_dial(sn_sync *y, sn_candidate *out)
             *c = y->cands[--y->ncands];
             continue;
         }
-        if (y->npeers >= y->cfg.max_peers) return 0;
+        if (!y->cfg.discovery || sn_peers_in_slots(y) >= y->cfg.max_peers ||
+            sn_peers_probing(y) >= MAX_PROBING ||
+            y->now - y->last_dial < y->cfg.heartbeat_interval / MAX_PROBING)
+            return 0;
         /* both of us could dial: the smaller id does, the other waits */
         if (y->self_endpoint && strcmp(y->cfg.node_id, c->id) > 0 &&
             y->now - c->first_seen < 3 * y->cfg.heartbeat_interval) {
@@ -225,7 +304,7 @@ int sn_sample_take(sn_sync *y, peer *p, const sn_value *list, sn_err *e)
             if (rc) return rc;
             continue;
         }
-        note_candidate(y, id->u.s.p, id->u.s.len, ep->u.s.p, ep->u.s.len, pub);
+        if (y->cfg.discovery) note_candidate(y, id->u.s.p, id->u.s.len, ep->u.s.p, ep->u.s.len, pub);
     }
     return SN_OK;
 }

@@ -41,6 +41,7 @@ typedef struct peer {
     char *id;
     size_t len;
     int is_static, learned;
+    int candidate;               /* learned, and not yet heard from as its claimed node id */
     double added, last_seen, last_heartbeat, last_request;
     sent_item *sent;
     size_t nsent, sent_cap;
@@ -55,7 +56,11 @@ typedef struct peer {
 
 /* A peer a heartbeat named, not dialed yet (sn_sync_next_dial). */
 #define MAX_CANDIDATES 64
-#define MAX_BLOCKED 256
+/* Learned endpoints dialed and not yet answering as the id they claim:
+ * each holds a connection (file descriptors) and is not a peer, so a
+ * forger naming many endpoints gets at most this many dials at once. */
+#define MAX_PROBING 4
+#define MAX_REFUSED 256             /* names discovery refused lately; oldest forgotten */
 typedef struct candidate {
     char id[SN_MAX_ID_LEN + 1];
     char endpoint[SN_SYNC_MAX_ENDPOINT + 1];
@@ -107,8 +112,14 @@ struct sn_sync {
     candidate *cands;
     size_t ncands, cands_cap;
     candidate dialing;             /* the one sn_sync_next_dial handed out */
-    char **blocked;                /* node ids and endpoints not to dial */
-    size_t nblocked;
+    double last_dial;              /* when the caller last dialed a candidate */
+    /* names not to dial: blocked by the user (node:disconnect), kept until
+     * unblocked, never pushed out by what peers say; refused by discovery
+     * itself (a key not authorized, no answer, another id), a bounded ring */
+    char **blocked;
+    size_t nblocked, blocked_cap;
+    char **refused;
+    size_t nrefused;
 };
 
 /* A message under construction: fields in an arena, payload parts owned. */
@@ -131,8 +142,16 @@ SN_HIDDEN peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_sta
 SN_HIDDEN void sn_peer_drop(sn_sync *y, peer *p);
 SN_HIDDEN void sn_peers_free(sn_sync *y);
 /* Peers we learned of (not static) that stay dead are forgotten, so state
- * stays bounded. */
+ * stays bounded; candidates that did not answer in time are dropped and
+ * their names refused. */
 SN_HIDDEN void sn_peers_forget_dead(sn_sync *y);
+/* Peers holding a slot of max_peers: all but candidates. */
+SN_HIDDEN size_t sn_peers_in_slots(const sn_sync *y);
+SN_HIDDEN size_t sn_peers_probing(const sn_sync *y);
+/* A candidate's message: whether it is from the node id it claimed and
+ * there is a slot for it. It becomes a peer then; otherwise it is dropped
+ * (p is gone) and its names refused. */
+SN_HIDDEN int sn_candidate_answered(sn_sync *y, peer *p, const char *from, size_t len);
 /* The last seq of origin sent to p within the sent memory; 0: none. */
 SN_HIDDEN uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin);
 SN_HIDDEN void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq);

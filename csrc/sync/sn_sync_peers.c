@@ -16,6 +16,9 @@ peer *sn_peer_find(sn_sync *y, const char *id, size_t len)
 
 int sn_peer_state(const sn_sync *y, const peer *p)
 {
+    /* as dead: it gets heartbeats (so it can answer) and nothing else, and
+     * no heartbeat of ours names it */
+    if (p->candidate) return SN_PEER_DEAD;
     double seen = p->last_seen >= 0 ? p->last_seen : p->added;
     double silent = y->now - seen;
     if (silent > y->cfg.peer_timeout) return SN_PEER_DEAD;
@@ -34,7 +37,7 @@ peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_static, sn_er
         sn_fail(e, SN_EARG, "peer id must be 1 to %u bytes without NUL", SN_MAX_ID_LEN);
         return NULL;
     }
-    if (y->npeers >= y->cfg.max_peers) {
+    if (sn_peers_in_slots(y) >= y->cfg.max_peers) {
         sn_fail(e, SN_EIO, "max_peers (%u) reached", y->cfg.max_peers);
         return NULL;
     }
@@ -80,15 +83,40 @@ void sn_peers_free(sn_sync *y)
     free(y->peers);
 }
 
+/* Three heartbeats (one at least, within peer_timeout): a live node
+ * answers a heartbeat with its own by then. */
+static double probe_timeout(const sn_sync *y)
+{
+    double t = 3 * y->cfg.heartbeat_interval;
+    if (t < 1) t = 1;
+    return t < y->cfg.peer_timeout ? t : y->cfg.peer_timeout;
+}
+
 void sn_peers_forget_dead(sn_sync *y)
 {
     for (size_t i = 0; i < y->npeers;) {
         peer *p = &y->peers[i];
         double seen = p->last_seen >= 0 ? p->last_seen : p->added;
-        if (!p->is_static && y->now - seen > 3 * y->cfg.peer_timeout) sn_peer_drop(y, p);
-        else i++;
+        if (p->candidate && y->now - p->added > probe_timeout(y)) {
+            y->st.candidates_refused++;
+            sn_sync_refuse(y, p->id);
+            sn_peer_drop(y, p);
+        } else if (!p->is_static && y->now - seen > 3 * y->cfg.peer_timeout) {
+            sn_peer_drop(y, p);
+        } else {
+            i++;
+        }
     }
 }
+
+size_t sn_peers_in_slots(const sn_sync *y)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < y->npeers; i++) n += !y->peers[i].candidate;
+    return n;
+}
+
+size_t sn_peers_probing(const sn_sync *y) { return y->npeers - sn_peers_in_slots(y); }
 
 int sn_sync_remove_peer(sn_sync *y, const char *id, size_t len)
 {
@@ -108,6 +136,7 @@ void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out)
     out->last_seen = p->last_seen;
     out->is_static = p->is_static;
     out->learned = p->learned;
+    out->candidate = p->candidate;
     out->node = p->node;
     out->endpoint = p->endpoint;
     out->pub = p->pub[0] ? p->pub : NULL;

@@ -238,25 +238,6 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
     return SN_OK;
 }
 
-int sn_sync_message_from(const void *data, size_t len, size_t max_bytes,
-                         char from[SN_MAX_ID_LEN + 1], sn_err *e)
-{
-    sn_arena a;
-    sn_arena_init(&a);
-    sn_record r;
-    int rc = len > max_bytes ? sn_fail(e, SN_ECORRUPT, "message larger than max_message_bytes")
-                             : sn_record_decode(data, len, &a, &r, e);
-    if (!rc && (r.type < SN_MSG_WEIGHT_UPDATE || r.type > SN_MSG_HEARTBEAT))
-        rc = sn_fail(e, SN_ECORRUPT, "not a message type");
-    if (!rc) {
-        const sn_value *f = sn_map_get(&r.fields, "from");   /* an SN_F_ID: 1..256 bytes */
-        memcpy(from, f->u.s.p, f->u.s.len);
-        from[f->u.s.len] = 0;
-    }
-    sn_arena_free(&a);
-    return rc;
-}
-
 /* A SyncRequest's "have": the asker's vector, kept for its sync status. */
 static int keep_vector(peer *p, const sn_value *have, sn_err *e)
 {
@@ -299,28 +280,110 @@ static int note_sender(sn_sync *y, peer *p, const msg *m, sn_err *e)
     return SN_OK;
 }
 
-int sn_sync_decode_check(const void *data, size_t len, size_t max_bytes, sn_err *e)
-{
+/* ---- decoded once ------------------------------------------------------------------ */
+
+struct sn_sync_msg {
     msg m;
-    int rc = decode_msg(data, len, max_bytes, &m, e);
-    if (!rc && m.r.type == SN_MSG_HEARTBEAT) rc = sn_sample_check(sn_map_get(&m.r.fields, "peers"), e);
-    if (!rc && m.r.type != SN_MSG_SYNC_REQUEST && m.r.type != SN_MSG_HEARTBEAT) {
-        const sn_value *list = sn_map_get(&m.r.fields, "entries");
-        size_t total = 0;
-        for (size_t i = 0; !rc && i < list->u.a.n; i++) {
-            sn_entry en;
-            size_t elen, rtotal, roff;
-            rc = parse_entry(&list->u.a.items[i], &en, &elen, &rtotal, &roff, e);
-            if (!rc && elen > m.r.raw_len - total) rc = sn_fail(e, SN_ECORRUPT, "too long");
-            if (!rc && rtotal && (roff > rtotal || elen > rtotal - roff))
-                rc = sn_fail(e, SN_ECORRUPT, "chunk lies outside its record");
-            else if (!rc && en.kind == SN_KIND_PUT && !rtotal)
-                rc = sn_replica_check(NULL, &en, m.payload + total, elen, e);
-            total += elen;
-        }
+    size_t len;
+};
+
+int sn_sync_decode(const void *data, size_t len, size_t max_bytes, sn_sync_msg **out, sn_err *e)
+{
+    *out = NULL;
+    sn_sync_msg *sm = malloc(sizeof *sm);
+    if (!sm) return sn_fail(e, SN_ENOMEM, "out of memory");
+    sm->len = len;
+    int rc = decode_msg(data, len, max_bytes, &sm->m, e);
+    if (!rc && sm->m.r.type == SN_MSG_HEARTBEAT)
+        rc = sn_sample_check(sn_map_get(&sm->m.r.fields, "peers"), e);
+    if (rc) {
+        msg_free(&sm->m);
+        free(sm);
+        return rc;
     }
-    msg_free(&m);
+    *out = sm;
+    return SN_OK;
+}
+
+void sn_sync_msg_from(const sn_sync_msg *sm, char from[SN_MAX_ID_LEN + 1])
+{
+    const sn_value *f = sn_map_get(&sm->m.r.fields, "from");   /* an SN_F_ID: 1..256 bytes */
+    memcpy(from, f->u.s.p, f->u.s.len);
+    from[f->u.s.len] = 0;
+}
+
+void sn_sync_msg_free(sn_sync_msg *sm)
+{
+    if (!sm) return;
+    msg_free(&sm->m);
+    free(sm);
+}
+
+/* A decoded message from peer id: who sent it, then what it says. */
+static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *m, size_t len,
+                           int *accepted, sn_err *e)
+{
+    sn_err pe;
+    peer *p = sn_peer_learn(y, id, idlen, 0, &pe);
+    if (!p) {
+        y->st.rejected++;
+        *e = pe;
+        return SN_OK;
+    }
+    const sn_value *from = sn_map_get(&m->r.fields, "from");
+    if (p->candidate && !sn_candidate_answered(y, p, from->u.s.p, from->u.s.len)) {
+        y->st.rejected++;   /* p is gone: another id than it was named with, or no slot */
+        return SN_OK;
+    }
+    p->last_seen = y->now;
+    p->bytes_received += len;
+    int rc = note_sender(y, p, m, e);
+    if (rc) return rc;
+    int need_sync = 0, bad = 0;
+    switch (m->r.type) {
+    case SN_MSG_HEARTBEAT: {
+        uint64_t mine;
+        rc = sn_sync_digest(y->s, &mine, e);
+        uint64_t theirs = (uint64_t)sn_map_get(&m->r.fields, "digest")->u.i;
+        /* different digests: one of us lacks something; asking is cheap */
+        /* one such request at a time, whoever sent the heartbeat: several
+         * peers that all differ from us would otherwise each send us the
+         * same entries (an unanswered request is given up after two
+         * heartbeats) */
+        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
+            y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
+            need_sync = 1;
+        break;
+    }
+    case SN_MSG_SYNC_REQUEST:
+        rc = sn_answer_request(y, p, &m->r.fields, e);
+        break;
+    case SN_MSG_SYNC_RESPONSE:
+        y->last_any_request = -1e300;   /* answered: a digest may ask again */
+        rc = apply_entries(y, p, m, &need_sync, &bad, e);
+        if (!rc && sn_map_get(&m->r.fields, "more")->u.b) need_sync = 1;
+        break;
+    default:   /* the three update kinds */
+        rc = apply_entries(y, p, m, &need_sync, &bad, e);
+        break;
+    }
+    if (bad) {
+        y->st.rejected++;
+        return SN_OK;
+    }
+    if (rc) return rc;
+    *accepted = 1;
+    if (need_sync) rc = sn_send_request(y, p, e);
     return rc;
+}
+
+int sn_sync_receive_msg(sn_sync *y, const char *id, size_t idlen, const sn_sync_msg *sm,
+                        int *accepted, sn_err *e)
+{
+    *accepted = 0;
+    y->st.bytes_received += sm->len;
+    y->st.messages_received++;
+    return receive_decoded(y, id, idlen, &sm->m, sm->len, accepted, e);
 }
 
 int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, size_t len,
@@ -340,53 +403,7 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         *e = me;
         return SN_OK;
     }
-    sn_err pe;
-    peer *p = sn_peer_learn(y, id, idlen, 0, &pe);
-    if (!p) {
-        msg_free(&m);
-        y->st.rejected++;
-        *e = pe;
-        return SN_OK;
-    }
-    p->last_seen = y->now;
-    p->bytes_received += len;
-    rc = note_sender(y, p, &m, e);
-    if (rc) { msg_free(&m); return rc; }
-    int need_sync = 0, bad = 0;
-    switch (m.r.type) {
-    case SN_MSG_HEARTBEAT: {
-        uint64_t mine;
-        rc = sn_sync_digest(y->s, &mine, e);
-        uint64_t theirs = (uint64_t)sn_map_get(&m.r.fields, "digest")->u.i;
-        /* different digests: one of us lacks something; asking is cheap */
-        /* one such request at a time, whoever sent the heartbeat: several
-         * peers that all differ from us would otherwise each send us the
-         * same entries (an unanswered request is given up after two
-         * heartbeats) */
-        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
-            y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
-            need_sync = 1;
-        break;
-    }
-    case SN_MSG_SYNC_REQUEST:
-        rc = sn_answer_request(y, p, &m.r.fields, e);
-        break;
-    case SN_MSG_SYNC_RESPONSE:
-        y->last_any_request = -1e300;   /* answered: a digest may ask again */
-        rc = apply_entries(y, p, &m, &need_sync, &bad, e);
-        if (!rc && sn_map_get(&m.r.fields, "more")->u.b) need_sync = 1;
-        break;
-    default:   /* the three update kinds */
-        rc = apply_entries(y, p, &m, &need_sync, &bad, e);
-        break;
-    }
+    rc = receive_decoded(y, id, idlen, &m, len, accepted, e);
     msg_free(&m);
-    if (bad) {
-        y->st.rejected++;
-        return SN_OK;
-    }
-    if (rc) return rc;
-    *accepted = 1;
-    if (need_sync) rc = sn_send_request(y, p, e);
     return rc;
 }

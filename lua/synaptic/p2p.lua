@@ -73,6 +73,7 @@ local FIELDS = {
   max_clock_offset_ms = { "number", DEFAULTS.max_clock_offset_ms, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
   send_hwm = { "number", DEFAULTS.send_hwm, range "send_hwm" },
   recv_hwm = { "number", DEFAULTS.recv_hwm, range "recv_hwm" },
+  discovery = { "boolean", nil },                -- default: on under CURVE only (see build)
   insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
 }
@@ -172,15 +173,33 @@ local function check_curve(c)
   if c.server_key ~= nil and not z85(c.server_key) then
     fail("curve.server_key " .. Z85_MUST)
   end
-  local auth = {}
+  -- authorized: keys, or { public =, node_id = } for a key that alone holds
+  -- that node id (node_ids: key -> id, read by the node's transport)
+  local auth, ids, holder = {}, {}, {}
   if c.authorized ~= nil then
     if type(c.authorized) ~= "table" then fail("curve.authorized must be a list of public keys") end
     for i, k in ipairs(c.authorized) do
-      if not z85(k) then fail(("curve.authorized[%d] "):format(i) .. Z85_MUST) end
+      local where = ("curve.authorized[%d]"):format(i)
+      if type(k) == "table" then
+        for f in pairs(k) do
+          if f ~= "public" and f ~= "node_id" then fail(("unknown field %s.%s"):format(where, tostring(f))) end
+        end
+        local id = k.node_id
+        if type(id) ~= "string" or #id == 0 or #id > LIMITS.node_id_bytes or id:find("\0", 1, true) then
+          fail(("%s.node_id must be 1 to %d bytes without NUL"):format(where, LIMITS.node_id_bytes))
+        end
+        if holder[id] and holder[id] ~= k.public then fail(where .. ".node_id " .. id .. " is given to two keys") end
+        if not z85(k.public) then fail(where .. ".public " .. Z85_MUST) end
+        if ids[k.public] and ids[k.public] ~= id then fail(where .. ".public is given two node ids") end
+        ids[k.public], holder[id] = id, k.public
+        k = k.public
+      elseif not z85(k) then
+        fail(where .. " " .. Z85_MUST)
+      end
       auth[i] = k
     end
   end
-  return { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth }
+  return { public = c.public, secret = c.secret, server_key = c.server_key, authorized = auth, node_ids = ids }
 end
 
 -- peers: endpoint strings or {endpoint=, public=}, normalised to the latter.
@@ -218,6 +237,9 @@ local function build(t)
   check_sizes(out)
   if out.curve ~= nil then out.curve = check_curve(out.curve) end
   out.peers = check_peers(out)
+  -- dialing what heartbeats name is safe only when a dialed node must
+  -- prove its key: without CURVE it is the user's choice
+  if out.discovery == nil then out.discovery = out.curve ~= nil end
   if out.listen and not out.curve and not out.insecure then
     local host = out.listen:match("^tcp://([^:]+):") or out.listen:match("^tcp://%[([%x:]+)%]:")
     if host and host ~= "127.0.0.1" and host ~= "localhost" and host ~= "::1" then
@@ -248,8 +270,21 @@ function p2p.config(t)
   return config
 end
 
+-- The store argument, checked here so that a wrong one raises at the
+-- caller's line (level 3 from here), not inside this file.
+local function check_store(store, fn)
+  local mt = getmetatable(store)
+  local name = type(mt) == "table" and mt.__name
+  if type(store) ~= "userdata" or name ~= "synaptic.store" then
+    error(("bad argument #1 to '%s' (synaptic.store expected, got %s)")
+          :format(fn, type(name) == "string" and name or type(store)), 3)
+  end
+  if tostring(store):match("%(closed%)$") then error("attempt to use a closed store", 3) end
+end
+
 --- A transport-free sync engine over a store.
 function p2p.sync_engine(store, config)
+  check_store(store, "sync_engine")
   config = checked(config or {}, "sync_engine", 2)
   return core.sync_engine(store, config)
 end
@@ -257,6 +292,7 @@ end
 --- A ZeroMQ node: the engine plus sockets.
 function p2p.node(store, config)
   if not core.node then error("synaptic was built without the ZeroMQ node", 2) end
+  check_store(store, "node")
   config = checked(config or {}, "node", 2)
   return core.node(store, config)
 end

@@ -25,57 +25,7 @@ local COUNTERS_KEY = "runtime.counters"
 local CUE_WEIGHT = 2.0     -- keyword cues count as much as two logits of gate
 local TOP_K = 2
 
-local DEFAULTS = {
-  auto_save_interval = 300, max_checkpoints = 10, compression_enabled = true,
-  backup_enabled = true, sync_with_peers = false, seed = 42, clock = core.now,
-  keep_best = false, keep_every_hours = false, learning_rate = 0.1, max_weight_versions = 2,
-}
-
-local function check_config(config)
-  local c = {}
-  for k, v in pairs(DEFAULTS) do c[k] = v end
-  if config == nil then return c end
-  if type(config) ~= "table" then error("runtime: config must be a table", 3) end
-  for k, v in pairs(config) do
-    local d = DEFAULTS[k]
-    if d == nil and k ~= "keep_best" and k ~= "p2p" and k ~= "merge_rule" then
-      error(("runtime: unknown config field '%s'"):format(tostring(k)), 3)
-    end
-    local want = type(d)
-    if k == "p2p" or k == "merge_rule" then   -- merge_rule: checked with the node's config
-      if k == "p2p" and type(v) ~= "table" then error("runtime: p2p must be a table (a P2PSyncConfig)", 3) end
-    elseif k == "keep_best" then
-      local experts = {}
-      for _, e in ipairs(M.EXPERTS) do experts[e.name] = true end
-      v = retention.check_keep_best(v, experts, 4)
-    elseif k == "keep_every_hours" then
-      v = retention.check_keep_every_hours(v, 4)
-    elseif type(v) ~= want then
-      error(("runtime: config field '%s' must be a %s"):format(k, want), 3)
-    end
-    c[k] = v
-  end
-  if c.p2p and not c.sync_with_peers then
-    error("runtime: p2p is given but sync_with_peers is not true", 3)
-  end
-  if c.sync_with_peers and not c.p2p then
-    error("runtime: sync_with_peers = true needs p2p = {...} (the node's config)", 3)
-  end
-  if c.merge_rule ~= nil then sync.checked_config({ merge_rule = c.merge_rule }, 3) end
-  if c.p2p then c.p2p = sync.checked_config(c.p2p, 3, c.merge_rule) end
-  -- a live mesh merges against older versions peers built on: trimming them
-  -- would leave the merge no base (it falls back to the mean)
-  if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
-  if c.auto_save_interval < 0 then error("runtime: auto_save_interval must be >= 0", 3) end
-  if math.type(c.max_checkpoints) ~= "integer" or c.max_checkpoints < 1 then
-    error("runtime: max_checkpoints must be an integer >= 1", 3)
-  end
-  if math.type(c.seed) ~= "integer" then error("runtime: seed must be an integer", 3) end
-  if not (c.learning_rate > 0 and c.learning_rate < 10) then
-    error("runtime: learning_rate must be in (0, 10)", 3)
-  end
-  return c
-end
+local check_config = require("synaptic.runtime_config").check
 
 local Runtime = {}
 Runtime.__index = Runtime
@@ -84,6 +34,14 @@ Runtime.__name = "synaptic.runtime"
 local function check_open(rt)
   if getmetatable(rt) ~= Runtime then error("expected a synaptic.runtime", 3) end
   if not rt.store then error("attempt to use a closed runtime", 3) end
+end
+
+-- The config's clock: user code, which may even close the runtime.
+local function now(rt)
+  local t = rt.clock()
+  if not rt.store then error("attempt to use a closed runtime (its clock closed it)", 0) end
+  if type(t) ~= "number" then error("runtime: clock must return a number, not a " .. type(t), 0) end
+  return t
 end
 
 -- ---- loading and saving -------------------------------------------------------
@@ -98,27 +56,11 @@ local function persist_net(batch, id, domain, net, lr)
                      learning_rate = lr, architecture = sizes }
 end
 
--- Set every layer of net from the store's current versions, and remember
--- them as what the runtime built on (runtime_sync).
-local function read_layers(rt, id, net)
-  for layer = 1, net:layer_count() do
-    local w, b, info = rt.store:get_weights(id, layer)
-    if not w then
-      error(("runtime: no readable weights for %s layer %d%s"):format(id, layer,
-            b and (": " .. b) or ""), 0)
-    end
-    net:set_layer(layer, w, b)
-    rt.seen[id] = rt.seen[id] or {}
-    rt.seen[id][layer] = { hlc = info.hlc, origin = info.origin, w = w, b = b }
-  end
-  net:mark_clean()
-end
-
 local function load_net(rt, id, sizes, seed)
   local cfg = rt.store:get_config(id)
   local net = core.mlp(sizes, seed)
   if not cfg then return net, false end
-  read_layers(rt, id, net)
+  sync.read_layers(rt, id, net)
   return net, true
 end
 
@@ -139,13 +81,13 @@ end
 
 function M.open(path, config)
   if type(path) ~= "string" then error("runtime: path must be a string", 2) end
-  local c = check_config(config)
+  local c = check_config(config, M.EXPERTS)
   local store, err = core.open(path, { compression = c.compression_enabled,
                                        max_weight_versions = c.max_weight_versions })
   if not store then return nil, err end
   local rt = setmetatable({ store = store, config = c, path = path, clock = c.clock,
                             experts = {}, inputs = {}, order = {}, seen = {},
-                            gate_id = GATE_ID, taken_up = 0 }, Runtime)
+                            gate_id = GATE_ID, taken_up = 0, refused = {} }, Runtime)
   local ok, e = pcall(function()
     local fresh = {}
     for i, spec in ipairs(M.EXPERTS) do
@@ -179,7 +121,7 @@ function M.open(path, config)
     store:close()
     return nil, tostring(e)
   end
-  rt.started = rt.clock()
+  rt.started = now(rt)
   rt.last_save = rt.started
   rt.counters_dirty = false
   return rt
@@ -226,22 +168,23 @@ function Runtime:flush()
   check_open(self)
   local n, err = write_dirty(self, false)
   if not n then return nil, err end
-  self.last_save = self.clock()
+  self.last_save = now(self)
   return n
 end
 
 local function maybe_autosave(rt)
-  if rt.clock() - rt.last_save >= rt.config.auto_save_interval then
+  if now(rt) - rt.last_save >= rt.config.auto_save_interval then
     assert(rt:flush())
   end
 end
 
 -- ---- processing ---------------------------------------------------------------
 
-local function check_query(query)
-  if type(query) ~= "string" then error("process: query must be a string", 3) end
-  if #query == 0 then error("process: query must not be empty", 3) end
-  if #query > 65536 then error("process: query longer than 65536 bytes", 3) end
+-- fn: the public method that was called, named in the message
+local function check_query(query, fn)
+  if type(query) ~= "string" then error(fn .. ": query must be a string", 3) end
+  if #query == 0 then error(fn .. ": query must not be empty", 3) end
+  if #query > 65536 then error(fn .. ": query longer than 65536 bytes", 3) end
 end
 
 local function softmax(x)
@@ -263,7 +206,7 @@ end
 --- Domain probabilities for a query: learned gate logits plus keyword cues.
 function Runtime:route(query)
   check_open(self)
-  check_query(query)
+  check_query(query, "route")
   sync.take_up(self)
   local logits = self.gate:forward(core.features(query, GATE_SIZES[1]))
   local offset = cue_offset(self, query)
@@ -299,7 +242,7 @@ end
 
 function Runtime:process(query)
   check_open(self)
-  check_query(query)
+  check_query(query, "process")
   local t0 = core.now()
   local p, ranked = self:route(query)
   local parts, details = {}, { domains = {}, experts = {} }
@@ -326,7 +269,7 @@ end
 --- One SGD step toward routing `query` to `domain`; returns the gate's loss.
 function Runtime:train(query, domain)
   check_open(self)
-  check_query(query)
+  check_query(query, "train")
   local idx
   for i, name in ipairs(self.order) do if name == domain then idx = i end end
   if not idx then error(("train: unknown domain '%s'"):format(tostring(domain)), 2) end
@@ -377,7 +320,7 @@ local function measure(rt)
   return states, {
     total_requests = ctr.total_requests,
     average_response_time = ctr.total_requests > 0 and ctr.total_latency / ctr.total_requests or 0,
-    memory_usage = memory, disk_usage = disk or 0, uptime = rt.clock() - rt.started,
+    memory_usage = memory, disk_usage = disk or 0, uptime = now(rt) - rt.started,
   }
 end
 
@@ -400,8 +343,8 @@ function Runtime:restore_state(id, experts)
     local found = retention.find_step(list, id)
     if not found then return nil, ("no checkpoint for step %d"):format(id) end
     id = found
-  elseif type(id) ~= "string" then
-    error("restore_state: expected a checkpoint id or a step", 2)
+  elseif type(id) ~= "string" or id == "" then
+    error("restore_state: expected a checkpoint id (a non-empty string) or a step", 2)
   end
   local chosen
   if experts ~= nil then
@@ -428,8 +371,10 @@ function Runtime:restore_state(id, experts)
         local at = pin.origin and { hlc = pin.hlc, origin = pin.origin } or pin.version
         local w, bias, info = self.store:get_weights(name, pin.layer, at)
         if not w then error(("pinned weights %s layer %d v%d are missing"):format(name, pin.layer, pin.version), 0) end
-        b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
-        restored[#restored + 1] = { id = name, net = net, layer = pin.layer, w = w, b = bias }
+        if not sync.refused(self, name, net, pin.layer, w, bias, info) then
+          b:put_weights(name, pin.layer, w, bias, { shape = info.shape })
+          restored[#restored + 1] = { id = name, net = net, layer = pin.layer, w = w, b = bias }
+        end
       end
     end
   end)
@@ -508,6 +453,10 @@ Stats.__tostring = function(s)
     lines[#lines + 1] = ("  %-12s %7d activations  success %5.1f%%  %s")
       :format(name, e.activation_count, 100 * e.success_rate, human(e.memory_usage))
   end
+  for _, r in ipairs(s.refused) do
+    lines[#lines + 1] = ("  refused %s layer %d v%s from %s: %s")
+      :format(r.expert_id, r.layer, tostring(r.version), tostring(r.origin), r.reason)
+  end
   return table.concat(lines, "\n")
 end
 
@@ -520,10 +469,12 @@ function Runtime:stats()
     uptime = global.uptime, memory_usage = global.memory_usage, disk_usage = global.disk_usage,
     checkpoint_count = st.checkpoint_count, storage_stats = st,
     success_rate = success_rate(self.counters.correct, self.counters.feedback),
-    feedback = self.counters.feedback, experts = {}, expert_order = self.order,
+    feedback = self.counters.feedback, experts = {}, expert_order = self.order, refused = {},
   }, Stats)
   for _, e in ipairs(states) do s.experts[e.expert_id] = e end
   if self.p2p_node then s.sync = self.p2p_node:stats() end
+  for _, r in pairs(self.refused) do s.refused[#s.refused + 1] = r end
+  table.sort(s.refused, function(a, b) return a.expert_id .. "/" .. a.layer < b.expert_id .. "/" .. b.layer end)
   return s
 end
 
@@ -535,8 +486,8 @@ function Runtime:reload()
   local ok, err = self:flush()
   if not ok then return nil, err end
   local rok, rerr = pcall(function()
-    for name, net in pairs(self.experts) do read_layers(self, name, net) end
-    read_layers(self, GATE_ID, self.gate)
+    for name, net in pairs(self.experts) do sync.read_layers(self, name, net) end
+    sync.read_layers(self, GATE_ID, self.gate)
   end)
   if not rok then return nil, tostring(rerr) end
   self.epoch = self.store:weights_epoch()
@@ -584,7 +535,8 @@ end
 
 function Runtime:close()
   if getmetatable(self) ~= Runtime then error("expected a synaptic.runtime", 2) end
-  if not self.store then return true end
+  if not self.store or self.closing then return true end
+  self.closing = true   -- its own flush runs the clock, which may call close again
   local ok, err = self:flush()
   if self.p2p_node then self.p2p_node:close(); self.p2p_node = nil end
   self.store:close()

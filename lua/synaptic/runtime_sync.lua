@@ -34,6 +34,7 @@ end
 function S.remember(rt, id, layer, w, b)
   local hlc, origin = rt.store:current_identity(id, layer)
   seen_of(rt, id)[layer] = { hlc = hlc, origin = origin, w = w, b = b }
+  rt.refused[id .. "/" .. layer] = nil
 end
 
 -- cur + (mine - base), elementwise, as a new floats array.
@@ -45,17 +46,81 @@ local function rebase(cur, mine, base)
   return out
 end
 
+-- nil when w, b fit the net's layer, else why not (a peer may write any
+-- shape: the store keeps what it is given, the runtime refuses to load it).
+local function misfit(net, layer, w, b)
+  local rows, cols = net:layer_shape(layer)
+  if #w == rows * cols and #b == rows then return nil end
+  return ("has %d weights and %d biases, not %d and %d"):format(#w, #b, rows * cols, rows)
+end
+
+-- A write the runtime will not load: named in rt:stats().refused until the
+-- layer's current write fits again. At most one per layer, so it is bounded.
+local function refuse(rt, id, layer, info, why)
+  rt.refused[id .. "/" .. layer] = { expert_id = id, layer = layer, hlc = info.hlc,
+                                     origin = info.origin, version = info.version, reason = why }
+end
+
+local function accept(rt, id, layer, info, w, b)
+  rt.refused[id .. "/" .. layer] = nil
+  seen_of(rt, id)[layer] = { hlc = info.hlc, origin = info.origin, w = w, b = b }
+end
+
+-- The newest earlier version of the layer that fits, or nil.
+local function newest_fitting(rt, id, net, layer, current)
+  local versions = rt.store:weight_versions(id, layer) or {}
+  for i = #versions, 1, -1 do
+    if versions[i] ~= current then
+      local w, b, info = rt.store:get_weights(id, layer, versions[i])
+      if w and not misfit(net, layer, w, b) then return w, b, info end
+    end
+  end
+end
+
+--- Set every layer of net from the store's current writes (at open and
+-- reload). A current write of the wrong shape is refused: the layer keeps
+-- its newest fitting version, or what the net holds (its seed at open).
+function S.read_layers(rt, id, net)
+  for layer = 1, net:layer_count() do
+    local w, b, info = rt.store:get_weights(id, layer)
+    if not w then
+      error(("runtime: no readable weights for %s layer %d%s"):format(id, layer,
+            b and (": " .. b) or ""), 0)
+    end
+    local why = misfit(net, layer, w, b)
+    if why then
+      refuse(rt, id, layer, info, why)
+      local fw, fb = newest_fitting(rt, id, net, layer, info.version)
+      if fw then net:set_layer(layer, fw, fb) end
+      local mw, mb = net:get_layer(layer)
+      -- the refused write is what was seen: it is not read again until it changes
+      seen_of(rt, id)[layer] = { hlc = info.hlc, origin = info.origin, w = mw, b = mb }
+    else
+      net:set_layer(layer, w, b)
+      accept(rt, id, layer, info, w, b)
+    end
+  end
+  net:mark_clean()
+end
+
+--- nil when w, b fit the layer; else records the refusal and says why.
+function S.refused(rt, id, net, layer, w, b, info)
+  local why = misfit(net, layer, w, b)
+  if why then refuse(rt, id, layer, info, why) end
+  return why
+end
+
 local function take_up_layer(rt, id, net, layer, dirty)
   local w, b, info = rt.store:get_weights(id, layer)
   if not w then
     error(("runtime: cannot read %s layer %d%s"):format(id, layer, b and (": " .. b) or ""), 0)
   end
   local s = seen_of(rt, id)[layer]
-  local rows, cols = net:layer_shape(layer)
-  local nw, nb = rows * cols, rows
-  if #w ~= nw or #b ~= nb then
-    error(("runtime: %s layer %d in the store has %d weights and %d biases, not %d and %d")
-          :format(id, layer, #w, #b, nw, nb), 0)
+  if misfit(net, layer, w, b) then
+    -- keep serving with the layer it has (and the base it is built on)
+    refuse(rt, id, layer, info, misfit(net, layer, w, b))
+    seen_of(rt, id)[layer] = { hlc = info.hlc, origin = info.origin, w = s and s.w, b = s and s.b }
+    return
   end
   if dirty and s and s.w then
     local mw, mb = net:get_layer(layer)
@@ -70,7 +135,7 @@ local function take_up_layer(rt, id, net, layer, dirty)
     net:set_layer(layer, w, b)
     net:mark_clean(layer)
   end
-  seen_of(rt, id)[layer] = { hlc = info.hlc, origin = info.origin, w = w, b = b }
+  accept(rt, id, layer, info, w, b)
 end
 
 local function take_up_net(rt, id, net)

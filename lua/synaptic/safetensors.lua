@@ -360,13 +360,14 @@ end
 
 function safetensors.write(path, tensors, metadata)
   local data = safetensors.encode(tensors, metadata)
-  local tmp = path .. ".tmp-synaptic"
+  -- created exclusively under an unpredictable name: a symlink planted at
+  -- a guessable one would redirect the write
+  local f, tmp = require("synaptic.core").temp_file(path)
+  if not f then return nil, ("cannot write '%s': %s"):format(path, tmp) end
   local function failed(err, ...)
     os.remove(tmp)
     return nil, ("cannot write '%s': %s"):format(path, reason(err, ...))
   end
-  local f, err = io.open(tmp, "wb")
-  if not f then return failed(err, tmp) end
   local ok, werr = f:write(data)
   local cok, cerr = f:close()
   if not ok or not cok then return failed(werr or cerr, tmp) end

@@ -29,10 +29,11 @@ local function read_node_stats(path)
   return t
 end
 
+-- Through a temporary file created exclusively under an unpredictable
+-- name: a symlink planted at a guessable one would redirect the write.
 local function write_atomically(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then fail("cannot write '%s': %s", path, err) end
+  local f, tmp = require("synaptic.core").temp_file(path)
+  if not f then fail("cannot write '%s': %s", path, tmp) end
   local ok, werr = f:write(text)
   local closed, cerr = f:close()
   if not ok or not closed then

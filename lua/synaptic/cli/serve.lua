@@ -110,7 +110,7 @@ function commands.serve(args)
   local store <close> = common.open_store(args.store, { create = args.create })
   local node, err = synaptic.node(store, cfg)
   if not node then fail("%s", err) end
-  -- the first SIGINT or SIGTERM ends the loop (trapped before the address
+  -- the first SIGINT, SIGTERM or SIGHUP ends the loop (trapped before the address
   -- is printed, so a script that signals as soon as it reads it is heard)
   check(core.trap_signals())
   local address = node:address()
