@@ -9,6 +9,7 @@
  * finds it) but RocksDB cannot return (the read fails) is named, with the
  * file that holds it. Keys only an old blob file holds (deleted, or
  * rewritten) read as absent and are not named. */
+#include "store/sn_rocks.h"
 #include "store/sn_scan.h"
 #include "store/sn_wal.h"
 

@@ -21,6 +21,7 @@
 #ifndef SN_HISTORY_H
 #define SN_HISTORY_H
 
+#include "merge/sn_combine.h"
 #include "store/sn_handle.h"
 
 
