@@ -266,6 +266,9 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
+/* Bytes of WAL past which RocksDB flushes: the bound on a store's WAL. */
+#define SN_MAX_TOTAL_WAL (32ull << 20)
+
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
@@ -280,13 +283,19 @@ static int make_options(sn_store *s, sn_err *e)
              "paranoid_checks=%s;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
+             /* disk follows live data: no WAL preallocated to 1.1x the write
+              * buffer (145 MiB for a store of 3 floats), and the WALs that
+              * column families which rarely flush pin are bounded: past this
+              * total RocksDB flushes the families holding the oldest one */
+             "allow_fallocate=false;max_total_wal_size=%llu;manifest_preallocation_size=65536;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
              "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s;"
              /* each new table and blob file gets its CRC32C in the MANIFEST,
               * which the backup engine then takes as is instead of reading
               * every unchanged blob file again to name it (sn_backup.c) */
              "file_checksum_gen_factory=FileChecksumGenCrc32cFactory",
-             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, s->log_dir,
+             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20,
+             (unsigned long long)SN_MAX_TOTAL_WAL, s->log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
              o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
@@ -459,10 +468,31 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     return SN_OK;
 }
 
+/* A clean close leaves a store that is its live data: every memtable
+ * flushed, so the WAL holds nothing needed (RocksDB then deletes the old
+ * ones) and a closed store's latest writes are in its tables. Best effort:
+ * a flush that fails (a full disk) leaves those writes in the WAL, which
+ * the next open replays. */
+static int flush_all(sn_store *s)
+{
+    int ok = 1;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < CF_COUNT; i++) {
+        char *err = NULL;
+        if (s->cf[i]) rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        else ok = 0;
+        if (err) { ok = 0; rocksdb_free(err); }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return ok;
+}
+
 void sn_store_close(sn_store *s)
 {
     if (!s) return;
     sn_inuse_remove(s);
+    int flushed = s->db && !s->opts.read_only && flush_all(s);
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -472,6 +502,7 @@ void sn_store_close(sn_store *s)
          * crash there leaves the WAL in place until its flush is done */
         if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
         rocksdb_close(s->db);
+        if (flushed) sn_wal_drop_flushed(s->path);
     }
     /* after the close: RocksDB logs until then */
     sn_infolog_release(s->log_dir, s->path, s->db && !s->opts.read_only);

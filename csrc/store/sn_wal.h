@@ -73,6 +73,9 @@ SN_HIDDEN int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e);
  * has it on open was not closed, so its newest WAL must still be there. */
 #define SN_OPEN_MARKER "SYNAPTIC-OPEN"
 SN_HIDDEN int sn_open_marker(const char *path, int present, sn_err *e);
+/* After a clean close whose flush of every column family succeeded: the
+ * WALs older than the newest hold only flushed writes; removes them. */
+SN_HIDDEN void sn_wal_drop_flushed(const char *path);
 /* d->found when the store was not closed and its newest WAL is gone. */
 SN_HIDDEN int sn_wal_missing(const char *path, sn_wal_damage *d, sn_err *e);
 /* d->found when a live WAL is damaged before its end; then d also counts
