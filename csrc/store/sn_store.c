@@ -266,8 +266,9 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
-/* Bytes of WAL past which RocksDB flushes: the bound on a store's WAL. */
-#define SN_MAX_TOTAL_WAL (32ull << 20)
+/* Bytes of WAL past which RocksDB flushes: the bound on a store's WAL,
+ * and with the MANIFEST's 4 MiB what a small open store takes (<= 16 MiB). */
+#define SN_MAX_TOTAL_WAL (10ull << 20)
 
 static int make_options(sn_store *s, sn_err *e)
 {
@@ -283,13 +284,18 @@ static int make_options(sn_store *s, sn_err *e)
              "paranoid_checks=%s;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
-             /* disk follows live data: no WAL preallocated to 1.1x the write
-              * buffer (145 MiB for a store of 3 floats), and the WALs that
-              * column families which rarely flush pin are bounded: past this
-              * total RocksDB flushes the families holding the oldest one */
-             "allow_fallocate=false;max_total_wal_size=%llu;manifest_preallocation_size=65536;"
+             /* disk follows live data: the WALs that column families which
+              * rarely flush pin are bounded (past this total RocksDB flushes
+              * the families holding the oldest one), and so is the space a
+              * new WAL is preallocated, which RocksDB caps at this total
+              * (1.1x the write buffer, 145 MiB for a store of 3 floats,
+              * without it). Preallocation stays on: the 4 MiB a MANIFEST
+              * holds in reserve is what lets a store on a full disk reopen
+              * once a little space is freed (spec 46). */
+             "max_total_wal_size=%llu;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
-             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s;"
+             "max_log_file_size=1048576;info_log_level=WARN_LEVEL;db_log_dir=%s;"
+             "wal_recovery_mode=%s;"
              /* each new table and blob file gets its CRC32C in the MANIFEST,
               * which the backup engine then takes as is instead of reading
               * every unchanged blob file again to name it (sn_backup.c) */
