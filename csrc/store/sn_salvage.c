@@ -316,12 +316,16 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     o.read_only = 1;
     o.lenient = 1;
     o.cache_mb = 8;
-    int rc = sn_store_open(path, &o, src, e);
+    sn_err ue;
+    /* table or blob files its MANIFEST lost: only a repair, which reads
+     * every table file there is, brings their records back */
+    int lost_files = sn_wal_unlisted(path, &ue) != SN_OK;
+    int rc = lost_files ? SN_ECORRUPT : sn_store_open(path, &o, src, e);
     if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
     sn_err we;
     sn_wal_scan(path, wal, &we);
     o.recover = SN_RECOVER_POINT_IN_TIME;
-    if (sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
+    if (!lost_files && sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
     sn_wal_damage_free(wal);
     /* a salvage killed part-way leaves its scratch copy behind; it is ours
      * (named after out_path, which does not exist), so start it afresh */
@@ -334,6 +338,10 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     rocksdb_options_destroy(ro);
     if (err) return sn_rocks_err(e, err, "repairing a copy of the store");
     *repaired = 1;
+    /* copies: the blob files are read from the store itself (rescue_blobs) */
+    size_t n;
+    char first[256];
+    sn_manifest_unlisted(scratch, &n, first, sizeof first, 1);
     o.read_only = 0;
     o.write_buffer_mb = 8;
     return sn_store_open(scratch, &o, src, e);
@@ -442,6 +450,9 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
         rc = sn_store_open(out_path, &o, &g.out, e);
     }
     if (!rc) rc = copy_all(&g, e);
+    sn_err ue;
+    if (!rc && repaired && sn_wal_unlisted(path, &ue))
+        rc = note(&g, &g.unreadable, "MANIFEST", ue.msg, e);   /* read back by the repair */
     /* the copy's history must agree with the weights that made it across,
      * and log entries lost in between are asked of peers again */
     if (!rc) rc = sn_history_reconcile(g.out, e);

@@ -235,12 +235,43 @@ static void recover_hint(char *buf, size_t cap)
                        "store (synaptic.salvage)");
 }
 
+/* A read-write open deletes the table and blob files its MANIFEST does not
+ * list: after a crash those are the outputs of a flush or compaction that
+ * never finished, but after a clean close (every such file deleted by the
+ * open before it) they are files a cut or damaged MANIFEST lost, holding
+ * the store's data. Refuse instead. (After a crash the two cannot be told
+ * apart here: a MANIFEST cut after a crash is left to RocksDB.) */
+static int check_unlisted(const char *path, sn_err *e)
+{
+    char file[4200], first[256], manifest[256] = "its MANIFEST";
+    snprintf(file, sizeof file, "%s/" SN_OPEN_MARKER, path);
+    if (exists(file)) return SN_OK;
+    size_t n;
+    if (sn_manifest_unlisted(path, &n, first, sizeof first, 0) || n == 0) return SN_OK;
+    snprintf(file, sizeof file, "%s/CURRENT", path);
+    FILE *f = fopen(file, "rb");
+    if (f && fgets(manifest, sizeof manifest, f)) manifest[strcspn(manifest, "\n")] = 0;
+    if (f) fclose(f);
+    return sn_fail(e, SN_ECORRUPT, "%zu table or blob file%s (%s%s) %s not listed in %s, which "
+                   "was cut or damaged", n, n == 1 ? "" : "s", first, n > 1 ? " first" : "",
+                   n == 1 ? "is" : "are", manifest);
+}
+
+int sn_wal_unlisted(const char *path, sn_err *e) { return check_unlisted(path, e); }
+
 int sn_wal_before_open(const char *path, int recover, sn_wal_damage **out, sn_err *e)
 {
     *out = NULL;
     char file[4200], hint[160];
     snprintf(file, sizeof file, "%s/CURRENT", path);
     if (!exists(file)) return SN_OK;   /* a new store */
+    if (check_unlisted(path, e)) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        return sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': %s: a read-write open would "
+                       "delete them; salvage the store (synaptic.salvage) to copy out what they "
+                       "hold", path, msg);
+    }
     sn_wal_damage d;
     memset(&d, 0, sizeof d);
     int rc = sn_wal_missing(path, &d, e);

@@ -67,6 +67,18 @@ typedef struct sn_manifest {
  * CURRENT names. SN_ECORRUPT when it cannot be read this way. */
 SN_HIDDEN int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e);
 
+/* The table and blob files in path that the MANIFEST CURRENT names never
+ * mentions, added or deleted: how many, and the first by name; removed too
+ * when remove (salvage's repaired scratch copy, whose blob files RocksDB's
+ * repair does not list). -1 when the MANIFEST cannot be read this way
+ * (left to RocksDB). */
+SN_HIDDEN int sn_manifest_unlisted(const char *path, size_t *count, char *first, size_t cap,
+                                   int remove);
+/* SN_ECORRUPT, naming them and the MANIFEST, when a store closed cleanly
+ * holds table or blob files its MANIFEST does not list (a read-write open
+ * would delete them); SN_OK otherwise. */
+SN_HIDDEN int sn_wal_unlisted(const char *path, sn_err *e);
+
 /* ---- checks on open (sn_wal.c) ------------------------------------------- */
 /* Present in the store directory while a read-write handle has it open
  * (created after RocksDB's open, removed after its close): a store that

@@ -2,10 +2,13 @@
  * read from the files themselves (see sn_wal.h for why). */
 #include "store/sn_wal.h"
 
+#include <dirent.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum { HEADER = 7, FULL = 1, FIRST = 2, MIDDLE = 3, LAST = 4 };
 
@@ -305,6 +308,93 @@ int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e)
     bad |= r.damaged;
     sn_logr_close(&r);
     return bad ? sn_fail(e, SN_ECORRUPT, "%s: not readable as a MANIFEST", name) : SN_OK;
+}
+
+/* ---- table and blob files the MANIFEST does not list ---------------------- */
+
+typedef struct numset { uint64_t *v; size_t n, cap; int bad; } numset;
+
+static void numset_add(numset *ns, uint64_t x)
+{
+    sn_err e;
+    if (SN_GROW(ns->v, ns->n, ns->cap, 64, &e)) { ns->bad = 1; return; }
+    ns->v[ns->n++] = x;
+}
+
+static int cmp_num(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every table and blob file number an edit names, added or deleted: the
+ * shapes of tag_shape, whose first two varints are (level, number) for
+ * table files (6, 7, 100, 102, 103) and whose first is the number for
+ * blob files (400, 401). */
+static void edit_files(const unsigned char *p, size_t n, numset *ns)
+{
+    cur c = { p, p + n, 0 };
+    while (c.p < c.end && !c.bad) {
+        uint32_t tag = (uint32_t)varint(&c);
+        const char *shape = tag_shape(tag);
+        if (!shape) { ns->bad = 1; return; }
+        const unsigned char *at = c.p;
+        if (tag == 6 || tag == 7 || tag == 100 || tag == 102 || tag == 103) {
+            varint(&c);
+            numset_add(ns, varint(&c));
+        } else if (tag == 400 || tag == 401) {
+            numset_add(ns, varint(&c));
+        }
+        c.p = at;
+        size_t len = strlen(shape);
+        int custom = len && shape[len - 1] == '+';
+        char fields[16];
+        snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
+        skip(&c, fields);
+        while (custom && !c.bad && varint(&c) != 1) skip(&c, "s");
+    }
+    if (c.bad) ns->bad = 1;
+}
+
+int sn_manifest_unlisted(const char *path, size_t *count, char *first, size_t cap, int remove)
+{
+    char file[4200], name[256] = "";
+    *count = 0;
+    first[0] = 0;
+    snprintf(file, sizeof file, "%s/CURRENT", path);
+    FILE *f = fopen(file, "rb");
+    if (!f || !fgets(name, sizeof name, f)) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    name[strcspn(name, "\n")] = 0;
+    snprintf(file, sizeof file, "%s/%s", path, name);
+    sn_logr r;
+    if (sn_logr_open(&r, file)) return -1;
+    numset ns = { 0 };
+    while (!ns.bad && sn_logr_next(&r)) edit_files(r.rec, r.rlen, &ns);
+    sn_logr_close(&r);
+    DIR *d = ns.bad ? NULL : opendir(path);
+    if (!d) { free(ns.v); return -1; }
+    if (ns.n) qsort(ns.v, ns.n, sizeof *ns.v, cmp_num);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        unsigned long long num = strtoull(de->d_name, &end, 10);
+        if (end == de->d_name || (strcmp(end, ".sst") && strcmp(end, ".ldb") && strcmp(end, ".blob")))
+            continue;
+        if (ns.n && bsearch(&(uint64_t){ num }, ns.v, ns.n, sizeof *ns.v, cmp_num)) continue;
+        if (!*count || strcmp(de->d_name, first) < 0) snprintf(first, cap, "%s", de->d_name);
+        (*count)++;
+        if (remove) {
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+            unlink(file);
+        }
+    }
+    closedir(d);
+    free(ns.v);
+    return 0;
 }
 
 /* ---- blob files (db/blob/blob_log_format.h) ------------------------------ */
