@@ -17,6 +17,7 @@
 #include "store/sn_wal.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,8 +435,14 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (stat(out_path, &st) == 0)
         return sn_fail(e, SN_EIO, "salvage: '%s' already exists (salvage writes a new store)",
                        out_path);
-    char scratch[4200];
+    char scratch[4200], part[4200];
     snprintf(scratch, sizeof scratch, "%s.salvage-scratch", out_path);
+    /* the copy is built beside out_path and renamed to it at the end: a
+     * salvage killed part-way must not leave at out_path a store that
+     * opens normally with part of the records (a leftover part is ours, by
+     * its name next to an out_path that does not exist: start afresh) */
+    snprintf(part, sizeof part, "%s.salvage-part", out_path);
+    remove_dir(part);
     salvager g;
     memset(&g, 0, sizeof g);
     g.a = a;
@@ -447,7 +454,7 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (!rc) {
         sn_store_opts o;
         sn_store_default_opts(&o);
-        rc = sn_store_open(out_path, &o, &g.out, e);
+        rc = sn_store_open(part, &o, &g.out, e);
     }
     if (!rc) rc = copy_all(&g, e);
     sn_err ue;
@@ -464,7 +471,11 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (!rc) rc = build_report(&g, repaired, &wal, report, e);
     sn_store_close(g.src);
     sn_store_close(g.out);
-    if (rc && g.out) remove_dir(out_path);   /* a half-made copy is worse than none */
+    if (!rc && rename(part, out_path) != 0)
+        rc = sn_fail(e, SN_EIO, "salvage: cannot rename '%s' to '%s': %s", part, out_path,
+                     strerror(errno));
+    if (!rc) sn_sync_parent(out_path);
+    if (rc) remove_dir(part);   /* a half-made copy is worse than none */
     if (repaired || stat(scratch, &st) == 0) remove_dir(scratch);
     free(g.lost.items);
     free(g.unreadable.items);

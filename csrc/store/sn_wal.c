@@ -2,6 +2,7 @@
  * damaged before its end, found before RocksDB's recovery would drop what
  * follows in silence (kPointInTimeRecovery) or say only "checksum
  * mismatch" (kTolerateCorruptedTailRecords). */
+#define _GNU_SOURCE   /* renameat2 (sn_swap_into) */
 #include "store/sn_wal.h"
 
 #include <dirent.h>
@@ -12,6 +13,8 @@
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <sys/syscall.h>
 
 static void wal_file(char *buf, size_t cap, const char *path, uint64_t n)
 {
@@ -61,6 +64,35 @@ static int sync_dir(const char *path)
     int rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+void sn_sync_parent(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    sync_dir(dir);
+}
+
+int sn_swap_into(const char *from, const char *to)
+{
+    struct stat st;
+    if (stat(to, &st) != 0) return errno == ENOENT ? rename(from, to) : -1;
+    /* one step: a kill at any point leaves either store at `to`, never
+     * none (a read-write open of a missing path makes a new, empty one) */
+    if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    /* a filesystem without RENAME_EXCHANGE: two renames, briefly none */
+    char aside[4200];
+    snprintf(aside, sizeof aside, "%s.replaced", to);
+    if (rename(to, aside) != 0) return -1;
+    if (rename(from, to) != 0) { rename(aside, to); return -1; }
+    return rename(aside, from);
 }
 
 int sn_open_marker(const char *path, int present, sn_err *e)

@@ -85,6 +85,12 @@ SN_HIDDEN int sn_wal_unlisted(const char *path, sn_err *e);
  * has it on open was not closed, so its newest WAL must still be there. */
 #define SN_OPEN_MARKER "SYNAPTIC-OPEN"
 SN_HIDDEN int sn_open_marker(const char *path, int present, sn_err *e);
+/* fsync of the directory holding path: a rename into it made durable. */
+SN_HIDDEN void sn_sync_parent(const char *path);
+/* Puts the directory from at to: renamed there when to does not exist,
+ * else swapped with it in one step (what was at to is then at from).
+ * 0, or -1 with errno. */
+SN_HIDDEN int sn_swap_into(const char *from, const char *to);
 /* After a clean close whose flush of every column family succeeded: the
  * WALs older than the newest hold only flushed writes; removes them. */
 SN_HIDDEN void sn_wal_drop_flushed(const char *path);
