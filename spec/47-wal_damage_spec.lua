@@ -86,6 +86,41 @@ describe("WAL damage", function()
     end)
   end
 
+  -- A store the last release closed cleanly still held its writes in its
+  -- WAL (a close did not flush): the crash writer's store without its
+  -- SYNAPTIC-OPEN marker is exactly that. A flipped byte in a record's
+  -- payload leaves the records after it readable: each is counted and
+  -- named as dropped, and the damaged one counted, so what the report says
+  -- was dropped is what was lost.
+  it("a flipped byte in a cleanly closed store's WAL: every path names the file, the offset and what was dropped", function()
+    local db, wal = crashed_store("walclean")
+    assert(os.remove(db .. "/SYNAPTIC-OPEN"))
+    rewrite(db .. "/" .. wal, damages["a flipped byte in the middle"])
+    local copy = db .. "-copy"
+    assert(os.execute(("cp -r %s %s"):format(helpers.shq(db), helpers.shq(copy))))
+    local s, msg = synaptic.open(db)
+    assert.is_nil(s)
+    assert.matches("WAL " .. wal .. " is damaged at byte %d+ %(checksum mismatch%)", msg)
+    assert.matches("1 damaged record, %d+ writes still readable", msg)
+
+    local r, report = synaptic.open(db, { recover = "point_in_time" })
+    assert.is_not_nil(r, report)
+    assert.is_table(report)
+    assert.equal(wal, report.wal)
+    local kept = found(r)
+    r:close()
+    assert.equal(1, report.damaged_records)
+    assert.is_true(report.dropped_writes > 0)
+    assert.equal(N - kept, report.dropped_writes + report.damaged_records)
+
+    local ok, sreport = synaptic.salvage(copy, copy .. "-out")
+    assert.is_false(ok)
+    assert.matches(wal, sreport.wal, 1, true)
+    -- the named writes, then the damaged record
+    assert.equal(N - kept, #sreport.lost)
+    assert.matches("^1 damaged WAL record", sreport.lost[#sreport.lost].where)
+  end)
+
   it("a deleted WAL after a crash fails the open naming it; recover opens without it", function()
     local db, wal = crashed_store("walgone")
     assert(os.remove(db .. "/" .. wal))

@@ -321,10 +321,12 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     /* table or blob files its MANIFEST lost: only a repair, which reads
      * every table file there is, brings their records back */
     int lost_files = sn_wal_unlisted(path, &ue) != SN_OK;
-    int rc = lost_files ? SN_ECORRUPT : sn_store_open(path, &o, src, e);
-    if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
+    /* a WAL damaged before its end: a lenient open reads past the damage
+     * as it likes and says nothing; a point-in-time open says what it drops */
     sn_err we;
     sn_wal_scan(path, wal, &we);
+    int rc = lost_files || wal->found ? SN_ECORRUPT : sn_store_open(path, &o, src, e);
+    if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
     o.recover = SN_RECOVER_POINT_IN_TIME;
     if (!lost_files && sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
     sn_wal_damage_free(wal);
@@ -371,6 +373,12 @@ static int wal_lost(salvager *g, const sn_wal_damage *w, sn_err *e)
         char more[64];
         snprintf(more, sizeof more, "%zu more writes", w->nwrites - w->nnames);
         rc = note(g, &g->lost, more, why, e);
+    }
+    if (!rc && w->ndamaged) {
+        char dmg[96];
+        snprintf(dmg, sizeof dmg, "%zu damaged WAL record%s (the writes in %s cannot be named)",
+                 w->ndamaged, w->ndamaged == 1 ? "" : "s", w->ndamaged == 1 ? "it" : "them");
+        rc = note(g, &g->lost, dmg, why, e);
     }
     return rc;
 }

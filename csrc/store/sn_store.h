@@ -41,6 +41,7 @@ typedef struct sn_wal_damage {
     uint64_t dropped_bytes;       /* WAL bytes from the damage on, later WALs included */
     unsigned dropped_files;       /* later WALs dropped whole */
     size_t nwrites;               /* readable writes in what is dropped */
+    size_t ndamaged;              /* records in it that fail their checks (unnamed) */
     size_t nnames;                /* names of the first SN_WAL_MAX_NAMES of them */
     char *names[SN_WAL_MAX_NAMES];
 } sn_wal_damage;

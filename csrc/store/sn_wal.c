@@ -221,6 +221,7 @@ static void scan_file(const char *file, const char *base, const sn_manifest *m, 
     names_ctx ctx = { d, m };
     while (sn_logr_next(&r))
         if (d->found || r.damaged) sn_batch_entries(r.rec, r.rlen, note_write, &ctx);
+    d->ndamaged += r.damaged_records;
     if (dropped_whole) {
         d->dropped_files++;
         d->dropped_bytes += r.size;
@@ -332,8 +333,9 @@ void sn_wal_explain(const char *path, sn_err *e)
     snprintf(msg, sizeof msg, "%s", e->msg);
     recover_hint(hint, sizeof hint);
     sn_fail(e, SN_ECORRUPT, "%s: WAL %s is damaged at byte %llu (%s); the %llu bytes from "
-            "there on (%zu writes still readable) would be dropped; %s", msg, d.file,
-            (unsigned long long)d.offset, d.error, (unsigned long long)d.dropped_bytes,
+            "there on (%zu damaged record%s, %zu writes still readable) would be dropped; %s",
+            msg, d.file, (unsigned long long)d.offset, d.error,
+            (unsigned long long)d.dropped_bytes, d.ndamaged, d.ndamaged == 1 ? "" : "s",
             d.nwrites, hint);
     sn_wal_damage_free(&d);
 }

@@ -31,6 +31,7 @@ typedef struct sn_logr {
     int damaged;
     uint64_t bad_off;
     const char *why;
+    size_t damaged_records;      /* fragments that failed their checks */
 } sn_logr;
 
 /* 0 on success; the reader must then be closed. */

@@ -77,6 +77,7 @@ static void note_damage(sn_logr *r, uint64_t off, const char *why)
 static void damage(sn_logr *r, uint64_t off, const char *why)
 {
     note_damage(r, off, why);
+    r->damaged_records++;
     r->pos = r->blen;     /* resynchronise at the next block */
     r->in_frag = 0;
 }
@@ -94,6 +95,16 @@ static int append(sn_logr *r, const unsigned char *p, size_t n)
     memcpy(r->rec + r->rlen, p, n);
     r->rlen += n;
     return 0;
+}
+
+/* Whether a whole fragment that passes its checksum starts at r->pos. */
+static int fragment_ok(const sn_logr *r)
+{
+    if (r->blen - r->pos < HEADER) return 0;
+    const unsigned char *h = r->block + r->pos;
+    size_t len = (size_t)h[4] | (size_t)h[5] << 8;
+    if (h[6] < FULL || h[6] > LAST || HEADER + len > r->blen - r->pos) return 0;
+    return sn_crc32c(sn_crc32c(0, h + 6, 1), h + HEADER, len) == unmask(le32(h));
 }
 
 /* One fragment; returns 1 when a logical record is complete, 0 to go on,
@@ -123,7 +134,17 @@ static int fragment(sn_logr *r)
     }
     uint32_t crc = sn_crc32c(sn_crc32c(0, h + 6, 1), h + HEADER, len);
     r->pos += HEADER + len;
-    if (crc != unmask(le32(h))) { damage(r, off, "checksum mismatch"); return 0; }
+    if (crc != unmask(le32(h))) {
+        /* a flipped byte in a record's payload leaves its length whole:
+         * when a fragment that passes its own checksum follows, reading
+         * goes on there, so what lies beyond the damage in this block is
+         * still seen (and named as dropped), not skipped with the block */
+        note_damage(r, off, "checksum mismatch");
+        r->in_frag = 0;
+        r->damaged_records++;
+        if (!fragment_ok(r)) r->pos = r->blen;
+        return 0;
+    }
     /* a fragment that passes its checksum but does not fit: skipped, and
      * reading goes on right after it, as RocksDB's reader does */
     if (type < FULL || type > LAST) { note_damage(r, off, "unknown record type"); return 0; }
