@@ -121,8 +121,11 @@ static void push_recovery(lua_State *L, const sn_wal_damage *d)
     lua_setfield(L, -2, "dropped_bytes");
     lua_pushinteger(L, (lua_Integer)d->dropped_files);
     lua_setfield(L, -2, "dropped_files");
-    lua_pushinteger(L, (lua_Integer)d->nwrites);
-    lua_setfield(L, -2, "dropped_writes");
+    /* a cut WAL's lost writes cannot be counted: no count rather than 0 */
+    if (!d->cut) {
+        lua_pushinteger(L, (lua_Integer)d->nwrites);
+        lua_setfield(L, -2, "dropped_writes");
+    }
     lua_pushinteger(L, (lua_Integer)d->ndamaged);
     lua_setfield(L, -2, "damaged_records");
     lua_createtable(L, (int)d->nnames, 0);

@@ -35,6 +35,7 @@ enum { SN_RECOVER_NONE, SN_RECOVER_POINT_IN_TIME };
 #define SN_WAL_MAX_NAMES 100
 typedef struct sn_wal_damage {
     int found;
+    int cut;                      /* cut short: what is gone cannot be counted */
     char file[64];                /* the WAL at fault, "000004.log" */
     uint64_t offset;              /* where its damage starts */
     char error[128];              /* "checksum mismatch", "missing", ... */
