@@ -398,24 +398,76 @@ void sn_wal_explain(const char *path, sn_err *e)
     sn_wal_damage_free(&d);
 }
 
+/* The first table file in path whose footer is not a block-based table's
+ * (magic number, then a format version RocksDB knows), or "" (the footer
+ * is the last 53 bytes: ..., format_version u32, magic u64, little-endian). */
+static void bad_footer(const char *path, char *out, size_t cap)
+{
+    static const unsigned char magic[8] = { 0xf7, 0xcf, 0xf4, 0x85, 0xb7, 0x41, 0xe2, 0x88 };
+    out[0] = 0;
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && !out[0] && (de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".sst")) continue;
+        char file[4400];
+        unsigned char tail[12];
+        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+        FILE *f = fopen(file, "rb");
+        int ok = f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12;
+        if (f) fclose(f);
+        uint32_t version = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
+                           (uint32_t)tail[3] << 24;
+        if (!ok || memcmp(tail + 4, magic, 8) || version > 6)
+            snprintf(out, cap, "%s", de->d_name);
+    }
+    if (d) closedir(d);
+}
+
+/* msg without RocksDB's repeated "Corruption: " prefixes. */
+static const char *strip_prefixes(const char *msg)
+{
+    while (!strncmp(msg, "Corruption: ", 12)) msg += 12;
+    return msg;
+}
+
 void sn_table_explain(const char *path, sn_err *e)
 {
     /* RocksDB loads every table file while it replays the MANIFEST and
      * blames a bad one on the MANIFEST ("... in /db/000023.sst in file
-     * /db/MANIFEST-000005"): name the table file instead */
+     * /db/MANIFEST-000005"), a missing one as "Corruption: Corruption: IO
+     * error: ... /db/000023.ldb" (the old name it tried last), and a bad
+     * footer without naming any table: name the table file instead */
     const char *in_manifest = strstr(e->msg, " in file ");
     if (!in_manifest || !strstr(in_manifest, "MANIFEST")) return;
     const char *end = NULL;
     for (const char *p = e->msg; p < in_manifest; p++)
-        if ((!strncmp(p, ".sst", 4) || !strncmp(p, ".blob", 5)) && (!end || p > end)) end = p;
-    if (!end) return;
-    const char *start = end;
-    while (start > e->msg && start[-1] != '/' && start[-1] != ' ') start--;
+        if ((!strncmp(p, ".sst", 4) || !strncmp(p, ".blob", 5) || !strncmp(p, ".ldb", 4)) &&
+            (!end || p > end))
+            end = p;
     char file[128], reason[sizeof e->msg];
-    snprintf(file, sizeof file, "%.*s", (int)(end - start) + (end[1] == 's' ? 4 : 5), start);
-    const char *why = strstr(e->msg, "Corruption: ");
-    why = why ? why + 12 : e->msg;
-    snprintf(reason, sizeof reason, "%.*s", (int)(in_manifest - why), why);
+    if (!end) {
+        bad_footer(path, file, sizeof file);
+        if (!file[0]) return;
+        const char *why = strstr(e->msg, "Corruption: ");
+        why = strip_prefixes(why ? why : e->msg);
+        snprintf(reason, sizeof reason, "its footer is damaged: %.*s", (int)(in_manifest - why), why);
+    } else {
+        const char *start = end;
+        while (start > e->msg && start[-1] != '/' && start[-1] != ' ') start--;
+        int ldb = !strncmp(end, ".ldb", 4);
+        snprintf(file, sizeof file, "%.*s%s", (int)(end - start) + (ldb ? 0 : end[1] == 's' ? 4 : 5),
+                 start, ldb ? ".sst" : "");
+        if (strstr(e->msg, "No such file")) {
+            sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': table file %s is missing (the "
+                    "MANIFEST lists it); salvage the store (synaptic.salvage) to copy out what is "
+                    "still readable", path, file);
+            return;
+        }
+        const char *why = strstr(e->msg, "Corruption: ");
+        why = strip_prefixes(why ? why : e->msg);
+        snprintf(reason, sizeof reason, "%.*s", (int)(in_manifest - why), why);
+    }
     sn_fail(e, SN_ECORRUPT, "cannot open store at '%s': table file %s cannot be read (%s); "
             "salvage the store (synaptic.salvage) to copy out what is still readable",
             path, file, reason);
