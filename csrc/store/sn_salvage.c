@@ -324,7 +324,17 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     /* a WAL damaged before its end: a lenient open reads past the damage
      * as it likes and says nothing; a point-in-time open says what it drops */
     sn_err we;
-    sn_wal_scan(path, wal, &we);
+    /* a crashed store's newest WAL gone or cut short: what it held is lost
+     * and a read-only open would not say so */
+    sn_wal_missing(path, wal, &we);
+    if (!wal->found || wal->cut) {
+        /* damage before the end is told more precisely than a cut */
+        sn_wal_damage scan;
+        memset(&scan, 0, sizeof scan);
+        sn_wal_scan(path, &scan, &we);
+        if (scan.found) { sn_wal_damage_free(wal); *wal = scan; }
+        else sn_wal_damage_free(&scan);
+    }
     int rc = lost_files || wal->found ? SN_ECORRUPT : sn_store_open(path, &o, src, e);
     if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
     o.recover = SN_RECOVER_POINT_IN_TIME;
@@ -365,8 +375,11 @@ static sn_value *map_items(sn_arena *a, sn_value *m, size_t pairs)
 static int wal_lost(salvager *g, const sn_wal_damage *w, sn_err *e)
 {
     char why[400];
-    snprintf(why, sizeof why, "dropped with the damaged WAL %s (%s at byte %llu)", w->file,
-             w->error, (unsigned long long)w->offset);
+    if (!w->nwrites && !w->ndamaged && !w->dropped_bytes)
+        snprintf(why, sizeof why, "gone with WAL %s, %s", w->file, w->error);
+    else
+        snprintf(why, sizeof why, "dropped with the damaged WAL %s (%s at byte %llu)", w->file,
+                 w->error, (unsigned long long)w->offset);
     int rc = SN_OK;
     for (size_t i = 0; !rc && i < w->nnames; i++) rc = note(g, &g->lost, w->names[i], why, e);
     if (!rc && w->nwrites > w->nnames) {
@@ -374,6 +387,9 @@ static int wal_lost(salvager *g, const sn_wal_damage *w, sn_err *e)
         snprintf(more, sizeof more, "%zu more writes", w->nwrites - w->nnames);
         rc = note(g, &g->lost, more, why, e);
     }
+    if (!rc && !w->nwrites && !w->ndamaged && !w->dropped_bytes)   /* missing or cut */
+        rc = note(g, &g->lost, "the writes the WAL held past that point (how many cannot be told)",
+                  why, e);
     if (!rc && w->ndamaged) {
         char dmg[96];
         snprintf(dmg, sizeof dmg, "%zu damaged WAL record%s (the writes in %s cannot be named)",

@@ -246,7 +246,8 @@ static int find_cf(sn_manifest *m, uint32_t id)
 }
 
 /* The fields of one tag, by shape: v varint, s slice; '+' custom fields
- * follow (varint tags, 1 ends them, each with a slice). */
+ * follow (varint tags, 1 ends them, each with a slice); '*' the same, 0
+ * ending them (db/blob/blob_file_addition.cc's kEndMarker). */
 static const char *tag_shape(uint32_t tag)
 {
     switch (tag) {
@@ -260,10 +261,23 @@ static const char *tag_shape(uint32_t tag)
     case 103: return "vvvssvv+";
     case 201: return "s";
     case 202: return "";
-    case 400: return "vvvss+";
-    case 401: return "vvv+";
+    /* blob file records end their custom fields with 0, not 1 */
+    case 400: return "vvvss*";
+    case 401: return "vvv*";
     default: return (tag & (1u << 13)) ? "s" : NULL;   /* safe-to-ignore tags */
     }
+}
+
+static void skip_shape(cur *c, const char *shape)
+{
+    size_t len = strlen(shape);
+    char end = len ? shape[len - 1] : 0;
+    int custom = end == '+' || end == '*';
+    char fields[16];
+    snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
+    skip(c, fields);
+    uint64_t last = end == '+' ? 1 : 0;
+    while (custom && !c->bad && varint(c) != last) skip(c, "s");
 }
 
 static int apply_edit(sn_manifest *m, const unsigned char *p, size_t n)
@@ -282,12 +296,7 @@ static int apply_edit(sn_manifest *m, const unsigned char *p, size_t n)
         if (tag == 200) { cf = (uint32_t)varint(&c); continue; }
         if (tag == 201) { add = slice(&c, &addlen); continue; }
         if (tag == 202) drop = 1;
-        size_t len = strlen(shape);
-        int custom = len && shape[len - 1] == '+';
-        char fields[16];
-        snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
-        skip(&c, fields);
-        while (custom && !c.bad && varint(&c) != 1) skip(&c, "s");
+        skip_shape(&c, shape);
     }
     if (c.bad) return -1;
     if (add) {
@@ -367,12 +376,7 @@ static void edit_files(const unsigned char *p, size_t n, numset *ns)
             numset_add(ns, varint(&c));
         }
         c.p = at;
-        size_t len = strlen(shape);
-        int custom = len && shape[len - 1] == '+';
-        char fields[16];
-        snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
-        skip(&c, fields);
-        while (custom && !c.bad && varint(&c) != 1) skip(&c, "s");
+        skip_shape(&c, shape);
     }
     if (c.bad) ns->bad = 1;
 }
