@@ -498,7 +498,10 @@ void sn_store_close(sn_store *s)
 {
     if (!s) return;
     sn_inuse_remove(s);
-    int flushed = s->db && !s->opts.read_only && flush_all(s);
+    /* the WALs the flush emptied go while the LOCK is still held, so a
+     * reader in another process opens through a view (sn_view.c) and
+     * never sees one vanish half-way through its open */
+    if (s->db && !s->opts.read_only && flush_all(s)) sn_wal_drop_flushed(s->path);
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -508,7 +511,6 @@ void sn_store_close(sn_store *s)
          * crash there leaves the WAL in place until its flush is done */
         if (!s->opts.read_only) sn_open_marker(s->path, 0, NULL);
         rocksdb_close(s->db);
-        if (flushed) sn_wal_drop_flushed(s->path);
     }
     /* after the close: RocksDB logs until then */
     sn_infolog_release(s->log_dir, s->path, s->db && !s->opts.read_only);

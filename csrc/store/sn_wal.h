@@ -92,8 +92,9 @@ SN_HIDDEN void sn_sync_parent(const char *path);
  * else swapped with it in one step (what was at to is then at from).
  * 0, or -1 with errno. */
 SN_HIDDEN int sn_swap_into(const char *from, const char *to);
-/* After a clean close whose flush of every column family succeeded: the
- * WALs older than the newest hold only flushed writes; removes them. */
+/* After a flush of every column family succeeded, at a clean close: the
+ * WALs older than the newest (the one RocksDB writes) hold only flushed
+ * writes; removes them. */
 SN_HIDDEN void sn_wal_drop_flushed(const char *path);
 /* d->found when the store was not closed and its newest WAL is gone. */
 SN_HIDDEN int sn_wal_missing(const char *path, sn_wal_damage *d, sn_err *e);
