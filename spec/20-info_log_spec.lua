@@ -83,12 +83,22 @@ describe("the info LOG", function()
     local dir = fresh()
     local s = assert(synaptic.open(dir))
     s:close()
-    -- os.exit without closing the state: no __gc, the handle is never closed
+    -- the child stays until its stdin closes (any other process's open
+    -- may sweep its directory once it is gone), then leaves with os.exit
+    -- without closing the state: no __gc, the handle is never closed
+    local pidfile = helpers.tmpdir("infologpid") .. "/pid"
     local code = ([[local s = assert(require("synaptic").open(%q, { read_only = true }))
-      io.write(io.open("/proc/self/stat"):read("n")) os.exit(0, false)]]):format(dir)
-    local p = io.popen(("LUA_PATH=%q LUA_CPATH=%q lua5.4 -e %q"):format(package.path, package.cpath, code))
-    local pid = p:read("n")
-    p:close()
+      local f = io.open(%q, "w") f:write(io.open("/proc/self/stat"):read("n")) f:close()
+      io.read("a") os.exit(0, false)]]):format(dir, pidfile)
+    local p = io.popen(("LUA_PATH=%q LUA_CPATH=%q lua5.4 -e %q"):format(package.path, package.cpath, code), "w")
+    local pid
+    for _ = 1, 500 do
+      local f = io.open(pidfile)
+      pid = f and tonumber(f:read("a"))
+      if f then f:close() end
+      if pid then break end
+      os.execute("sleep 0.02")
+    end
     assert.is_number(pid)
     local function left()
       local q = io.popen("ls -1 " .. shm_base())
@@ -98,6 +108,7 @@ describe("the info LOG", function()
       return n
     end
     assert.equal(1, left())
+    p:close()
     s = assert(synaptic.open(dir))
     s:close()
     assert.equal(0, left())

@@ -474,12 +474,11 @@ describe("durability", function()
       assert.matches("^cannot open store at '.*/db': Corruption: checksum mismatch in file .*MANIFEST%-%d+$", msg)
     end)
 
-    -- Known limitation, kept visible: RocksDB reads a MANIFEST cut at a
-    -- record boundary as a clean end of file, then deletes the table files
-    -- the shorter MANIFEST no longer lists. Those look exactly like the
-    -- orphans a crash mid-flush leaves behind, so refusing them would make
-    -- crash-recovered stores unopenable. Backups are the remedy.
-    pending("a MANIFEST cut in half is refused, or nothing is missing", function()
+    -- RocksDB reads a MANIFEST cut at a record boundary as a clean end of
+    -- file, then deletes the table files the shorter MANIFEST no longer
+    -- lists. After a clean close such files cannot be a crashed flush's
+    -- leftovers, so the open refuses them (spec 71 has the details).
+    it("a MANIFEST cut in half is refused, or nothing is missing", function()
       local dir = helpers.tmpdir("manhalf") .. "/db"
       make_store(dir)
       local m = manifest(dir)

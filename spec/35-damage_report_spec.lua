@@ -71,4 +71,34 @@ describe("damage reports", function()
     assert.is_true(#doc.unreadable >= 1)
     assert.is_true(#doc.experts >= damage.EXPERTS)
   end)
+  -- RocksDB blames a table footer it cannot read on the MANIFEST and names
+  -- no table, and a missing table as "Corruption: Corruption: IO error:
+  -- ... 000023.ldb ... in file MANIFEST": the open names the table file.
+  it("a damaged table footer: the open names the table, not the MANIFEST", function()
+    local dir = helpers.tmpdir("footer")
+    damage.build(dir)
+    local sst = damage.sst_of(dir, "system_state")
+    local d = helpers.read_file(sst)
+    helpers.write_file(sst, d:sub(1, #d - 20) .. string.rep("\255", 20))
+    local name = sst:match("[^/]+$")
+    for _, opts in ipairs({ {}, { read_only = true } }) do
+      local s, msg = synaptic.open(dir, opts)
+      assert.is_nil(s)
+      assert.matches("table file " .. name .. " cannot be read (its footer is damaged: ", msg, 1, true)
+      assert.is_nil(msg:find("MANIFEST", 1, true))
+      assert.matches("salvage", msg, 1, true)
+    end
+  end)
+
+  it("a deleted table: the open names it, with no doubled prefixes", function()
+    local dir = helpers.tmpdir("nosst")
+    damage.build(dir)
+    local sst = damage.sst_of(dir, "system_state")
+    assert(os.remove(sst))
+    local s, msg = synaptic.open(dir)
+    assert.is_nil(s)
+    assert.equal(("cannot open store at '%s': table file %s is missing (the MANIFEST lists it); "
+      .. "salvage the store (synaptic.salvage) to copy out what is still readable")
+      :format(dir, sst:match("[^/]+$")), msg)
+  end)
 end)

@@ -86,6 +86,69 @@ describe("WAL damage", function()
     end)
   end
 
+  -- A store the last release closed cleanly still held its writes in its
+  -- WAL (a close did not flush): the crash writer's store without its
+  -- SYNAPTIC-OPEN marker is exactly that. A flipped byte in a record's
+  -- payload leaves the records after it readable: each is counted and
+  -- named as dropped, and the damaged one counted, so what the report says
+  -- was dropped is what was lost.
+  it("a flipped byte in a cleanly closed store's WAL: every path names the file, the offset and what was dropped", function()
+    local db, wal = crashed_store("walclean")
+    assert(os.remove(db .. "/SYNAPTIC-OPEN"))
+    rewrite(db .. "/" .. wal, damages["a flipped byte in the middle"])
+    local copy = db .. "-copy"
+    assert(os.execute(("cp -r %s %s"):format(helpers.shq(db), helpers.shq(copy))))
+    local s, msg = synaptic.open(db)
+    assert.is_nil(s)
+    assert.matches("WAL " .. wal .. " is damaged at byte %d+ %(checksum mismatch%)", msg)
+    assert.matches("1 damaged record, %d+ writes still readable", msg)
+
+    local r, report = synaptic.open(db, { recover = "point_in_time" })
+    assert.is_not_nil(r, report)
+    assert.is_table(report)
+    assert.equal(wal, report.wal)
+    local kept = found(r)
+    r:close()
+    assert.equal(1, report.damaged_records)
+    assert.is_true(report.dropped_writes > 0)
+    assert.equal(N - kept, report.dropped_writes + report.damaged_records)
+
+    local ok, sreport = synaptic.salvage(copy, copy .. "-out")
+    assert.is_false(ok)
+    assert.matches(wal, sreport.wal, 1, true)
+    -- the named writes, then the damaged record
+    assert.equal(N - kept, #sreport.lost)
+    assert.matches("^1 damaged WAL record", sreport.lost[#sreport.lost].where)
+  end)
+
+  -- RocksDB takes a WAL cut short for a torn tail and opens without a
+  -- word. A WAL it was writing when the process died keeps the space
+  -- preallocated past its end; a cut one (truncated, rewritten, copied)
+  -- has none. What the cut took cannot be counted: no dropped_writes.
+  it("a WAL cut to half after a crash fails the open; recover says what is known", function()
+    local db, wal = crashed_store("walcut")
+    rewrite(db .. "/" .. wal, function(d)
+      -- cut at the start of a record: no damage for a reader to find
+      local at = #d // 2
+      return d:sub(1, at)
+    end)
+    local size = #helpers.read_file(db .. "/" .. wal)
+    local s, msg = synaptic.open(db)
+    assert.is_nil(s)
+    assert.matches(("WAL %s is cut short at byte %d"):format(wal, size), msg, 1, true)
+    assert.matches("how many cannot be told", msg, 1, true)
+    local r, report = synaptic.open(db, { recover = "point_in_time" })
+    assert.is_not_nil(r, report)
+    assert.is_table(report)
+    assert.equal(wal, report.wal)
+    assert.equal(size, report.offset)
+    assert.matches("^cut short", report.error)
+    assert.is_nil(report.dropped_writes)
+    assert.is_true(found(r) < N)
+    r:close()
+    assert(synaptic.open(db)):close()
+  end)
+
   it("a deleted WAL after a crash fails the open naming it; recover opens without it", function()
     local db, wal = crashed_store("walgone")
     assert(os.remove(db .. "/" .. wal))
@@ -104,7 +167,12 @@ describe("WAL damage", function()
 
   it("a torn tail, as a crash leaves it, opens as before", function()
     local db, wal = crashed_store("waltail")
-    rewrite(db .. "/" .. wal, function(d) return d:sub(1, #d - 50) end)
+    -- the end of the last write never reached the disk, the space
+    -- RocksDB preallocated past it did (fallocate -n: keep the size)
+    local file = db .. "/" .. wal
+    rewrite(file, function(d) return d:sub(1, #d - 50) end)
+    assert(os.execute(("fallocate -n -o %d -l 1048576 %s"):format(
+      #helpers.read_file(file), helpers.shq(file))))
     local s, report = synaptic.open(db)
     assert.is_not_nil(s, report)
     assert.is_nil(report)

@@ -92,7 +92,7 @@ static void read_opts(lua_State *L, int idx, sn_store_opts *o)
 /* What a recover open dropped, as a table. */
 static void push_recovery(lua_State *L, const sn_wal_damage *d)
 {
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushstring(L, d->file);
     lua_setfield(L, -2, "wal");
     lua_pushinteger(L, (lua_Integer)d->offset);
@@ -103,8 +103,13 @@ static void push_recovery(lua_State *L, const sn_wal_damage *d)
     lua_setfield(L, -2, "dropped_bytes");
     lua_pushinteger(L, (lua_Integer)d->dropped_files);
     lua_setfield(L, -2, "dropped_files");
-    lua_pushinteger(L, (lua_Integer)d->nwrites);
-    lua_setfield(L, -2, "dropped_writes");
+    /* a cut WAL's lost writes cannot be counted: no count rather than 0 */
+    if (!d->cut) {
+        lua_pushinteger(L, (lua_Integer)d->nwrites);
+        lua_setfield(L, -2, "dropped_writes");
+    }
+    lua_pushinteger(L, (lua_Integer)d->ndamaged);
+    lua_setfield(L, -2, "damaged_records");
     lua_createtable(L, (int)d->nnames, 0);
     for (size_t i = 0; i < d->nnames; i++) {
         lua_pushstring(L, d->names[i]);

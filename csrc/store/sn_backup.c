@@ -10,6 +10,7 @@
 #include "store/sn_format.h"
 #include "store/sn_inuse.h"
 #include "store/sn_rocks.h"
+#include "store/sn_wal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static rocksdb_backup_engine_t *open_engine(const char *dir, int must_exist, sn_err *e)
 {
@@ -417,6 +419,22 @@ int sn_verify_backup(const char *dir, uint32_t id, sn_arena *a, sn_value *report
 
 /* ---- restore ------------------------------------------------------------------ */
 
+/* Removes dir and the files in it (a store directory has no others). */
+static void remove_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char file[4400];
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(file, sizeof file, "%s/%s", dir, de->d_name);
+        unlink(file);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 /* What is at path may be replaced: nothing there, an empty directory, or
  * (force) any directory; never a store open here or in another process. */
 static int check_target(const char *path, int force, int *lockfd, sn_err *e)
@@ -499,12 +517,19 @@ int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int for
     if (!rc) rc = check_target(db_path, force, &lockfd, e);
     if (rc) return rc;
     rc = check_before_restore(dir, id, e);
+    /* restored beside the target and put in its place in one step at the
+     * end: a restore killed early must not leave at db_path an empty or
+     * half-copied directory (a read-write open turns an empty one into a
+     * new, empty store); a leftover sibling is ours, by its name */
+    char sib[4200];
+    snprintf(sib, sizeof sib, "%s.restoring", db_path);
+    remove_flat(sib);
     rocksdb_backup_engine_t *be = rc ? NULL : open_engine(dir, 1, e);
     if (!rc && !be) rc = e->code;
     if (!rc) {
         char *err = NULL;
         rocksdb_restore_options_t *ro = rocksdb_restore_options_create();
-        rocksdb_backup_engine_restore_db_from_backup(be, db_path, db_path, ro, id, &err);
+        rocksdb_backup_engine_restore_db_from_backup(be, sib, sib, ro, id, &err);
         rocksdb_restore_options_destroy(ro);
         if (err) {
             char what[8600];
@@ -516,7 +541,12 @@ int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int for
     }
     /* a restored store is not the store that was backed up, even restored
      * into its old directory: it takes its own origin at its next open */
-    if (!rc) rc = sn_mark_new_origin(db_path, e);
+    if (!rc) rc = sn_mark_new_origin(sib, e);
+    if (!rc && sn_swap_into(sib, db_path) != 0)
+        rc = sn_fail(e, SN_EIO, "cannot put the restored store in place at '%s': %s", db_path,
+                     strerror(errno));
+    if (!rc) sn_sync_parent(db_path);
+    remove_flat(sib);   /* what force replaced, or a failed restore's part */
     sn_inuse_release(lockfd);
     return rc;
 }

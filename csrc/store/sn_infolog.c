@@ -15,10 +15,22 @@
  * directory. A killed writer leaves at most keep_log_file_num files of
  * max_log_file_size behind, reused when the store is opened again.
  *
- * A read-only handle may sit beside a writer in another process: it gets a
- * directory of its own ("<hash>-r<pid>-<n>"), so its close never takes the
- * writer's LOG away; those a killed process left are removed by the next
- * open that finds their process gone. */
+ * Every handle gets a directory of its own ("<hash>-r<pid>-<n>" read-only,
+ * "<hash>-w<pid>-<n>" read-write), so no other open or close ever takes a
+ * live writer's LOG away: a second read-write open that fails on the lock
+ * (same process, or `synaptic compact` from another) used to share the
+ * writer's directory and empty it on the way out, and the writer aborted
+ * when its LOG next rolled. A read-only handle's directory that a killed
+ * process left is removed by the next open that finds its process gone; a
+ * killed writer's is kept an hour for a post-mortem.
+ *
+ * A full /dev/shm (64 MiB in a container by default) must not abort a
+ * writer either: the LOG is kept to warnings and errors (RocksDB's flush
+ * and compaction chatter filled 1 MiB every few thousand puts), so a
+ * writer that logs nothing unusual never appends after its open, and a
+ * /dev/shm with less than SN_INFOLOG_ROOM free is not used at all. The
+ * limit left: a /dev/shm that fills up while a writer is open, followed by
+ * a warning from that writer (a write stall), still aborts it. */
 #include "store/sn_infolog.h"
 #include "store/sn_wal.h"
 
@@ -30,9 +42,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
+
+/* Free space /dev/shm must have for a LOG to go there: its header and the
+ * options RocksDB writes at open (~30 KiB) many times over. */
+#define SN_INFOLOG_ROOM (4u << 20)
 
 /* 0 when path is a directory this user owns and nobody else may write to. */
 static int own_dir(const char *path)
@@ -76,10 +93,11 @@ static void sweep_dead(const char *base)
             if (!lstat(path, &st) && S_ISREG(st.st_mode) && st.st_mtime + 3600 < now) unlink(path);
             continue;
         }
-        const char *r = strstr(de->d_name, "-r");
-        long pid = r ? strtol(r + 2, NULL, 10) : 0;
+        const char *r = strstr(de->d_name, "-r"), *w = strstr(de->d_name, "-w");
+        long pid = r ? strtol(r + 2, NULL, 10) : w ? strtol(w + 2, NULL, 10) : 0;
         if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         snprintf(path, sizeof path, "%s/%s", base, de->d_name);
+        if (w && (lstat(path, &st) || st.st_mtime + 3600 >= now)) continue;
         remove_dir(path);
     }
     closedir(d);
@@ -90,15 +108,14 @@ void sn_infolog_dir(const char *store_path, int read_only, char *buf, size_t cap
     static unsigned long handles;
     char base[64];
     snprintf(base, sizeof base, "/dev/shm/synaptic-%lu", (unsigned long)getuid());
+    struct statvfs fs;
     buf[0] = 0;
     if (own_dir(base)) return;
     sweep_dead(base);
+    if (statvfs(base, &fs) || (uint64_t)fs.f_bavail * fs.f_frsize < SN_INFOLOG_ROOM) return;
     unsigned long long h = (unsigned long long)path_hash(store_path);
-    if (read_only)
-        snprintf(buf, cap, "%s/%016llx-r%ld-%lu", base, h, (long)getpid(),
-                 __atomic_add_fetch(&handles, 1, __ATOMIC_RELAXED));
-    else
-        snprintf(buf, cap, "%s/%016llx", base, h);
+    snprintf(buf, cap, "%s/%016llx-%c%ld-%lu", base, h, read_only ? 'r' : 'w', (long)getpid(),
+             __atomic_add_fetch(&handles, 1, __ATOMIC_RELAXED));
     if (own_dir(buf)) buf[0] = 0;
 }
 

@@ -6,7 +6,15 @@
  * on it: a check made from this process could neither see the lock of a
  * store open here nor open and close LOCK without unlocking that store. So
  * this process's own stores are known from the registry, and LOCK is only
- * touched once the registry says the store is not open here. */
+ * touched once the registry says the store is not open here.
+ *
+ * A read-only open takes no LOCK. So that a forced restore does not swap a
+ * store out from under a read-only handle in another process, such a handle
+ * holds a shared open-file-description lock (per handle, not per process,
+ * unlike fcntl's) on SYNAPTIC-READERS, an empty file every read-write open
+ * creates: a store last written by an older release, never opened
+ * read-write since, has none, and its readers are not seen. */
+#define _GNU_SOURCE   /* F_OFD_SETLK */
 #include "store/sn_inuse.h"
 #include "store/sn_rocks.h"
 
@@ -19,10 +27,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define READERS "SYNAPTIC-READERS"
+
 typedef struct sn_open_dir {
     const sn_store *s;
     dev_t dev;
     ino_t ino;
+    int readers_fd;               /* a read-only handle's shared lock, or -1 */
     struct sn_open_dir *next;
 } sn_open_dir;
 
@@ -40,6 +51,19 @@ int sn_inuse_add(const sn_store *s, sn_err *e)
         return sn_fail(e, SN_EIO, "cannot open store at '%s': %s", sn_store_path(s), strerror(errno));
     sn_open_dir *d = malloc(sizeof *d);
     if (!d) return sn_fail(e, SN_ENOMEM, "out of memory");
+    char file[4200];
+    snprintf(file, sizeof file, "%s/" READERS, sn_store_path(s));
+    d->readers_fd = -1;
+    if (s->opts.read_only) {
+        /* best effort: a store on a read-only filesystem has no such file */
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0) d->readers_fd = fd;
+        else if (fd >= 0) close(fd);
+    } else {
+        int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+    }
     d->s = s;
     d->dev = st.st_dev;
     d->ino = st.st_ino;
@@ -57,6 +81,7 @@ void sn_inuse_remove(const sn_store *s)
         if ((*p)->s == s) {
             sn_open_dir *d = *p;
             *p = d->next;
+            if (d->readers_fd >= 0) close(d->readers_fd);   /* drops its lock */
             free(d);
             break;
         }
@@ -82,6 +107,15 @@ int sn_inuse_claim(const char *path, int *lockfd, sn_err *e)
     if (open_here(&st))
         return sn_fail(e, SN_EIO, "store at '%s' is open in this process: close it first", path);
     char lock[4200];
+    snprintf(lock, sizeof lock, "%s/" READERS, path);
+    int rfd = open(lock, O_RDWR | O_CLOEXEC);
+    if (rfd >= 0) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        int held = fcntl(rfd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        close(rfd);
+        if (held)
+            return sn_fail(e, SN_EIO, "store at '%s' is open read-only by another process", path);
+    }
     snprintf(lock, sizeof lock, "%s/LOCK", path);
     int fd = open(lock, O_RDWR | O_CLOEXEC);
     if (fd < 0) return SN_OK;   /* no LOCK file: no RocksDB has it open */

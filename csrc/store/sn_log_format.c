@@ -2,10 +2,13 @@
  * read from the files themselves (see sn_wal.h for why). */
 #include "store/sn_wal.h"
 
+#include <dirent.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum { HEADER = 7, FULL = 1, FIRST = 2, MIDDLE = 3, LAST = 4 };
 
@@ -74,6 +77,7 @@ static void note_damage(sn_logr *r, uint64_t off, const char *why)
 static void damage(sn_logr *r, uint64_t off, const char *why)
 {
     note_damage(r, off, why);
+    r->damaged_records++;
     r->pos = r->blen;     /* resynchronise at the next block */
     r->in_frag = 0;
 }
@@ -91,6 +95,16 @@ static int append(sn_logr *r, const unsigned char *p, size_t n)
     memcpy(r->rec + r->rlen, p, n);
     r->rlen += n;
     return 0;
+}
+
+/* Whether a whole fragment that passes its checksum starts at r->pos. */
+static int fragment_ok(const sn_logr *r)
+{
+    if (r->blen - r->pos < HEADER) return 0;
+    const unsigned char *h = r->block + r->pos;
+    size_t len = (size_t)h[4] | (size_t)h[5] << 8;
+    if (h[6] < FULL || h[6] > LAST || HEADER + len > r->blen - r->pos) return 0;
+    return sn_crc32c(sn_crc32c(0, h + 6, 1), h + HEADER, len) == unmask(le32(h));
 }
 
 /* One fragment; returns 1 when a logical record is complete, 0 to go on,
@@ -120,7 +134,17 @@ static int fragment(sn_logr *r)
     }
     uint32_t crc = sn_crc32c(sn_crc32c(0, h + 6, 1), h + HEADER, len);
     r->pos += HEADER + len;
-    if (crc != unmask(le32(h))) { damage(r, off, "checksum mismatch"); return 0; }
+    if (crc != unmask(le32(h))) {
+        /* a flipped byte in a record's payload leaves its length whole:
+         * when a fragment that passes its own checksum follows, reading
+         * goes on there, so what lies beyond the damage in this block is
+         * still seen (and named as dropped), not skipped with the block */
+        note_damage(r, off, "checksum mismatch");
+        r->in_frag = 0;
+        r->damaged_records++;
+        if (!fragment_ok(r)) r->pos = r->blen;
+        return 0;
+    }
     /* a fragment that passes its checksum but does not fit: skipped, and
      * reading goes on right after it, as RocksDB's reader does */
     if (type < FULL || type > LAST) { note_damage(r, off, "unknown record type"); return 0; }
@@ -222,7 +246,8 @@ static int find_cf(sn_manifest *m, uint32_t id)
 }
 
 /* The fields of one tag, by shape: v varint, s slice; '+' custom fields
- * follow (varint tags, 1 ends them, each with a slice). */
+ * follow (varint tags, 1 ends them, each with a slice); '*' the same, 0
+ * ending them (db/blob/blob_file_addition.cc's kEndMarker). */
 static const char *tag_shape(uint32_t tag)
 {
     switch (tag) {
@@ -236,10 +261,23 @@ static const char *tag_shape(uint32_t tag)
     case 103: return "vvvssvv+";
     case 201: return "s";
     case 202: return "";
-    case 400: return "vvvss+";
-    case 401: return "vvv+";
+    /* blob file records end their custom fields with 0, not 1 */
+    case 400: return "vvvss*";
+    case 401: return "vvv*";
     default: return (tag & (1u << 13)) ? "s" : NULL;   /* safe-to-ignore tags */
     }
+}
+
+static void skip_shape(cur *c, const char *shape)
+{
+    size_t len = strlen(shape);
+    char end = len ? shape[len - 1] : 0;
+    int custom = end == '+' || end == '*';
+    char fields[16];
+    snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
+    skip(c, fields);
+    uint64_t last = end == '+' ? 1 : 0;
+    while (custom && !c->bad && varint(c) != last) skip(c, "s");
 }
 
 static int apply_edit(sn_manifest *m, const unsigned char *p, size_t n)
@@ -258,12 +296,7 @@ static int apply_edit(sn_manifest *m, const unsigned char *p, size_t n)
         if (tag == 200) { cf = (uint32_t)varint(&c); continue; }
         if (tag == 201) { add = slice(&c, &addlen); continue; }
         if (tag == 202) drop = 1;
-        size_t len = strlen(shape);
-        int custom = len && shape[len - 1] == '+';
-        char fields[16];
-        snprintf(fields, sizeof fields, "%.*s", (int)(len - (size_t)custom), shape);
-        skip(&c, fields);
-        while (custom && !c.bad && varint(&c) != 1) skip(&c, "s");
+        skip_shape(&c, shape);
     }
     if (c.bad) return -1;
     if (add) {
@@ -305,6 +338,88 @@ int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e)
     bad |= r.damaged;
     sn_logr_close(&r);
     return bad ? sn_fail(e, SN_ECORRUPT, "%s: not readable as a MANIFEST", name) : SN_OK;
+}
+
+/* ---- table and blob files the MANIFEST does not list ---------------------- */
+
+typedef struct numset { uint64_t *v; size_t n, cap; int bad; } numset;
+
+static void numset_add(numset *ns, uint64_t x)
+{
+    sn_err e;
+    if (SN_GROW(ns->v, ns->n, ns->cap, 64, &e)) { ns->bad = 1; return; }
+    ns->v[ns->n++] = x;
+}
+
+static int cmp_num(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every table and blob file number an edit names, added or deleted: the
+ * shapes of tag_shape, whose first two varints are (level, number) for
+ * table files (6, 7, 100, 102, 103) and whose first is the number for
+ * blob files (400, 401). */
+static void edit_files(const unsigned char *p, size_t n, numset *ns)
+{
+    cur c = { p, p + n, 0 };
+    while (c.p < c.end && !c.bad) {
+        uint32_t tag = (uint32_t)varint(&c);
+        const char *shape = tag_shape(tag);
+        if (!shape) { ns->bad = 1; return; }
+        const unsigned char *at = c.p;
+        if (tag == 6 || tag == 7 || tag == 100 || tag == 102 || tag == 103) {
+            varint(&c);
+            numset_add(ns, varint(&c));
+        } else if (tag == 400 || tag == 401) {
+            numset_add(ns, varint(&c));
+        }
+        c.p = at;
+        skip_shape(&c, shape);
+    }
+    if (c.bad) ns->bad = 1;
+}
+
+int sn_manifest_unlisted(const char *path, size_t *count, char *first, size_t cap, int remove)
+{
+    char file[4200], name[256] = "";
+    *count = 0;
+    first[0] = 0;
+    snprintf(file, sizeof file, "%s/CURRENT", path);
+    FILE *f = fopen(file, "rb");
+    if (!f || !fgets(name, sizeof name, f)) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    name[strcspn(name, "\n")] = 0;
+    snprintf(file, sizeof file, "%s/%s", path, name);
+    sn_logr r;
+    if (sn_logr_open(&r, file)) return -1;
+    numset ns = { 0 };
+    while (!ns.bad && sn_logr_next(&r)) edit_files(r.rec, r.rlen, &ns);
+    sn_logr_close(&r);
+    DIR *d = ns.bad ? NULL : opendir(path);
+    if (!d) { free(ns.v); return -1; }
+    if (ns.n) qsort(ns.v, ns.n, sizeof *ns.v, cmp_num);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        unsigned long long num = strtoull(de->d_name, &end, 10);
+        if (end == de->d_name || (strcmp(end, ".sst") && strcmp(end, ".ldb") && strcmp(end, ".blob")))
+            continue;
+        if (ns.n && bsearch(&(uint64_t){ num }, ns.v, ns.n, sizeof *ns.v, cmp_num)) continue;
+        if (!*count || strcmp(de->d_name, first) < 0) snprintf(first, cap, "%s", de->d_name);
+        (*count)++;
+        if (remove) {
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+            unlink(file);
+        }
+    }
+    closedir(d);
+    free(ns.v);
+    return 0;
 }
 
 /* ---- blob files (db/blob/blob_log_format.h) ------------------------------ */

@@ -23,6 +23,7 @@
 #include "store/sn_weights_int.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,12 +326,28 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     o.read_only = 1;
     o.lenient = 1;
     o.cache_mb = 8;
-    int rc = sn_store_open(path, &o, src, e);
-    if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
+    sn_err ue;
+    /* table or blob files its MANIFEST lost: only a repair, which reads
+     * every table file there is, brings their records back */
+    int lost_files = sn_wal_unlisted(path, &ue) != SN_OK;
+    /* a WAL damaged before its end: a lenient open reads past the damage
+     * as it likes and says nothing; a point-in-time open says what it drops */
     sn_err we;
-    sn_wal_scan(path, wal, &we);
+    /* a crashed store's newest WAL gone or cut short: what it held is lost
+     * and a read-only open would not say so */
+    sn_wal_missing(path, wal, &we);
+    if (!wal->found || wal->cut) {
+        /* damage before the end is told more precisely than a cut */
+        sn_wal_damage scan;
+        memset(&scan, 0, sizeof scan);
+        sn_wal_scan(path, &scan, &we);
+        if (scan.found) { sn_wal_damage_free(wal); *wal = scan; }
+        else sn_wal_damage_free(&scan);
+    }
+    int rc = lost_files || wal->found ? SN_ECORRUPT : sn_store_open(path, &o, src, e);
+    if (rc != SN_ECORRUPT && rc != SN_EIO) return rc;
     o.recover = SN_RECOVER_POINT_IN_TIME;
-    if (sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
+    if (!lost_files && sn_store_open(path, &o, src, e) == SN_OK) return SN_OK;
     sn_wal_damage_free(wal);
     /* a salvage killed part-way leaves its scratch copy behind; it is ours
      * (named after out_path, which does not exist), so start it afresh */
@@ -343,6 +360,10 @@ static int open_source(const char *path, const char *scratch, sn_store **src, in
     rocksdb_options_destroy(ro);
     if (err) return sn_rocks_err(e, err, "repairing a copy of the store");
     *repaired = 1;
+    /* copies: the blob files are read from the store itself (rescue_blobs) */
+    size_t n;
+    char first[256];
+    sn_manifest_unlisted(scratch, &n, first, sizeof first, 1);
     o.read_only = 0;
     o.write_buffer_mb = 8;
     return sn_store_open(scratch, &o, src, e);
@@ -363,14 +384,26 @@ static sn_value *map_items(sn_arena *a, sn_value *m, size_t pairs)
 static int wal_lost(salvager *g, const sn_wal_damage *w, sn_err *e)
 {
     char why[400];
-    snprintf(why, sizeof why, "dropped with the damaged WAL %s (%s at byte %llu)", w->file,
-             w->error, (unsigned long long)w->offset);
+    if (!w->nwrites && !w->ndamaged && !w->dropped_bytes)
+        snprintf(why, sizeof why, "gone with WAL %s, %s", w->file, w->error);
+    else
+        snprintf(why, sizeof why, "dropped with the damaged WAL %s (%s at byte %llu)", w->file,
+                 w->error, (unsigned long long)w->offset);
     int rc = SN_OK;
     for (size_t i = 0; !rc && i < w->nnames; i++) rc = note(g, &g->lost, w->names[i], why, e);
     if (!rc && w->nwrites > w->nnames) {
         char more[64];
         snprintf(more, sizeof more, "%zu more writes", w->nwrites - w->nnames);
         rc = note(g, &g->lost, more, why, e);
+    }
+    if (!rc && !w->nwrites && !w->ndamaged && !w->dropped_bytes)   /* missing or cut */
+        rc = note(g, &g->lost, "the writes the WAL held past that point (how many cannot be told)",
+                  why, e);
+    if (!rc && w->ndamaged) {
+        char dmg[96];
+        snprintf(dmg, sizeof dmg, "%zu damaged WAL record%s (the writes in %s cannot be named)",
+                 w->ndamaged, w->ndamaged == 1 ? "" : "s", w->ndamaged == 1 ? "it" : "them");
+        rc = note(g, &g->lost, dmg, why, e);
     }
     return rc;
 }
@@ -435,8 +468,14 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (stat(out_path, &st) == 0)
         return sn_fail(e, SN_EIO, "salvage: '%s' already exists (salvage writes a new store)",
                        out_path);
-    char scratch[4200];
+    char scratch[4200], part[4200];
     snprintf(scratch, sizeof scratch, "%s.salvage-scratch", out_path);
+    /* the copy is built beside out_path and renamed to it at the end: a
+     * salvage killed part-way must not leave at out_path a store that
+     * opens normally with part of the records (a leftover part is ours, by
+     * its name next to an out_path that does not exist: start afresh) */
+    snprintf(part, sizeof part, "%s.salvage-part", out_path);
+    remove_dir(part);
     salvager g;
     memset(&g, 0, sizeof g);
     g.a = a;
@@ -448,9 +487,12 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (!rc) {
         sn_store_opts o;
         sn_store_default_opts(&o);
-        rc = sn_store_open(out_path, &o, &g.out, e);
+        rc = sn_store_open(part, &o, &g.out, e);
     }
     if (!rc) rc = copy_all(&g, e);
+    sn_err ue;
+    if (!rc && repaired && sn_wal_unlisted(path, &ue))
+        rc = note(&g, &g.unreadable, "MANIFEST", ue.msg, e);   /* read back by the repair */
     /* the copy's history must agree with the weights that made it across,
      * and log entries lost in between are asked of peers again */
     if (!rc) rc = sn_history_reconcile(g.out, e);
@@ -462,7 +504,11 @@ int sn_salvage(const char *path, const char *out_path, sn_arena *a, sn_value *re
     if (!rc) rc = build_report(&g, repaired, &wal, report, e);
     sn_store_close(g.src);
     sn_store_close(g.out);
-    if (rc && g.out) remove_dir(out_path);   /* a half-made copy is worse than none */
+    if (!rc && rename(part, out_path) != 0)
+        rc = sn_fail(e, SN_EIO, "salvage: cannot rename '%s' to '%s': %s", part, out_path,
+                     strerror(errno));
+    if (!rc) sn_sync_parent(out_path);
+    if (rc) remove_dir(part);   /* a half-made copy is worse than none */
     if (repaired || stat(scratch, &st) == 0) remove_dir(scratch);
     free(g.lost.items);
     free(g.unreadable.items);

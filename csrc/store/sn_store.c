@@ -74,6 +74,10 @@ static rocksdb_options_t *opts_from(rocksdb_options_t *base, const char *spec, s
     return o;
 }
 
+/* Bytes of WAL past which RocksDB flushes: the bound on a store's WAL,
+ * and with the MANIFEST's 4 MiB what a small open store takes (<= 16 MiB). */
+#define SN_MAX_TOTAL_WAL (10ull << 20)
+
 static int make_options(sn_store *s, sn_err *e)
 {
     const sn_store_opts *o = &s->opts;
@@ -88,13 +92,24 @@ static int make_options(sn_store *s, sn_err *e)
              "paranoid_checks=%s;max_background_jobs=2;"
              "write_buffer_size=%llu;max_write_buffer_number=4;"
              "min_write_buffer_number_to_merge=1;level_compaction_dynamic_level_bytes=true;"
+             /* disk follows live data: the WALs that column families which
+              * rarely flush pin are bounded (past this total RocksDB flushes
+              * the families holding the oldest one), and so is the space a
+              * new WAL is preallocated, which RocksDB caps at this total
+              * (1.1x the write buffer, 145 MiB for a store of 3 floats,
+              * without it). Preallocation stays on: the 4 MiB a MANIFEST
+              * holds in reserve is what lets a store on a full disk reopen
+              * once a little space is freed (spec 46). */
+             "max_total_wal_size=%llu;"
              "compression=kSnappyCompression;keep_log_file_num=3;"
-             "max_log_file_size=1048576;db_log_dir=%s;wal_recovery_mode=%s;"
+             "max_log_file_size=1048576;info_log_level=WARN_LEVEL;db_log_dir=%s;"
+             "wal_recovery_mode=%s;"
              /* each new table and blob file gets its CRC32C in the MANIFEST,
               * which the backup engine then takes as is instead of reading
               * every unchanged blob file again to name it (sn_backup.c) */
              "file_checksum_gen_factory=FileChecksumGenCrc32cFactory",
-             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20, s->log_dir,
+             o->lenient ? "false" : "true", (unsigned long long)o->write_buffer_mb << 20,
+             (unsigned long long)SN_MAX_TOTAL_WAL, s->log_dir,
              /* a record cut off at the end of the newest WAL is what a crash
               * leaves: tolerated; damage before the end fails the open */
              o->recover == SN_RECOVER_POINT_IN_TIME ? "kPointInTimeRecovery"
@@ -277,10 +292,34 @@ int sn_store_open(const char *path, const sn_store_opts *o, sn_store **out, sn_e
     return SN_OK;
 }
 
+/* A clean close leaves a store that is its live data: every memtable
+ * flushed, so the WAL holds nothing needed (RocksDB then deletes the old
+ * ones) and a closed store's latest writes are in its tables. Best effort:
+ * a flush that fails (a full disk) leaves those writes in the WAL, which
+ * the next open replays. */
+static int flush_all(sn_store *s)
+{
+    int ok = 1;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < CF_COUNT; i++) {
+        char *err = NULL;
+        if (s->cf[i]) rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        else ok = 0;
+        if (err) { ok = 0; rocksdb_free(err); }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return ok;
+}
+
 void sn_store_close(sn_store *s)
 {
     if (!s) return;
     sn_inuse_remove(s);
+    /* the WALs the flush emptied go while the LOCK is still held, so a
+     * reader in another process opens through a view (sn_view.c) and
+     * never sees one vanish half-way through its open */
+    if (s->db && !s->opts.read_only && flush_all(s)) sn_wal_drop_flushed(s->path);
     /* Debian's RocksDB asserts if a column family handle outlives the db */
     for (int i = 0; i < CF_COUNT; i++)
         if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);

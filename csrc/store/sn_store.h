@@ -35,12 +35,14 @@ enum { SN_RECOVER_NONE, SN_RECOVER_POINT_IN_TIME };
 #define SN_WAL_MAX_NAMES 100
 typedef struct sn_wal_damage {
     int found;
+    int cut;                      /* cut short: what is gone cannot be counted */
     char file[64];                /* the WAL at fault, "000004.log" */
     uint64_t offset;              /* where its damage starts */
     char error[128];              /* "checksum mismatch", "missing", ... */
     uint64_t dropped_bytes;       /* WAL bytes from the damage on, later WALs included */
     unsigned dropped_files;       /* later WALs dropped whole */
     size_t nwrites;               /* readable writes in what is dropped */
+    size_t ndamaged;              /* records in it that fail their checks (unnamed) */
     size_t nnames;                /* names of the first SN_WAL_MAX_NAMES of them */
     char *names[SN_WAL_MAX_NAMES];
 } sn_wal_damage;

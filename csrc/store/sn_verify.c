@@ -8,6 +8,7 @@
 #include "store/sn_replica.h"
 #include "store/sn_rocks.h"
 #include "store/sn_scan.h"
+#include "store/sn_wal.h"
 #include "store/sn_weights_int.h"
 
 #include <stdio.h>
@@ -286,6 +287,28 @@ static int verify_all(verifier *v, sn_value *report, int *ok, sn_err *e)
         }
     }
     rocksdb_readoptions_destroy(ro);
+    /* files a cut MANIFEST no longer lists hold data no read here sees
+     * (a read-only handle: a read-write open has refused such a store) */
+    sn_err ue;
+    if (!v->stopped && s->opts.read_only && v->nproblems < MAX_PROBLEMS &&
+        sn_wal_unlisted(s->path, &ue)) {
+        if (sn_problem_value(a, "MANIFEST", ue.msg, -1, &v->problems[v->nproblems], e))
+            return e->code;
+        v->nproblems++;
+    }
+    /* a crashed store's newest WAL gone or cut short: its writes are not
+     * in what was read (a read-write open refuses such a store) */
+    sn_wal_damage wd;
+    memset(&wd, 0, sizeof wd);
+    if (!v->stopped && s->opts.read_only && v->nproblems < MAX_PROBLEMS &&
+        sn_wal_missing(s->path, &wd, &ue) == SN_OK && wd.found) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "WAL %s is %s", wd.file, wd.error);
+        sn_wal_damage_free(&wd);
+        if (sn_problem_value(a, "WAL", msg, -1, &v->problems[v->nproblems], e)) return e->code;
+        v->nproblems++;
+    }
+    sn_wal_damage_free(&wd);
     if (v->stopped || tick(v, 1)) return sn_fail(e, SN_EIO, "verify stopped by its progress callback");
     sn_value *items = sn_arena_alloc(a, 4 * sizeof *items);
     if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");

@@ -31,6 +31,7 @@ typedef struct sn_logr {
     int damaged;
     uint64_t bad_off;
     const char *why;
+    size_t damaged_records;      /* fragments that failed their checks */
 } sn_logr;
 
 /* 0 on success; the reader must then be closed. */
@@ -67,12 +68,34 @@ typedef struct sn_manifest {
  * CURRENT names. SN_ECORRUPT when it cannot be read this way. */
 SN_HIDDEN int sn_manifest_read(const char *path, sn_manifest *m, sn_err *e);
 
+/* The table and blob files in path that the MANIFEST CURRENT names never
+ * mentions, added or deleted: how many, and the first by name; removed too
+ * when remove (salvage's repaired scratch copy, whose blob files RocksDB's
+ * repair does not list). -1 when the MANIFEST cannot be read this way
+ * (left to RocksDB). */
+SN_HIDDEN int sn_manifest_unlisted(const char *path, size_t *count, char *first, size_t cap,
+                                   int remove);
+/* SN_ECORRUPT, naming them and the MANIFEST, when a store closed cleanly
+ * holds table or blob files its MANIFEST does not list (a read-write open
+ * would delete them); SN_OK otherwise. */
+SN_HIDDEN int sn_wal_unlisted(const char *path, sn_err *e);
+
 /* ---- checks on open (sn_wal_damage.c) ------------------------------------------- */
 /* Present in the store directory while a read-write handle has it open
  * (created after RocksDB's open, removed after its close): a store that
  * has it on open was not closed, so its newest WAL must still be there. */
 #define SN_OPEN_MARKER "SYNAPTIC-OPEN"
 SN_HIDDEN int sn_open_marker(const char *path, int present, sn_err *e);
+/* fsync of the directory holding path: a rename into it made durable. */
+SN_HIDDEN void sn_sync_parent(const char *path);
+/* Puts the directory from at to: renamed there when to does not exist,
+ * else swapped with it in one step (what was at to is then at from).
+ * 0, or -1 with errno. */
+SN_HIDDEN int sn_swap_into(const char *from, const char *to);
+/* After a flush of every column family succeeded, at a clean close: the
+ * WALs older than the newest (the one RocksDB writes) hold only flushed
+ * writes; removes them. */
+SN_HIDDEN void sn_wal_drop_flushed(const char *path);
 /* d->found when the store was not closed and its newest WAL is gone. */
 SN_HIDDEN int sn_wal_missing(const char *path, sn_wal_damage *d, sn_err *e);
 /* d->found when a live WAL is damaged before its end; then d also counts
