@@ -460,7 +460,8 @@ describe("durability", function()
       write_file(manifest(dir), "")
       local s, msg = synaptic.open(dir)
       assert.is_nil(s)
-      assert.matches("^cannot open store at '.*/db': Corruption: .*MANIFEST%-%d+$", msg)
+      assert.matches("^cannot open store at '.*/db': %d+ table or blob files %(%d+%.sst first%) are not "
+        .. "listed in MANIFEST%-%d+, which was cut or damaged: .*salvage", msg)
     end)
 
     it("a MANIFEST with garbage in it is refused", function()
@@ -471,13 +472,14 @@ describe("durability", function()
       write_file(m, data:sub(1, 40) .. string.rep("\0", #data - 40))
       local s, msg = synaptic.open(dir)
       assert.is_nil(s)
-      assert.matches("^cannot open store at '.*/db': Corruption: checksum mismatch in file .*MANIFEST%-%d+$", msg)
+      assert.matches("^cannot open store at '.*/db': %d+ table or blob files %(%d+%.sst first%) are not "
+        .. "listed in MANIFEST%-%d+, which was cut or damaged: .*salvage", msg)
     end)
 
     -- RocksDB reads a MANIFEST cut at a record boundary as a clean end of
     -- file, then deletes the table files the shorter MANIFEST no longer
     -- lists. After a clean close such files cannot be a crashed flush's
-    -- leftovers, so the open refuses them (spec 71 has the details).
+    -- leftovers, so the open refuses them (spec 24 has the details).
     it("a MANIFEST cut in half is refused, or nothing is missing", function()
       local dir = helpers.tmpdir("manhalf") .. "/db"
       make_store(dir)
@@ -512,7 +514,7 @@ describe("durability", function()
         s:close()
         assert(ok, "store opened without one of its SST files, with data missing")
       else
-        assert.matches("^cannot open store at '.*/db': Corruption: .*No such file or directory", msg)
+        assert.matches("^cannot open store at '.*/db': table file %d+%.sst is missing %(the MANIFEST lists it%); salvage", msg)
       end
     end)
   end)

@@ -540,16 +540,6 @@ static int l_compact(lua_State *L)
     return lsn_done(L, "compact", sn_compact(lsn_check_store(L, 1), &e), &e);
 }
 
-int lsn_list_backups(lua_State *L)
-{
-    const char *dir = luaL_checkstring(L, 1);
-    sn_arena *a = lsn_arena(L);
-    sn_value out;
-    sn_err e;
-    int rc = sn_list_backups(dir, a, &out, &e);
-    return lsn_value_result(L, "list_backups", rc, &e, &out);
-}
-
 const luaL_Reg lsn_write_methods[] = {
     { "put_weights", l_put_weights },
     { NULL, NULL },

@@ -225,3 +225,14 @@ int lsn_purge_old_backups(lua_State *L)
     lua_pushinteger(L, (lua_Integer)deleted);
     return 1;
 }
+
+/* synaptic.list_backups(dir) */
+int lsn_list_backups(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    sn_arena *a = lsn_arena(L);
+    sn_value out;
+    sn_err e;
+    int rc = sn_list_backups(dir, a, &out, &e);
+    return lsn_value_result(L, "list_backups", rc, &e, &out);
+}

@@ -6,7 +6,7 @@
 --
 --   lua5.4 spec/support/damage_matrix.lua        (from the repository root,
 --                                                 LUA_PATH/LUA_CPATH as for specs)
--- Also used by spec 71, which asserts that no variant opens read-write and
+-- Also used by spec 24, which asserts that no variant opens read-write and
 -- then lacks records in silence. Returns the module when required.
 local synaptic = require "synaptic"
 local helpers = require "helpers"

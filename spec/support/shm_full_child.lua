@@ -1,4 +1,4 @@
--- Child process for 70-info_log_crash_spec.lua:
+-- Child process for 23-info_log_crash_spec.lua:
 --   lua5.4 spec/support/shm_full_child.lua DBPATH FILLFILE N
 -- opens a store (its info LOG goes to /dev/shm), then fills the filesystem
 -- FILLFILE is on until a write fails, then puts N layers of 64 KiB (each

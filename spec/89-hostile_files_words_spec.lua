@@ -75,27 +75,27 @@ describe("errors name what the user called, at the user's line", function()
 
   it("a table element that is not a number", function()
     local s <close> = assert(synaptic.open(helpers.tmpdir("el")))
-    assert.matches("^spec/79[^:]*:%d+: bad argument #3 to 'put_weights' %(element 2 is a string, not a number%)$",
+    assert.matches("^spec/89[^:]*:%d+: bad argument #3 to 'put_weights' %(element 2 is a string, not a number%)$",
       raised(function() s:put_weights("e", 1, { 1, "x" }, {}) end))
   end)
 
   it("synaptic.node and synaptic.sync_engine given no store", function()
-    assert.matches("^spec/79[^:]*:%d+: bad argument #1 to 'node' %(synaptic.store expected, got nil%)$",
+    assert.matches("^spec/89[^:]*:%d+: bad argument #1 to 'node' %(synaptic.store expected, got nil%)$",
       raised(function() synaptic.node(nil, { node_id = "n" }) end))
-    assert.matches("^spec/79[^:]*:%d+: bad argument #1 to 'sync_engine' %(synaptic.store expected, got table%)$",
+    assert.matches("^spec/89[^:]*:%d+: bad argument #1 to 'sync_engine' %(synaptic.store expected, got table%)$",
       raised(function() synaptic.sync_engine({}, {}) end))
     local s = assert(synaptic.open(helpers.tmpdir("closed")))
     s:close()
-    assert.matches("^spec/79[^:]*:%d+: attempt to use a closed store$", raised(function() synaptic.node(s) end))
+    assert.matches("^spec/89[^:]*:%d+: attempt to use a closed store$", raised(function() synaptic.node(s) end))
   end)
 
   it("runtime train with an oversized query, restore_state with an empty id", function()
     local rt <close> = assert(synaptic.runtime(helpers.tmpdir("rt")))
-    assert.matches("^spec/79[^:]*:%d+: train: query longer than 65536 bytes$",
+    assert.matches("^spec/89[^:]*:%d+: train: query longer than 65536 bytes$",
       raised(function() rt:train(("x"):rep(65537), "coding") end))
-    assert.matches("^spec/79[^:]*:%d+: train: query must not be empty$", raised(function() rt:train("", "coding") end))
-    assert.matches("^spec/79[^:]*:%d+: route: query must be a string$", raised(function() rt:route(1) end))
-    assert.matches("^spec/79[^:]*:%d+: restore_state: id must be a non%-empty string$",
+    assert.matches("^spec/89[^:]*:%d+: train: query must not be empty$", raised(function() rt:train("", "coding") end))
+    assert.matches("^spec/89[^:]*:%d+: route: query must be a string$", raised(function() rt:route(1) end))
+    assert.matches("^spec/89[^:]*:%d+: restore_state: expected a checkpoint id %(a non%-empty string%) or a step$",
       raised(function() rt:restore_state("") end))
   end)
 
