@@ -166,7 +166,8 @@ static int expert_layers(sn_store *s, sn_batch *b, const char *expert, size_t le
     int rc = SN_OK;
     *out = NULL;
     *n = 0;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     rocksdb_iter_seek(it, (const char *)p, plen);
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
@@ -180,7 +181,7 @@ static int expert_layers(sn_store *s, sn_batch *b, const char *expert, size_t le
         if (layer == UINT32_MAX) break;
         rocksdb_iter_seek(it, (const char *)next, plen + 4);
     }
-    rc = sn_iter_end(it, rc, "reading the layers' history", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layers' history", e);
     for (sn_pending *q = b->pending; !rc && q; q = q->next) {
         if (q->prefix_len != len + 5 || memcmp(q->prefix, expert, len + 1) != 0) continue;
         uint32_t layer = (uint32_t)sn_get_be(q->prefix + len + 1, 4);

@@ -109,7 +109,8 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
     size_t plen = sn_hist_key(p, TAG_HEAD, lk, lklen, NULL);
     *n = 0;
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen;
@@ -121,7 +122,7 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
         }
         rc = sn_ident_get(k + plen, &heads[(*n)++], e);
     }
-    rc = sn_iter_end(it, rc, "reading the layer's heads", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layer's heads", e);
     if (!rc) sn_rank_note_heads(s, lk, lklen, heads, *n);
     return rc;
 }
@@ -156,6 +157,7 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
     int superseded;
     int rc = sn_key_exists(s, CF_DEFAULT, k, sn_ident_key(k, TAG_SUPERSEDED, CF_WEIGHTS, lk, lklen, &h->id),
                            &superseded, "reading the replication log", e);
+    if (!rc && superseded) sn_rank_heads_after(b, lk, lklen, heads, *n);
     if (rc || superseded) return rc;
     if (*n == SN_MAX_PARENTS)
         return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
@@ -165,6 +167,7 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
     heads[at] = h->id;
     (*n)++;
     head_mark(b, lk, lklen, &h->id, 1);
+    sn_rank_heads_after(b, lk, lklen, heads, *n);
     return SN_OK;
 }
 
@@ -199,7 +202,8 @@ int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const 
     size_t slen = from ? sn_hist_key(start, TAG_HISTORY, lk, lklen, from) : 0;
     int rc = SN_OK;
     uint64_t rank = from ? from_rank - 1 : 0;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)(from ? start : p), from ? slen : plen);
          !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -211,7 +215,7 @@ int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const 
         if (!rc) rc = sn_ident_get(k + plen, &h.id, e);
         if (!rc) rc = fn(ud, ++rank, &h, e);
     }
-    return sn_iter_end(it, rc, "reading the layer's history", e);
+    return sn_bound_end(bd, it, rc, "reading the layer's history", e);
 }
 
 int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
@@ -352,7 +356,8 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
     sn_ident newest;
     int have = 0, rc = SN_OK;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -379,7 +384,7 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
         }
         if (!rc && held) { newest = h.id; have = 1; }
     }
-    rc = sn_iter_end(it, rc, "reading the layers' history", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layers' history", e);
     if (!rc && lklen) rc = reconcile_current(s, wb, lk, lklen, &newest, have, e);
     char *err = NULL;
     if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);

@@ -133,6 +133,13 @@ SN_HIDDEN char *sn_iter_close(rocksdb_iterator_t *it);
 /* The same as a status: rc when the loop already failed (the iterator's
  * error is then dropped), else the iterator's error prefixed with what. */
 SN_HIDDEN int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
+/* The same over the keys that start with prefix only (sn_bound.c): the
+ * scan ends at the prefix's end, not at the next live key after it. End
+ * it with sn_bound_end, which also frees b (NULL when no bound was set). */
+typedef struct sn_bound sn_bound;
+SN_HIDDEN rocksdb_iterator_t *sn_iter_prefix(sn_store *s, int cf, const void *prefix, size_t plen,
+                                             sn_bound **b);
+SN_HIDDEN int sn_bound_end(sn_bound *b, rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
 
 /* A growable list of values, copied into the arena when done. */
 typedef struct sn_vlist { sn_value *items; size_t n, cap; } sn_vlist;
@@ -242,6 +249,11 @@ SN_HIDDEN void sn_rank_note_heads(sn_store *s, const unsigned char *lk, size_t l
 SN_HIDDEN int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
                             uint64_t *rank);
 SN_HIDDEN void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen);
+/* The heads sn_hist_add left lk with in a batch of a peer's writes: when
+ * it was the batch's one change of lk's heads, commit keeps them, so a
+ * catch-up of one layer does not walk its deleted head markers per write. */
+SN_HIDDEN void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
+                                   const sn_ident *heads, size_t n);
 /* A local write of lk that failed half-way: its slot goes at commit. */
 SN_HIDDEN void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen);
 SN_HIDDEN void sn_rank_commit(sn_batch *b, int ok);
