@@ -51,7 +51,10 @@ typedef struct peer {
     uint64_t digest;             /* of its last heartbeat, when has_digest */
     int has_digest, has_vector;
     sn_vv vector;                /* its "have" at its last request */
+    unsigned unsent;             /* UNSENT_*: what its connection never took (sn_sync_unsent) */
 } peer;
+
+enum { UNSENT_HEARTBEAT = 1, UNSENT_REQUEST = 2 };
 
 /* A peer a heartbeat named, not dialed yet (sn_sync_next_dial). */
 #define MAX_CANDIDATES 64
@@ -85,6 +88,7 @@ typedef struct out_msg {
     char *to;
     unsigned char *bytes;
     size_t len;
+    int kind;                    /* SN_MSG_HEARTBEAT or _SYNC_REQUEST; 0: anything else */
 } out_msg;
 
 struct sn_sync {
@@ -109,6 +113,7 @@ struct sn_sync {
     candidate dialing;             /* the one sn_sync_next_dial handed out */
     char **blocked;                /* node ids and endpoints not to dial */
     size_t nblocked;
+    int handed_kind;               /* the kind of the message sn_sync_next_out handed out last */
 };
 
 /* A message under construction: fields in an arena, payload parts owned. */

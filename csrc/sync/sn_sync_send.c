@@ -41,6 +41,7 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
         sn_buf out;
         rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
+        if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
     }
     sn_arena_free(&a);
     if (!rc) {
@@ -125,6 +126,7 @@ int sn_send_request(sn_sync *y, peer *p, sn_err *e)
         sn_buf out;
         rc = sn_record_encode(SN_MSG_SYNC_REQUEST, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
+        if (!rc) y->tail->kind = SN_MSG_SYNC_REQUEST;
     }
     sn_arena_free(&a);
     free(vv.items);
