@@ -228,14 +228,14 @@ static int tomb_layer(sn_store *s, sn_batch *b, const unsigned char *lk, size_t 
     memset(&t, 0, sizeof t);
     uint64_t known;
     int done;
-    int rc = sn_layer_before(s, b, lk, lklen, &t, &known, e);
+    int rc = sn_layer_before(s, b, lk, lklen, &t, &known, NULL, e);
     if (!rc) rc = deleted_already(s, b, lk, lklen, &t, &done, e);
     if (rc || done) return rc;
     *did = 1;
     t.id.hlc = sn_next_hlc(s);
     memcpy(t.id.origin, s->origin, SN_ORIGIN_LEN + 1);
     t.flags = SN_HIST_TOMBSTONE;
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t nheads = t.nparents;
     memcpy(heads, t.parents, nheads * sizeof *heads);
     drop_walk w = { s, b, lk, lklen };

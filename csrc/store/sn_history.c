@@ -116,8 +116,8 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
-        if (*n == SN_MAX_PARENTS) {
-            rc = sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+        if (*n == SN_MAX_HEADS) {
+            rc = sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_HEADS);
             break;
         }
         rc = sn_ident_get(k + plen, &heads[(*n)++], e);
@@ -159,8 +159,8 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                            &superseded, "reading the replication log", e);
     if (!rc && superseded) sn_rank_heads_after(b, lk, lklen, heads, *n);
     if (rc || superseded) return rc;
-    if (*n == SN_MAX_PARENTS)
-        return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+    if (*n == SN_MAX_HEADS)
+        return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_HEADS);
     size_t at = 0;
     while (at < *n && sn_ident_cmp(&heads[at], &h->id) < 0) at++;
     memmove(&heads[at + 1], &heads[at], (*n - at) * sizeof *heads);
@@ -314,7 +314,7 @@ int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_i
  * write on purpose: the pinned records it kept must not come back. */
 static int deleted_layer(sn_store *s, const unsigned char *lk, size_t lklen, int *yes, sn_err *e)
 {
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t n;
     int rc = sn_heads_load(s, lk, lklen, heads, &n, e);
     *yes = !rc && n > 0;

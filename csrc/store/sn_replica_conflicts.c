@@ -98,7 +98,7 @@ int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t lay
     if (layer < 0 || layer > SN_MAX_LAYER) return sn_fail(e, SN_EARG, "layer out of range");
     unsigned char lk[SN_LAYER_KEY_MAX], key[SN_WKEY_MAX];
     size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer), cap = 0, nh;
-    sn_ident heads[SN_MAX_PARENTS], cur;
+    sn_ident heads[SN_MAX_HEADS], cur;
     rc = sn_heads_load(s, lk, lklen, heads, &nh, e);
     if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
     sn_hist h;
