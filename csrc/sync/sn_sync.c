@@ -80,7 +80,8 @@ void sn_sync_count_rejected(sn_sync *y) { y->st.rejected++; }
 void sn_sync_unsent(sn_sync *y, const char *to)
 {
     peer *p = sn_peer_find(y, to, strlen(to));
-    if (!p || !y->handed_kind) return;
+    if (!p) return;
+    if (!y->handed_kind) p->unsent |= UNSENT_DATA;
     if (y->handed_kind == SN_MSG_HEARTBEAT) p->unsent |= UNSENT_HEARTBEAT;
     if (y->handed_kind == SN_MSG_SYNC_REQUEST) {
         /* a request nobody received must not hold back the next one */

@@ -370,6 +370,7 @@ int sn_sync_receive(sn_sync *y, const char *id, size_t idlen, const void *data, 
         break;
     }
     case SN_MSG_SYNC_REQUEST:
+        p->unsent &= ~(unsigned)UNSENT_DATA;   /* it asks for what it missed: push again */
         rc = sn_answer_request(y, p, &m.r.fields, e);
         break;
     case SN_MSG_SYNC_RESPONSE:

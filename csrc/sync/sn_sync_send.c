@@ -246,6 +246,7 @@ int sn_push_local(sn_sync *y, sn_err *e)
     if (!to) return sn_fail(e, SN_ENOMEM, "out of memory");
     for (size_t i = 0; i < y->npeers; i++) sn_builder_init(&to[i].b);
     int rc = SN_OK;
+    if (last - y->pushed_seq > MAX_PUSH_PER_TICK) last = y->pushed_seq + MAX_PUSH_PER_TICK;
     for (uint64_t seq = y->pushed_seq + 1; !rc && seq <= last; seq++) {
         sn_entry en;
         sn_buf bytes;
@@ -255,7 +256,7 @@ int sn_push_local(sn_sync *y, sn_err *e)
         memcpy(en.origin, origin, SN_ORIGIN_LEN + 1);
         en.seq = seq;
         for (size_t i = 0; en.kind != SN_KIND_SKIP && !rc && i < y->npeers; i++)
-            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD)
+            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD && !(y->peers[i].unsent & UNSENT_DATA))
                 rc = push_one(y, &y->peers[i], &to[i], &en, &bytes, e);
         free(bytes.data);
     }
