@@ -88,6 +88,7 @@ bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files
 	$(LUA_ENV) $(LUA) bench/history_bench.lua
 	$(LUA_ENV) $(LUA) bench/join_bench.lua
 	$(LUA_ENV) $(LUA) bench/poll_bench.lua
+	$(LUA_ENV) $(LUA) bench/soak_bench.lua
 
 # growth_bench's verify baseline: read and CRC32 every file of a store
 $(BUILD)/crc_files: bench/crc_files.c | $(BUILD)/obj

@@ -11,7 +11,6 @@
 
 #define MAX_DEALERS 4096
 #define MAX_RECV_PER_POLL 4096
-#define DRAIN_SECONDS 0.02     /* reading and applying per poll, past the first message */
 #define MAX_ROUTING_ID 255
 #define MAX_KEY_BINDINGS 4096   /* node ids bound to CURVE keys; past it new ids are refused */
 

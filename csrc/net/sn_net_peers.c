@@ -236,11 +236,7 @@ static int recv_parts(void *s, zmq_msg_t *parts, int *nparts)
 int sn_net_drain(sn_net *n, sn_sync *y, sn_err *e)
 {
     int rc = SN_OK;
-    /* a poll reads for DRAIN_SECONDS at most; what is left waits in
-     * ZeroMQ's queue for the next poll (and a full queue holds the sender
-     * back) */
-    double until = sn_now() + DRAIN_SECONDS;
-    for (int budget = MAX_RECV_PER_POLL; !rc && n->router && budget > 0 && sn_now() < until; budget--) {
+    for (int budget = MAX_RECV_PER_POLL; !rc && n->router && budget > 0; budget--) {
         zmq_msg_t p[2];
         int np, total = recv_parts(n->router, p, &np);
         if (total < 0) break;
@@ -250,7 +246,7 @@ int sn_net_drain(sn_net *n, sn_sync *y, sn_err *e)
     }
     for (size_t d = 0; !rc && d < n->ndealers; d++) {
         int gone = 0;
-        for (int budget = MAX_RECV_PER_POLL; !rc && !gone && budget > 0 && sn_now() < until; budget--) {
+        for (int budget = MAX_RECV_PER_POLL; !rc && !gone && budget > 0; budget--) {
             zmq_msg_t p[2];
             int np, total = recv_parts(n->dealers[d].sock, p, &np);
             if (total < 0) break;
