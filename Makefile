@@ -87,6 +87,10 @@ bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files
 	$(LUA_ENV) $(LUA) bench/learning_bench.lua
 	$(LUA_ENV) $(LUA) bench/disk_bench.lua
 	$(LUA_ENV) CRC_FILES=$(BUILD)/crc_files $(LUA) bench/growth_bench.lua
+	$(LUA_ENV) $(LUA) bench/history_bench.lua
+	$(LUA_ENV) $(LUA) bench/join_bench.lua
+	$(LUA_ENV) $(LUA) bench/poll_bench.lua
+	$(LUA_ENV) $(LUA) bench/soak_bench.lua
 
 # growth_bench's verify baseline: read and CRC32 every file of a store
 $(BUILD)/crc_files: bench/crc_files.c | $(BUILD)/obj

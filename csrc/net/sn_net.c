@@ -36,10 +36,7 @@ static int common_opts(sn_net *n, void *s, sn_err *e)
 void sn_net_free(sn_net *n)
 {
     if (!n) return;
-    for (size_t i = 0; i < n->ndealers; i++) {
-        zmq_close(n->dealers[i].sock);
-        free(n->dealers[i].endpoint);
-    }
+    while (n->ndealers) sn_net_close_dealer(n, n->ndealers - 1);
     free(n->dealers);
     sn_net_peers_free(n);
     free(n->forced_id);
@@ -157,6 +154,10 @@ int sn_net_authorized(const sn_net *n, const char *key)
 
 void sn_net_close_dealer(sn_net *n, size_t i)
 {
+    if (n->dealers[i].monitor) {
+        zmq_socket_monitor(n->dealers[i].sock, NULL, 0);
+        zmq_close(n->dealers[i].monitor);
+    }
     zmq_close(n->dealers[i].sock);
     free(n->dealers[i].endpoint);
     n->dealers[i] = n->dealers[--n->ndealers];
@@ -170,6 +171,37 @@ int sn_net_add_peer(sn_net *n, sn_sync *y, const char *endpoint, const char *ser
                                            n->cfg.curve ? server_key : NULL, e);
     if (!rc) sn_sync_unblock(y, endpoint);
     return rc;
+}
+
+/* A monitor of dealer s: ZeroMQ reconnects on its own, and a connection
+ * that dropped and came back (a peer restarted, a partition healed) must
+ * start a catch-up then, not at the next interval. A node without one
+ * (no memory for it) still catches up when a send fails. */
+static void *watch(sn_net *n, void *s, const char *tag)
+{
+    char addr[128];
+    snprintf(addr, sizeof addr, "inproc://synaptic-monitor-%s", tag);
+    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+        return NULL;
+    void *m = zmq_socket(n->ctx, ZMQ_PAIR);
+    if (m && !zmq_connect(m, addr)) return m;
+    if (m) zmq_close(m);
+    zmq_socket_monitor(s, NULL, 0);
+    return NULL;
+}
+
+/* Reads a dealer's monitor events: after either, the connection is polled
+ * for POLLOUT, which comes when it takes messages again (ZMQ_IMMEDIATE). */
+static void watch_events(dealer *d)
+{
+    for (int i = 0; d->monitor && i < 64; i++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, d->monitor, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); break; }
+        /* an event is two frames: event and value, then the endpoint */
+        if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) d->waiting = 1;
+        zmq_msg_close(&m);
+    }
 }
 
 int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_err *e)
@@ -206,6 +238,8 @@ int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_e
     dealer *d = &n->dealers[n->ndealers++];
     d->endpoint = copy;
     d->sock = s;
+    d->waiting = 1;
+    d->monitor = watch(n, s, rid + 1);
     snprintf(d->key, sizeof d->key, "%s", n->cfg.curve ? server_key : "");
     return SN_OK;
 }
@@ -259,18 +293,30 @@ int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err 
     if (!rc) rc = sn_net_discover(n, y, e);
     if (rc) return rc;
     sn_net_flush(n, y);
-    size_t np = n->ndealers + 2, k = 0;
+    size_t np = 2 * n->ndealers + 2, k = 0;
     zmq_pollitem_t *items = calloc(np, sizeof *items);
     if (!items) return sn_fail(e, SN_ENOMEM, "out of memory");
     if (n->router) items[k++] = (zmq_pollitem_t){ n->router, 0, ZMQ_POLLIN, 0 };
     if (n->zap) items[k++] = (zmq_pollitem_t){ n->zap, 0, ZMQ_POLLIN, 0 };
+    size_t first = k;
     for (size_t d = 0; d < n->ndealers; d++)
-        items[k++] = (zmq_pollitem_t){ n->dealers[d].sock, 0, ZMQ_POLLIN, 0 };
+        items[k++] = (zmq_pollitem_t){ n->dealers[d].sock, 0,
+                                       (short)(ZMQ_POLLIN | (n->dealers[d].waiting ? ZMQ_POLLOUT : 0)), 0 };
+    for (size_t d = 0; d < n->ndealers; d++)
+        if (n->dealers[d].monitor) items[k++] = (zmq_pollitem_t){ n->dealers[d].monitor, 0, ZMQ_POLLIN, 0 };
     int r = zmq_poll(items, (int)k, timeout_ms < 0 ? 0 : timeout_ms);
-    free(items);
-    if (r < 0 && zmq_errno() != EINTR) return zerr(e, "poll");
+    if (r < 0 && zmq_errno() != EINTR) { free(items); return zerr(e, "poll"); }
     /* a signal: what is already queued is still handled below */
     if (r < 0) *interrupted = 1;
+    for (size_t d = 0; r > 0 && d < n->ndealers; d++) watch_events(&n->dealers[d]);
+    /* a connection that came up: digests now, not at the next heartbeat */
+    for (size_t d = 0; !rc && r > 0 && d < n->ndealers; d++) {
+        if (!n->dealers[d].waiting || !(items[first + d].revents & ZMQ_POLLOUT)) continue;
+        n->dealers[d].waiting = 0;
+        rc = sn_sync_connected(y, n->dealers[d].endpoint, strlen(n->dealers[d].endpoint), e);
+    }
+    free(items);
+    if (rc) return rc;
     /* the ZAP socket first: a handshake waits on it */
     for (int i = 0; n->zap && i < 64; i++) {
         zmq_pollitem_t z = { n->zap, 0, ZMQ_POLLIN, 0 };

@@ -17,6 +17,11 @@ typedef struct dealer {
     char *endpoint;
     void *sock;
     char key[SN_Z85_KEY_LEN + 1];   /* the server key we dialed with ("" without CURVE) */
+    /* not known to take messages: new, or a send to it failed (ZMQ_IMMEDIATE
+     * refuses sends until the connection is up). Polled for POLLOUT, which
+     * is when the engine hears its connection came up. */
+    int waiting;
+    void *monitor;                  /* PAIR: its disconnects and handshakes; NULL if none */
 } dealer;
 
 struct sn_net {

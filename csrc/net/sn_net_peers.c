@@ -237,15 +237,17 @@ void sn_net_flush(sn_net *n, sn_sync *y)
     unsigned char *bytes;
     size_t len;
     while (sn_sync_next_out(y, &to, &bytes, &len)) {
-        void *s = NULL;
-        for (size_t d = 0; d < n->ndealers && !s; d++)
-            if (!strcmp(n->dealers[d].endpoint, to)) s = n->dealers[d].sock;
+        dealer *dl = NULL;
+        for (size_t d = 0; d < n->ndealers && !dl; d++)
+            if (!strcmp(n->dealers[d].endpoint, to)) dl = &n->dealers[d];
+        void *s = dl ? dl->sock : NULL;
         const void *conn;
         size_t connlen;
         int inbound = !s && n->router && sn_idmap_conn_of(n->ids, to, &conn, &connlen);
         int bad = 1;
         if (s) {
             bad = zmq_send(s, bytes, len, ZMQ_DONTWAIT) < 0;
+            if (bad) dl->waiting = 1;   /* not up, or full: POLLOUT says when it takes them */
         } else if (inbound) {
             bad = zmq_send(n->router, conn, connlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0;
             /* the connection is gone: its node id is free for the next one */
@@ -253,6 +255,7 @@ void sn_net_flush(sn_net *n, sn_sync *y)
             if (!bad) bad = zmq_send(n->router, bytes, len, ZMQ_DONTWAIT) < 0;
         }
         if (bad) n->st.dropped++;
+        if (bad) sn_sync_unsent(y, to);
         free(to);
         free(bytes);
     }

@@ -11,7 +11,7 @@
  * happens next) and then purging with a count that keeps every other
  * backup, which collects its files. An interrupted delete leaves only
  * garbage that the next purge or delete collects. */
-#include "store/sn_store_int.h"
+#include "store/sn_rocks.h"
 
 #include <errno.h>
 #include <stdio.h>

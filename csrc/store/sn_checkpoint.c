@@ -43,7 +43,8 @@ static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, s
 {
     unsigned char p[2] = { 1, TAG_CURRENT };
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -64,7 +65,7 @@ static int current_pins(sn_store *s, sn_batch *b, sn_arena *a, sn_vlist *pins, s
         if (!rc) rc = sn_version_of(s, lk, lklen, &id, &version, e);
         if (!rc) rc = add_pin(pins, a, lk, lklen, &id, version, e);
     }
-    rc = sn_iter_end(it, rc, "reading the current-write markers", e);
+    rc = sn_bound_end(bd, it, rc, "reading the current-write markers", e);
     for (sn_pending *q = b ? b->pending : NULL; !rc && q; q = q->next)
         rc = add_pin(pins, a, q->prefix, q->prefix_len, &q->id, q->version, e);
     return rc;

@@ -173,7 +173,8 @@ static int expert_layers(sn_store *s, sn_batch *b, const char *expert, size_t le
     int rc = SN_OK;
     *out = NULL;
     *n = 0;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     rocksdb_iter_seek(it, (const char *)p, plen);
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
@@ -187,7 +188,7 @@ static int expert_layers(sn_store *s, sn_batch *b, const char *expert, size_t le
         if (layer == UINT32_MAX) break;
         rocksdb_iter_seek(it, (const char *)next, plen + 4);
     }
-    rc = sn_iter_end(it, rc, "reading the layers' history", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layers' history", e);
     for (sn_pending *q = b->pending; !rc && q; q = q->next) {
         if (q->prefix_len != len + 5 || memcmp(q->prefix, expert, len + 1) != 0) continue;
         uint32_t layer = (uint32_t)sn_get_be(q->prefix + len + 1, 4);
@@ -234,14 +235,14 @@ static int tomb_layer(sn_store *s, sn_batch *b, const unsigned char *lk, size_t 
     memset(&t, 0, sizeof t);
     uint64_t known;
     int done;
-    int rc = sn_layer_before(s, b, lk, lklen, &t, &known, e);
+    int rc = sn_layer_before(s, b, lk, lklen, &t, &known, NULL, e);
     if (!rc) rc = deleted_already(s, b, lk, lklen, &t, &done, e);
     if (rc || done) return rc;
     *did = 1;
     t.id.hlc = sn_next_hlc(s);
     memcpy(t.id.origin, s->origin, SN_ORIGIN_LEN + 1);
     t.flags = SN_HIST_TOMBSTONE;
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t nheads = t.nparents;
     memcpy(heads, t.parents, nheads * sizeof *heads);
     drop_walk w = { s, b, lk, lklen };

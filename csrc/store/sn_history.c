@@ -76,19 +76,20 @@ int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *
     size_t plen = sn_hist_key(p, TAG_HEAD, lk, lklen, NULL);
     *n = 0;
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
         if (klen != plen + SN_ID_LEN || memcmp(k, p, plen) != 0) break;
-        if (*n == SN_MAX_PARENTS) {
-            rc = sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+        if (*n == SN_MAX_HEADS) {
+            rc = sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_HEADS);
             break;
         }
         rc = sn_ident_get(k + plen, &heads[(*n)++], e);
     }
-    rc = sn_iter_end(it, rc, "reading the layer's heads", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layer's heads", e);
     if (!rc) sn_rank_note_heads(s, lk, lklen, heads, *n);
     return rc;
 }
@@ -123,15 +124,17 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
     int superseded;
     int rc = sn_key_exists(s, CF_DEFAULT, k, sn_ident_key(k, TAG_SUPERSEDED, CF_WEIGHTS, lk, lklen, &h->id),
                            &superseded, "reading the replication log", e);
+    if (!rc && superseded) sn_rank_heads_after(b, lk, lklen, heads, *n);
     if (rc || superseded) return rc;
-    if (*n == SN_MAX_PARENTS)
-        return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_PARENTS);
+    if (*n == SN_MAX_HEADS)
+        return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_HEADS);
     size_t at = 0;
     while (at < *n && sn_ident_cmp(&heads[at], &h->id) < 0) at++;
     memmove(&heads[at + 1], &heads[at], (*n - at) * sizeof *heads);
     heads[at] = h->id;
     (*n)++;
     head_mark(b, lk, lklen, &h->id, 1);
+    sn_rank_heads_after(b, lk, lklen, heads, *n);
     return SN_OK;
 }
 
@@ -166,7 +169,8 @@ int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const 
     size_t slen = from ? sn_hist_key(start, TAG_HISTORY, lk, lklen, from) : 0;
     int rc = SN_OK;
     uint64_t rank = from ? from_rank - 1 : 0;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)(from ? start : p), from ? slen : plen);
          !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -178,7 +182,7 @@ int sn_hist_each_from(sn_store *s, const unsigned char *lk, size_t lklen, const 
         if (!rc) rc = sn_ident_get(k + plen, &h.id, e);
         if (!rc) rc = fn(ud, ++rank, &h, e);
     }
-    return sn_iter_end(it, rc, "reading the layer's history", e);
+    return sn_bound_end(bd, it, rc, "reading the layer's history", e);
 }
 
 int sn_hist_each(sn_store *s, const unsigned char *lk, size_t lklen, sn_hist_fn fn, void *ud,
@@ -277,7 +281,7 @@ int sn_version_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_i
  * write on purpose: the pinned records it kept must not come back. */
 static int deleted_layer(sn_store *s, const unsigned char *lk, size_t lklen, int *yes, sn_err *e)
 {
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t n;
     int rc = sn_heads_load(s, lk, lklen, heads, &n, e);
     *yes = !rc && n > 0;
@@ -319,7 +323,8 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
     sn_ident newest;
     int have = 0, rc = SN_OK;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -346,7 +351,7 @@ int sn_history_reconcile(sn_store *s, sn_err *e)
         }
         if (!rc && held) { newest = h.id; have = 1; }
     }
-    rc = sn_iter_end(it, rc, "reading the layers' history", e);
+    rc = sn_bound_end(bd, it, rc, "reading the layers' history", e);
     if (!rc && lklen) rc = reconcile_current(s, wb, lk, lklen, &newest, have, e);
     char *err = NULL;
     if (!rc) rocksdb_write(s->db, s->wopts, wb, &err);

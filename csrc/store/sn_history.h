@@ -24,6 +24,14 @@
 #include "merge/sn_combine.h"
 #include "store/sn_handle.h"
 
+/* Concurrent heads a layer may have. A write names at most SN_MAX_PARENTS
+ * parents (the wire's bound), but the heads are every write nothing known
+ * supersedes: forty writers of one layer at once leave forty, and refusing
+ * the thirty-third would stall its origin's log for good. Past
+ * SN_MAX_PARENTS heads the current write is the resolver's pick (a merge
+ * record names at most SN_MAX_PARENTS inputs), and a local write folds the
+ * deepest heads it can name into its parents (sn_layer_before). */
+#define SN_MAX_HEADS 512
 
 enum {
     SN_HIST_HELD = 1,    /* this store holds the record (not trimmed, not only heard of) */
@@ -45,7 +53,7 @@ SN_HIDDEN int sn_hist_get(sn_store *s, const unsigned char *lk, size_t lklen, co
 SN_HIDDEN void sn_hist_put(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h);
 SN_HIDDEN int sn_hist_decode(const void *v, size_t len, sn_hist *h, sn_err *e);
 
-/* The layer's heads on disk, ascending (at most SN_MAX_PARENTS). */
+/* The layer's heads on disk, ascending (at most SN_MAX_HEADS). */
 SN_HIDDEN int sn_heads_load(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *heads,
                             size_t *n, sn_err *e);
 
@@ -119,9 +127,11 @@ SN_HIDDEN int sn_history_reconcile(sn_store *s, sn_err *e);
 
 /* A new local write of the layer (sn_weights.c): its parents (the heads, or
  * the batch's own last write) and depth in h, and how many writes the store
- * knows; note_pending records it as the batch's last write of the layer. */
+ * knows; note_pending records it as the batch's last write of the layer.
+ * *beside (may be NULL) is set when the write leaves other heads (more
+ * than SN_MAX_PARENTS: it names only some). */
 SN_HIDDEN int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
-                              sn_hist *h, uint64_t *known, sn_err *e);
+                              sn_hist *h, uint64_t *known, int *beside, sn_err *e);
 SN_HIDDEN int sn_note_pending(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_hist *h,
                               uint64_t version, sn_err *e);
 /* Whether a checkpoint pins write id (the 'P' index, sn_trim.c). */

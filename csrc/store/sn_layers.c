@@ -84,7 +84,8 @@ int sn_held_layers(sn_store *s, const char *prefix, size_t plen, int per_expert,
     p[1] = TAG_HISTORY;
     if (plen) memcpy(p + 2, prefix, plen);   /* prefix may be NULL when plen is 0 */
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen + 2, &bd);
     rocksdb_iter_seek(it, (const char *)p, plen + 2);
     while (!rc && rocksdb_iter_valid(it)) {
         size_t klen;
@@ -106,5 +107,5 @@ int sn_held_layers(sn_store *s, const char *prefix, size_t plen, int per_expert,
         if (!rc && !held) rocksdb_iter_seek(it, (const char *)next, nlen);
         else if (!rc) advance(it, next, nlen);
     }
-    return sn_iter_end(it, rc, "reading the layers' history", e);
+    return sn_bound_end(bd, it, rc, "reading the layers' history", e);
 }

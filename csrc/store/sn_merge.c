@@ -509,16 +509,20 @@ int sn_merge_materialize(sn_store *s, sn_batch *b, const unsigned char *lk, size
     h.id = *id;
     h.flags = SN_HIST_HELD | SN_HIST_MERGE;
     h.depth = 1;
-    /* the derived merge is always the merge of the layer's current heads */
-    int rc = sn_heads_load(s, lk, lklen, h.parents, &h.nparents, e);
+    /* the derived merge is always the merge of the layer's current heads,
+     * which are never more than a merge names (sn_history.h) */
+    sn_ident heads[SN_MAX_HEADS];
+    size_t n;
+    int rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    if (!rc && n > SN_MAX_PARENTS)
+        rc = sn_fail(e, SN_EIO, "a merge of more than %d heads", SN_MAX_PARENTS);
+    h.nparents = rc ? 0 : n;
+    if (!rc) memcpy(h.parents, heads, n * sizeof *heads);
     for (size_t i = 0; !rc && i < h.nparents; i++) {
         sn_hist p;
         rc = sn_hist_get(s, lk, lklen, &h.parents[i], &p, e);
         if (!rc && p.depth + 1 > h.depth) h.depth = p.depth + 1;
     }
-    sn_ident heads[SN_MAX_PARENTS];
-    size_t n = h.nparents;
-    memcpy(heads, h.parents, n * sizeof *heads);
     unsigned char key[SN_WKEY_MAX];
     size_t klen = sn_wkey_id(key, lk, lklen, id);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &n, e);

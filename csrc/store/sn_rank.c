@@ -51,11 +51,30 @@ struct sn_ranks {
  * its version number is the layer's new count, and the slot takes it at
  * commit. Any other touch (a peer's write applied, a merge made current, a
  * local write that failed half-way) drops the slot. */
+#define HEADS_AFTER 8u   /* layers a foreign batch notes heads of; more are walked again */
+
+/* A layer's heads after a foreign batch's sn_hist_add. The head set on
+ * disk changes only there (and in the raw rebuilds that clear the cache);
+ * the heads it was given were loaded from the committed store, so after
+ * its one call they are the layer's heads once the batch commits. A second
+ * call in the batch (a merge made from the new heads) may have been given
+ * heads loaded before the first: adds > 1 is not kept. */
+typedef struct heads_after {
+    unsigned char lk[SN_LAYER_KEY_MAX];
+    uint32_t lklen;
+    unsigned adds;
+    size_t n;
+    sn_ident heads[RANK_HEADS];
+} heads_after;
+
 struct sn_rank_touched {
     size_t n, cap;
     unsigned char (*lk)[SN_LAYER_KEY_MAX];
     uint32_t *lklen;
     unsigned char *foreign;
+    size_t nafter;
+    int after_overflow;   /* more layers than HEADS_AFTER: none is kept */
+    heads_after after[HEADS_AFTER];
 };
 
 static uint32_t lk_hash(const unsigned char *lk, size_t lklen)
@@ -186,6 +205,26 @@ void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen)
     touch(b, lk, lklen, 1);
 }
 
+void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
+                         const sn_ident *heads, size_t n)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (b->rank_local || !t || lklen > SN_LAYER_KEY_MAX || t->after_overflow) return;
+    heads_after *h = NULL;
+    for (size_t i = 0; !h && i < t->nafter; i++)
+        if (t->after[i].lklen == lklen && memcmp(t->after[i].lk, lk, lklen) == 0) h = &t->after[i];
+    if (!h && t->nafter == HEADS_AFTER) { t->after_overflow = 1; return; }
+    if (!h) {
+        h = &t->after[t->nafter++];
+        memcpy(h->lk, lk, lklen);
+        h->lklen = (uint32_t)lklen;
+        h->adds = 0;
+    }
+    h->adds++;
+    h->n = n;
+    if (n <= RANK_HEADS) memcpy(h->heads, heads, n * sizeof *heads);
+}
+
 void sn_rank_commit(sn_batch *b, int ok)
 {
     struct sn_rank_touched *t = b->touched;
@@ -210,7 +249,13 @@ void sn_rank_commit(sn_batch *b, int ok)
         rank_slot *r = find(b->s, t->lk[i], t->lklen[i]);
         if (r) r->lklen = 0;
     }
+    for (size_t i = 0; ok && !t->after_overflow && i < t->nafter; i++) {
+        heads_after *h = &t->after[i];
+        if (h->adds == 1) sn_rank_note_heads(b->s, h->lk, h->lklen, h->heads, h->n);
+    }
     t->n = 0;
+    t->nafter = 0;
+    t->after_overflow = 0;
 }
 
 void sn_rank_batch_free(sn_batch *b)

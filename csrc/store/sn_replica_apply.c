@@ -65,7 +65,8 @@ static int load_heads(sn_store *s, int cf, const unsigned char *key, size_t klen
     if (rc) return rc;
     unsigned char p[IDKEY_MAX];
     size_t plen = sn_rec_prefix(p, TAG_CONFLICT, cf, key, klen);
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t n, vlen;
@@ -86,7 +87,7 @@ static int load_heads(sn_store *s, int cf, const unsigned char *key, size_t klen
         if (rc) free(copy);
         else rc = heads_push(hs, &h, copy, e);
     }
-    return sn_iter_end(it, rc, "reading the replication log", e);
+    return sn_bound_end(bd, it, rc, "reading the replication log", e);
 }
 
 /* Add or remove the pin index entries of a checkpoint record. */
@@ -270,7 +271,8 @@ int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, s
     unsigned char p[2] = { 1, TAG_SKIPPED };
     *n = 0;
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && *n < max && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen;
@@ -291,7 +293,7 @@ int sn_replica_skipped(sn_store *s, unsigned cfs, sn_vv_item *out, size_t max, s
         }
         if (!rc && (cfs >> en.cf & 1u)) (*n)++;
     }
-    return sn_iter_end(it, rc, "reading the skipped entries", e);
+    return sn_bound_end(bd, it, rc, "reading the skipped entries", e);
 }
 
 int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *en, sn_err *e)

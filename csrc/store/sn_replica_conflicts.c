@@ -48,7 +48,8 @@ static int conflicts_in(sn_store *s, int cf, const void *prefix, size_t plen, si
     memcpy(p + 5, prefix, plen);
     size_t cap = 0;
     int rc = SN_OK;
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 5 + plen, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 5 + plen); !rc && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
@@ -72,7 +73,7 @@ static int conflicts_in(sn_store *s, int cf, const void *prefix, size_t plen, si
         rc = decode_conflict(c, cf, v, vlen, a, e);
         if (!rc) (*n)++;
     }
-    return sn_iter_end(it, rc, "reading the replication log", e);
+    return sn_bound_end(bd, it, rc, "reading the replication log", e);
 }
 
 static int push_conflict(sn_arena *a, sn_conflict **out, size_t *n, size_t *cap, sn_err *e)
@@ -100,7 +101,7 @@ int sn_weight_conflicts(sn_store *s, const char *expert, size_t len, int64_t lay
     if (layer < 0 || layer > SN_MAX_LAYER) return sn_fail(e, SN_EARG, "layer out of range");
     unsigned char lk[SN_LAYER_KEY_MAX], key[SN_WKEY_MAX];
     size_t lklen = sn_layer_key(lk, expert, len, (uint32_t)layer), cap = 0, nh;
-    sn_ident heads[SN_MAX_PARENTS], cur;
+    sn_ident heads[SN_MAX_HEADS], cur;
     rc = sn_heads_load(s, lk, lklen, heads, &nh, e);
     if (!rc) rc = sn_current_get(s, lk, lklen, &cur, e);
     sn_hist h;

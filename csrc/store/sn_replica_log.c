@@ -183,7 +183,8 @@ int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e)
     size_t cap = 0;
     int rc = SN_OK;
     unsigned char k[LOG_KEY_LEN] = { 1, TAG_LOG };
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, k, 2, &bd);
     rocksdb_iter_seek(it, (const char *)k, 2);
     while (rocksdb_iter_valid(it)) {
         size_t klen;
@@ -201,7 +202,7 @@ int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e)
         item->seq = sn_get_be((const unsigned char *)key + LOG_KEY_LEN - 8, 8);
         rocksdb_iter_next(it);
     }
-    rc = sn_iter_end(it, rc, "reading the replication log", e);
+    rc = sn_bound_end(bd, it, rc, "reading the replication log", e);
     if (rc) { free(out->items); out->items = NULL; out->n = 0; }
     return rc;
 }
@@ -309,7 +310,8 @@ int sn_replica_fill_gaps(sn_store *s, uint64_t *filled, sn_err *e)
     rc = sn_entry_encode(&ph, &v, e);
     if (rc) return rc;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_iterator_t *it = sn_iter(s, CF_DEFAULT);
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
     for (rocksdb_iter_seek(it, (const char *)p, 2); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -330,7 +332,7 @@ int sn_replica_fill_gaps(sn_store *s, uint64_t *filled, sn_err *e)
         last = seq;
     }
     free(v.data);
-    rc = sn_iter_end(it, rc, "reading the replication log", e);
+    rc = sn_bound_end(bd, it, rc, "reading the replication log", e);
     char *err = NULL;
     if (!rc && *filled) rocksdb_write(s->db, s->wopts, wb, &err);
     rocksdb_writebatch_destroy(wb);

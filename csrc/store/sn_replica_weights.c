@@ -14,12 +14,28 @@
  * version is the head's depth (its history's length), timestamp the
  * record's. Views stay loaded for a merge; release with release_heads. */
 typedef struct cands {
-    sn_ident id[SN_MAX_PARENTS];
-    sn_head h[SN_MAX_PARENTS];
-    uint32_t depth[SN_MAX_PARENTS];
-    sn_weights_view v[SN_MAX_PARENTS];
+    sn_ident *id;
+    sn_head *h;
+    uint32_t *depth;
+    sn_weights_view *v;
     size_t n;
 } cands;
+
+/* Room for n heads in one block (a layer may have up to SN_MAX_HEADS). */
+static cands *cands_new(size_t n)
+{
+    if (!n) n = 1;
+    size_t each = sizeof(sn_ident) + sizeof(sn_head) + sizeof(uint32_t) + sizeof(sn_weights_view);
+    cands *c = malloc(sizeof *c + n * each + 16);
+    if (!c) return NULL;
+    /* the widest-aligned arrays first */
+    c->v = (sn_weights_view *)(void *)(c + 1);
+    c->h = (sn_head *)(void *)(c->v + n);
+    c->id = (sn_ident *)(void *)(c->h + n);
+    c->depth = (uint32_t *)(void *)(c->id + n);
+    c->n = 0;
+    return c;
+}
 
 static void release_heads(cands *c)
 {
@@ -83,12 +99,14 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
     /* the rule first: it may run Lua code, which must not find heads loaded */
     int merges = r && sn_strategy_of(r->strategy)->combines;
     sn_merge_rule rule = merges && *nheads >= 2 ? sn_resolver_rule(r, lk, lklen) : SN_RULE_NORMALIZED;
-    cands *c = malloc(sizeof *c);
+    cands *c = cands_new(*nheads);
     if (!c) return sn_fail(e, SN_ENOMEM, "out of memory");
     int rc = load_heads(s, lk, lklen, heads, *nheads, f, c, e);
     sn_ident cur;
     int have = 0;
-    if (!rc && c->n >= 2 && merges && sn_merge_compatible(c->v, c->n)) {
+    /* a merge record names its inputs as parents: past SN_MAX_PARENTS heads
+     * the resolver picks, the same on every node that holds them */
+    if (!rc && c->n >= 2 && c->n <= SN_MAX_PARENTS && merges && sn_merge_compatible(c->v, c->n)) {
         /* the applied write, when it is not a head, may still be a change
          * the merge sums: its record is in b, not on disk */
         sn_weights_view fv, *fvp = NULL;
@@ -140,7 +158,7 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
                                   (const char *)bytes, len);
         res->stored = 1;
     }
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t n, before;
     rc = sn_heads_load(s, lk, lklen, heads, &n, e);
     before = n;

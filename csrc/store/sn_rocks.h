@@ -24,6 +24,13 @@ SN_HIDDEN char *sn_iter_close(rocksdb_iterator_t *it);
 /* The same as a status: rc when the loop already failed (the iterator's
  * error is then dropped), else the iterator's error prefixed with what. */
 SN_HIDDEN int sn_iter_end(rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
+/* The same over the keys that start with prefix only (sn_bound.c): the
+ * scan ends at the prefix's end, not at the next live key after it. End
+ * it with sn_bound_end, which also frees b (NULL when no bound was set). */
+typedef struct sn_bound sn_bound;
+SN_HIDDEN rocksdb_iterator_t *sn_iter_prefix(sn_store *s, int cf, const void *prefix, size_t plen,
+                                             sn_bound **b);
+SN_HIDDEN int sn_bound_end(sn_bound *b, rocksdb_iterator_t *it, int rc, const char *what, sn_err *e);
 
 /* A growable list of values, copied into the arena when done. */
 typedef struct sn_vlist { sn_value *items; size_t n, cap; } sn_vlist;

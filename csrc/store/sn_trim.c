@@ -97,7 +97,7 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t l
     uint64_t total = p && p->version > known ? p->version : known;
     if (total <= keep) return SN_OK;
     uint64_t cutoff = total - keep;
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t n = 0;
     /* a write in this batch superseded every head on disk; without one the
      * heads stay, and several heads keep their whole history for the merge */

@@ -43,11 +43,41 @@ static int checked_layer_key(const char *expert, size_t len, int64_t layer,
     return rc;
 }
 
+/* The parents of a local write over heads (ascending, n of them): all of
+ * them when a write can name them. Past SN_MAX_PARENTS it names the
+ * deepest it can while leaving more than SN_MAX_PARENTS heads, so every
+ * node resolves the layer the same way (the resolver's pick, sn_history.h)
+ * and the write, deepest and newest, is that pick; heads fold by up to
+ * SN_MAX_PARENTS - 1 a write down to SN_MAX_PARENTS + 1. */
+static int fold_heads(const sn_ident *heads, const uint32_t *depth, size_t n, sn_hist *h)
+{
+    size_t k = n <= SN_MAX_PARENTS ? n : n - SN_MAX_PARENTS;
+    if (k > SN_MAX_PARENTS) k = SN_MAX_PARENTS;
+    if (k == 0) k = 1;
+    /* the k deepest (newest on a tie), kept in ascending identity order */
+    unsigned char pick[SN_MAX_HEADS] = { 0 };
+    for (size_t got = 0; got < k; got++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (!pick[i] && (best == n || depth[i] > depth[best] ||
+                             (depth[i] == depth[best] && sn_ident_cmp(&heads[i], &heads[best]) > 0)))
+                best = i;
+        pick[best] = 1;
+    }
+    h->nparents = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!pick[i]) continue;
+        h->parents[h->nparents++] = heads[i];
+        if (depth[i] + 1 > h->depth) h->depth = depth[i] + 1;
+    }
+    return h->nparents < n;
+}
+
 /* What a new local write of the layer supersedes and which number it gets:
  * the heads (or the batch's own last write), their deepest history, and
  * how many writes the store knows. */
 int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
-                        sn_hist *h, uint64_t *known, sn_err *e)
+                        sn_hist *h, uint64_t *known, int *beside, sn_err *e)
 {
     sn_pending *p = sn_pending_find(b, lk, lklen);
     h->depth = 1;
@@ -59,12 +89,16 @@ int sn_layer_before(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lk
         return SN_OK;
     }
     *known = 0;
-    int rc = sn_heads_load(s, lk, lklen, h->parents, &h->nparents, e);
-    for (size_t i = 0; !rc && i < h->nparents; i++) {
+    sn_ident heads[SN_MAX_HEADS];
+    uint32_t depth[SN_MAX_HEADS];
+    size_t n;
+    int rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    for (size_t i = 0; !rc && i < n; i++) {
         sn_hist ph;
-        rc = sn_hist_get(s, lk, lklen, &h->parents[i], &ph, e);
-        if (!rc && ph.depth + 1 > h->depth) h->depth = ph.depth + 1;
+        rc = sn_hist_get(s, lk, lklen, &heads[i], &ph, e);
+        depth[i] = rc ? 0 : ph.depth;
     }
+    if (!rc && fold_heads(heads, depth, n, h) && beside) *beside = 1;
     if (!rc) rc = sn_hist_count(s, lk, lklen, known, e);
     return rc;
 }
@@ -143,7 +177,7 @@ static int build_on_merge(sn_store *s, sn_batch *b, const unsigned char *lk, siz
 {
     *done = 0;
     if (sn_pending_find(b, lk, lklen)) return SN_OK;
-    sn_ident cur, heads[SN_MAX_PARENTS];
+    sn_ident cur, heads[SN_MAX_HEADS];
     sn_hist ch;
     size_t n;
     int rc = sn_current_get(s, lk, lklen, &cur, e);
@@ -189,7 +223,8 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     uint64_t known;
     int on_merge = 0;
     int rc = in->build_on_merge ? build_on_merge(s, b, lk, lklen, &h, &known, &on_merge, e) : SN_OK;
-    if (!rc && !on_merge) rc = sn_layer_before(s, b, lk, lklen, &h, &known, e);
+    int beside = 0;
+    if (!rc && !on_merge) rc = sn_layer_before(s, b, lk, lklen, &h, &known, &beside, e);
     if (rc) return rc;
     h.id.hlc = sn_next_hlc(s);
     memcpy(h.id.origin, s->origin, SN_ORIGIN_LEN + 1);
@@ -209,7 +244,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
                                  s->opts.codec, e);
     }
     sn_arena_free(&a);
-    sn_ident heads[SN_MAX_PARENTS];
+    sn_ident heads[SN_MAX_HEADS];
     size_t nheads = h.nparents;
     memcpy(heads, h.parents, nheads * sizeof *heads);
     if (!rc) rc = sn_hist_add(s, b, lk, lklen, &h, heads, &nheads, e);
@@ -220,7 +255,7 @@ static int put_in_batch(sn_store *s, sn_batch *b, const sn_weights_in *in, uint6
     if (!rc) rc = sn_replica_note_parents(b, key, klen, h.id.hlc, h.parents, h.nparents, h.depth, e);
     if (!rc) rc = sn_note_pending(b, lk, lklen, &h, *version, e);
     sn_pending *p = rc ? NULL : sn_pending_find(b, lk, lklen);
-    if (p && on_merge == BUILT_BESIDE_HEADS) {
+    if (p && (on_merge == BUILT_BESIDE_HEADS || beside)) {
         p->beside_heads = 1;
         /* the rank cache takes a local write for the one head after it */
         sn_rank_taint(b, lk, lklen);

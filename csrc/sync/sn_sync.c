@@ -75,6 +75,33 @@ uint64_t sn_next_rand(sn_sync *y)
 void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out) { *out = y->st; }
 void sn_sync_count_rejected(sn_sync *y) { y->st.rejected++; }
 
+/* ---- connections ------------------------------------------------------------------- */
+
+void sn_sync_unsent(sn_sync *y, const char *to)
+{
+    peer *p = sn_peer_find(y, to, strlen(to));
+    if (!p) return;
+    if (!y->handed_kind) p->unsent |= UNSENT_DATA;
+    if (y->handed_kind == SN_MSG_HEARTBEAT) p->unsent |= UNSENT_HEARTBEAT;
+    if (y->handed_kind == SN_MSG_SYNC_REQUEST) {
+        /* a request nobody received must not hold back the next one */
+        p->unsent |= UNSENT_REQUEST;
+        p->last_request = -1e300;
+        y->last_any_request = -1e300;
+    }
+    y->handed_kind = 0;
+}
+
+int sn_sync_connected(sn_sync *y, const char *id, size_t len, sn_err *e)
+{
+    peer *p = sn_peer_find(y, id, len);
+    if (!p) return SN_OK;
+    p->unsent = 0;
+    int rc = sn_send_heartbeat(y, p, e);
+    if (!rc) rc = sn_send_request(y, p, e);
+    return rc;
+}
+
 /* ---- timers ------------------------------------------------------------------------ */
 
 int sn_sync_tick(sn_sync *y, double now, sn_err *e)

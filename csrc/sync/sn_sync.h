@@ -108,6 +108,15 @@ SN_HIDDEN int sn_sync_request_all(sn_sync *y, sn_err *e);
  * free()s *to and *bytes. */
 SN_HIDDEN int sn_sync_next_out(sn_sync *y, char **to, unsigned char **bytes, size_t *len);
 SN_HIDDEN size_t sn_sync_outbox_len(const sn_sync *y);
+/* The message sn_sync_next_out handed out last (to peer `to`) was never
+ * sent: its peer's connection is not up yet, or its queue is full. A
+ * heartbeat or request goes again when the connection comes up, and the
+ * request does not count against "one request per 2 x heartbeat". */
+SN_HIDDEN void sn_sync_unsent(sn_sync *y, const char *to);
+/* A connection to peer came up (or takes messages again after refusing
+ * them): exchange digests and ask for what we lack now, not at the next
+ * interval. */
+SN_HIDDEN int sn_sync_connected(sn_sync *y, const char *peer, size_t plen, sn_err *e);
 
 SN_HIDDEN size_t sn_sync_peer_count(const sn_sync *y);
 SN_HIDDEN void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out);

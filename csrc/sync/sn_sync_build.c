@@ -40,6 +40,7 @@ int sn_sync_next_out(sn_sync *y, char **to, unsigned char **bytes, size_t *len)
     *to = m->to;
     *bytes = m->bytes;
     *len = m->len;
+    y->handed_kind = m->kind;
     free(m);
     return 1;
 }

@@ -22,7 +22,13 @@
 
 #include <stdint.h>
 
-#define MAX_ENTRIES_PER_MESSAGE 4096
+/* Entries we put in one message: a receiver applies a message whole in one
+ * poll, so this bounds that poll (256 small entries: a few ms). Receivers
+ * take up to 4096 from older peers. */
+#define MAX_ENTRIES_PER_MESSAGE 256
+/* Local writes pushed eagerly per tick: a burst of 50,000 puts goes out
+ * over many polls, each bounded, instead of in one. */
+#define MAX_PUSH_PER_TICK 1024
 #define ENTRY_OVERHEAD 160          /* bytes an entry's fields take, generously */
 #define MESSAGE_OVERHEAD 4096
 #define MAX_SETS_PER_PEER 16        /* chunk sets in flight from one peer */
@@ -52,7 +58,13 @@ typedef struct peer {
     uint64_t digest;             /* of its last heartbeat, when has_digest */
     int has_digest, has_vector;
     sn_vv vector;                /* its "have" at its last request */
+    unsigned unsent;             /* UNSENT_*: what its connection never took (sn_sync_unsent) */
 } peer;
+
+/* UNSENT_DATA: a push or answer it did not take (a full queue): no more
+ * eager pushes to it until its connection takes messages again; what it
+ * missed comes with the request sent then (backpressure, not drops). */
+enum { UNSENT_HEARTBEAT = 1, UNSENT_REQUEST = 2, UNSENT_DATA = 4 };
 
 /* A peer a heartbeat named, not dialed yet (sn_sync_next_dial). */
 #define MAX_CANDIDATES 64
@@ -90,6 +102,7 @@ typedef struct out_msg {
     char *to;
     unsigned char *bytes;
     size_t len;
+    int kind;                    /* SN_MSG_HEARTBEAT or _SYNC_REQUEST; 0: anything else */
 } out_msg;
 
 struct sn_sync {
@@ -120,6 +133,7 @@ struct sn_sync {
     size_t nblocked, blocked_cap;
     char **refused;
     size_t nrefused;
+    int handed_kind;               /* the kind of the message sn_sync_next_out handed out last */
 };
 
 /* A message under construction: fields in an arena, payload parts owned. */

@@ -335,6 +335,9 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
         y->st.rejected++;   /* p is gone: another id than it was named with, or no slot */
         return SN_OK;
     }
+    /* the first message of a new peer, or of one back from a partition:
+     * digests are exchanged now, not at the next heartbeat */
+    int back = p->last_seen < 0 || sn_peer_state(y, p) == SN_PEER_DEAD;
     p->last_seen = y->now;
     p->bytes_received += len;
     int rc = note_sender(y, p, m, e);
@@ -350,12 +353,13 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
          * peers that all differ from us would otherwise each send us the
          * same entries (an unanswered request is given up after two
          * heartbeats) */
-        if (!rc && theirs != mine && y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
-            y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)
+        if (!rc && theirs != mine && (back || (y->now - p->last_request >= y->cfg.heartbeat_interval / 2 &&
+                                               y->now - y->last_any_request >= 2 * y->cfg.heartbeat_interval)))
             need_sync = 1;
         break;
     }
     case SN_MSG_SYNC_REQUEST:
+        p->unsent &= ~(unsigned)UNSENT_DATA;   /* it asks for what it missed: push again */
         rc = sn_answer_request(y, p, &m->r.fields, e);
         break;
     case SN_MSG_SYNC_RESPONSE:
@@ -373,7 +377,8 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     }
     if (rc) return rc;
     *accepted = 1;
-    if (need_sync) rc = sn_send_request(y, p, e);
+    if (back) rc = sn_send_heartbeat(y, p, e);
+    if (!rc && need_sync) rc = sn_send_request(y, p, e);
     return rc;
 }
 

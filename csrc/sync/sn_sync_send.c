@@ -41,6 +41,7 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
         sn_buf out;
         rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
+        if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
     }
     sn_arena_free(&a);
     if (!rc) {
@@ -125,6 +126,7 @@ int sn_send_request(sn_sync *y, peer *p, sn_err *e)
         sn_buf out;
         rc = sn_record_encode(SN_MSG_SYNC_REQUEST, &map, NULL, 0, SN_CODEC_NONE, &out, e);
         if (!rc) rc = sn_outbox_add(y, p, &out, e);
+        if (!rc) y->tail->kind = SN_MSG_SYNC_REQUEST;
     }
     sn_arena_free(&a);
     free(vv.items);
@@ -244,6 +246,7 @@ int sn_push_local(sn_sync *y, sn_err *e)
     if (!to) return sn_fail(e, SN_ENOMEM, "out of memory");
     for (size_t i = 0; i < y->npeers; i++) sn_builder_init(&to[i].b);
     int rc = SN_OK;
+    if (last - y->pushed_seq > MAX_PUSH_PER_TICK) last = y->pushed_seq + MAX_PUSH_PER_TICK;
     for (uint64_t seq = y->pushed_seq + 1; !rc && seq <= last; seq++) {
         sn_entry en;
         sn_buf bytes;
@@ -253,7 +256,7 @@ int sn_push_local(sn_sync *y, sn_err *e)
         memcpy(en.origin, origin, SN_ORIGIN_LEN + 1);
         en.seq = seq;
         for (size_t i = 0; en.kind != SN_KIND_SKIP && !rc && i < y->npeers; i++)
-            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD)
+            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD && !(y->peers[i].unsent & UNSENT_DATA))
                 rc = push_one(y, &y->peers[i], &to[i], &en, &bytes, e);
         free(bytes.data);
     }
