@@ -7,6 +7,7 @@
  * verify checks that files exist with their sizes; their contents are
  * checked here against the CRC32C each meta file lists, so that a damaged
  * file is named (RocksDB's restore reports a mismatch without the file). */
+#include "store/sn_backup_engine.h"
 #include "store/sn_format.h"
 #include "store/sn_inuse.h"
 #include "store/sn_rocks.h"
@@ -21,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static rocksdb_backup_engine_t *open_engine(const char *dir, int must_exist, sn_err *e)
+rocksdb_backup_engine_t *sn_backup_engine_open(const char *dir, int must_exist, sn_err *e)
 {
     struct stat st;
     if (!dir || !*dir) { sn_fail(e, SN_EARG, "backup directory must not be empty"); return NULL; }
@@ -47,7 +48,7 @@ static rocksdb_backup_engine_t *open_engine(const char *dir, int must_exist, sn_
 
 int sn_list_backups(const char *dir, sn_arena *a, sn_value *out, sn_err *e)
 {
-    rocksdb_backup_engine_t *be = open_engine(dir, 1, e);
+    rocksdb_backup_engine_t *be = sn_backup_engine_open(dir, 1, e);
     if (!be) return e->code;
     const rocksdb_backup_engine_info_t *info = rocksdb_backup_engine_get_backup_info(be);
     int n = rocksdb_backup_engine_info_count(info);
@@ -319,7 +320,7 @@ static int check_added(const char *dir, uint32_t id, const name_set *old, sn_err
  * checks every file it copies against it. verify_backup checks it all. */
 int sn_backup(sn_store *s, const char *dir, uint32_t *id, sn_err *e)
 {
-    rocksdb_backup_engine_t *be = open_engine(dir, 0, e);
+    rocksdb_backup_engine_t *be = sn_backup_engine_open(dir, 0, e);
     if (!be) return e->code;
     name_set old = { NULL, 0, 0 };
     int rc = names_load(dir, &old, e);
@@ -377,7 +378,7 @@ static int check_backups(bk_check *c, uint32_t id, sn_vlist *list, sn_err *e)
     for (size_t i = 0; i < n; i++) found |= ids[i] == id;
     if (id && !found) rc = sn_fail(e, SN_EIO, "no backup %u in '%s'", (unsigned)id, c->dir);
     else if (!n) rc = sn_fail(e, SN_EIO, "no backups in '%s'", c->dir);
-    rocksdb_backup_engine_t *be = rc ? NULL : open_engine(c->dir, 1, e);
+    rocksdb_backup_engine_t *be = rc ? NULL : sn_backup_engine_open(c->dir, 1, e);
     if (!rc && !be) rc = e->code;
     for (size_t i = 0; !rc && i < n; i++) {
         if (id && ids[i] != id) continue;
@@ -524,7 +525,7 @@ int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int for
     char sib[4200];
     snprintf(sib, sizeof sib, "%s.restoring", db_path);
     remove_flat(sib);
-    rocksdb_backup_engine_t *be = rc ? NULL : open_engine(dir, 1, e);
+    rocksdb_backup_engine_t *be = rc ? NULL : sn_backup_engine_open(dir, 1, e);
     if (!rc && !be) rc = e->code;
     if (!rc) {
         char *err = NULL;

@@ -11,35 +11,13 @@
  * happens next) and then purging with a count that keeps every other
  * backup, which collects its files. An interrupted delete leaves only
  * garbage that the next purge or delete collects. */
-#include "store/sn_rocks.h"
+#include "store/sn_backup_engine.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* The engine over an existing backup directory. */
-static rocksdb_backup_engine_t *open_existing(const char *dir, sn_err *e)
-{
-    struct stat st;
-    if (!dir || !*dir) { sn_fail(e, SN_EARG, "backup directory must not be empty"); return NULL; }
-    if (stat(dir, &st) != 0) {
-        sn_fail(e, SN_EIO, "no backups at '%s': %s", dir, strerror(errno));
-        return NULL;
-    }
-    char *err = NULL;
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_backup_engine_t *be = rocksdb_backup_engine_open(o, dir, &err);
-    rocksdb_options_destroy(o);
-    if (err) {
-        char what[4200];
-        snprintf(what, sizeof what, "cannot open backups at '%s'", dir);
-        sn_rocks_err(e, err, what);
-        return NULL;
-    }
-    return be;
-}
 
 static int listed(rocksdb_backup_engine_t *be)
 {
@@ -68,7 +46,7 @@ static int purge(rocksdb_backup_engine_t *be, const char *dir, uint32_t keep, ui
 
 int sn_purge_old_backups(const char *dir, uint32_t keep, uint32_t *deleted, sn_err *e)
 {
-    rocksdb_backup_engine_t *be = open_existing(dir, e);
+    rocksdb_backup_engine_t *be = sn_backup_engine_open(dir, 1, e);
     if (!be) return e->code;
     int rc = purge(be, dir, keep, deleted, e);
     rocksdb_backup_engine_close(be);
@@ -77,7 +55,7 @@ int sn_purge_old_backups(const char *dir, uint32_t keep, uint32_t *deleted, sn_e
 
 int sn_delete_backup(const char *dir, uint32_t id, sn_err *e)
 {
-    rocksdb_backup_engine_t *be = open_existing(dir, e);
+    rocksdb_backup_engine_t *be = sn_backup_engine_open(dir, 1, e);
     if (!be) return e->code;
     rocksdb_backup_engine_close(be);   /* checked it is a backup directory; not held across the unlink */
     char meta[4200];
@@ -86,7 +64,7 @@ int sn_delete_backup(const char *dir, uint32_t id, sn_err *e)
         if (errno == ENOENT) return sn_fail(e, SN_EIO, "no backup %u in '%s'", (unsigned)id, dir);
         return sn_fail(e, SN_EIO, "cannot delete backup %u: '%s': %s", (unsigned)id, meta, strerror(errno));
     }
-    be = open_existing(dir, e);
+    be = sn_backup_engine_open(dir, 1, e);
     if (!be) return e->code;
     int rc = purge(be, dir, (uint32_t)listed(be), NULL, e);
     rocksdb_backup_engine_close(be);
