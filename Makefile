@@ -17,7 +17,7 @@ WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
              $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
 LIBFLAG ?= -shared
-LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lzmq -lm
+LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lzmq -lnats -lsodium -lm
 
 BUILD   ?= build
 SRCS    := $(wildcard csrc/*/*.c)
@@ -27,7 +27,7 @@ CORE_SRCS := $(filter-out csrc/lua/%,$(SRCS))
 
 # Debian packages a fresh machine needs (README "Dependencies").
 DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev libdeflate-dev uuid-dev \
-                libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
+                libmsgpack-dev libzmq3-dev libnats-dev libsodium-dev nats-server lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config
 DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind luarocks chromium python3
 

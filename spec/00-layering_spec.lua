@@ -12,8 +12,9 @@ local allowed = {
   store = { base = true, codec = true },
   sync  = { base = true, codec = true, store = true },
   net   = { base = true, codec = true, store = true, sync = true },
+  nats  = { base = true, codec = true, store = true, sync = true },
   nn    = { base = true },
-  lua   = { base = true, codec = true, store = true, sync = true, net = true, nn = true },
+  lua   = { base = true, codec = true, store = true, sync = true, net = true, nats = true, nn = true },
 }
 
 local function list(pattern) return helpers.command_lines("ls " .. pattern) end
@@ -44,7 +45,7 @@ local function layer_of(path) return path:match("^csrc/([^/]+)/") end
 
 local lua_header = { ["lua.h"] = true, ["lauxlib.h"] = true, ["lualib.h"] = true }
 local function is_backend(h)
-  return h:match("^rocksdb/") or h:match("^msgpack") or h == "zmq.h"
+  return h:match("^rocksdb/") or h:match("^msgpack") or h == "zmq.h" or h:match("^nats/") or h == "sodium.h"
 end
 
 describe("layering", function()
