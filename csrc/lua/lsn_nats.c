@@ -266,6 +266,25 @@ static int l_nats_send_raw(lua_State *L)
     return 1;
 }
 
+/* Tests only (SYNAPTIC_TEST_HOOKS): bytes sealed with this node's keys to
+ * a public key, to make tampered or replayed envelopes. */
+static int l_nats_seal(lua_State *L)
+{
+    lsn_nats *u = check_nats(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 3, &len);
+    unsigned char *env;
+    size_t envlen;
+    sn_err e;
+    int rc = sn_nats_seal_to(u->nats, to, bytes, len, &env, &envlen, &e);
+    if (rc == SN_EARG) return luaL_error(L, "_seal: %s", e.msg);
+    if (rc) return lsn_result(L, "_seal", rc, &e);
+    lua_pushlstring(L, (const char *)env, envlen);   /* raises only on memory: env leaks then, tests only */
+    free(env);
+    return 1;
+}
+
 static void nats_close(lsn_sync *s)
 {
     lsn_nats *u = (lsn_nats *)s;   /* the lsn_sync is its first member */
@@ -316,7 +335,8 @@ void lsn_nats_register(lua_State *L)
     static const lsn_sync_kind kind = { LSN_NATS, "node", nats_close, nats_stats };
     lsn_sync_add_methods(L, &kind);
     if (getenv("SYNAPTIC_TEST_HOOKS")) {
-        static const luaL_Reg hooks[] = { { "_send_raw", l_nats_send_raw }, { NULL, NULL } };
+        static const luaL_Reg hooks[] = { { "_send_raw", l_nats_send_raw }, { "_seal", l_nats_seal },
+                                          { NULL, NULL } };
         lsn_class_add_methods(L, LSN_NATS, hooks);
     }
 }

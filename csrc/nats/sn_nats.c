@@ -221,6 +221,15 @@ int sn_nats_send_raw(sn_nats *n, const char *subject, const void *bytes, size_t 
     return s == NATS_OK ? SN_OK : sn_nats_fail(e, s, "publish");
 }
 
+int sn_nats_seal_to(const sn_nats *n, const char *to, const void *bytes, size_t len, unsigned char **out,
+                    size_t *outlen, sn_err *e)
+{
+    unsigned char key[SN_SEAL_KEY_BYTES];
+    if (!n->cfg.curve) return sn_fail(e, SN_EARG, "a node without keys cannot seal");
+    int rc = sn_z85_key(to, key, e);
+    return rc ? rc : sn_seal(key, n->pub, n->sec, bytes, len, out, outlen, e);
+}
+
 /* ---- the poll loop ------------------------------------------------------------------- */
 
 /* Waits up to ms for a message on our own subject, in slices so that a

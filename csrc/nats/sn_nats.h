@@ -77,6 +77,10 @@ SN_HIDDEN int sn_nats_disconnect(sn_nats *n, sn_sync *y, const char *id, sn_err 
 SN_HIDDEN int sn_nats_poll(sn_nats *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e);
 /* Tests only: bytes as they are on a subject (a forger's). */
 SN_HIDDEN int sn_nats_send_raw(sn_nats *n, const char *subject, const void *bytes, size_t len, sn_err *e);
+/* Tests only: bytes sealed from this node's keys to the key to (Z85), as
+ * its outbox would be (a forger's raw material). */
+SN_HIDDEN int sn_nats_seal_to(const sn_nats *n, const char *to, const void *bytes, size_t len,
+                              unsigned char **out, size_t *outlen, sn_err *e);
 SN_HIDDEN void sn_nats_get_stats(const sn_nats *n, sn_nats_stats *out);
 /* The subject a node receives on, under prefix. */
 SN_HIDDEN int sn_nats_node_subject(const char *prefix, const char *node_id, char out[SN_NATS_MAX_SUBJECT],

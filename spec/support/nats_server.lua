@@ -41,6 +41,8 @@ function Server:start()
   os.remove(self.dir .. "/pid")
   local args = ("-a 127.0.0.1 -p %d -l %s -P %s"):format(self.port or -1, helpers.shq(self.dir .. "/log"),
                                                         helpers.shq(self.dir .. "/pid"))
+  -- -V: the server's trace, payloads included: what the server sees
+  if self.trace then args = args .. " -V" end
   if self.jetstream then args = args .. " -js -sd " .. helpers.shq(self.dir .. "/js") end
   if not sh("nats-server " .. args .. " >/dev/null 2>&1 &") then return nil, "cannot run nats-server" end
   local port = wait_for(function()
@@ -58,6 +60,8 @@ function Server:start()
   return self
 end
 
+function Server:log() return read(self.dir .. "/log") end
+
 function Server:stop()
   local pid = self:pid()
   if not pid then return end
@@ -66,10 +70,12 @@ function Server:stop()
   os.remove(self.dir .. "/pid")
 end
 
--- opts.jetstream: with -js and a store directory of its own.
+-- opts.jetstream: with -js and a store directory of its own; opts.trace:
+-- its log shows every message's payload (Server:log()).
 function M.start(opts)
   if not sh("command -v nats-server >/dev/null 2>&1") then return nil, "nats-server is not installed (make deps)" end
-  local s = setmetatable({ dir = helpers.tmpdir("nats"), jetstream = opts and opts.jetstream }, Server)
+  local s = setmetatable({ dir = helpers.tmpdir("nats"), jetstream = opts and opts.jetstream,
+                          trace = opts and opts.trace }, Server)
   return s:start()
 end
 

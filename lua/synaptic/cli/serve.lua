@@ -20,12 +20,23 @@ local STAT_ORDER = { "weights_sent", "weights_received", "configs_sent", "config
 -- record (node:run itself returns as soon as a trapped signal arrives).
 local SLICE_SECONDS = 0.5
 
--- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP".
-local function parse_peer(s)
+-- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP";
+-- over NATS (nats true) a node id for EP.
+local function parse_peer(s, nats)
+  local name = nats and "node_id" or "endpoint"
   if keys.is_key(s:sub(1, 40)) and s:sub(41, 41) == "@" then
-    return { endpoint = s:sub(42), public = s:sub(1, 40) }
+    return { [name] = s:sub(42), public = s:sub(1, 40) }
   end
   return s
+end
+
+local function nats_config(args)
+  if not args.nats then
+    if args.nats_prefix then fail("--nats-prefix needs --nats") end
+    return nil
+  end
+  if args.listen then fail("--listen is for ZeroMQ: a node on --nats receives on its own subject") end
+  return { url = args.nats, subject_prefix = args.nats_prefix }
 end
 
 local function curve_config(args)
@@ -47,8 +58,10 @@ end
 
 local function node_config(args)
   local peers = {}
-  for i, p in ipairs(args.peer) do peers[i] = parse_peer(p) end
+  for i, p in ipairs(args.peer) do peers[i] = parse_peer(p, args.nats) end
+  local nats = nats_config(args)
   local ok, cfg = pcall(synaptic.p2p_config, {
+    transport = nats and "nats" or nil, nats = nats,
     node_id = args.node_id, listen = args.listen, peers = peers,
     heartbeat_interval_seconds = args.heartbeat,
     sync_interval_seconds = args.sync_interval,
@@ -67,6 +80,7 @@ local function node_config(args)
                    "needs a public key under CURVE: give it as --peer PUBLIC@ENDPOINT")
              :gsub("more peers listed than max_peers", "more --peer than --max-peers")
              :gsub("conflict_resolution must be", "--strategy must be")
+             :gsub("nats%.url", "--nats"):gsub("nats%.subject_prefix", "--nats-prefix")
     fail("%s", msg)
   end
   return cfg
