@@ -122,12 +122,12 @@ fuzz: deps-check
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
 # of every kind written by two engines (fuzz/message_seeds.lua).
-MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/store/*.c csrc/sync/*.c)
+MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/store/*.c csrc/sync/*.c) csrc/nats/sn_seal.c
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_message.c $(MESSAGE_FUZZ_SRCS) -o $(BUILD)/fuzz/fuzz_message \
-	  -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lm
+	  -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lsodium -lm
 	$(BUILD)/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 
