@@ -22,6 +22,9 @@ describe("p2p_config with transport nats", function()
     assert.equal(1048576 - 108, c.max_message_bytes)
     assert.is_true(c.chunk_bytes <= c.max_message_bytes - 1024)
     assert.equal("zeromq", synaptic.p2p_config {}.transport)
+    assert.same({}, synaptic.p2p_config { transport = "nats", nats = { jetstream = true } }.nats.jetstream)
+    assert.same({ max_age_seconds = 60, max_bytes = 1048576 },
+                synaptic.p2p_config { transport = "nats", nats = { jetstream = { max_age_seconds = 60, max_bytes = 1048576 } } }.nats.jetstream)
   end)
 
   it("refuses bad NATS fields with a clear message", function()
@@ -41,6 +44,8 @@ describe("p2p_config with transport nats", function()
         "p2p_config: nats: give one of user/password, token, credentials or nkey")
     bad({ transport = "nats", nats = { tls = { cert = "c" } } }, "p2p_config: nats.tls.cert and nats.tls.key go together")
     bad({ transport = "nats", nats = { nkey = { public = "U" } } }, "p2p_config: nats.nkey needs public and seed_file")
+    bad({ transport = "nats", nats = { jetstream = { max_age = 1 } } },
+        "p2p_config: nats.jetstream must be true or { max_age_seconds =, max_bytes = } (positive numbers)")
     bad({ transport = "nats", listen = "tcp://127.0.0.1:0" },
         "p2p_config: listen is for transport zeromq: a nats node receives on its own subject")
     bad({ nats = {} }, 'p2p_config: nats is for transport "nats"')

@@ -1,7 +1,8 @@
 -- NATS beyond two stores: two runtimes that reach each other only through
 -- nats-server (with keys) learn each other's training and converge
--- byte-identically; the server restarting mid-sync loses nothing a node
--- wrote; synaptic serve --nats. Loops are bounded by rounds.
+-- byte-identically; a node offline while others write catches up from
+-- JetStream alone, the writers gone; the server restarting mid-sync loses
+-- nothing a node wrote; synaptic serve --nats. Loops are bounded by rounds.
 local synaptic = require "synaptic"
 local cjson = require "cjson"
 local helpers = require "helpers"
@@ -86,6 +87,39 @@ describe("NATS meshes", function()
     end
   end)
 
+  it("a node offline while others write catches up from JetStream alone, the writers gone", function()
+    if server then server:stop() end
+    server, why = nats_server.start { jetstream = true }
+    if not server then return pending(why) end
+    local function node(store, id)
+      return assert(synaptic.node(store, helpers.p2p_conf { node_id = id, transport = "nats",
+        nats = { url = server:url(), subject_prefix = "synaptic.js", jetstream = { max_age_seconds = 3600 } } }))
+    end
+    local a, b = keep(open("a")), keep(open("b"))
+    local cdir = helpers.tmpdir("c")
+    local c = assert(synaptic.open(cdir))
+    local nc = node(c, "C")                       -- C's durable consumer exists from now on
+    local na, nb = node(a, "A"), node(b, "B")
+    until_({ na, nb, nc }, function() return #na:peers() == 2 and #nc:peers() == 2 end)
+    nc:close()
+    c:close()
+    for i = 1, 5 do a:put_weights("from_a", i, helpers.weights(100, i), {}) end
+    for i = 1, 5 do b:put_weights("from_b", i, helpers.weights(100, 10 + i), {}) end
+    assert.is_true(until_({ na, nb }, function() return b:get_weights("from_a", 5) and a:get_weights("from_b", 5) end))
+    na:close()
+    nb:close()
+    c = keep(assert(synaptic.open(cdir)))
+    nc = keep(node(c, "C"))
+    assert.is_true(until_({ nc }, function()
+      for i = 1, 5 do
+        if not c:get_weights("from_a", i) or not c:get_weights("from_b", i) then return false end
+      end
+      return true
+    end, 500))
+    for i = 1, 5 do assert.equal(a:get_weights("from_a", i):tobytes(), c:get_weights("from_a", i):tobytes()) end
+    assert.is_true(nc:stats().replayed > 0)
+  end)
+
   it("the server restarting mid-sync loses nothing either node wrote", function()
     if not server then return pending(why) end
     local a, b = keep(open("a")), keep(open("b"))
@@ -154,7 +188,10 @@ describe("NATS meshes", function()
     local report = cjson.decode(lines[2])
     assert.equal("SIGINT", report.stopped_by)
     assert.is_true(report.stats.weights_received >= 1)
-    local code, _, err = C.run("serve", dir .. "/s1", "--nats", server:url(), "--listen", "tcp://127.0.0.1:0")
+    local code, _, err = C.run("serve", dir .. "/s1", "--nats-jetstream")
+    assert.equal(1, code)
+    assert.truthy(err:find("--nats-jetstream needs --nats", 1, true), err)
+    code, _, err = C.run("serve", dir .. "/s1", "--nats", server:url(), "--listen", "tcp://127.0.0.1:0")
     assert.equal(1, code)
     assert.truthy(err:find("--listen is for ZeroMQ: a node on --nats receives on its own subject", 1, true), err)
   end)

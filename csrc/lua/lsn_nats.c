@@ -110,6 +110,12 @@ static int make_nats(lua_State *L, lsn_nats *u, int cfg, sn_err *e)
     } else {
         c.tls = lua_toboolean(L, -1);
     }
+    if (lua_getfield(L, t, "jetstream") == LUA_TTABLE) {
+        int k = lua_gettop(L);
+        c.jetstream = 1;
+        if (lua_getfield(L, k, "max_age_seconds") == LUA_TNUMBER) c.js_max_age = lua_tonumber(L, -1);
+        if (lua_getfield(L, k, "max_bytes") == LUA_TNUMBER) c.js_max_bytes = (int64_t)lua_tonumber(L, -1);
+    }
     const char *auth[SN_NATS_MAX_AUTHORIZED], *ids[SN_NATS_MAX_AUTHORIZED];
     read_keys(L, cfg, &c, auth, ids);
     int rc = sn_nats_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->nats, e);
@@ -307,6 +313,8 @@ static void nats_stats(lua_State *L, lsn_sync *s)
     lua_setfield(L, -2, "received");
     lua_pushinteger(L, (lua_Integer)st.reconnects);
     lua_setfield(L, -2, "reconnects");
+    lua_pushinteger(L, (lua_Integer)st.replayed);
+    lua_setfield(L, -2, "replayed");
 }
 
 static int l_nats_tostring(lua_State *L)

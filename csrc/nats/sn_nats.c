@@ -39,6 +39,7 @@ int sn_nats_node_subject(const char *prefix, const char *node_id, char out[SN_NA
 void sn_nats_free(sn_nats *n)
 {
     if (!n) return;
+    sn_nats_js_free(n);
     if (n->own) natsSubscription_Destroy(n->own);
     if (n->mesh) natsSubscription_Destroy(n->mesh);
     if (n->nc) {
@@ -156,6 +157,7 @@ int sn_nats_new(const sn_nats_config *c, const char *node_id, sn_nats **out, sn_
     }
     natsOptions_Destroy(o);
     if (!rc) rc = subscribe(n, e);
+    if (!rc && c->jetstream) rc = sn_nats_js_init(n, e);
     if (rc) { sn_nats_free(n); return rc; }
     *out = n;
     return SN_OK;
@@ -265,8 +267,9 @@ int sn_nats_poll(sn_nats *n, sn_sync *y, int timeout_ms, int *interrupted, sn_er
     int rc = step(n, y, e);
     natsMsg *first = NULL;
     if (!rc && timeout_ms > 0) wait_own(n, timeout_ms, &first, interrupted);
-    if (!rc && first) rc = sn_nats_take(n, y, first, 0, e);
+    if (!rc && first) rc = sn_nats_take(n, y, first, SN_NATS_OWN, e);
     if (!rc) rc = sn_nats_drain(n, y, e);
+    if (!rc && n->js) rc = sn_nats_js_drain(n, y, e);
     if (!rc) rc = step(n, y, e);
     n->y = NULL;
     return rc;

@@ -21,7 +21,15 @@
  * rejected and dropped. A node id belongs to a key as on ZeroMQ
  * (sync/sn_idmap.h): the key the config names with it, else the first key
  * that spoke for it while the engine keeps it as a peer. Without keys
- * anyone who may publish on the server may speak as any node id. */
+ * anyone who may publish on the server may speak as any node id.
+ *
+ * JetStream (optional): a stream per mesh, SYNAPTIC_<prefix>, keeps what
+ * is published on <prefix>.node.> (limits by age and bytes), and each node
+ * reads it through a durable pull consumer of its own, acknowledging a
+ * message once the engine took it. A node that was offline replays what
+ * nodes sent each other meanwhile (pushes and answers carry the records),
+ * so it catches up with no writer online. Under keys it can open only
+ * what was sealed to it. */
 #ifndef SN_NATS_H
 #define SN_NATS_H
 
@@ -47,6 +55,11 @@ typedef struct sn_nats_config {
     const char *const *authorized;          /* Z85 keys we accept and seal mesh messages to */
     const char *const *authorized_ids;      /* NULL, or per key the node id it alone holds */
     size_t nauthorized;
+    /* JetStream: a stream per mesh keeps the messages between nodes, and a
+     * durable consumer per node replays what it missed; 0: core NATS only */
+    int jetstream;
+    double js_max_age;                      /* seconds; 0: no limit */
+    int64_t js_max_bytes;                   /* 0: no limit */
 } sn_nats_config;
 
 typedef struct sn_nats_stats {
@@ -55,6 +68,7 @@ typedef struct sn_nats_stats {
     uint64_t dropped;       /* outgoing messages the client refused, or with no key to seal to */
     uint64_t published, received;
     uint64_t reconnects;
+    uint64_t replayed;      /* messages taken from the JetStream stream */
 } sn_nats_stats;
 
 SN_HIDDEN void sn_nats_default_config(sn_nats_config *c);

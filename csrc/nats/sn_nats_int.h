@@ -18,6 +18,8 @@
 struct sn_nats {
     natsConnection *nc;
     natsSubscription *own, *mesh;
+    jsCtx *js;                               /* NULL without JetStream */
+    natsSubscription *replay;                /* the durable consumer's pull subscription */
     sn_nats_config cfg;
     char *prefix;
     char **authorized, **authorized_ids;
@@ -34,14 +36,26 @@ struct sn_nats {
 
 SN_HIDDEN int sn_nats_fail(sn_err *e, natsStatus s, const char *what);
 
+/* Where a message came from: our subject, the mesh subject, or the
+ * stream's replay (where our own messages and others' sealed to other
+ * keys are passed over quietly). */
+enum { SN_NATS_OWN, SN_NATS_MESH, SN_NATS_REPLAY };
+
 /* sn_nats_msgs.c */
 SN_HIDDEN int sn_nats_ids_init(sn_nats *n, sn_err *e);
-/* One message off a subscription (destroyed here); mesh: it came on the mesh subject. */
-SN_HIDDEN int sn_nats_take(sn_nats *n, sn_sync *y, natsMsg *m, int mesh, sn_err *e);
+/* One message off a subscription (destroyed here, acknowledged first when
+ * from the stream and taken or refused, not when the store failed). */
+SN_HIDDEN int sn_nats_take(sn_nats *n, sn_sync *y, natsMsg *m, int where, sn_err *e);
 /* Everything queued on our subjects now, bounded per poll. */
 SN_HIDDEN int sn_nats_drain(sn_nats *n, sn_sync *y, sn_err *e);
 SN_HIDDEN int sn_nats_flush(sn_nats *n, sn_sync *y, sn_err *e);
 /* Our heartbeat on the mesh subject, every heartbeat_interval. */
 SN_HIDDEN int sn_nats_announce(sn_nats *n, sn_sync *y, sn_err *e);
+
+/* sn_nats_js.c */
+SN_HIDDEN int sn_nats_js_init(sn_nats *n, sn_err *e);
+SN_HIDDEN void sn_nats_js_free(sn_nats *n);
+/* What the stream holds for us now, bounded per poll. */
+SN_HIDDEN int sn_nats_js_drain(sn_nats *n, sn_sync *y, sn_err *e);
 
 #endif

@@ -38,13 +38,13 @@ static void rejected(sn_nats *n, sn_sync *y)
 
 /* Opens a sealed message: SN_OK with *plain and key set, or *skip (sealed
  * to another node: a mesh message's other copies), or counted as rejected. */
-static int open_sealed(sn_nats *n, sn_sync *y, const void *data, size_t len, int mesh, unsigned char **plain,
+static int open_sealed(sn_nats *n, sn_sync *y, const void *data, size_t len, int where, unsigned char **plain,
                        size_t *plen, char key[SN_SEAL_Z85_LEN + 1], int *skip, sn_err *e)
 {
     unsigned char from[SN_SEAL_KEY_BYTES];
     int r = sn_seal_open(data, len, n->pub, n->sec, from, plain, plen);
     if (r < 0) return sn_fail(e, SN_ENOMEM, "out of memory");
-    if (r == SN_SEAL_NOT_MINE && mesh) {
+    if (r == SN_SEAL_NOT_MINE && where != SN_NATS_OWN) {
         *skip = 1;
         return SN_OK;
     }
@@ -60,10 +60,11 @@ static int open_sealed(sn_nats *n, sn_sync *y, const void *data, size_t len, int
 }
 
 /* key: the sender's, under keys (NULL without). */
-static int take_decoded(sn_nats *n, sn_sync *y, const sn_sync_msg *m, const char *key, sn_err *e)
+static int take_decoded(sn_nats *n, sn_sync *y, const sn_sync_msg *m, const char *key, int where, sn_err *e)
 {
     char from[SN_MAX_ID_LEN + 1];
     sn_sync_msg_from(m, from);
+    if (where == SN_NATS_REPLAY && !strcmp(from, n->node_id)) return SN_OK;   /* ours, from the stream */
     /* node:disconnect: its messages (a mesh heartbeat) do not make it a peer again */
     if (sn_sync_user_blocked(y, from)) return SN_OK;
     /* NoEcho keeps our own messages from us: one naming us is a forger's */
@@ -80,13 +81,13 @@ static int take_decoded(sn_nats *n, sn_sync *y, const sn_sync_msg *m, const char
     return rc;
 }
 
-static int receive(sn_nats *n, sn_sync *y, const void *data, size_t len, int mesh, sn_err *e)
+static int receive(sn_nats *n, sn_sync *y, const void *data, size_t len, int where, sn_err *e)
 {
     unsigned char *plain = NULL;
     char key[SN_SEAL_Z85_LEN + 1];
     int skip = 0, rc = SN_OK;
     if (n->cfg.curve) {
-        rc = open_sealed(n, y, data, len, mesh, &plain, &len, key, &skip, e);
+        rc = open_sealed(n, y, data, len, where, &plain, &len, key, &skip, e);
         if (rc || skip) return rc;
         data = plain;
     }
@@ -98,17 +99,22 @@ static int receive(sn_nats *n, sn_sync *y, const void *data, size_t len, int mes
         rc = SN_OK;
         rejected(n, y);
     }
-    if (m) rc = take_decoded(n, y, m, n->cfg.curve ? key : NULL, e);
+    if (m) rc = take_decoded(n, y, m, n->cfg.curve ? key : NULL, where, e);
     sn_sync_msg_free(m);
     free(plain);
     return rc;
 }
 
-int sn_nats_take(sn_nats *n, sn_sync *y, natsMsg *m, int mesh, sn_err *e)
+int sn_nats_take(sn_nats *n, sn_sync *y, natsMsg *m, int where, sn_err *e)
 {
     n->st.received++;
     int len = natsMsg_GetDataLength(m);
-    int rc = receive(n, y, natsMsg_GetData(m), len > 0 ? (size_t)len : 0, mesh, e);
+    int rc = receive(n, y, natsMsg_GetData(m), len > 0 ? (size_t)len : 0, where, e);
+    if (where == SN_NATS_REPLAY) {
+        n->st.replayed++;
+        /* not acknowledged after a store failure: the stream delivers it again */
+        if (!rc) natsMsg_Ack(m, NULL);
+    }
     natsMsg_Destroy(m);
     return rc;
 }
@@ -122,7 +128,7 @@ int sn_nats_drain(sn_nats *n, sn_sync *y, sn_err *e)
             natsMsg *m = NULL;
             /* a zero timeout: what is queued already, no wait */
             if (natsSubscription_NextMsg(&m, subs[s], 0) != NATS_OK || !m) break;
-            rc = sn_nats_take(n, y, m, s == 1, e);
+            rc = sn_nats_take(n, y, m, s == 1 ? SN_NATS_MESH : SN_NATS_OWN, e);
         }
     return rc;
 }

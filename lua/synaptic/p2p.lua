@@ -222,7 +222,8 @@ end
 
 -- nats = { url, subject_prefix, user/password | token | credentials | nkey, tls }
 local NATS_FIELDS = { url = "string", subject_prefix = "string", user = "string", password = "string",
-                      token = "string", credentials = "string", nkey = "table", tls = { "boolean", "table" } }
+                      token = "string", credentials = "string", nkey = "table", tls = { "boolean", "table" },
+                      jetstream = { "boolean", "table" } }
 local function check_nats(n)
   for k, v in pairs(n) do
     local want = NATS_FIELDS[k]
@@ -255,6 +256,17 @@ local function check_nats(n)
     end
     if not n.nkey.public or not n.nkey.seed_file then fail("nats.nkey needs public and seed_file") end
     out.nkey = { public = n.nkey.public, seed_file = n.nkey.seed_file }
+  end
+  if type(n.jetstream) == "table" then
+    for k, v in pairs(n.jetstream) do
+      if (k ~= "max_age_seconds" and k ~= "max_bytes") or type(v) ~= "number" or not (v > 0) or v == math.huge then
+        fail("nats.jetstream must be true or { max_age_seconds =, max_bytes = } (positive numbers)")
+      end
+    end
+    out.jetstream = { max_age_seconds = n.jetstream.max_age_seconds,
+                      max_bytes = n.jetstream.max_bytes and math.floor(n.jetstream.max_bytes) }
+  elseif n.jetstream then
+    out.jetstream = {}
   end
   if type(n.tls) == "table" then
     for k, v in pairs(n.tls) do

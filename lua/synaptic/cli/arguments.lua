@@ -103,6 +103,7 @@ local function add_serve_command(p)
   c:option("--nats", "Sync through a NATS server at this URL instead of ZeroMQ (no --listen; "
     .. "--peer names node ids, PUBLIC@NODE_ID under --key)."):argname("<url>")
   c:option("--nats-prefix", "The mesh's NATS subject prefix (default synaptic.default; needs --nats)."):argname("<prefix>")
+  c:flag("--nats-jetstream", "Keep the mesh's messages in a JetStream stream, for nodes that were offline (needs --nats).")
   c:option("--strategy", "Conflict resolution: latest_timestamp (default), merge, highest_version, prefer_local.")
     :argname("<name>")
   c:option("--max-peers", "Most peers to keep."):argname("<n>"):convert(positive_integer("--max-peers"))

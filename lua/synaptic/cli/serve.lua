@@ -33,10 +33,11 @@ end
 local function nats_config(args)
   if not args.nats then
     if args.nats_prefix then fail("--nats-prefix needs --nats") end
+    if args.nats_jetstream then fail("--nats-jetstream needs --nats") end
     return nil
   end
   if args.listen then fail("--listen is for ZeroMQ: a node on --nats receives on its own subject") end
-  return { url = args.nats, subject_prefix = args.nats_prefix }
+  return { url = args.nats, subject_prefix = args.nats_prefix, jetstream = args.nats_jetstream or nil }
 end
 
 local function curve_config(args)
