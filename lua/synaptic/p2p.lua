@@ -60,7 +60,7 @@ local FIELDS = {
   discovery = { "boolean", nil },                -- default: on under CURVE only (see build)
   insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
-  transport = { "string", "zeromq", function(v)
+  transport = { "string", DEFAULTS.transport, function(v)
     if v ~= "zeromq" and v ~= "nats" then return 'must be "zeromq" or "nats"' end
   end },
   nats = { "table", nil, nil },                  -- checked below (check_nats)
