@@ -20,7 +20,7 @@ describe("p2p_config with transport nats", function()
     assert.equal("nats://127.0.0.1:4222", c.nats.url)
     assert.equal("synaptic.default", c.nats.subject_prefix)
     assert.equal(1048576 - 108, c.max_message_bytes)
-    assert.is_true(c.chunk_bytes <= c.max_message_bytes - 1024)
+    assert.equal((1048576 - 108) * 3 // 4, c.chunk_bytes)
     assert.equal("zeromq", synaptic.p2p_config {}.transport)
     assert.same({}, synaptic.p2p_config { transport = "nats", nats = { jetstream = true } }.nats.jetstream)
     assert.same({ max_age_seconds = 60, max_bytes = 1048576 },
@@ -121,6 +121,17 @@ describe("NATS nodes", function()
     a:put_weights("big", 0, helpers.weights(786432, 5), {})
     assert.is_true(until_({ na, nb }, function() return same_weights(a, b, "big", 0) end, 1000))
     assert.is_true(na:stats().chunks_sent >= 3)
+    assert.equal(0, na:stats().dropped)
+  end)
+
+  it("a burst of many small writes fits max_payload: none dropped, all delivered", function()
+    if not server then return pending(why) end
+    local a, b = keep(open("a")), keep(open("b"))
+    local na, nb = node(a, "A"), node(b, "B")
+    until_({ na, nb }, function() return #na:peers() == 1 and #nb:peers() == 1 end)
+    local small = synaptic.floats(helpers.weights(1024, 12))
+    for i = 1, 500 do a:put_weights("small", i, small, {}) end
+    assert.is_true(until_({ na, nb }, function() return #b:layers("small") == 500 end, 500))
     assert.equal(0, na:stats().dropped)
   end)
 

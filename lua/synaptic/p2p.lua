@@ -315,6 +315,10 @@ local function build(t)
   if nats then
     if out.listen then fail("listen is for transport zeromq: a nats node receives on its own subject") end
     out.nats = check_nats(out.nats or {})
+    -- over max_payload a message is lost, not just refused by one peer:
+    -- leave room, since a batch of many small entries can outgrow
+    -- chunk_bytes by more than the engine's per-entry estimate
+    if t.chunk_bytes == nil then out.chunk_bytes = math.floor(out.max_message_bytes * 3 / 4) end
   elseif out.nats ~= nil then
     fail('nats is for transport "nats"')
   end
