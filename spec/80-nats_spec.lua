@@ -46,8 +46,8 @@ describe("p2p_config with transport nats", function()
     bad({ transport = "nats", nats = { nkey = { public = "U" } } }, "p2p_config: nats.nkey needs public and seed_file")
     bad({ transport = "nats", nats = { jetstream = { max_age = 1 } } },
         "p2p_config: nats.jetstream must be true or { max_age_seconds =, max_bytes = } (positive numbers)")
-    bad({ transport = "nats", listen = "tcp://127.0.0.1:0" },
-        "p2p_config: listen is for transport zeromq: a nats node receives on its own subject")
+    bad({ transport = "nats", listen = "tcp://0.0.0.0:0" },
+        "p2p_config: refusing to listen on tcp://0.0.0.0:0 without CURVE; set curve, or insecure = true")
     bad({ nats = {} }, 'p2p_config: nats is for transport "nats"')
     bad({ transport = "nats", peers = { 7 } },
         "p2p_config: peers[1] must be a node id or {node_id=, public=} under transport nats")

@@ -2,10 +2,17 @@
  *
  * The same shape as synaptic.node (lsn_node.c): its engine in an lsn_sync
  * (the store in uservalue 1, a Lua resolver in uservalue 2), and every
- * message taken inside node:poll on the calling thread. */
+ * message taken inside node:poll on the calling thread.
+ *
+ * A gateway: with `listen` it also has a ZeroMQ transport (net/sn_net.h)
+ * over the same engine, so a LAN mesh and remote nodes share one history.
+ * The ZeroMQ side's poll ticks the engine and sends its outbox, handing
+ * what is for no ZeroMQ connection to NATS (sn_net_config.fallback); then
+ * NATS takes what it holds. */
 #include "base/sn_signal.h"
 #include "lua/lsn_p2p.h"
 #include "nats/sn_nats.h"
+#include "net/sn_net.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +22,7 @@
 typedef struct lsn_nats {
     lsn_sync sync;
     sn_nats *nats;         /* NULL: closed */
+    sn_net *net;           /* a gateway's ZeroMQ side; NULL: none */
 } lsn_nats;
 
 static lsn_nats *check_nats(lua_State *L, int idx)
@@ -79,6 +87,32 @@ static void read_keys(lua_State *L, int cfg, sn_nats_config *c, const char **aut
     c->authorized_ids = ids;
 }
 
+static int to_nats(void *ud, sn_sync *y, const char *to, const unsigned char *bytes, size_t len)
+{
+    return sn_nats_send_to(ud, y, to, bytes, len);
+}
+
+/* A gateway's ZeroMQ side: the same keys as its NATS side (c). */
+static int make_net(lua_State *L, lsn_nats *u, int cfg, const sn_nats_config *c, const char *listen, sn_err *e)
+{
+    sn_net_config nc;
+    sn_net_default_config(&nc);
+    nc.listen = listen;
+    if (lua_getfield(L, cfg, "max_message_bytes") == LUA_TNUMBER && lua_isinteger(L, -1))
+        nc.max_message_bytes = (size_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, cfg, "send_hwm") == LUA_TNUMBER && lua_isinteger(L, -1)) nc.send_hwm = (int)lua_tointeger(L, -1);
+    if (lua_getfield(L, cfg, "recv_hwm") == LUA_TNUMBER && lua_isinteger(L, -1)) nc.recv_hwm = (int)lua_tointeger(L, -1);
+    nc.curve = c->curve;
+    memcpy(nc.public_key, c->public_key, sizeof nc.public_key);
+    memcpy(nc.secret_key, c->secret_key, sizeof nc.secret_key);
+    nc.authorized = c->authorized;
+    nc.authorized_ids = c->authorized_ids;
+    nc.nauthorized = c->nauthorized;
+    nc.fallback = to_nats;
+    nc.fallback_ud = u->nats;
+    return sn_net_new(&nc, sn_sync_config_of(u->sync.y)->node_id, &u->net, e);
+}
+
 /* The transport from the config at cfg (validated by p2p.config). The
  * strings read stay on the stack until sn_nats_new has copied them. */
 static int make_nats(lua_State *L, lsn_nats *u, int cfg, sn_err *e)
@@ -118,7 +152,10 @@ static int make_nats(lua_State *L, lsn_nats *u, int cfg, sn_err *e)
     }
     const char *auth[SN_NATS_MAX_AUTHORIZED], *ids[SN_NATS_MAX_AUTHORIZED];
     read_keys(L, cfg, &c, auth, ids);
-    int rc = sn_nats_new(&c, sn_sync_config_of(u->sync.y)->node_id, &u->nats, e);
+    const char *node_id = sn_sync_config_of(u->sync.y)->node_id;
+    int rc = sn_nats_new(&c, node_id, &u->nats, e);
+    const char *listen = lua_getfield(L, cfg, "listen") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!rc && listen) rc = make_net(L, u, cfg, &c, listen, e);
     lua_settop(L, top);
     return rc;
 }
@@ -155,7 +192,8 @@ static int connect_peers(lua_State *L, lsn_nats *u, int self, int cfg)
     sn_sync *y = enter(L, self);
     sn_err e;
     int rc = check_fit(u, &e);
-    if (!rc) rc = sn_nats_attach(u->nats, y, &e);
+    /* a gateway advertises its ZeroMQ address (LAN nodes dial it) */
+    if (!rc) rc = u->net ? sn_net_attach(u->net, y, &e) : sn_nats_attach(u->nats, y, &e);
     for (lua_Integer i = 0; !rc && i < n; i++) {
         int at = list + 1 + 2 * (int)i;
         const char *id = lua_type(L, at) == LUA_TSTRING ? lua_tostring(L, at) : NULL;
@@ -191,6 +229,14 @@ static int poll_result(lua_State *L, int interrupted)
     return 2;
 }
 
+/* One poll of both sides of a gateway, or of NATS alone. */
+static int poll_once(lsn_nats *u, sn_sync *y, int ms, int *interrupted, sn_err *e)
+{
+    if (!u->net) return sn_nats_poll(u->nats, y, ms, interrupted, e);
+    int rc = sn_net_poll(u->net, y, ms, interrupted, e);
+    return rc ? rc : sn_nats_take_all(u->nats, y, e);
+}
+
 static int l_nats_poll(lua_State *L)
 {
     lsn_nats *u = check_nats(L, 1);
@@ -200,7 +246,7 @@ static int l_nats_poll(lua_State *L)
     if (sn_signal_caught()) return poll_result(L, 1);
     sn_err e;
     int interrupted;
-    int rc = sn_nats_poll(u->nats, y, (int)ms, &interrupted, &e);
+    int rc = poll_once(u, y, (int)ms, &interrupted, &e);
     if (rc) return lsn_result(L, "poll", rc, &e);
     return poll_result(L, interrupted || sn_signal_caught());
 }
@@ -217,18 +263,21 @@ static int l_nats_run(lua_State *L)
     do {
         if (sn_signal_caught()) return poll_result(L, 1);
         double left = (end - sn_now()) * 1000;
-        int rc = sn_nats_poll(u->nats, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &interrupted, &e);
+        int rc = poll_once(u, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &interrupted, &e);
         if (rc) return lsn_result(L, "run", rc, &e);
     } while (!interrupted && sn_now() < end);
     return poll_result(L, interrupted || sn_signal_caught());
 }
 
-/* The subject this node receives on: its address on the server. */
+/* The subject this node receives on (its address on the server), and a
+ * gateway's bound ZeroMQ endpoint. */
 static int l_nats_address(lua_State *L)
 {
     lsn_nats *u = check_nats(L, 1);
     lua_pushstring(L, sn_nats_subject(u->nats));
-    return 1;
+    if (!u->net) return 1;
+    lua_pushstring(L, sn_net_address(u->net));
+    return 2;
 }
 
 static int l_nats_connect(lua_State *L)
@@ -238,7 +287,9 @@ static int l_nats_connect(lua_State *L)
     const char *pub = luaL_optstring(L, 3, NULL);
     sn_sync *y = enter(L, 1);
     sn_err e;
-    int rc = sn_nats_add_peer(u->nats, y, id, pub, &e);
+    /* an endpoint: the gateway's ZeroMQ side dials it */
+    int rc = u->net && strstr(id, "://") ? sn_net_add_peer(u->net, y, id, pub, &e)
+                                         : sn_nats_add_peer(u->nats, y, id, pub, &e);
     if (rc == SN_EARG) return luaL_error(L, "connect: %s", e.msg);
     if (rc) return lsn_result(L, "connect", rc, &e);
     lua_pushboolean(L, 1);
@@ -251,7 +302,7 @@ static int l_nats_disconnect(lua_State *L)
     const char *id = luaL_checkstring(L, 2);
     sn_sync *y = enter(L, 1);
     sn_err e;
-    int r = sn_nats_disconnect(u->nats, y, id, &e);
+    int r = u->net ? sn_net_disconnect(u->net, y, id, &e) : sn_nats_disconnect(u->nats, y, id, &e);
     if (r < 0) return lsn_result(L, "disconnect", e.code, &e);
     lua_pushboolean(L, r);
     return 1;
@@ -294,6 +345,8 @@ static int l_nats_seal(lua_State *L)
 static void nats_close(lsn_sync *s)
 {
     lsn_nats *u = (lsn_nats *)s;   /* the lsn_sync is its first member */
+    sn_net_free(u->net);   /* first: its fallback points into nats */
+    u->net = NULL;
     sn_nats_free(u->nats);
     u->nats = NULL;
 }
@@ -303,6 +356,19 @@ static void nats_stats(lua_State *L, lsn_sync *s)
     lsn_nats *u = (lsn_nats *)s;
     sn_nats_stats st;
     sn_nats_get_stats(u->nats, &st);
+    sn_net_stats ns = { 0 };
+    if (u->net) sn_net_get_stats(u->net, &ns);
+    if (u->net) {
+        lua_getfield(L, -1, "rejected");
+        lua_Integer r = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_pushinteger(L, r + (lua_Integer)ns.zap_denied);
+        lua_setfield(L, -2, "rejected");
+        lua_pushinteger(L, (lua_Integer)ns.zap_denied);
+        lua_setfield(L, -2, "unauthorized");
+    }
+    st.dropped += ns.dropped;
+    st.forged += ns.forged;
     lua_pushinteger(L, (lua_Integer)st.dropped);
     lua_setfield(L, -2, "dropped");
     lua_pushinteger(L, (lua_Integer)st.forged);

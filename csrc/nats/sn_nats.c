@@ -260,6 +260,16 @@ static int step(sn_nats *n, sn_sync *y, sn_err *e)
     return rc;
 }
 
+int sn_nats_take_all(sn_nats *n, sn_sync *y, sn_err *e)
+{
+    n->y = y;
+    int rc = sn_nats_drain(n, y, e);
+    if (!rc && n->js) rc = sn_nats_js_drain(n, y, e);
+    if (!rc) rc = sn_nats_announce(n, y, e);
+    n->y = NULL;
+    return rc;
+}
+
 int sn_nats_poll(sn_nats *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e)
 {
     *interrupted = 0;

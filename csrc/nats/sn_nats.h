@@ -89,6 +89,13 @@ SN_HIDDEN int sn_nats_disconnect(sn_nats *n, sn_sync *y, const char *id, sn_err 
  * timers at the wall clock, announce on the mesh when due, and send its
  * outbox. *interrupted: a trapped signal cut the wait short. */
 SN_HIDDEN int sn_nats_poll(sn_nats *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err *e);
+/* A gateway (a node that also listens on ZeroMQ, csrc/net): the ZeroMQ
+ * side's poll ticks the engine and sends its outbox, offering what is for
+ * no ZeroMQ connection to sn_nats_send_to (1: taken; 0: not a NATS peer,
+ * an endpoint); sn_nats_take_all then takes what NATS holds now and
+ * announces us on the mesh, without waiting. */
+SN_HIDDEN int sn_nats_send_to(sn_nats *n, sn_sync *y, const char *to, const unsigned char *bytes, size_t len);
+SN_HIDDEN int sn_nats_take_all(sn_nats *n, sn_sync *y, sn_err *e);
 /* Tests only: bytes as they are on a subject (a forger's). */
 SN_HIDDEN int sn_nats_send_raw(sn_nats *n, const char *subject, const void *bytes, size_t len, sn_err *e);
 /* Tests only: bytes sealed from this node's keys to the key to (Z85), as

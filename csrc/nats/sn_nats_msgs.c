@@ -171,6 +171,20 @@ static int publish(sn_nats *n, const char *subject, const unsigned char *to, con
     return SN_OK;
 }
 
+/* One engine message to node to: published, or counted as dropped. */
+static int send_one(sn_nats *n, sn_sync *y, const char *to, const unsigned char *bytes, size_t len, sn_err *e)
+{
+    char subject[SN_NATS_MAX_SUBJECT];
+    sn_err why;
+    unsigned char key[SN_SEAL_KEY_BYTES];
+    const char *z = n->cfg.curve ? key_of(n, y, to) : NULL;
+    if (sn_nats_node_subject(n->prefix, to, subject, &why) || (n->cfg.curve && (!z || sn_z85_key(z, key, &why)))) {
+        n->st.dropped++;   /* no subject for it, or no key to seal to */
+        return SN_OK;
+    }
+    return publish(n, subject, n->cfg.curve ? key : NULL, bytes, len, e);
+}
+
 int sn_nats_flush(sn_nats *n, sn_sync *y, sn_err *e)
 {
     char *to;
@@ -178,18 +192,19 @@ int sn_nats_flush(sn_nats *n, sn_sync *y, sn_err *e)
     size_t len;
     int rc = SN_OK;
     while (!rc && sn_sync_next_out(y, &to, &bytes, &len)) {
-        char subject[SN_NATS_MAX_SUBJECT];
-        sn_err why;
-        unsigned char key[SN_SEAL_KEY_BYTES];
-        const char *z = n->cfg.curve ? key_of(n, y, to) : NULL;
-        if (sn_nats_node_subject(n->prefix, to, subject, &why) || (n->cfg.curve && (!z || sn_z85_key(z, key, &why))))
-            n->st.dropped++;   /* no subject for it, or no key to seal to */
-        else
-            rc = publish(n, subject, n->cfg.curve ? key : NULL, bytes, len, e);
+        rc = send_one(n, y, to, bytes, len, e);
         free(to);
         free(bytes);
     }
     return rc;
+}
+
+int sn_nats_send_to(sn_nats *n, sn_sync *y, const char *to, const unsigned char *bytes, size_t len)
+{
+    /* a ZeroMQ peer whose connection is gone is not a node id on the mesh */
+    if (strstr(to, "://")) return 0;
+    sn_err e;
+    return send_one(n, y, to, bytes, len, &e) == SN_OK;
 }
 
 int sn_nats_announce(sn_nats *n, sn_sync *y, sn_err *e)

@@ -313,7 +313,6 @@ local function build(t)
   end
   local out = check_fields(t)
   if nats then
-    if out.listen then fail("listen is for transport zeromq: a nats node receives on its own subject") end
     out.nats = check_nats(out.nats or {})
     -- over max_payload a message is lost, not just refused by one peer:
     -- leave room, since a batch of many small entries can outgrow

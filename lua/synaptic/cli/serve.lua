@@ -36,7 +36,6 @@ local function nats_config(args)
     if args.nats_jetstream then fail("--nats-jetstream needs --nats") end
     return nil
   end
-  if args.listen then fail("--listen is for ZeroMQ: a node on --nats receives on its own subject") end
   return { url = args.nats, subject_prefix = args.nats_prefix, jetstream = args.nats_jetstream or nil }
 end
 
