@@ -17,7 +17,7 @@ WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
              $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc
 LIBFLAG ?= -shared
-LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lzmq -lm
+LIBS    ?= -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lzmq -lnats -lsodium -lm
 
 BUILD   ?= build
 SRCS    := $(wildcard csrc/*/*.c)
@@ -27,7 +27,7 @@ CORE_SRCS := $(filter-out csrc/lua/%,$(SRCS))
 
 # Debian packages a fresh machine needs (README "Dependencies").
 DEB_PACKAGES ?= lua5.4 liblua5.4-dev librocksdb-dev zlib1g-dev libzstd-dev libdeflate-dev uuid-dev \
-                libmsgpack-dev libzmq3-dev lua-busted lua-argparse lua-cjson \
+                libmsgpack-dev libzmq3-dev libnats-dev libsodium-dev nats-server lua-busted lua-argparse lua-cjson \
                 lua-sql-sqlite3 pkg-config luarocks
 DEB_CHECK_PACKAGES ?= clang libclang-rt-14-dev valgrind chromium python3
 
@@ -132,12 +132,12 @@ fuzz: deps-check
 
 # The P2P message decoder against arbitrary bytes, seeded with real messages
 # of every kind written by two engines (fuzz/message_seeds.lua).
-MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/merge/*.c csrc/store/*.c csrc/sync/*.c)
+MESSAGE_FUZZ_SRCS = $(CODEC_SRCS) $(wildcard csrc/merge/*.c csrc/store/*.c csrc/sync/*.c) csrc/nats/sn_seal.c
 fuzz-message: deps-check all
 	mkdir -p $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 	$(LUA_ENV) $(LUA) fuzz/message_seeds.lua $(BUILD)/fuzz/seeds-message $(BUILD)/fuzz/seed-stores
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_message.c $(MESSAGE_FUZZ_SRCS) -o $(BUILD)/fuzz/fuzz_message \
-	  -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lm
+	  -lrocksdb -lmsgpackc -lz -lzstd -ldeflate -luuid -lsodium -lm
 	$(BUILD)/fuzz/fuzz_message -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus-message $(BUILD)/fuzz/seeds-message
 

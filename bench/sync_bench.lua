@@ -159,13 +159,20 @@ end
 -- moment A has written it until B has all of it, and 4 KiB updates
 -- delivered per second against local puts per second of the same layer.
 do
-  local function pair(dir)
+  -- url: through a nats-server there (transport nats), else ZeroMQ on loopback
+  local function pair(dir, url)
     local a = assert(synaptic.open(dir .. "/a"))
     local b = assert(synaptic.open(dir .. "/b"))
     local cfg = { heartbeat_interval_seconds = 0.5, sync_interval_seconds = 2, peer_timeout_seconds = 30 }
+    if url then cfg.transport, cfg.nats = "nats", { url = url, subject_prefix = "synaptic.bench" } end
     local function conf(t) for k, v in pairs(cfg) do t[k] = v end return t end
-    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
-    local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    local na, nb
+    if url then
+      na, nb = assert(synaptic.node(a, conf { node_id = "A" })), assert(synaptic.node(b, conf { node_id = "B" }))
+    else
+      na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
+      nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    end
     local function poll_until(cond, limit)
       for _ = 1, limit or 10000000 do
         na:poll(0); nb:poll(0)
@@ -180,34 +187,15 @@ do
   local now = synaptic.now
   local layers = quick and 16 or 64
   local big = gaussian(262144, 11)          -- 1 MiB of float32
-  -- local puts of the same layers into a fresh store
+  local small = gaussian(1024, 12)          -- 4 KiB
+  local m = quick and 500 or 3000
+  -- local puts of the same layers and updates into a fresh store
   local dir = tmpdir()
   local c = assert(synaptic.open(dir .. "/c"))
   local t0 = now()
   for l = 1, layers do c:put_weights("model", l, big, {}) end
   local local_put = now() - t0
   c:close()
-  local a, b, na, nb, poll_until = pair(dir)
-  t0 = now()
-  for l = 1, layers do a:put_weights("model", l, big, {}) end
-  local a_put = now() - t0
-  t0 = now()
-  assert(poll_until(function() return b:get_weights("model", layers) ~= nil end), "bulk sync did not finish")
-  local sync_time = now() - t0
-  -- small updates: written back to back on A, then until B has the last
-  -- (A's writes timed apart, as for the bulk case)
-  local small = gaussian(1024, 12)          -- 4 KiB
-  local m = quick and 500 or 3000
-  t0 = now()
-  for i = 1, m do c = a:put_weights("small", i % 64, small, {}) end
-  local a_small = now() - t0
-  local last = c
-  t0 = now()
-  assert(poll_until(function() local _, _, info = b:get_weights("small", (m) % 64)
-    return info and info.version >= last end), "small updates did not arrive")
-  local small_time = now() - t0
-  local got = nb:stats().weights_received
-  na:close(); nb:close(); a:close(); b:close()
   local d2 = tmpdir()
   local l2 = assert(synaptic.open(d2 .. "/l"))
   t0 = now()
@@ -216,16 +204,58 @@ do
   l2:close()
   rmdir(d2)
   rmdir(dir)
-  print(("\n  bulk and small updates between two ZeroMQ nodes on loopback (one process polls both):"))
-  print(("  %-52s %10s %10s %8s"):format("measure", "sync", "local", "ratio"))
-  print(("  %-52s %9.2fs %9.2fs %7.2fx"):format(("%d MiB (%d x 1 MiB layers): A written -> B has all"):format(layers, layers),
-        sync_time, local_put, sync_time / local_put))
-  print(("  %-52s %10s %9.2fs"):format("  (A's own puts of those layers)", "", a_put))
-  print(("  %-52s %9.0f/s %8.0f/s %7.2fx"):format(("4 KiB updates (%d): A written -> B has all"):format(m),
-        m / small_time, m / local_small, (m / small_time) / (m / local_small)))
-  print(("  %-52s %9.0f/s"):format("  writer and delivery together (one process)", m / (small_time + a_small)))
-  print(("  %-52s %10s %8.0f/s"):format("  (A's own puts of those updates)", "", m / a_small))
-  print(("  targets: bulk sync <= 1.5x local puts; >= 8000 small updates/s (weights received by B: %d)"):format(got))
+  -- A writes the model and then the small updates; timed until B has them
+  local function measure(url)
+    local dir = tmpdir()
+    local a, b, na, nb, poll_until = pair(dir, url)
+    local r = {}
+    t0 = now()
+    for l = 1, layers do a:put_weights("model", l, big, {}) end
+    r.a_put = now() - t0
+    t0 = now()
+    assert(poll_until(function() return b:get_weights("model", layers) ~= nil end), "bulk sync did not finish")
+    r.sync_time = now() - t0
+    t0 = now()
+    local last
+    for i = 1, m do last = a:put_weights("small", i % 64, small, {}) end
+    r.a_small = now() - t0
+    t0 = now()
+    assert(poll_until(function() local _, _, info = b:get_weights("small", (m) % 64)
+      return info and info.version >= last end), "small updates did not arrive")
+    r.small_time = now() - t0
+    r.got = nb:stats().weights_received
+    na:close(); nb:close(); a:close(); b:close()
+    rmdir(dir)
+    return r
+  end
+  local function rows(title, r)
+    print(("\n  bulk and small updates between two %s (one process polls both):"):format(title))
+    print(("  %-52s %10s %10s %8s"):format("measure", "sync", "local", "ratio"))
+    print(("  %-52s %9.2fs %9.2fs %7.2fx"):format(("%d MiB (%d x 1 MiB layers): A written -> B has all"):format(layers, layers),
+          r.sync_time, local_put, r.sync_time / local_put))
+    print(("  %-52s %10s %9.2fs"):format("  (A's own puts of those layers)", "", r.a_put))
+    print(("  %-52s %9.0f/s %8.0f/s %7.2fx"):format(("4 KiB updates (%d): A written -> B has all"):format(m),
+          m / r.small_time, m / local_small, (m / r.small_time) / (m / local_small)))
+    print(("  %-52s %9.0f/s"):format("  writer and delivery together (one process)", m / (r.small_time + r.a_small)))
+    print(("  %-52s %10s %8.0f/s"):format("  (A's own puts of those updates)", "", m / r.a_small))
+  end
+  local zmq = measure(nil)
+  rows("ZeroMQ nodes on loopback", zmq)
+  print(("  targets: bulk sync <= 1.5x local puts; >= 8000 small updates/s (weights received by B: %d)"):format(zmq.got))
+  -- the same through a nats-server on loopback (issue 21), when one runs here
+  local ok, nats_server = pcall(require, "nats_server")
+  local server, why = nil, "spec/support/nats_server.lua not found"
+  if ok then server, why = nats_server.start() end
+  if server then
+    local nr = measure(server:url())
+    server:stop()
+    rows("NATS nodes through nats-server on loopback", nr)
+    print(("  NATS vs ZeroMQ: bulk sync %.2fx the time, small updates %.2fx the rate (weights received by B: %d)")
+          :format(nr.sync_time / zmq.sync_time, (m / nr.small_time) / (m / zmq.small_time), nr.got))
+  else
+    print("  NATS row skipped: " .. tostring(why))
+  end
+  helpers.cleanup()
 end
 
 -- 3c. Growth: receiving a burst of N small updates (4 KiB layers, each

@@ -32,6 +32,11 @@ local function save(bytes)
   local f = assert(io.open(("%s/msg%02d"):format(out, n), "wb"))
   f:write(bytes)
   f:close()
+  -- the same message through the NATS transport's sealed envelope
+  -- (fuzz_message.c: 0xE5, then 0 = untouched)
+  f = assert(io.open(("%s/sealed%02d"):format(out, n), "wb"))
+  f:write("\xE5\0", bytes)
+  f:close()
 end
 for _, m in ipairs(ea:outbox()) do save(m.bytes); eb:receive("A", m.bytes) end
 eb:tick(2)

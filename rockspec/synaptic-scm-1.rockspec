@@ -28,6 +28,8 @@ external_dependencies = {
    UUID = { header = "uuid/uuid.h", library = "uuid" },
    MSGPACK = { header = "msgpack.h", library = "msgpackc" },
    ZMQ = { header = "zmq.h", library = "zmq" },
+   NATS = { header = "nats/nats.h", library = "nats" },
+   SODIUM = { header = "sodium.h", library = "sodium" },
 }
 build = {
    type = "make",
@@ -37,7 +39,7 @@ build = {
       LUA_INCDIR = "$(LUA_INCDIR)",
       LUA_LIBDIR = "$(LUA_LIBDIR)",
       LUA = "$(LUA)",
-      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(ZSTD_LIBDIR) -lzstd -L$(LIBDEFLATE_LIBDIR) -ldeflate -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -lm",
+      LIBS = "-L$(ROCKSDB_LIBDIR) -lrocksdb -L$(MSGPACK_LIBDIR) -lmsgpackc -L$(ZLIB_LIBDIR) -lz -L$(ZSTD_LIBDIR) -lzstd -L$(LIBDEFLATE_LIBDIR) -ldeflate -L$(UUID_LIBDIR) -luuid -L$(ZMQ_LIBDIR) -lzmq -L$(NATS_LIBDIR) -lnats -L$(SODIUM_LIBDIR) -lsodium -lm",
    },
    install_variables = {
       INST_LIBDIR = "$(LIBDIR)",

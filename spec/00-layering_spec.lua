@@ -13,8 +13,9 @@ local allowed = {
   store = { base = true, codec = true, merge = true },
   sync  = { base = true, codec = true, store = true, merge = true },
   net   = { base = true, codec = true, store = true, sync = true, merge = true },
+  nats  = { base = true, codec = true, store = true, sync = true, merge = true },
   nn    = { base = true },
-  lua   = { base = true, codec = true, merge = true, store = true, sync = true, net = true, nn = true },
+  lua   = { base = true, codec = true, merge = true, store = true, sync = true, net = true, nats = true, nn = true },
 }
 
 local function list(pattern) return helpers.command_lines("ls " .. pattern) end
@@ -45,7 +46,7 @@ local function layer_of(path) return path:match("^csrc/([^/]+)/") end
 
 local lua_header = { ["lua.h"] = true, ["lauxlib.h"] = true, ["lualib.h"] = true }
 local function is_backend(h)
-  return h:match("^rocksdb/") or h:match("^msgpack") or h == "zmq.h"
+  return h:match("^rocksdb/") or h:match("^msgpack") or h == "zmq.h" or h:match("^nats/") or h == "sodium.h"
 end
 
 describe("layering", function()

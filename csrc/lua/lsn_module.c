@@ -246,10 +246,12 @@ int luaopen_synaptic_core(lua_State *L)
     lsn_batch_register(L);
     lsn_engine_register(L);
     lsn_node_register(L);
+    lsn_nats_register(L);
     lsn_mlp_register(L);
     luaL_newlib(L, funcs);
     lsn_engine_open(L);
     lsn_node_open(L);
+    lsn_nats_open(L);
     lsn_p2p_open(L);
     if (getenv("SYNAPTIC_TEST_HOOKS")) {
         lua_pushcfunction(L, l_blob_reads);

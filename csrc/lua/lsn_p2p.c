@@ -469,6 +469,8 @@ static void push_defaults(lua_State *L)
     lua_setfield(L, -2, "merge_rule");
     set_int(L, "send_hwm", n.send_hwm);
     set_int(L, "recv_hwm", n.recv_hwm);
+    lua_pushliteral(L, "zeromq");   /* transport = "nats": lsn_nats.c */
+    lua_setfield(L, -2, "transport");
 }
 
 /* core.p2p_limits: what p2p.config checks a config against. */

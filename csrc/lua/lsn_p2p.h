@@ -61,6 +61,8 @@ SN_HIDDEN void lsn_engine_register(lua_State *L);
 SN_HIDDEN void lsn_engine_open(lua_State *L);
 SN_HIDDEN void lsn_node_register(lua_State *L);
 SN_HIDDEN void lsn_node_open(lua_State *L);
+SN_HIDDEN void lsn_nats_register(lua_State *L);
+SN_HIDDEN void lsn_nats_open(lua_State *L);
 /* core.p2p_defaults and core.p2p_limits, from the core's own values. */
 SN_HIDDEN void lsn_p2p_open(lua_State *L);
 

@@ -39,6 +39,11 @@ typedef struct sn_net_config {
     const char *const *authorized; /* Z85 public keys admitted by ZAP */
     const char *const *authorized_ids;   /* NULL, or per key the node id it alone holds (or NULL) */
     size_t nauthorized;
+    /* A gateway's other transport (csrc/nats): a message for a peer we have
+     * no connection to is offered to it (1: taken) before it counts as
+     * dropped. NULL: none. */
+    int (*fallback)(void *ud, sn_sync *y, const char *to, const unsigned char *bytes, size_t len);
+    void *fallback_ud;
 } sn_net_config;
 
 typedef struct sn_net_stats {

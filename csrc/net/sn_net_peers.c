@@ -253,6 +253,8 @@ void sn_net_flush(sn_net *n, sn_sync *y)
             /* the connection is gone: its node id is free for the next one */
             if (bad && zmq_errno() == EHOSTUNREACH) sn_idmap_release(n->ids, to);
             if (!bad) bad = zmq_send(n->router, bytes, len, ZMQ_DONTWAIT) < 0;
+        } else if (n->cfg.fallback) {
+            bad = !n->cfg.fallback(n->cfg.fallback_ud, y, to, bytes, len);
         }
         if (bad) n->st.dropped++;
         if (bad) sn_sync_unsent(y, to);

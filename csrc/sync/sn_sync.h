@@ -99,6 +99,11 @@ SN_HIDDEN int sn_sync_tick(sn_sync *y, double now, sn_err *e);
  * not an error; only a failure of the store is. *accepted tells which. */
 SN_HIDDEN int sn_sync_receive(sn_sync *y, const char *peer, size_t plen, const void *data,
                               size_t len, int *accepted, sn_err *e);
+/* A heartbeat to no peer in particular (the caller free()s *bytes), for a
+ * transport with a channel every node hears (NATS's mesh subject): how
+ * nodes that know no one yet find each other, since a message from an
+ * unknown node makes it a peer. */
+SN_HIDDEN int sn_sync_broadcast_heartbeat(sn_sync *y, unsigned char **bytes, size_t *len, sn_err *e);
 /* Ask one peer for what we lack right now. */
 SN_HIDDEN int sn_sync_request(sn_sync *y, const char *peer, size_t plen, sn_err *e);
 /* Ask every known peer (sync_now). */
@@ -148,6 +153,9 @@ SN_HIDDEN int sn_sync_next_dial(sn_sync *y, sn_candidate *out);
  * peers say: only the caller adds to it. */
 SN_HIDDEN int sn_sync_block(sn_sync *y, const char *name, sn_err *e);
 SN_HIDDEN void sn_sync_unblock(sn_sync *y, const char *name);
+/* Whether the user blocked name (a transport where anyone may reach us,
+ * such as NATS's mesh, drops a blocked node's messages itself). */
+SN_HIDDEN int sn_sync_user_blocked(const sn_sync *y, const char *name);
 /* A name discovery itself refuses for a while (a key the transport does not
  * authorize, an endpoint it cannot dial, ourselves); bounded, oldest
  * forgotten first, so it never displaces a user's block. */

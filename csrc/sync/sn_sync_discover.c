@@ -141,6 +141,11 @@ static int blocked(const sn_sync *y, const char *name)
     return listed(y->blocked, y->nblocked, name) || listed(y->refused, y->nrefused, name);
 }
 
+int sn_sync_user_blocked(const sn_sync *y, const char *name)
+{
+    return listed(y->blocked, y->nblocked, name);
+}
+
 int sn_sync_block(sn_sync *y, const char *name, sn_err *e)
 {
     if (listed(y->blocked, y->nblocked, name)) return SN_OK;

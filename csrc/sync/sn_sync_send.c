@@ -24,7 +24,9 @@ int sn_sync_digest(sn_store *s, uint64_t *digest, sn_err *e)
     return SN_OK;
 }
 
-int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
+/* A heartbeat to p, or (p NULL) to no one in particular: its sample then
+ * leaves out no peer. */
+static int build_heartbeat(sn_sync *y, const peer *p, sn_buf *out, sn_err *e)
 {
     uint64_t digest;
     int rc = sn_sync_digest(y->s, &digest, e);
@@ -37,18 +39,35 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
         sn_map_set(&map, "digest", sn_int((int64_t)digest));
         rc = sn_sample_put(y, p, &a, &map, e);
     }
-    if (!rc) {
-        sn_buf out;
-        rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, &out, e);
-        if (!rc) rc = sn_outbox_add(y, p, &out, e);
-        if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
-    }
+    if (!rc) rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, out, e);
     sn_arena_free(&a);
+    return rc;
+}
+
+int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
+{
+    sn_buf out;
+    int rc = build_heartbeat(y, p, &out, e);
+    if (!rc) rc = sn_outbox_add(y, p, &out, e);
+    if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
     if (!rc) {
         p->last_heartbeat = y->now;
         y->st.heartbeats_sent++;
     }
     return rc;
+}
+
+int sn_sync_broadcast_heartbeat(sn_sync *y, unsigned char **bytes, size_t *len, sn_err *e)
+{
+    sn_buf out;
+    int rc = build_heartbeat(y, NULL, &out, e);
+    if (rc) return rc;
+    *bytes = (unsigned char *)out.data;
+    *len = out.len;
+    y->st.heartbeats_sent++;
+    y->st.messages_sent++;
+    y->st.bytes_sent += out.len;
+    return SN_OK;
 }
 
 /* Entries logged as skips whose kind this engine syncs: asked for again. */

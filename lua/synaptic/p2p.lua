@@ -76,6 +76,10 @@ local FIELDS = {
   discovery = { "boolean", nil },                -- default: on under CURVE only (see build)
   insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
+  transport = { "string", DEFAULTS.transport, function(v)
+    if v ~= "zeromq" and v ~= "nats" then return 'must be "zeromq" or "nats"' end
+  end },
+  nats = { "table", nil, nil },                  -- checked below (check_nats)
 }
 
 local Z85_KEY = "^[%w%.%-:%+=%^!/%*%?&<>%(%)%[%]{}@%%%$#]+$"
@@ -101,7 +105,7 @@ end
 local Config = { __name = "synaptic.p2p_config" }
 Config.__tostring = function(c)
   local peers = {}
-  for i, p in ipairs(c.peers) do peers[i] = p.endpoint end
+  for i, p in ipairs(c.peers) do peers[i] = p.endpoint or p.node_id end
   return ("synaptic.p2p_config (node %s, listen %s, peers {%s}, %s%s)")
     :format(c.node_id or "auto", c.listen or "none", table.concat(peers, ", "),
             type(c.conflict_resolution) == "function" and "custom resolver" or c.conflict_resolution,
@@ -232,11 +236,110 @@ local function check_peers(out)
   return peers
 end
 
+-- nats = { url, subject_prefix, user/password | token | credentials | nkey, tls }
+local NATS_FIELDS = { url = "string", subject_prefix = "string", user = "string", password = "string",
+                      token = "string", credentials = "string", nkey = "table", tls = { "boolean", "table" },
+                      jetstream = { "boolean", "table" } }
+local function check_nats(n)
+  for k, v in pairs(n) do
+    local want = NATS_FIELDS[k]
+    if type(k) ~= "string" or not want then fail("unknown field nats." .. tostring(k)) end
+    local types = type(want) == "table" and want or { want }
+    local ok = false
+    for _, ty in ipairs(types) do ok = ok or type(v) == ty end
+    if not ok then fail(("nats.%s must be a %s, not a %s"):format(k, table.concat(types, " or "), type(v))) end
+  end
+  local out = { url = n.url or core.nats_defaults.url, subject_prefix = n.subject_prefix or core.nats_defaults.subject_prefix,
+                user = n.user, password = n.password, token = n.token, credentials = n.credentials }
+  for u in out.url:gmatch("[^,]+") do
+    if not u:match("^%a+://[^%s/]+$") then fail("nats.url must be a server URL like nats://127.0.0.1:4222 (or a comma-separated list)") end
+  end
+  -- a subject's tokens: no wildcards, no spaces, no empty token
+  local bad = #out.subject_prefix > 200
+  for tok in (out.subject_prefix .. "."):gmatch("([^.]*)%.") do bad = bad or not tok:match("^[%w_%-]+$") end
+  if bad then
+    fail("nats.subject_prefix must be dot-separated tokens of letters, digits, _ and - (at most 200 bytes)")
+  end
+  if (n.user == nil) ~= (n.password == nil) then fail("nats.user and nats.password go together") end
+  local ways = 0
+  for _, k in ipairs { "user", "token", "credentials", "nkey" } do if n[k] ~= nil then ways = ways + 1 end end
+  if ways > 1 then fail("nats: give one of user/password, token, credentials or nkey") end
+  if n.nkey then
+    for k, v in pairs(n.nkey) do
+      if (k ~= "public" and k ~= "seed_file") or type(v) ~= "string" then
+        fail("nats.nkey must be { public = <nkey>, seed_file = <path> }")
+      end
+    end
+    if not n.nkey.public or not n.nkey.seed_file then fail("nats.nkey needs public and seed_file") end
+    out.nkey = { public = n.nkey.public, seed_file = n.nkey.seed_file }
+  end
+  if type(n.jetstream) == "table" then
+    for k, v in pairs(n.jetstream) do
+      if (k ~= "max_age_seconds" and k ~= "max_bytes") or type(v) ~= "number" or not (v > 0) or v == math.huge then
+        fail("nats.jetstream must be true or { max_age_seconds =, max_bytes = } (positive numbers)")
+      end
+    end
+    out.jetstream = { max_age_seconds = n.jetstream.max_age_seconds,
+                      max_bytes = n.jetstream.max_bytes and math.floor(n.jetstream.max_bytes) }
+  elseif n.jetstream then
+    out.jetstream = {}
+  end
+  if type(n.tls) == "table" then
+    for k, v in pairs(n.tls) do
+      if (k ~= "ca" and k ~= "cert" and k ~= "key") or type(v) ~= "string" then
+        fail("nats.tls must be true or { ca =, cert =, key = } (file paths)")
+      end
+    end
+    if (n.tls.cert == nil) ~= (n.tls.key == nil) then fail("nats.tls.cert and nats.tls.key go together") end
+    out.tls = { ca = n.tls.ca, cert = n.tls.cert, key = n.tls.key }
+  else
+    out.tls = n.tls
+  end
+  return out
+end
+
+-- peers of a NATS node: node ids or { node_id =, public = }.
+local function check_nats_peers(out)
+  local peers = {}
+  for i, p in ipairs(out.peers or {}) do
+    if type(p) == "string" then p = { node_id = p } end
+    if type(p) ~= "table" then fail(("peers[%d] must be a node id or {node_id=, public=} under transport nats"):format(i)) end
+    for k in pairs(p) do
+      if k ~= "node_id" and k ~= "public" then fail(("unknown field peers[%d].%s"):format(i, tostring(k))) end
+    end
+    local id = p.node_id
+    if type(id) ~= "string" or #id == 0 or #id > LIMITS.node_id_bytes or id:find("\0", 1, true) then
+      fail(("peers[%d].node_id must be 1 to %d bytes without NUL"):format(i, LIMITS.node_id_bytes))
+    end
+    if p.public ~= nil and not z85(p.public) then fail(("peers[%d].public "):format(i) .. Z85_MUST) end
+    peers[i] = { node_id = id, public = p.public }
+  end
+  if #peers > out.max_peers then fail("more peers listed than max_peers") end
+  return peers
+end
+
 local function build(t)
+  local nats = t.transport == "nats"
+  if nats and t.max_message_bytes == nil then
+    -- one message must fit the server's max_payload once sealed
+    local copy = {}
+    for k, v in pairs(t) do copy[k] = v end
+    copy.max_message_bytes = core.nats_defaults.max_message_bytes
+    t = copy
+  end
   local out = check_fields(t)
+  if nats then
+    out.nats = check_nats(out.nats or {})
+    -- over max_payload a message is lost, not just refused by one peer:
+    -- leave room, since a batch of many small entries can outgrow
+    -- chunk_bytes by more than the engine's per-entry estimate
+    if t.chunk_bytes == nil then out.chunk_bytes = math.floor(out.max_message_bytes * 3 / 4) end
+  elseif out.nats ~= nil then
+    fail('nats is for transport "nats"')
+  end
   check_sizes(out)
   if out.curve ~= nil then out.curve = check_curve(out.curve) end
-  out.peers = check_peers(out)
+  out.peers = nats and check_nats_peers(out) or check_peers(out)
   -- dialing what heartbeats name is safe only when a dialed node must
   -- prove its key: without CURVE it is the user's choice
   if out.discovery == nil then out.discovery = out.curve ~= nil end
@@ -289,11 +392,13 @@ function p2p.sync_engine(store, config)
   return core.sync_engine(store, config)
 end
 
---- A ZeroMQ node: the engine plus sockets.
+--- A node: the engine plus its transport (ZeroMQ sockets, or a NATS
+-- connection with transport = "nats").
 function p2p.node(store, config)
   if not core.node then error("synaptic was built without the ZeroMQ node", 2) end
   check_store(store, "node")
   config = checked(config or {}, "node", 2)
+  if config.transport == "nats" then return core.nats_node(store, config) end
   return core.node(store, config)
 end
 

@@ -21,12 +21,23 @@ local STAT_ORDER = { "weights_sent", "weights_received", "configs_sent", "config
 -- record (node:run itself returns as soon as a trapped signal arrives).
 local SLICE_SECONDS = 0.5
 
--- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP".
-local function parse_peer(s)
+-- "PUBLIC@EP" (a 40-character Z85 key, which may itself hold '@') or "EP";
+-- over NATS (nats true) a node id for EP.
+local function parse_peer(s, nats)
+  local name = nats and "node_id" or "endpoint"
   if keys.is_key(s:sub(1, 40)) and s:sub(41, 41) == "@" then
-    return { endpoint = s:sub(42), public = s:sub(1, 40) }
+    return { [name] = s:sub(42), public = s:sub(1, 40) }
   end
   return s
+end
+
+local function nats_config(args)
+  if not args.nats then
+    if args.nats_prefix then fail("--nats-prefix needs --nats") end
+    if args.nats_jetstream then fail("--nats-jetstream needs --nats") end
+    return nil
+  end
+  return { url = args.nats, subject_prefix = args.nats_prefix, jetstream = args.nats_jetstream or nil }
 end
 
 local function curve_config(args)
@@ -48,8 +59,10 @@ end
 
 local function node_config(args)
   local peers = {}
-  for i, p in ipairs(args.peer) do peers[i] = parse_peer(p) end
+  for i, p in ipairs(args.peer) do peers[i] = parse_peer(p, args.nats) end
+  local nats = nats_config(args)
   local ok, cfg = pcall(synaptic.p2p_config, {
+    transport = nats and "nats" or nil, nats = nats,
     node_id = args.node_id, listen = args.listen, peers = peers,
     heartbeat_interval_seconds = args.heartbeat,
     sync_interval_seconds = args.sync_interval,
@@ -68,6 +81,7 @@ local function node_config(args)
                    "needs a public key under CURVE: give it as --peer PUBLIC@ENDPOINT")
              :gsub("more peers listed than max_peers", "more --peer than --max-peers")
              :gsub("conflict_resolution must be", "--strategy must be")
+             :gsub("nats%.url", "--nats"):gsub("nats%.subject_prefix", "--nats-prefix")
     fail("%s", msg)
   end
   return cfg
@@ -141,6 +155,10 @@ function M.add_to_parser(p)
   c:option("--authorize", "A peer's public key to admit (repeatable; needs --key)."):argname("<public>"):count("*")
   c:option("--authorized", "A file of public keys to admit, one a line (needs --key)."):argname("<file>")
   c:flag("--insecure", "Allow a listen beyond loopback without CURVE.")
+  c:option("--nats", "Sync through a NATS server at this URL instead of ZeroMQ (no --listen; "
+    .. "--peer names node ids, PUBLIC@NODE_ID under --key)."):argname("<url>")
+  c:option("--nats-prefix", "The mesh's NATS subject prefix (default synaptic.default; needs --nats)."):argname("<prefix>")
+  c:flag("--nats-jetstream", "Keep the mesh's messages in a JetStream stream, for nodes that were offline (needs --nats).")
   c:option("--strategy", "Conflict resolution: "   -- the core's strategy table, default first
     .. table.concat(require("synaptic.core").p2p_limits.conflict_strategies, ", ") .. ".")
     :argname("<name>")
