@@ -86,4 +86,36 @@ for _, n in ipairs(quick and { 2000 } or { 2000, 8000 }) do
   local before, after = first_put(n)
   print(("%8d %14.3f %14.3f %8.2f"):format(n, before * 1e3, after * 1e3, before / after))
 end
+-- Two nodes that share a history of n versions of one layer, then write it
+-- concurrently and sync, round after round: each round both merge. The
+-- merge walks back only to the writes' common base (sn_ancestry.c), so a
+-- round should cost the same at any n.
+local function merge_rounds(n, rounds)
+  local dir = U.tmpdir()
+  local a, b, ea, eb = engines(dir)
+  for i = 1, n do w[1] = i; a:put_weights("e", 1, w, bias) end
+  pump(ea, eb)
+  local t0 = now()
+  for r = 1, rounds do
+    w[1] = -r; a:put_weights("e", 1, w, bias)
+    w[1] = r; b:put_weights("e", 1, w, bias)
+    pump(ea, eb)
+  end
+  local ms = (now() - t0) * 1e3 / rounds
+  local ha, oa = a:current_identity("e", 1)
+  local hb, ob = b:current_identity("e", 1)
+  assert(ha == hb and oa == ob, "the two nodes did not converge")
+  ea:close(); eb:close(); a:close(); b:close()
+  U.rmdir(dir)
+  return ms
+end
+
+print("\nconcurrent writes merged over a shared history of n versions (ms per round, both nodes)")
+print(("%8s %14s %8s"):format("n", "round", "vs first"))
+local first
+for _, n in ipairs(quick and { 100, 1000 } or { 100, 1000, 10000 }) do
+  local ms = merge_rounds(n, quick and 10 or 20)
+  first = first or ms
+  print(("%8d %14.2f %8.2f"):format(n, ms, ms / first))
+end
 U.cleanup()

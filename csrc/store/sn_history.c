@@ -124,7 +124,7 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
     int superseded;
     int rc = sn_key_exists(s, CF_DEFAULT, k, sn_ident_key(k, TAG_SUPERSEDED, CF_WEIGHTS, lk, lklen, &h->id),
                            &superseded, "reading the replication log", e);
-    if (!rc && superseded) sn_rank_heads_after(b, lk, lklen, heads, *n);
+    if (!rc && superseded) sn_rank_heads_after(b, lk, lklen, heads, *n, &h->id);
     if (rc || superseded) return rc;
     if (*n == SN_MAX_HEADS)
         return sn_fail(e, SN_EIO, "a layer has more than %d concurrent heads", SN_MAX_HEADS);
@@ -134,7 +134,7 @@ int sn_hist_add(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
     heads[at] = h->id;
     (*n)++;
     head_mark(b, lk, lklen, &h->id, 1);
-    sn_rank_heads_after(b, lk, lklen, heads, *n);
+    sn_rank_heads_after(b, lk, lklen, heads, *n, &h->id);
     return SN_OK;
 }
 

@@ -23,6 +23,7 @@
  * same everywhere. Known limit: a base trimmed by max_weight_versions on
  * one node and held on another makes the two compute the mean and the
  * base merge under one identity. */
+#include "store/sn_ancestry.h"
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
 #include "store/sn_record_io.h"
@@ -33,37 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Walking back further than this finds no base worth its cost. */
-#define MAX_ANCESTORS 4096
-
-typedef struct idset { sn_ident *v; size_t n, cap; } idset;
-
-static int idset_find(const idset *s, const sn_ident *id, size_t *at)
-{
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = sn_ident_cmp(&s->v[mid], id);
-        if (c == 0) { *at = mid; return 1; }
-        if (c < 0) lo = mid + 1; else hi = mid;
-    }
-    *at = lo;
-    return 0;
-}
-
-static int idset_add(idset *s, const sn_ident *id, int *added, sn_err *e)
-{
-    size_t at;
-    *added = 0;
-    if (idset_find(s, id, &at)) return SN_OK;
-    if (SN_GROW(s->v, s->n, s->cap, 64, e)) return e->code;
-    memmove(&s->v[at + 1], &s->v[at], (s->n - at) * sizeof *s->v);
-    s->v[at] = *id;
-    s->n++;
-    *added = 1;
-    return SN_OK;
-}
-
 /* Internal results: the heads' ancestry is not all known here yet (the
  * merge waits, or two nodes knowing different parts would compute different
  * bytes under one identity), or a base record is not held. */
@@ -72,57 +42,17 @@ static int idset_add(idset *s, const sn_ident *id, int *added, sn_err *e)
 #define NO_COMMON 2003   /* the heads share no ancestor: their mean */
 #define MAX_BASE_DEPTH 8
 
-/* Every ancestor of head (bounded); INCOMPLETE when a parent is unknown. */
-static int ancestors(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *head,
-                     const sn_hist *fresh, idset *out, sn_err *e)
-{
-    idset todo = { 0 };
-    int added, rc = idset_add(&todo, head, &added, e);
-    while (!rc && todo.n && out->n < MAX_ANCESTORS) {
-        sn_ident id = todo.v[--todo.n];
-        sn_hist h;
-        rc = sn_hist_get_or(s, lk, lklen, &id, fresh, &h, e);
-        if (rc == SN_NOTFOUND) rc = INCOMPLETE;
-        for (size_t i = 0; !rc && i < h.nparents; i++) {
-            rc = idset_add(out, &h.parents[i], &added, e);
-            if (!rc && added) rc = idset_add(&todo, &h.parents[i], &added, e);
-        }
-    }
-    free(todo.v);
-    return rc;
-}
-
-/* The maximal common ancestors of a group of writes (ids, with everything
- * they have seen: a merge of them has seen all that) and one more write
- * (last): common ancestors no other common ancestor has as a parent (the
- * common set is closed under ancestry, so that is "not an ancestor of
- * another"). Criss-cross merges have several; their own merge is then the
- * base (as git's recursive merge does), so no change is counted twice. */
+/* The maximal common ancestors of the group ids (n) and write last
+ * (sn_anc_bases): criss-cross merges have several; their own merge is then
+ * the base (as git's recursive merge does), so no change is counted twice. */
 static int base_set(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                    size_t n, const sn_ident *last, const sn_hist *fresh, idset *out, sn_err *e)
+                    size_t n, const sn_ident *last, const sn_hist *fresh, sn_ident **out,
+                    size_t *nout, sn_err *e)
 {
-    idset common = { 0 }, other = { 0 };
-    int added, rc = SN_OK;
-    for (size_t k = 0; !rc && k < n; k++) {
-        rc = ancestors(s, lk, lklen, &ids[k], fresh, &common, e);
-        if (!rc) rc = idset_add(&common, &ids[k], &added, e);
-    }
-    if (!rc) rc = ancestors(s, lk, lklen, last, fresh, &other, e);
-    size_t kept = 0, at;
-    for (size_t i = 0; !rc && i < common.n; i++)
-        if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
-    common.n = kept;
-    free(other.v);
-    idset below = { 0 };
-    for (size_t i = 0; !rc && i < common.n; i++) {
-        sn_hist h;
-        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
-        for (size_t j = 0; !rc && j < h.nparents; j++) rc = idset_add(&below, &h.parents[j], &added, e);
-    }
-    for (size_t i = 0; !rc && i < common.n; i++)
-        if (!idset_find(&below, &common.v[i], &at)) rc = idset_add(out, &common.v[i], &added, e);
-    free(below.v);
-    free(common.v);
+    sn_anc_status st;
+    int rc = sn_anc_bases(s, lk, lklen, ids, n, last, fresh, out, nout, &st, e);
+    if (!rc && st == SN_ANC_UNKNOWN) rc = INCOMPLETE;
+    if (!rc && st != SN_ANC_DONE) rc = NO_BASE;
     return rc;
 }
 
@@ -132,7 +62,7 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
                      sn_err *e)
 {
     sn_weights_view own, *v = given ? given : &own;
-    int rc = given ? SN_OK : sn_get_weights_by_id(s, lk, lklen, id, &own, e);
+    int rc = given ? SN_OK : sn_get_weights_record(s, lk, lklen, id, &own, e);   /* no version: a rank walk */
     if (rc == SN_NOTFOUND) return NO_BASE;
     if (rc) return rc;
     if (v->nw + v->nb != m) rc = NO_BASE;   /* reshaped since */
@@ -171,26 +101,27 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
     int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, rule, m, acc, tmp, e)
                    : add_write(s, lk, lklen, &ids[0], views ? &views[0] : NULL, 1.0, m, acc, tmp, e);
     if (n > 2 && rc == NO_COMMON) rc = NO_BASE;
-    idset base = { 0 };
-    if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &base, e);
-    if (!rc && base.n == 0) {
+    sn_ident *bases = NULL;
+    size_t nbases = 0;
+    if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &bases, &nbases, e);
+    if (!rc && nbases == 0) {
         rc = n > 2 ? NO_BASE : add_write(s, lk, lklen, &ids[1], views ? &views[1] : NULL, 1.0, m, acc, tmp, e);
-        free(base.v);
+        free(bases);
         return rc ? rc : NO_COMMON;
     }
     double *b = rc ? NULL : calloc(2 * (m ? m : 1), sizeof *b), *y = b ? b + (m ? m : 1) : NULL;
     if (!rc && !b) rc = sn_fail(e, SN_ENOMEM, "out of memory");
     if (!rc) rc = add_write(s, lk, lklen, &ids[n - 1], views ? &views[n - 1] : NULL, 1.0, m, y, tmp, e);
-    if (!rc && base.n == 1) rc = add_write(s, lk, lklen, &base.v[0], NULL, 1.0, m, b, tmp, e);
-    if (!rc && base.n > 1) {
+    if (!rc && nbases == 1) rc = add_write(s, lk, lklen, &bases[0], NULL, 1.0, m, b, tmp, e);
+    if (!rc && nbases > 1) {
         rc = depth < MAX_BASE_DEPTH
-                 ? merge_value(s, lk, lklen, base.v, NULL, base.n, fresh, depth + 1, rule, m, b, tmp, e)
+                 ? merge_value(s, lk, lklen, bases, NULL, nbases, fresh, depth + 1, rule, m, b, tmp, e)
                  : NO_BASE;
         if (rc == NO_COMMON) rc = NO_BASE;
     }
     if (!rc) rc = combine_pair(rule, b, acc, y, m, e);
     free(b);
-    free(base.v);
+    free(bases);
     return rc;
 }
 
@@ -209,56 +140,25 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
 #define FALLBACK 2004
 #define NOT_HELD 2005   /* the base is known, its record not held here */
 
-/* Every write of ids and their ancestors, into out. */
-static int closure_of(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                      size_t n, const sn_hist *fresh, idset *out, sn_err *e)
-{
-    int added, rc = SN_OK;
-    for (size_t k = 0; !rc && k < n; k++) {
-        rc = ancestors(s, lk, lklen, &ids[k], fresh, out, e);
-        if (!rc) rc = idset_add(out, &ids[k], &added, e);
-    }
-    if (!rc && out->n >= MAX_ANCESTORS) rc = FALLBACK;
-    return rc;
-}
-
 /* The deepest common ancestor of the heads (ties: the lowest identity),
  * chosen from the history alone, so every node that knows the same history
  * picks the same one (held or not: one not held leaves it to merge_value). */
 static int delta_base(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                      size_t n, const sn_hist *fresh, sn_ident *out, sn_err *e)
+                      size_t n, const sn_hist *fresh, sn_anc_write *out, sn_err *e)
 {
-    idset common = { 0 };
-    int rc = ancestors(s, lk, lklen, &ids[0], fresh, &common, e);
-    for (size_t k = 1; !rc && k < n; k++) {
-        idset other = { 0 };
-        rc = ancestors(s, lk, lklen, &ids[k], fresh, &other, e);
-        size_t kept = 0, at;
-        for (size_t i = 0; !rc && i < common.n; i++)
-            if (idset_find(&other, &common.v[i], &at)) common.v[kept++] = common.v[i];
-        common.n = kept;
-        free(other.v);
-    }
-    uint32_t best = 0;
-    int held = 0;
-    for (size_t i = 0; !rc && i < common.n; i++) {
-        sn_hist h;
-        rc = sn_hist_get_or(s, lk, lklen, &common.v[i], fresh, &h, e);
-        if (!rc && h.depth > best) {
-            best = h.depth;
-            *out = common.v[i];
-            held = h.flags & SN_HIST_HELD && !(h.flags & SN_HIST_TOMBSTONE);
-        }
-    }
-    free(common.v);
-    return rc ? rc : !best ? FALLBACK : held ? SN_OK : NOT_HELD;
+    sn_anc_status st;
+    int rc = sn_anc_deepest_common(s, lk, lklen, ids, n, fresh, out, &st, e);
+    if (rc) return rc;
+    if (st == SN_ANC_UNKNOWN) return INCOMPLETE;
+    if (st != SN_ANC_DONE) return FALLBACK;
+    return out->flags & SN_HIST_HELD && !(out->flags & SN_HIST_TOMBSTONE) ? SN_OK : NOT_HELD;
 }
 
 /* A peer's copy of a materialized merge does not carry the flag; its
  * origin (sn_merge_ident) says what it is: no store's origin starts so. */
-static int is_merge(const sn_ident *id, const sn_hist *h)
+static int is_merge(const sn_anc_write *w)
 {
-    return (h->flags & SN_HIST_MERGE) || strncmp(id->origin, "merge-", 6) == 0;
+    return (w->flags & SN_HIST_MERGE) || strncmp(w->id.origin, "merge-", 6) == 0;
 }
 
 static sn_weights_view *head_view(const sn_ident *ids, sn_weights_view *views, size_t n,
@@ -334,31 +234,29 @@ static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const
                        sn_weights_view *fresh_view, sn_merge_rule rule, size_t m, double *acc,
                        float *tmp, double *scale, size_t *norigins, sn_err *e)
 {
-    idset all = { 0 }, seen = { 0 };
     changes ch = { .m = m };
-    sn_ident b;
+    sn_anc_write b, *unseen = NULL;
+    size_t nunseen = 0;
+    sn_anc_status st = SN_ANC_DONE;
     int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
-    if (!rc) rc = closure_of(s, lk, lklen, ids, n, fresh, &all, e);
-    if (!rc) rc = closure_of(s, lk, lklen, &b, 1, fresh, &seen, e);
-    if (!rc) rc = add_write(s, lk, lklen, &b, view_of(ids, views, n, fresh, fresh_view, &b), 1.0, m, acc, tmp, e);
-    for (size_t i = 0, at; !rc && i < all.n; i++) {
-        const sn_ident *id = &all.v[i];
-        sn_hist h;
-        if (idset_find(&seen, id, &at)) continue;
-        rc = sn_hist_get_or(s, lk, lklen, id, fresh, &h, e);
-        if (rc || is_merge(id, &h)) continue;
-        if (h.nparents != 1 || h.flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
-        double *d = change_of(&ch, id->origin, e);
+    if (!rc) rc = sn_anc_unseen(s, lk, lklen, ids, n, &b.id, fresh, &unseen, &nunseen, &st, e);
+    if (!rc && st == SN_ANC_UNKNOWN) rc = INCOMPLETE;
+    if (!rc && st != SN_ANC_DONE) rc = FALLBACK;
+    if (!rc) rc = add_write(s, lk, lklen, &b.id, view_of(ids, views, n, fresh, fresh_view, &b.id), 1.0, m, acc, tmp, e);
+    for (size_t i = 0; !rc && i < nunseen; i++) {
+        const sn_anc_write *w = &unseen[i];
+        if (is_merge(w)) continue;
+        if (w->nparents != 1 || w->flags & SN_HIST_TOMBSTONE) { rc = FALLBACK; break; }
+        double *d = change_of(&ch, w->id.origin, e);
         if (!d) rc = e->code;
-        if (!rc) rc = add_write(s, lk, lklen, id, view_of(ids, views, n, fresh, fresh_view, id), 1.0, m, d, tmp, e);
-        if (!rc) rc = add_write(s, lk, lklen, &h.parents[0], view_of(ids, views, n, fresh, fresh_view, &h.parents[0]),
+        if (!rc) rc = add_write(s, lk, lklen, &w->id, view_of(ids, views, n, fresh, fresh_view, &w->id), 1.0, m, d, tmp, e);
+        if (!rc) rc = add_write(s, lk, lklen, &w->parent, view_of(ids, views, n, fresh, fresh_view, &w->parent),
                                 -1.0, m, d, tmp, e);
     }
     if (!rc) rc = sn_merge_combine(rule, acc, (const double *const *)ch.d, ch.n, m, acc, scale, e);
     *norigins = ch.n;
     changes_free(&ch);
-    free(all.v);
-    free(seen.v);
+    free(unseen);
     if (rc == NO_BASE || rc == SN_NOTFOUND || rc == NOT_HELD)
         rc = rule == SN_RULE_SUM ? FALLBACK : INCOMPLETE;
     return rc;

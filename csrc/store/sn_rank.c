@@ -36,6 +36,8 @@ typedef struct rank_slot {
     int has_floor;
     sn_ident floor;        /* no write older than this one is held */
     uint64_t floor_rank;
+    int settling;          /* sn_rank_commit: touched by the batch ... */
+    unsigned char worst;   /* ... and the worst of its touches (TOUCH_*) */
     unsigned char lk[SN_LAYER_KEY_MAX];
 } rank_slot;
 
@@ -49,9 +51,17 @@ struct sn_ranks {
  * own writes touched (puts and deletes, while b->rank_local) ends with
  * the batch's last write of it, which sn_pending holds: newest of all, so
  * its version number is the layer's new count, and the slot takes it at
- * commit. Any other touch (a peer's write applied, a merge made current, a
- * local write that failed half-way) drops the slot. */
+ * commit. A peer's batch (writes applied, a merge made current, records
+ * filled or trimmed) never removes a history entry, and adds only through
+ * sn_hist_add, which notes each new write here: the count grows by the
+ * writes added, a cached version stays while every added write sorts
+ * after it, so a catch-up or a merge round does not walk the history
+ * again (issue 17: that walk was most of a merge's cost at 10k versions).
+ * A layer touched both ways, or by a local write that failed half-way,
+ * drops its slot. */
 #define HEADS_AFTER 8u   /* layers a foreign batch notes heads of; more are walked again */
+#define ADDED_MAX 64u    /* new writes noted per layer; more drop the slot */
+enum { TOUCH_LOCAL = 0, TOUCH_FOREIGN = 1, TOUCH_TAINT = 2 };
 
 /* A layer's heads after a foreign batch's sn_hist_add. The head set on
  * disk changes only there (and in the raw rebuilds that clear the cache);
@@ -65,6 +75,8 @@ typedef struct heads_after {
     unsigned adds;
     size_t n;
     sn_ident heads[RANK_HEADS];
+    size_t nadded;                /* distinct writes added (ADDED_MAX + 1: too many) */
+    sn_ident added[ADDED_MAX];
 } heads_after;
 
 struct sn_rank_touched {
@@ -172,7 +184,7 @@ static void touch(sn_batch *b, const unsigned char *lk, size_t lklen, int foreig
     struct sn_rank_touched *t = b->touched;
     if (lklen > SN_LAYER_KEY_MAX) return;
     if (t && t->n && t->lklen[t->n - 1] == lklen && memcmp(t->lk[t->n - 1], lk, lklen) == 0) {
-        t->foreign[t->n - 1] |= (unsigned char)foreign;   /* a put touches its layer in a row */
+        if (foreign > t->foreign[t->n - 1]) t->foreign[t->n - 1] = (unsigned char)foreign;   /* a put touches its layer in a row */
         return;
     }
     if (!t && !(t = b->touched = calloc(1, sizeof *t))) {
@@ -197,16 +209,16 @@ static void touch(sn_batch *b, const unsigned char *lk, size_t lklen, int foreig
 
 void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen)
 {
-    touch(b, lk, lklen, b->rank_local == 0);
+    touch(b, lk, lklen, b->rank_local == 0 ? TOUCH_FOREIGN : TOUCH_LOCAL);
 }
 
 void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen)
 {
-    touch(b, lk, lklen, 1);
+    touch(b, lk, lklen, TOUCH_TAINT);
 }
 
 void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
-                         const sn_ident *heads, size_t n)
+                         const sn_ident *heads, size_t n, const sn_ident *added)
 {
     struct sn_rank_touched *t = b->touched;
     if (b->rank_local || !t || lklen > SN_LAYER_KEY_MAX || t->after_overflow) return;
@@ -219,18 +231,49 @@ void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
         memcpy(h->lk, lk, lklen);
         h->lklen = (uint32_t)lklen;
         h->adds = 0;
+        h->nadded = 0;
     }
     h->adds++;
     h->n = n;
     if (n <= RANK_HEADS) memcpy(h->heads, heads, n * sizeof *heads);
+    int dup = 0;
+    for (size_t i = 0; !dup && i < h->nadded && h->nadded <= ADDED_MAX; i++)
+        dup = sn_same_ident(&h->added[i], added);
+    if (!dup && h->nadded < ADDED_MAX) h->added[h->nadded] = *added;
+    if (!dup && h->nadded <= ADDED_MAX) h->nadded++;
+}
+
+static heads_after *after_of(struct sn_rank_touched *t, const unsigned char *lk, size_t lklen)
+{
+    for (size_t i = 0; i < t->nafter; i++)
+        if (t->after[i].lklen == lklen && memcmp(t->after[i].lk, lk, lklen) == 0) return &t->after[i];
+    return NULL;
+}
+
+/* A peer's batch touched r's layer (a: the writes it added, or NULL):
+ * keep what stays true, 0 when the slot must go. */
+static int foreign_keeps(rank_slot *r, const heads_after *a)
+{
+    r->has_floor = 0;   /* a record filled in may be older than the floor */
+    if (!a) return 1;   /* no write added: count, versions and heads stand */
+    if (a->nadded > ADDED_MAX) return 0;
+    if (r->has_id) {
+        /* a derived merge's number is one past the last write: it moves */
+        int keep = r->has_count && r->version <= r->count;
+        for (size_t i = 0; keep && i < a->nadded; i++) keep = sn_ident_cmp(&a->added[i], &r->id) > 0;
+        r->has_id = keep;
+    }
+    r->count += a->nadded;
+    r->has_heads = 0;   /* noted again below when the batch's one add left them */
+    return 1;
 }
 
 void sn_rank_commit(sn_batch *b, int ok)
 {
     struct sn_rank_touched *t = b->touched;
     if (!t) return;
-    /* the batch's own last writes first; then every other touch drops its
-     * slot, so a layer touched both ways ends dropped */
+    /* the batch's own last writes first; then every other touch updates or
+     * drops its slot, so a layer touched both ways ends dropped */
     for (size_t i = 0; ok && i < t->n; i++) {
         sn_pending *p = t->foreign[i] ? NULL : sn_pending_find(b, t->lk[i], t->lklen[i]);
         if (!p) continue;
@@ -244,10 +287,27 @@ void sn_rank_commit(sn_batch *b, int ok)
             r->floor_rank = p->floor_rank;
         }
     }
+    /* every other touch updates or drops its slot; a layer may be noted
+     * more than once (touches not in a row), so the slots first gather
+     * the worst touch each had, then each is settled once */
     for (size_t i = 0; i < t->n; i++) {
-        if (ok && !t->foreign[i] && sn_pending_find(b, t->lk[i], t->lklen[i])) continue;
         rank_slot *r = find(b->s, t->lk[i], t->lklen[i]);
-        if (r) r->lklen = 0;
+        if (!r) continue;
+        int pending = sn_pending_find(b, t->lk[i], t->lklen[i]) != NULL;
+        unsigned char kind = t->foreign[i];
+        if (!ok || (kind == TOUCH_LOCAL && !pending) || (kind == TOUCH_FOREIGN && pending))
+            kind = TOUCH_TAINT;   /* failed, or touched both ways */
+        if (!r->settling || kind > r->worst) r->worst = kind;
+        r->settling = 1;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        rank_slot *r = find(b->s, t->lk[i], t->lklen[i]);
+        if (!r || !r->settling) continue;
+        r->settling = 0;
+        if (r->worst == TOUCH_LOCAL) continue;   /* noted above */
+        int keep = r->worst == TOUCH_FOREIGN && !t->after_overflow &&
+                   foreign_keeps(r, after_of(t, t->lk[i], t->lklen[i]));
+        if (!keep) r->lklen = 0;
     }
     for (size_t i = 0; ok && !t->after_overflow && i < t->nafter; i++) {
         heads_after *h = &t->after[i];

@@ -23,11 +23,13 @@ SN_HIDDEN void sn_rank_note_heads(sn_store *s, const unsigned char *lk, size_t l
 SN_HIDDEN int sn_rank_floor(sn_store *s, const unsigned char *lk, size_t lklen, sn_ident *id,
                             uint64_t *rank);
 SN_HIDDEN void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen);
-/* The heads sn_hist_add left lk with in a batch of a peer's writes: when
- * it was the batch's one change of lk's heads, commit keeps them, so a
- * catch-up of one layer does not walk its deleted head markers per write. */
+/* The heads sn_hist_add left lk with in a batch of a peer's writes, and
+ * the write it added: when it was the batch's one change of lk's heads,
+ * commit keeps them, so a catch-up of one layer does not walk its deleted
+ * head markers per write; the count and a cached version are kept up to
+ * date from the writes added (sn_rank.c). */
 SN_HIDDEN void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
-                                   const sn_ident *heads, size_t n);
+                                   const sn_ident *heads, size_t n, const sn_ident *added);
 /* A local write of lk that failed half-way: its slot goes at commit. */
 SN_HIDDEN void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen);
 SN_HIDDEN void sn_rank_commit(sn_batch *b, int ok);
