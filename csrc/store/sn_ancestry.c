@@ -143,8 +143,10 @@ static size_t node_get(walk *w, const sn_ident *id, int *rc, sn_err *e)
     x->w.nparents = h.nparents;
     if (h.nparents) x->w.parent = h.parents[0];
     x->pfirst = w->npool;
-    memcpy(&w->pool[w->npool], h.parents, h.nparents * sizeof *h.parents);
-    w->npool += h.nparents;
+    if (h.nparents) {   /* the pool is still NULL before the first parent */
+        memcpy(&w->pool[w->npool], h.parents, h.nparents * sizeof *h.parents);
+        w->npool += h.nparents;
+    }
     size_t at = ident_hash(id) & (w->tcap - 1);
     while (w->table[at]) at = (at + 1) & (w->tcap - 1);
     w->table[at] = (uint32_t)i + 1;
@@ -237,7 +239,7 @@ int sn_anc_unseen(sn_store *s, const unsigned char *lk, size_t lklen, const sn_i
         else if (!(w.node[i].paint & P_STALE)) rc = e->code;
         if (!rc) rc = paint_parents(&w, i, w.node[i].paint, e);
     }
-    if (!rc && w.st == SN_ANC_DONE) qsort(res, nres, sizeof *res, by_ident);
+    if (!rc && w.st == SN_ANC_DONE && nres > 1) qsort(res, nres, sizeof *res, by_ident);
     if (rc || w.st != SN_ANC_DONE) { free(res); res = NULL; nres = 0; }
     *out = res;
     *nout = nres;
@@ -272,7 +274,7 @@ int sn_anc_bases(sn_store *s, const unsigned char *lk, size_t lklen, const sn_id
         }
         rc = paint_parents(&w, i, down, e);
     }
-    if (!rc && w.st == SN_ANC_DONE) qsort(res, nres, sizeof *res, ident_order);
+    if (!rc && w.st == SN_ANC_DONE && nres > 1) qsort(res, nres, sizeof *res, ident_order);
     if (rc || w.st != SN_ANC_DONE) { free(res); res = NULL; nres = 0; }
     *out = res;
     *nout = nres;
