@@ -178,20 +178,12 @@ describe("layering", function()
   end)
 
   -- A circle of files that all call each other is one unit a maintainer
-  -- must read whole; keep such units small. csrc/sync is restructured on
-  -- another branch (the transport seam); its circle is named here so that
-  -- it cannot grow and no other can appear. It goes when sn_next_rand
-  -- leaves sn_sync.c and sn_sync_digest leaves sn_sync_send.c.
-  local known = {
-    ["csrc/sync/sn_sync.c csrc/sync/sn_sync_build.c csrc/sync/sn_sync_discover.c "
-      .. "csrc/sync/sn_sync_peers.c csrc/sync/sn_sync_send.c"] = true,
-  }
-
+  -- must read whole; keep such units small.
   it("no circle of more than 3 files calling each other in csrc/", function()
     local big = {}
     for _, c in ipairs(circles(call_graph(list("csrc/*/*.c")))) do
       local name = table.concat(c, " ")
-      if #c > 3 and not known[name] then big[#big + 1] = #c .. " files: " .. name end
+      if #c > 3 then big[#big + 1] = #c .. " files: " .. name end
     end
     assert.are.same({}, big)
   end)

@@ -64,14 +64,6 @@ void sn_sync_free(sn_sync *y)
 void sn_sync_set_store(sn_sync *y, sn_store *s) { y->s = s; }
 const sn_sync_config *sn_sync_config_of(const sn_sync *y) { return &y->cfg; }
 
-uint64_t sn_next_rand(sn_sync *y)
-{
-    y->rng ^= y->rng << 13;
-    y->rng ^= y->rng >> 7;
-    y->rng ^= y->rng << 17;
-    return y->rng;
-}
-
 void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out) { *out = y->st; }
 void sn_sync_count_rejected(sn_sync *y) { y->st.rejected++; }
 

@@ -6,7 +6,8 @@
  *   sn_sync_discover.c  samples of peers in heartbeats, candidates to dial
  *   sn_sync_build.c   the outbox, and building messages (entries, chunks)
  *   sn_sync_chunks.c  reassembly of records that arrive in chunks
- *   sn_sync_send.c    digests, heartbeats, requests, answers, eager pushes
+ *   sn_sync_digest.c  the digest of what a store holds (heartbeats carry it)
+ *   sn_sync_send.c    heartbeats, requests, answers, eager pushes
  *   sn_sync_recv.c    decoding and applying what peers send
  *
  * Messages are record envelopes of the message types in sn_schema.h: the
@@ -136,6 +137,16 @@ struct sn_sync {
     int handed_kind;               /* the kind of the message sn_sync_next_out handed out last */
 };
 
+/* The engine's xorshift64 step (peer and candidate picks). Inline here so
+ * the files that pick do not call back into sn_sync.c. */
+static inline uint64_t sn_next_rand(sn_sync *y)
+{
+    y->rng ^= y->rng << 13;
+    y->rng ^= y->rng >> 7;
+    y->rng ^= y->rng << 17;
+    return y->rng;
+}
+
 /* A message under construction: fields in an arena, payload parts owned. */
 typedef struct builder {
     sn_arena a;
@@ -170,7 +181,7 @@ SN_HIDDEN int sn_candidate_answered(sn_sync *y, peer *p, const char *from, size_
 SN_HIDDEN uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin);
 SN_HIDDEN void sn_sent_note(sn_sync *y, peer *p, const char *origin, uint64_t seq);
 
-/* ---- discovery (sn_sync_peers.c) ---- */
+/* ---- discovery (sn_sync_discover.c) ---- */
 SN_HIDDEN void sn_discovery_free(sn_sync *y);
 /* A decoded heartbeat's "peers" (nil allowed): bounded and well-formed? */
 SN_HIDDEN int sn_sample_check(const sn_value *list, sn_err *e);
@@ -179,7 +190,6 @@ SN_HIDDEN int sn_sample_check(const sn_value *list, sn_err *e);
 SN_HIDDEN int sn_sample_take(sn_sync *y, peer *p, const sn_value *list, sn_err *e);
 /* The sample a heartbeat to p carries, into map's "peers". */
 SN_HIDDEN int sn_sample_put(sn_sync *y, const peer *p, sn_arena *a, sn_value *map, sn_err *e);
-SN_HIDDEN uint64_t sn_next_rand(sn_sync *y);
 
 /* ---- the outbox and building messages (sn_sync_build.c) ---- */
 /* Takes msg->data, also on failure. */
