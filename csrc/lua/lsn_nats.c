@@ -391,6 +391,15 @@ static int l_nats_tostring(lua_State *L)
     return 1;
 }
 
+/* The module's sentinel: made when the module loads, so lua_close finalizes
+ * it after every node (finalizers run in reverse order of creation). */
+static int l_nats_library_gc(lua_State *L)
+{
+    (void)L;
+    sn_nats_library_close();
+    return 0;
+}
+
 void lsn_nats_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -405,6 +414,12 @@ void lsn_nats_register(lua_State *L)
         { "__tostring", l_nats_tostring },
         { NULL, NULL },
     };
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_nats_library_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "synaptic.nats_library");
     lsn_newclass(L, LSN_NATS, methods, meta);
     static const lsn_sync_kind kind = { LSN_NATS, "node", nats_close, nats_stats };
     lsn_sync_add_methods(L, &kind);

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Nodes alive in this process, and whether any was made since the library
+ * was last closed (libnats opens itself on first use). */
+static int live_nodes, library_used;
+
 int sn_nats_fail(sn_err *e, natsStatus s, const char *what)
 {
     const char *last = nats_GetLastError(NULL);
@@ -56,6 +60,13 @@ void sn_nats_free(sn_nats *n)
     free(n->auth_bytes);
     free(n->prefix);
     free(n);
+    __atomic_sub_fetch(&live_nodes, 1, __ATOMIC_SEQ_CST);
+    /* libnats keeps the last error of each thread in a thread-local record
+     * it allocates on the first error (a poll's NextMsg timeout is one);
+     * the main thread's is freed only here or by nats_Close, which would
+     * end the library for every other node of the process. Freeing it when
+     * a node goes costs nothing: the next error makes a new one. */
+    nats_ReleaseThreadMemory();
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -130,6 +141,16 @@ static int subscribe(sn_nats *n, sn_err *e)
     return s == NATS_OK ? SN_OK : sn_nats_fail(e, s, "subscribe");
 }
 
+void sn_nats_library_close(void)
+{
+    if (!__atomic_load_n(&library_used, __ATOMIC_SEQ_CST) || __atomic_load_n(&live_nodes, __ATOMIC_SEQ_CST))
+        return;
+    __atomic_store_n(&library_used, 0, __ATOMIC_SEQ_CST);
+    /* every node is destroyed: wait for libnats' own threads to end so its
+     * memory is released before the core (and libnats with it) is unloaded */
+    nats_CloseAndWait(2000);
+}
+
 int sn_nats_new(const sn_nats_config *c, const char *node_id, sn_nats **out, sn_err *e)
 {
     *out = NULL;
@@ -139,6 +160,8 @@ int sn_nats_new(const sn_nats_config *c, const char *node_id, sn_nats **out, sn_
         return sn_fail(e, SN_EARG, "at most %d authorized keys", SN_NATS_MAX_AUTHORIZED);
     sn_nats *n = calloc(1, sizeof *n);
     if (!n) return sn_fail(e, SN_ENOMEM, "out of memory");
+    __atomic_add_fetch(&live_nodes, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&library_used, 1, __ATOMIC_SEQ_CST);
     n->cfg = *c;
     memcpy(n->node_id, node_id, idlen + 1);
     n->last_announce = -1e300;

@@ -76,6 +76,10 @@ SN_HIDDEN void sn_nats_default_config(sn_nats_config *c);
  * when the server cannot be reached. */
 SN_HIDDEN int sn_nats_new(const sn_nats_config *c, const char *node_id, sn_nats **out, sn_err *e);
 SN_HIDDEN void sn_nats_free(sn_nats *n);
+/* When no node is alive: tear libnats down and wait (up to 2 s) for its
+ * threads, so nothing of it outlives an unload of the core. Nothing when
+ * no node was made since the last call. */
+SN_HIDDEN void sn_nats_library_close(void);
 /* The largest engine message that fits the server's max_payload once sealed. */
 SN_HIDDEN size_t sn_nats_max_message(const sn_nats *n);
 SN_HIDDEN const char *sn_nats_subject(const sn_nats *n);   /* where this node receives */
