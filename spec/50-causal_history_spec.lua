@@ -239,6 +239,24 @@ describe("store identity after a restore in place", function()
     assert.equal(again, r:origin())   -- once, not at every open
     r:close()
   end)
+
+  it("a restored backup has its own origin before any open for writing", function()
+    local dir = helpers.tmpdir("ident3")
+    local a = assert(synaptic.open(dir .. "/a"))
+    a:put_weights("x", 0, { 1 })
+    assert(a:backup(dir .. "/backups"))
+    local origin = a:origin()
+    a:close()
+    assert(synaptic.restore_backup(dir .. "/backups", dir .. "/r"))
+    local ro = assert(synaptic.open(dir .. "/r", { read_only = true }))
+    local seen = ro:origin()
+    ro:close()
+    assert.is_not.equal(origin, seen)       -- read-only first: not the backed-up store's
+    local rw = assert(synaptic.open(dir .. "/r"))
+    assert.equal(seen, rw:origin())         -- and the same one a writer then uses
+    assert.equal(1, rw:get_weights("x", 0)[1])
+    rw:close()
+  end)
 end)
 
 describe("filters", function()

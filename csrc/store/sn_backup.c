@@ -11,6 +11,7 @@
 #include "store/sn_format.h"
 #include "store/sn_inuse.h"
 #include "store/sn_rocks.h"
+#include "store/sn_store.h"
 #include "store/sn_wal.h"
 
 #include <dirent.h>
@@ -541,8 +542,18 @@ int sn_restore_backup(const char *dir, const char *db_path, uint32_t id, int for
         rocksdb_backup_engine_close(be);
     }
     /* a restored store is not the store that was backed up, even restored
-     * into its old directory: it takes its own origin at its next open */
+     * into its old directory: it takes its own origin, here, in one open
+     * for writing, so that a read-only open (which cannot write one) never
+     * reports the backed-up store's. The marker makes the open take it;
+     * the rename below keeps the directory's inode, so it stays. */
     if (!rc) rc = sn_mark_new_origin(sib, e);
+    if (!rc) {
+        sn_store_opts o;
+        sn_store_default_opts(&o);
+        sn_store *s = NULL;
+        rc = sn_store_open(sib, &o, &s, e);
+        sn_store_close(s);
+    }
     if (!rc && sn_swap_into(sib, db_path) != 0)
         rc = sn_fail(e, SN_EIO, "cannot put the restored store in place at '%s': %s", db_path,
                      strerror(errno));
