@@ -78,11 +78,16 @@ demo: deps all
 $(BUILD)/raw_rocksdb: bench/raw_rocksdb.c | $(BUILD)/obj
 	$(CC) -O2 -std=c11 $(WARN) $< -o $@ -lrocksdb
 
-bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files
+# a loopback TCP connection from C: the floor under bench/sync_bench.lua's
+# node-to-node rows
+$(BUILD)/raw_tcp: bench/raw_tcp.c | $(BUILD)/obj
+	$(CC) -O2 -std=c11 $(WARN) $< -o $@
+
+bench: deps all $(BUILD)/raw_rocksdb $(BUILD)/crc_files $(BUILD)/raw_tcp
 	$(LUA_ENV) RAW_ROCKSDB=$(BUILD)/raw_rocksdb $(LUA) bench/engine_bench.lua
 	$(LUA_ENV) $(LUA) bench/bench.lua
 	$(LUA_ENV) $(LUA) bench/runtime_bench.lua
-	$(LUA_ENV) $(LUA) bench/sync_bench.lua
+	$(LUA_ENV) RAW_TCP=$(BUILD)/raw_tcp $(LUA) bench/sync_bench.lua
 	$(LUA_ENV) $(LUA) bench/mesh_bench.lua
 	$(LUA_ENV) $(LUA) bench/learning_bench.lua
 	$(LUA_ENV) $(LUA) bench/disk_bench.lua

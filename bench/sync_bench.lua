@@ -239,8 +239,24 @@ do
     print(("  %-52s %9.0f/s"):format("  writer and delivery together (one process)", m / (r.small_time + r.a_small)))
     print(("  %-52s %10s %8.0f/s"):format("  (A's own puts of those updates)", "", m / r.a_small))
   end
+  -- the floor: the same bytes through a bare loopback TCP connection
+  -- (bench/raw_tcp.c), read by the run's own parent process
+  local raw_tcp
+  do
+    local exe = os.getenv("RAW_TCP") or "build/raw_tcp"
+    local f = io.popen(exe .. " " .. layers * 1048576 .. " 2>/dev/null")
+    raw_tcp = f and tonumber(f:read("l") or "")
+    if f then f:close() end
+  end
+  local function vs_tcp(r)
+    if raw_tcp then
+      print(("  %-52s %9.3fs %9s %7.0fx"):format(("  raw TCP, the same %d MiB (bench/raw_tcp.c)"):format(layers), raw_tcp,
+            "", r.sync_time / raw_tcp))
+    end
+  end
   local zmq = measure(nil)
   rows("ZeroMQ nodes on loopback", zmq)
+  vs_tcp(zmq)
   print(("  targets: bulk sync <= 1.5x local puts; >= 8000 small updates/s (weights received by B: %d)"):format(zmq.got))
   -- the same through a nats-server on loopback (issue 21), when one runs here
   local ok, nats_server = pcall(require, "nats_server")
@@ -250,10 +266,86 @@ do
     local nr = measure(server:url())
     server:stop()
     rows("NATS nodes through nats-server on loopback", nr)
+    vs_tcp(nr)
     print(("  NATS vs ZeroMQ: bulk sync %.2fx the time, small updates %.2fx the rate (weights received by B: %d)")
           :format(nr.sync_time / zmq.sync_time, (m / nr.small_time) / (m / zmq.small_time), nr.got))
   else
     print("  NATS row skipped: " .. tostring(why))
+  end
+  helpers.cleanup()
+end
+
+-- 3d. Fan-out: one writer and R receivers, R = 1 and 10, over ZeroMQ (each
+-- receiver dials the writer) and through one nats-server (every node on
+-- the mesh subject): a 4 MiB model (16 x 256 KiB layers) from the moment
+-- the writer has it until every receiver holds all of it. One process polls
+-- every node, so the figures include polling eleven nodes in turn.
+do
+  local ok, nats_server = pcall(require, "nats_server")
+  local server, why = nil, "spec/support/nats_server.lua not found"
+  if ok then server, why = nats_server.start() end
+  local layers, floats = 16, 65536
+  local w = gaussian(floats, 21)
+  local counts = quick and { 1, 4 } or { 1, 10 }
+  local function fan(url, r)
+    local dir = tmpdir("fan")
+    local cfg = { heartbeat_interval_seconds = 0.5, sync_interval_seconds = 2, peer_timeout_seconds = 30,
+                  max_peers = 16 }
+    if url then cfg.transport, cfg.nats = "nats", { url = url, subject_prefix = "synaptic.fan" } end
+    local function conf(t) for k, v in pairs(cfg) do t[k] = v end return t end
+    local stores, nodes = {}, {}
+    stores[0] = assert(synaptic.open(dir .. "/w", { write_buffer_mb = 8 }))
+    nodes[0] = assert(synaptic.node(stores[0], conf { node_id = "W", listen = not url and "tcp://127.0.0.1:0" or nil }))
+    for i = 1, r do
+      stores[i] = assert(synaptic.open(("%s/r%02d"):format(dir, i), { write_buffer_mb = 8 }))
+      nodes[i] = assert(synaptic.node(stores[i], conf { node_id = ("R%02d"):format(i),
+        peers = not url and { nodes[0]:address() } or nil }))
+    end
+    local function poll_until(cond, limit)
+      local t0 = synaptic.now()
+      while synaptic.now() - t0 < limit do
+        for i = 0, r do nodes[i]:poll(0) end
+        if cond() then return true end
+      end
+      return false
+    end
+    local function all_have(expert, n)
+      for i = 1, r do
+        for l = 1, n do if not stores[i]:current_identity(expert, l) then return false end end
+      end
+      return true
+    end
+    stores[0]:put_weights("warm", 1, { 0 }, {})
+    assert(poll_until(function() return all_have("warm", 1) end, 60), "receivers did not connect")
+    for l = 1, layers do stores[0]:put_weights("fan", l, w, {}) end
+    local t0 = synaptic.now()
+    assert(poll_until(function() return all_have("fan", layers) end, 120), "fan-out did not finish")
+    local t = synaptic.now() - t0
+    for i = r, 0, -1 do nodes[i]:close(); stores[i]:close() end
+    rmdir(dir)
+    return t
+  end
+  print(("\n  fan-out: one writer, R receivers, a %d MiB model (%d x %d KiB layers) until every receiver has it:")
+        :format(layers * floats * 4 // 1048576, layers, floats * 4 // 1024))
+  print(("  %-34s %4s %10s %12s"):format("transport", "R", "time", "vs R = 1"))
+  local t = {}
+  for _, tr in ipairs({ "ZeroMQ (receivers dial the writer)", "NATS (one nats-server)" }) do
+    local url = tr:match("^NATS") and server and server:url()
+    if tr:match("^NATS") and not server then
+      print("  NATS rows skipped: " .. tostring(why))
+    else
+      for _, r in ipairs(counts) do
+        local s = fan(url or nil, r)
+        t[tr .. r] = s
+        print(("  %-34s %4d %9.3fs %11.2fx"):format(tr, r, s, s / t[tr .. counts[1]]))
+      end
+    end
+  end
+  if server then
+    server:stop()
+    local big = counts[#counts]
+    print(("  NATS vs ZeroMQ at R = %d: %.2fx the time"):format(big,
+          t["NATS (one nats-server)" .. big] / t["ZeroMQ (receivers dial the writer)" .. big]))
   end
   helpers.cleanup()
 end
