@@ -501,3 +501,32 @@ describe("p2p_config", function()
     assert.equal("tcp://0.0.0.0:7000", c.listen)
   end)
 end)
+
+describe("sync engine, hostile bytes", function()
+  after_each(helpers.cleanup)
+
+  -- Found by make fuzz-message: an update whose entry is a map (not the
+  -- positional array senders write) leaving out the optional total/off
+  -- fields and naming depth twice, so the schema check counts it whole.
+  -- The receiver read the absent fields through a NULL pointer and died.
+  local CRASH = "9701080060cecbf302bdc4939302a141918ea46b696e6400a2636602a36b6579a178a3686c63cf01a24d20670600"
+    .. "00a8707265765f686c63c0ab707265765f6f726967696ec0a66f726967696ed92434623734393261652d393436312d"
+    .. "346439622d626431312d306138663162396130303330a373657101a36c656e60a56465707468c0a36f6666c0a77061"
+    .. "72656e7473c0a56465707468c0a4746f6d62c0c4609701020000ce028a33f3c45299a178a16401cb3fb99999999999"
+    .. "9a9101cb41dac572b6b8b7b4cb41dac572b6b8b7b4cf01a24d2067060000d92434623734393261652d393436312d34"
+    .. "6439622d626431312d3061386b696e646130303330c400"
+
+  it("refuses an entry map that leaves out optional fields, and keeps working", function()
+    local b = open("b")
+    local eb = synaptic.sync_engine(b, cfg { node_id = "B" })
+    eb:add_peer("P")
+    local bytes = CRASH:gsub("..", function(h) return string.char(tonumber(h, 16)) end)
+    local ok, err = eb:receive("P", bytes)
+    assert.is_nil(ok)
+    assert.matches("^rejected: ", err)
+    assert.equal(1, eb:stats().rejected)
+    assert(b:put_weights("x", 0, { 1 }, {}))
+    assert.equal(1, b:get_weights("x", 0)[1])
+    eb:close(); b:close()
+  end)
+end)

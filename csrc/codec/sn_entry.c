@@ -81,6 +81,16 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
     return SN_OK;
 }
 
+/* A field of an entry map. An entry nested in a message is a map whose
+ * optional fields may be absent altogether (the schema check lets them be):
+ * an absent field reads as nil, never as a NULL pointer. */
+static const sn_value *field(const sn_value *m, const char *key)
+{
+    static const sn_value nil;   /* SN_NIL is 0 */
+    const sn_value *v = sn_map_get(m, key);
+    return v ? v : &nil;
+}
+
 /* A weights write's parents: whole identities, strictly ascending (so one
  * set has one encoding), at most SN_MAX_PARENTS; only weights have them. */
 static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
@@ -103,9 +113,9 @@ static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
 /* The fields both forms carry. */
 static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
 {
-    const sn_value *key = sn_map_get(m, "key");
-    const sn_value *ph = sn_map_get(m, "prev_hlc"), *po = sn_map_get(m, "prev_origin");
-    int64_t kind = sn_map_get(m, "kind")->u.i, cf = sn_map_get(m, "cf")->u.i;
+    const sn_value *key = field(m, "key");
+    const sn_value *ph = field(m, "prev_hlc"), *po = field(m, "prev_origin");
+    int64_t kind = field(m, "kind")->u.i, cf = field(m, "cf")->u.i;
     if (kind > SN_KIND_SKIP) return sn_fail(e, SN_ECORRUPT, "log entry of an unknown kind");
     if (!sn_entry_cf_known(cf))
         return sn_fail(e, SN_ECORRUPT, "log entry names a column family that is not replicated");
@@ -117,12 +127,12 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
     en->cf = (int)cf;
     memcpy(en->key, key->u.s.p, key->u.s.len);
     en->klen = key->u.s.len;
-    en->hlc = (uint64_t)sn_map_get(m, "hlc")->u.i;
+    en->hlc = (uint64_t)field(m, "hlc")->u.i;
     if (po->type == SN_STR) {
         en->prev.hlc = (uint64_t)ph->u.i;
         memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
     }
-    const sn_value *d = sn_map_get(m, "depth");
+    const sn_value *d = field(m, "depth");
     if (d && d->type == SN_INT) {
         /* its writer's view of its history's length; a deeper history than
          * any store can hold is a forged one */
@@ -130,20 +140,20 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
             return sn_fail(e, SN_ECORRUPT, "log entry depth is malformed");
         en->depth = (uint32_t)d->u.i;
     }
-    const sn_value *t = sn_map_get(m, "tomb");
+    const sn_value *t = field(m, "tomb");
     if (t && t->type == SN_INT) {
         if (en->cf != SN_ENTRY_CF_WEIGHTS || en->kind != SN_KIND_DEL || t->u.i != 1)
             return sn_fail(e, SN_ECORRUPT, "log entry tombstone is malformed");
         en->tomb = 1;
     }
-    return parse_parents(sn_map_get(m, "parents"), en, e);
+    return parse_parents(field(m, "parents"), en, e);
 }
 
 static int parse_wire(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_err *e)
 {
-    const sn_value *t = sn_map_get(m, "total"), *o = sn_map_get(m, "off");
-    const sn_value *origin = sn_map_get(m, "origin"), *seq = sn_map_get(m, "seq");
-    const sn_value *l = sn_map_get(m, "len");
+    const sn_value *t = field(m, "total"), *o = field(m, "off");
+    const sn_value *origin = field(m, "origin"), *seq = field(m, "seq");
+    const sn_value *l = field(m, "len");
     if ((t->type == SN_NIL) != (o->type == SN_NIL))
         return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
     if (t->type == SN_INT && t->u.i == 0)
@@ -168,7 +178,7 @@ int sn_entry_parse(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_err 
     if (rc || wire) return rc ? rc : parse_wire(m, en, wire, e);
     static const char *const wire_only[] = { "origin", "seq", "len", "total", "off" };
     for (size_t i = 0; i < sizeof wire_only / sizeof wire_only[0]; i++)
-        if (sn_map_get(m, wire_only[i])->type != SN_NIL)
+        if (field(m, wire_only[i])->type != SN_NIL)
             return sn_fail(e, SN_ECORRUPT, "log entry carries wire fields");
     return SN_OK;
 }
