@@ -530,3 +530,85 @@ describe("sync engine, hostile bytes", function()
     eb:close(); b:close()
   end)
 end)
+
+-- Syncthing's folder types for a node: send_only shares its writes and
+-- takes none; receive_only takes every write and shares none of its own
+-- (it still hands on what others wrote).
+describe("sync engine modes", function()
+  after_each(helpers.cleanup)
+
+  local function mesh(modes)
+    local names, stores, engines = { "S", "B", "R" }, {}, {}
+    for i, id in ipairs(names) do
+      stores[i] = open(id)
+      engines[i] = synaptic.sync_engine(stores[i], cfg { node_id = id, mode = modes[i] })
+    end
+    for i = 1, 3 do
+      for j = 1, 3 do if i ~= j then engines[i]:add_peer(names[j]) end end
+    end
+    local m = { s = stores, e = engines, t = 0 }
+    function m.pump(steps)
+      for _ = 1, steps or 6 do
+        m.t = m.t + 1
+        for i = 1, 3 do engines[i]:tick(m.t) end
+        for _ = 1, 50 do
+          local n = 0
+          for i = 1, 3 do
+            for _, msg in ipairs(engines[i]:outbox()) do
+              n = n + 1
+              for j = 1, 3 do if names[j] == msg.to then engines[j]:receive(names[i], msg.bytes) end end
+            end
+          end
+          if n == 0 then break end
+        end
+      end
+    end
+    function m.close() for i = 1, 3 do engines[i]:close(); stores[i]:close() end end
+    return m
+  end
+
+  local function has(store, expert) return store:get_weights(expert, 0) ~= nil end
+
+  it("send_only shares and takes nothing; receive_only takes all and shares none of its own", function()
+    local m = mesh { "send_only", "both", "receive_only" }
+    local s, b, r = m.s[1], m.s[2], m.s[3]
+    s:put_weights("from_s", 0, { 1 }, {})
+    b:put_weights("from_b", 0, { 2 }, {})
+    r:put_weights("from_r", 0, { 3 }, {})
+    m.pump(8)
+    assert.is_true(has(b, "from_s") and has(r, "from_s"))     -- S's write went out
+    assert.is_true(has(r, "from_b"))                          -- R takes B's
+    assert.is_false(has(s, "from_b") or has(s, "from_r"))     -- S took nothing
+    assert.is_false(has(b, "from_r"))                         -- R's own stayed there
+    assert.is_true(m.e[1]:stats().ignored >= 1)
+    assert.equal(0, m.e[2]:stats().ignored)
+    -- a later write on B still reaches R, and nothing of R's reaches B
+    b:put_weights("from_b", 0, { 5 }, {})
+    r:put_weights("from_r", 0, { 6 }, {})
+    m.pump(8)
+    assert.equal(5, r:get_weights("from_b", 0)[1])
+    assert.is_false(has(b, "from_r"))
+    assert.same({ "from_s" }, s:list_experts())               -- S still holds only its own
+    m.close()
+  end)
+
+  it("a receive_only node hands on what others wrote", function()
+    -- S writes, R takes it; B joins later and reaches only R
+    local m = mesh { "both", "both", "receive_only" }
+    local a, b, r = m.s[1], m.s[2], m.s[3]
+    a:put_weights("x", 0, { 7 }, {})
+    m.e[2]:remove_peer("S")
+    m.e[1]:remove_peer("B")
+    m.pump(8)
+    assert.equal(7, r:get_weights("x", 0)[1])
+    assert.equal(7, b:get_weights("x", 0)[1])   -- through R
+    m.close()
+  end)
+
+  it("refuses an unknown mode", function()
+    local ok, err = pcall(synaptic.p2p_config, { mode = "sometimes" })
+    assert.is_false(ok)
+    assert.matches("mode must be both, send_only, receive_only", err)
+    assert.equal("both", synaptic.p2p_config({}).mode)
+  end)
+end)

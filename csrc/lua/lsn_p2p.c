@@ -165,6 +165,11 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     c->configs = bool_field(L, idx, "enable_config_sync", 1);
     c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
     c->discovery = bool_field(L, idx, "discovery", 0);
+    if (lua_getfield(L, idx, "mode") == LUA_TSTRING) {
+        c->mode = sn_sync_mode_find(lua_tostring(L, -1));
+        if (c->mode < 0) luaL_argerror(L, idx, "mode must be both, send_only or receive_only");
+    }
+    lua_pop(L, 1);
     int t = lua_getfield(L, idx, "conflict_resolution");
     if (t == LUA_TFUNCTION) {
         c->resolver.strategy = SN_RESOLVE_CUSTOM;
@@ -312,7 +317,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
     S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
     S(bytes_sent); S(bytes_received); S(sync_rounds); S(messages_sent);
-    S(messages_received); S(duplicates); S(collisions); S(heartbeats_sent);
+    S(messages_received); S(ignored); S(duplicates); S(collisions); S(heartbeats_sent);
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
     S(chunk_sets_rejected); S(reassembly_bytes); S(candidates_refused);
     S(states_sent); S(states_received); S(metrics_sent); S(metrics_received);
@@ -463,6 +468,8 @@ static void push_defaults(lua_State *L)
     set_bool(L, "enable_config_sync", c.configs);
     set_bool(L, "enable_checkpoint_sync", c.checkpoints);
     set_bool(L, "discovery", c.discovery);   /* without CURVE; p2p.config turns it on with */
+    lua_pushstring(L, sn_sync_mode_name(c.mode));
+    lua_setfield(L, -2, "mode");
     lua_pushstring(L, sn_strategy_of(c.resolver.strategy)->name);
     lua_setfield(L, -2, "conflict_resolution");
     lua_pushstring(L, sn_merge_rule_name(c.resolver.merge_rule));
@@ -496,6 +503,12 @@ static void push_limits(lua_State *L)
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "merge_rules");
+    lua_createtable(L, SN_MODE_COUNT, 0);
+    for (int i = 0; i < SN_MODE_COUNT; i++) {
+        lua_pushstring(L, sn_sync_mode_name(i));
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "modes");
     /* inclusive {min, max} of the integer fields */
     lua_createtable(L, 0, 6);
     set_range(L, "max_peers", 1, SN_SYNC_MAX_PEERS);

@@ -61,6 +61,20 @@ void sn_sync_free(sn_sync *y)
     free(y);
 }
 
+static const char *const mode_names[SN_MODE_COUNT] = { "both", "send_only", "receive_only" };
+
+const char *sn_sync_mode_name(int mode)
+{
+    return mode >= 0 && mode < SN_MODE_COUNT ? mode_names[mode] : mode_names[0];
+}
+
+int sn_sync_mode_find(const char *s)
+{
+    for (int i = 0; i < SN_MODE_COUNT; i++)
+        if (!strcmp(s, mode_names[i])) return i;
+    return -1;
+}
+
 void sn_sync_set_store(sn_sync *y, sn_store *s) { y->s = s; }
 const sn_sync_config *sn_sync_config_of(const sn_sync *y) { return &y->cfg; }
 

@@ -44,10 +44,21 @@ typedef struct sn_sync_config {
     size_t max_reassembly_bytes;  /* chunk sets in flight from one peer, in bytes */
     double chunk_timeout;         /* an idle incomplete chunk set is dropped after this */
     int discovery;                /* dial the endpoints heartbeats name (sn_sync_next_dial) */
+    int mode;                     /* SN_MODE_*: which way writes flow (Syncthing's folder types) */
     sn_resolver resolver;
 } sn_sync_config;
 
 enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD };
+
+/* Which way writes flow. send_only: this node's writes go out, peers'
+ * writes are not taken (their entries are counted in stats.ignored) and it
+ * asks for nothing. receive_only: peers' writes are taken; this node's own
+ * writes are never pushed nor handed out in answers (others' writes still
+ * are: it relays). */
+enum { SN_MODE_BOTH, SN_MODE_SEND_ONLY, SN_MODE_RECEIVE_ONLY, SN_MODE_COUNT };
+SN_HIDDEN const char *sn_sync_mode_name(int mode);
+/* The mode named s, or -1. */
+SN_HIDDEN int sn_sync_mode_find(const char *s);
 
 typedef struct sn_peer_info {
     const char *id;
@@ -80,6 +91,7 @@ typedef struct sn_sync_stats {
     uint64_t collisions;           /* two different records met under one (origin, seq) */
     uint64_t states_sent, states_received, metrics_sent, metrics_received;
     uint64_t candidates_refused;   /* learned endpoints that never answered, or as another id */
+    uint64_t ignored;              /* peers' entries a send_only node did not take */
 } sn_sync_stats;
 
 /* The defaults: the one home of the values p2p.config fills in

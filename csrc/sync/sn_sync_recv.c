@@ -320,6 +320,14 @@ void sn_sync_msg_free(sn_sync_msg *sm)
 }
 
 /* A decoded message from peer id: who sent it, then what it says. */
+/* A send_only node takes none of a message's entries (checked by the
+ * schema as any message is), and counts them. */
+static void ignore_entries(sn_sync *y, const msg *m)
+{
+    const sn_value *list = sn_map_get(&m->r.fields, "entries");
+    y->st.ignored += list && list->type == SN_ARRAY ? list->u.a.n : 0;
+}
+
 static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *m, size_t len,
                            int *accepted, sn_err *e)
 {
@@ -364,10 +372,12 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
         break;
     case SN_MSG_SYNC_RESPONSE:
         y->last_any_request = -1e300;   /* answered: a digest may ask again */
+        if (y->cfg.mode == SN_MODE_SEND_ONLY) { ignore_entries(y, m); break; }
         rc = apply_entries(y, p, m, &need_sync, &bad, e);
         if (!rc && sn_map_get(&m->r.fields, "more")->u.b) need_sync = 1;
         break;
     default:   /* the three update kinds */
+        if (y->cfg.mode == SN_MODE_SEND_ONLY) { ignore_entries(y, m); break; }
         rc = apply_entries(y, p, m, &need_sync, &bad, e);
         break;
     }

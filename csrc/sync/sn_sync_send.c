@@ -87,6 +87,7 @@ static int refetch_list(sn_sync *y, sn_arena *a, sn_value *map, sn_err *e)
 
 int sn_send_request(sn_sync *y, peer *p, sn_err *e)
 {
+    if (y->cfg.mode == SN_MODE_SEND_ONLY) return SN_OK;   /* it takes nothing: asks for nothing */
     sn_vv vv;
     int rc = sn_replica_vector(y->s, &vv, e);
     if (rc) return rc;
@@ -242,6 +243,10 @@ int sn_push_local(sn_sync *y, sn_err *e)
 {
     uint64_t last = sn_replica_local_seq(y->s);
     if (last <= y->pushed_seq) return SN_OK;
+    if (y->cfg.mode == SN_MODE_RECEIVE_ONLY) {   /* our writes stay here */
+        y->pushed_seq = last;
+        return SN_OK;
+    }
     const char *origin = sn_store_origin(y->s);
     push_to *to = calloc(y->npeers ? y->npeers : 1, sizeof *to);
     if (!to) return sn_fail(e, SN_ENOMEM, "out of memory");
@@ -325,6 +330,7 @@ static int add_refetched(sn_sync *y, const sn_value *fields, builder *b, size_t 
         char origin[SN_ORIGIN_LEN + 1];
         memcpy(origin, o->u.s.p, SN_ORIGIN_LEN);
         origin[SN_ORIGIN_LEN] = 0;
+        if (y->cfg.mode == SN_MODE_RECEIVE_ONLY && !strcmp(origin, sn_store_origin(y->s))) continue;
         sn_entry en;
         sn_buf bytes;
         rc = read_for_send(y, origin, (uint64_t)q->u.i, &en, &bytes, e);
@@ -354,7 +360,9 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
     size_t budget = y->cfg.max_message_bytes - MESSAGE_OVERHEAD;
     const sn_value *po = sn_map_get(fields, "partial_origin");
     rc = add_refetched(y, fields, &b, budget, e);
+    const char *own = y->cfg.mode == SN_MODE_RECEIVE_ONLY ? sn_store_origin(y->s) : NULL;
     for (size_t i = 0; !rc && i < vv.n && !more && !chunked; i++) {
+        if (own && !strcmp(vv.items[i].origin, own)) continue;   /* receive_only: ours stay */
         uint64_t theirs = their_seq(have, vv.items[i].origin);
         if (theirs > vv.items[i].seq) asker_ahead = 1;
         /* entries we sent this peer a moment ago are on their way: the

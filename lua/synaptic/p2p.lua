@@ -9,8 +9,9 @@ local p2p = {}
 
 local DEFAULTS, LIMITS = core.p2p_defaults, core.p2p_limits
 
-local STRATEGIES, RULES = {}, {}
+local STRATEGIES, RULES, MODES = {}, {}, {}
 for _, name in ipairs(LIMITS.conflict_strategies) do STRATEGIES[name] = true end
+for _, name in ipairs(LIMITS.modes) do MODES[name] = true end
 for _, name in ipairs(LIMITS.merge_rules) do RULES[name] = true end
 local RULES_MUST = "must be " .. table.concat(LIMITS.merge_rules, ", ")
 
@@ -74,6 +75,9 @@ local FIELDS = {
   send_hwm = { "number", DEFAULTS.send_hwm, range "send_hwm" },
   recv_hwm = { "number", DEFAULTS.recv_hwm, range "recv_hwm" },
   discovery = { "boolean", nil },                -- default: on under CURVE only (see build)
+  mode = { "string", DEFAULTS.mode, function(v)
+    if not MODES[v] then return "must be " .. table.concat(LIMITS.modes, ", ") end
+  end },
   insecure = { "boolean", false },               -- the front end's own listen policy
   curve = { "table", nil, nil },                 -- checked below
   transport = { "string", DEFAULTS.transport, function(v)
