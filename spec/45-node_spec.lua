@@ -77,16 +77,33 @@ describe("node", function()
     na:close(); nb:close(); nc:close(); a:close(); b:close(); c:close()
   end)
 
-  it("marks a stopped peer suspect, then dead", function()
+  it("marks a peer that closes left at once, and alive again when it is back", function()
     local a, b = open("a"), open("b")
     local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
     local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
     local function state() local p = na:peers()[1]; return p and p.state end
     assert.is_true(until_({ na, nb }, function() return state() == "alive" end))
+    b:close()        -- the store first: the leaving heartbeat reads nothing of it
     nb:close()
+    -- at once: well inside the half timeout (0.5 s) after which it would be suspect
+    assert.is_true(until_({ na }, function() return state() == "left" end, 10))
+    assert.equal("left", state())
+    b = open("b")
+    nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    assert.is_true(until_({ na, nb }, function() return state() == "alive" end))
+    na:close(); nb:close(); a:close(); b:close()
+  end)
+
+  it("marks a peer that falls silent suspect, then dead", function()
+    local a, b = open("a"), open("b")
+    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))
+    local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    local function state() local p = na:peers()[1]; return p and p.state end
+    assert.is_true(until_({ na, nb }, function() return state() == "alive" end))
+    -- B stops polling (a hung or killed process): it says nothing more
     assert.is_true(until_({ na }, function() return state() == "suspect" end, 200))
     assert.is_true(until_({ na }, function() return state() == "dead" end, 200))
-    na:close(); a:close(); b:close()
+    na:close(); nb:close(); a:close(); b:close()
   end)
 
   it("drops garbage from a ZeroMQ peer and keeps working", function()

@@ -100,6 +100,21 @@ describe("NATS nodes", function()
     assert.equal("alive", ids.B)
   end)
 
+  it("a node that closes is marked left by its peers at once", function()
+    if not server then return pending(why) end
+    local a, b = keep(open("a")), open("b")
+    local na = node(a, "A")
+    local nb = assert(synaptic.node(b, helpers.p2p_conf { node_id = "B", transport = "nats",
+      nats = { url = server:url(), subject_prefix = "synaptic.spec80" } }))
+    local function state()
+      for _, p in ipairs(na:peers()) do if p.id == "B" then return p.state end end
+    end
+    assert.is_true(until_({ na, nb }, function() return state() == "alive" end))
+    nb:close(); b:close()
+    -- within a few polls, well inside the half timeout (0.5 s) for suspect
+    assert.is_true(until_({ na }, function() return state() == "left" end, 10))
+  end)
+
   it("three nodes converge byte-identically, concurrent writes to one layer included", function()
     if not server then return pending(why) end
     local s = { keep(open("a")), keep(open("b")), keep(open("c")) }

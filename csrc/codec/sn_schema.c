@@ -183,6 +183,9 @@ static const sn_field heartbeat_fields[] = {
     F("entries", SN_F_UINT, 0),
     /* appended in proto 2: a proto-2 reader without it ignores it */
     LIST_OF("peers", sample_schema, 0),
+    /* appended later: a node closing says so, and its peers mark it left at
+     * once (older readers ignore a trailing field) */
+    F("leaving", SN_F_BOOL, 0),
 };
 static SCHEMA(heartbeat_schema, "Heartbeat", heartbeat_fields);
 

@@ -345,6 +345,11 @@ static int l_nats_seal(lua_State *L)
 static void nats_close(lsn_sync *s)
 {
     lsn_nats *u = (lsn_nats *)s;   /* the lsn_sync is its first member */
+    /* a leaving heartbeat to every live peer, through the gateway's ZeroMQ
+     * side (which hands NATS the rest) or NATS alone; sn_nats_free flushes
+     * the connection */
+    if (s->y && u->net) sn_net_leave(u->net, s->y);
+    else if (s->y && u->nats) sn_nats_leave(u->nats, s->y);
     sn_net_free(u->net);   /* first: its fallback points into nats */
     u->net = NULL;
     sn_nats_free(u->nats);

@@ -253,6 +253,7 @@ static int l_node_send_raw(lua_State *L)
 static void node_close_net(lsn_sync *s)
 {
     lsn_node *u = (lsn_node *)s;   /* the lsn_sync is its first member */
+    if (u->net && s->y) sn_net_leave(u->net, s->y);
     sn_net_free(u->net);
     u->net = NULL;
 }

@@ -141,6 +141,12 @@ static int subscribe(sn_nats *n, sn_err *e)
     return s == NATS_OK ? SN_OK : sn_nats_fail(e, s, "subscribe");
 }
 
+void sn_nats_leave(sn_nats *n, sn_sync *y)
+{
+    sn_err e;
+    if (!sn_sync_leave(y, &e)) sn_nats_flush(n, y, &e);   /* else: peers time out */
+}
+
 void sn_nats_library_close(void)
 {
     if (!__atomic_load_n(&library_used, __ATOMIC_SEQ_CST) || __atomic_load_n(&live_nodes, __ATOMIC_SEQ_CST))

@@ -80,6 +80,9 @@ SN_HIDDEN void sn_nats_free(sn_nats *n);
  * threads, so nothing of it outlives an unload of the core. Nothing when
  * no node was made since the last call. */
 SN_HIDDEN void sn_nats_library_close(void);
+/* Before a close: a leaving heartbeat to every live peer, published now
+ * (sn_nats_free flushes the connection), so peers mark this node left. */
+SN_HIDDEN void sn_nats_leave(sn_nats *n, sn_sync *y);
 /* The largest engine message that fits the server's max_payload once sealed. */
 SN_HIDDEN size_t sn_nats_max_message(const sn_nats *n);
 SN_HIDDEN const char *sn_nats_subject(const sn_nats *n);   /* where this node receives */

@@ -59,6 +59,10 @@ typedef struct sn_net_stats {
 SN_HIDDEN void sn_net_default_config(sn_net_config *c);
 SN_HIDDEN int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err *e);
 SN_HIDDEN void sn_net_free(sn_net *n);
+/* Before a close: a leaving heartbeat to every live peer, sent now, and a
+ * short linger so it leaves before the sockets close (memberlist's leave:
+ * peers mark this node left at once instead of after their timeout). */
+SN_HIDDEN void sn_net_leave(sn_net *n, sn_sync *y);
 SN_HIDDEN const char *sn_net_address(const sn_net *n);   /* "" when not listening */
 /* Tells the engine what to advertise of this node (its bound address and
  * public key): call once, after sn_net_new. */

@@ -263,6 +263,18 @@ void sn_net_flush(sn_net *n, sn_sync *y)
     }
 }
 
+void sn_net_leave(sn_net *n, sn_sync *y)
+{
+    sn_err e;
+    if (sn_sync_leave(y, &e)) return;   /* out of memory: peers time out instead */
+    sn_net_flush(n, y);
+    /* sockets close with no linger (a closing node must not hang on a dead
+     * peer); for the leaving heartbeats just queued, a moment to go out */
+    int ms = 200;
+    for (size_t d = 0; d < n->ndealers; d++) zmq_setsockopt(n->dealers[d].sock, ZMQ_LINGER, &ms, sizeof ms);
+    if (n->router) zmq_setsockopt(n->router, ZMQ_LINGER, &ms, sizeof ms);
+}
+
 int sn_net_send_raw(sn_net *n, const char *endpoint, const void *bytes, size_t len, sn_err *e)
 {
     for (size_t d = 0; d < n->ndealers; d++)

@@ -129,7 +129,7 @@ int sn_sync_tick(sn_sync *y, double now, sn_err *e)
         /* one random live peer per round: gossip spreads in O(log N) rounds */
         size_t live[64], n = 0;
         for (size_t i = 0; i < y->npeers && n < 64; i++)
-            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD) live[n++] = i;
+            if (sn_peer_state(y, &y->peers[i]) <= SN_PEER_SUSPECT) live[n++] = i;
         size_t pick = n ? live[sn_next_rand(y) % n] : sn_next_rand(y) % y->npeers;
         rc = sn_send_request(y, &y->peers[pick], e);
         y->last_round = y->now;

@@ -48,7 +48,9 @@ typedef struct sn_sync_config {
     sn_resolver resolver;
 } sn_sync_config;
 
-enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD };
+/* SN_PEER_LEFT: it said it was closing (a leaving heartbeat); as dead for
+ * what is sent to it, until it talks again. */
+enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD, SN_PEER_LEFT };
 
 /* Which way writes flow. send_only: this node's writes go out, peers'
  * writes are not taken (their entries are counted in stats.ignored) and it
@@ -116,6 +118,10 @@ SN_HIDDEN int sn_sync_receive(sn_sync *y, const char *peer, size_t plen, const v
  * nodes that know no one yet find each other, since a message from an
  * unknown node makes it a peer. */
 SN_HIDDEN int sn_sync_broadcast_heartbeat(sn_sync *y, unsigned char **bytes, size_t *len, sn_err *e);
+/* Queue a leaving heartbeat for every peer not dead: this node is closing
+ * (the transport sends the outbox once more before it closes). Reads
+ * nothing of the store, which may already be closed. */
+SN_HIDDEN int sn_sync_leave(sn_sync *y, sn_err *e);
 /* Ask one peer for what we lack right now. */
 SN_HIDDEN int sn_sync_request(sn_sync *y, const char *peer, size_t plen, sn_err *e);
 /* Ask every known peer (sync_now). */

@@ -60,6 +60,7 @@ typedef struct peer {
     int has_digest, has_vector;
     sn_vv vector;                /* its "have" at its last request */
     unsigned unsent;             /* UNSENT_*: what its connection never took (sn_sync_unsent) */
+    int left;                    /* its last message said it was closing */
 } peer;
 
 /* UNSENT_DATA: a push or answer it did not take (a full queue): no more

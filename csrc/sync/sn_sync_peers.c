@@ -19,6 +19,7 @@ int sn_peer_state(const sn_sync *y, const peer *p)
     /* as dead: it gets heartbeats (so it can answer) and nothing else, and
      * no heartbeat of ours names it */
     if (p->candidate) return SN_PEER_DEAD;
+    if (p->left) return SN_PEER_LEFT;
     double seen = p->last_seen >= 0 ? p->last_seen : p->added;
     double silent = y->now - seen;
     if (silent > y->cfg.peer_timeout) return SN_PEER_DEAD;
@@ -189,7 +190,8 @@ int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there, 
 
 const char *sn_sync_peer_state_name(int state)
 {
-    return state == SN_PEER_ALIVE ? "alive" : state == SN_PEER_SUSPECT ? "suspect" : "dead";
+    return state == SN_PEER_ALIVE ? "alive" : state == SN_PEER_SUSPECT ? "suspect"
+           : state == SN_PEER_LEFT ? "left" : "dead";
 }
 
 /* ---- what a peer was sent lately ---------------------------------------------- */

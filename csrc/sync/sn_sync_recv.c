@@ -345,7 +345,10 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     }
     /* the first message of a new peer, or of one back from a partition:
      * digests are exchanged now, not at the next heartbeat */
-    int back = p->last_seen < 0 || sn_peer_state(y, p) == SN_PEER_DEAD;
+    int back = p->last_seen < 0 || sn_peer_state(y, p) >= SN_PEER_DEAD;
+    const sn_value *lv = sn_map_get(&m->r.fields, "leaving");
+    p->left = m->r.type == SN_MSG_HEARTBEAT && lv && lv->type == SN_BOOL && lv->u.b;
+    if (p->left) back = 0;   /* it is going: nothing to exchange */
     p->last_seen = y->now;
     p->bytes_received += len;
     int rc = note_sender(y, p, m, e);
@@ -353,6 +356,7 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     int need_sync = 0, bad = 0;
     switch (m->r.type) {
     case SN_MSG_HEARTBEAT: {
+        if (p->left) break;
         uint64_t mine;
         rc = sn_sync_digest(y->s, &mine, e);
         uint64_t theirs = (uint64_t)sn_map_get(&m->r.fields, "digest")->u.i;

@@ -7,11 +7,12 @@
 #include <string.h>
 
 /* A heartbeat to p, or (p NULL) to no one in particular: its sample then
- * leaves out no peer. */
-static int build_heartbeat(sn_sync *y, const peer *p, sn_buf *out, sn_err *e)
+ * leaves out no peer. A leaving one carries no digest and no sample and
+ * reads nothing of the store, which may be closed by then. */
+static int build_heartbeat(sn_sync *y, const peer *p, int leaving, sn_buf *out, sn_err *e)
 {
-    uint64_t digest;
-    int rc = sn_sync_digest(y->s, &digest, e);
+    uint64_t digest = 0;
+    int rc = leaving ? SN_OK : sn_sync_digest(y->s, &digest, e);
     sn_arena a;
     sn_arena_init(&a);
     sn_value map;
@@ -19,7 +20,11 @@ static int build_heartbeat(sn_sync *y, const peer *p, sn_buf *out, sn_err *e)
     if (!rc) {
         sn_msg_header(y, &map, e);
         sn_map_set(&map, "digest", sn_int((int64_t)digest));
-        rc = sn_sample_put(y, p, &a, &map, e);
+        sn_value yes = sn_nil();
+        yes.type = SN_BOOL;
+        yes.u.b = 1;
+        if (leaving) sn_map_set(&map, "leaving", yes);
+        else rc = sn_sample_put(y, p, &a, &map, e);
     }
     if (!rc) rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, out, e);
     sn_arena_free(&a);
@@ -29,7 +34,7 @@ static int build_heartbeat(sn_sync *y, const peer *p, sn_buf *out, sn_err *e)
 int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
 {
     sn_buf out;
-    int rc = build_heartbeat(y, p, &out, e);
+    int rc = build_heartbeat(y, p, 0, &out, e);
     if (!rc) rc = sn_outbox_add(y, p, &out, e);
     if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
     if (!rc) {
@@ -39,10 +44,25 @@ int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
     return rc;
 }
 
+int sn_sync_leave(sn_sync *y, sn_err *e)
+{
+    int rc = SN_OK;
+    for (size_t i = 0; !rc && i < y->npeers; i++) {
+        peer *p = &y->peers[i];
+        if (sn_peer_state(y, p) > SN_PEER_SUSPECT) continue;
+        sn_buf out;
+        rc = build_heartbeat(y, p, 1, &out, e);
+        if (!rc) rc = sn_outbox_add(y, p, &out, e);
+        if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
+        if (!rc) y->st.heartbeats_sent++;
+    }
+    return rc;
+}
+
 int sn_sync_broadcast_heartbeat(sn_sync *y, unsigned char **bytes, size_t *len, sn_err *e)
 {
     sn_buf out;
-    int rc = build_heartbeat(y, NULL, &out, e);
+    int rc = build_heartbeat(y, NULL, 0, &out, e);
     if (rc) return rc;
     *bytes = (unsigned char *)out.data;
     *len = out.len;
@@ -262,7 +282,7 @@ int sn_push_local(sn_sync *y, sn_err *e)
         memcpy(en.origin, origin, SN_ORIGIN_LEN + 1);
         en.seq = seq;
         for (size_t i = 0; en.kind != SN_KIND_SKIP && !rc && i < y->npeers; i++)
-            if (sn_peer_state(y, &y->peers[i]) != SN_PEER_DEAD && !(y->peers[i].unsent & UNSENT_DATA))
+            if (sn_peer_state(y, &y->peers[i]) <= SN_PEER_SUSPECT && !(y->peers[i].unsent & UNSENT_DATA))
                 rc = push_one(y, &y->peers[i], &to[i], &en, &bytes, e);
         free(bytes.data);
     }
