@@ -319,7 +319,6 @@ void sn_sync_msg_free(sn_sync_msg *sm)
     free(sm);
 }
 
-/* A decoded message from peer id: who sent it, then what it says. */
 /* A send_only node takes none of a message's entries (checked by the
  * schema as any message is), and counts them. */
 static void ignore_entries(sn_sync *y, const msg *m)
@@ -328,6 +327,7 @@ static void ignore_entries(sn_sync *y, const msg *m)
     y->st.ignored += list && list->type == SN_ARRAY ? list->u.a.n : 0;
 }
 
+/* A decoded message from peer id: who sent it, then what it says. */
 static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *m, size_t len,
                            int *accepted, sn_err *e)
 {
