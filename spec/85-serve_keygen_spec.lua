@@ -155,11 +155,13 @@ describe("synaptic serve", function()
     keygen(dir .. "/k")
     assert_fails(1, "PUBLIC@ENDPOINT", run("serve", dir .. "/s", "--key", dir .. "/k", "--peer", "tcp://127.0.0.1:9", "--seconds", "1"))
     assert_fails(1, "%-%-strategy must be", run("serve", dir .. "/s", "--strategy", "coin", "--seconds", "1"))
+    assert_fails(1, "%-%-mode must be both, send_only, receive_only",
+      run("serve", dir .. "/s", "--mode", "sideways", "--seconds", "1"))
     assert_fails(1, "more %-%-peer than %-%-max%-peers",
       run("serve", dir .. "/s", "--max-peers", "1", "--peer", "tcp://127.0.0.1:9", "--peer", "tcp://127.0.0.1:8", "--seconds", "1"))
     -- an insecure listen beyond loopback is allowed when asked for
     local code, out = run("serve", dir .. "/s", "--listen", "tcp://0.0.0.0:0", "--insecure", "--seconds", "0.3",
-                          "--strategy", "merge", "--no-checkpoints", "--max-peers", "3")
+                          "--strategy", "merge", "--no-checkpoints", "--max-peers", "3", "--mode", "receive_only")
     assert.equal(0, code)
     assert.matches("^tcp://0%.0%.0%.0:%d+\n", out)
   end)

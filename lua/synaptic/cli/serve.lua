@@ -69,6 +69,7 @@ local function node_config(args)
     peer_timeout_seconds = math.max(30, args.heartbeat * 6),
     max_peers = args.max_peers or math.max(10, #peers + 1),
     conflict_resolution = args.strategy,
+    mode = args.mode,
     enable_weight_sync = not args.no_weights,
     enable_config_sync = not args.no_configs,
     enable_checkpoint_sync = not args.no_checkpoints,
@@ -81,6 +82,7 @@ local function node_config(args)
                    "needs a public key under CURVE: give it as --peer PUBLIC@ENDPOINT")
              :gsub("more peers listed than max_peers", "more --peer than --max-peers")
              :gsub("conflict_resolution must be", "--strategy must be")
+             :gsub("^mode must be", "--mode must be")
              :gsub("nats%.url", "--nats"):gsub("nats%.subject_prefix", "--nats-prefix")
     fail("%s", msg)
   end
@@ -162,6 +164,9 @@ function M.add_to_parser(p)
   c:option("--strategy", "Conflict resolution: "   -- the core's strategy table, default first
     .. table.concat(require("synaptic.core").p2p_limits.conflict_strategies, ", ") .. ".")
     :argname("<name>")
+  c:option("--mode", "Which way writes flow: "   -- the core's list, default first
+    .. table.concat(require("synaptic.core").p2p_limits.modes, ", ") .. ".")
+    :argname("<mode>")
   c:option("--max-peers", "Most peers to keep."):argname("<n>"):convert(arguments.positive_integer("--max-peers"))
   c:flag("--no-weights", "Do not sync weights.")
   c:flag("--no-configs", "Do not sync expert configs.")
