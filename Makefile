@@ -65,8 +65,14 @@ deps-check:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(DEB_CHECK_PACKAGES)"
 
 # Installs nothing: run `make deps` first on a fresh machine (.ci/run does).
+# The specs run in TEST_SHARDS busted processes side by side (one per core,
+# at most two: the specs that poll real sockets expect a core to themselves;
+# spec/support/shards.sh prints each and one summed summary line);
+# TEST_SHARDS=1 runs them in one.
+TEST_SHARDS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 2 ] && n=2; echo $$n)
 test: all check-codec-test check-kinds-test check-merge-test
-	$(LUA_ENV) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so' spec
+	$(LUA_ENV) SHARDS=$(TEST_SHARDS) spec/support/shards.sh $(BUSTED) \
+	  --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua;spec/support/?.lua' --cpath='$(BUILD)/?.so'
 
 demo: deps all
 	rm -rf $(BUILD)/demo && mkdir -p $(BUILD)/demo
