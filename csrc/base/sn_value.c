@@ -80,3 +80,10 @@ const sn_value *sn_map_get(const sn_value *map, const char *key)
     }
     return NULL;
 }
+
+const sn_value *sn_map_field(const sn_value *map, const char *key)
+{
+    static const sn_value nil;   /* SN_NIL is 0 */
+    const sn_value *v = sn_map_get(map, key);
+    return v ? v : &nil;
+}

@@ -43,5 +43,9 @@ SN_HIDDEN sn_value sn_cstr(const char *p);
 
 /* Map lookup by key string; NULL when absent or not a map. */
 SN_HIDDEN const sn_value *sn_map_get(const sn_value *map, const char *key);
+/* As sn_map_get, but an absent key reads as a nil value, never NULL: for
+ * maps decoded from bytes, whose optional fields the schema lets be absent
+ * (a map nested in a record, unlike its positional top level). */
+SN_HIDDEN const sn_value *sn_map_field(const sn_value *map, const char *key);
 
 #endif

@@ -81,22 +81,12 @@ int sn_entry_map(const sn_entry *en, const sn_entry_wire *wire, sn_arena *a, sn_
     return SN_OK;
 }
 
-/* A field of an entry map. An entry nested in a message is a map whose
- * optional fields may be absent altogether (the schema check lets them be):
- * an absent field reads as nil, never as a NULL pointer. */
-static const sn_value *field(const sn_value *m, const char *key)
-{
-    static const sn_value nil;   /* SN_NIL is 0 */
-    const sn_value *v = sn_map_get(m, key);
-    return v ? v : &nil;
-}
-
 /* A weights write's parents: whole identities, strictly ascending (so one
  * set has one encoding), at most SN_MAX_PARENTS; only weights have them. */
 static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
 {
     en->nparents = 0;
-    if (!p || p->type == SN_NIL) return SN_OK;   /* format-1 entries have no such field */
+    if (p->type == SN_NIL) return SN_OK;   /* format-1 entries have no such field */
     size_t n = p->u.s.len / SN_ID_LEN;
     if (en->cf != SN_ENTRY_CF_WEIGHTS || p->u.s.len % SN_ID_LEN || n == 0 || n > SN_MAX_PARENTS)
         return sn_fail(e, SN_ECORRUPT, "log entry parents are malformed");
@@ -110,12 +100,13 @@ static int parse_parents(const sn_value *p, sn_entry *en, sn_err *e)
     return SN_OK;
 }
 
-/* The fields both forms carry. */
+/* The fields both forms carry. An entry nested in a message is a map
+ * whose optional fields may be absent: each is read with sn_map_field. */
 static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
 {
-    const sn_value *key = field(m, "key");
-    const sn_value *ph = field(m, "prev_hlc"), *po = field(m, "prev_origin");
-    int64_t kind = field(m, "kind")->u.i, cf = field(m, "cf")->u.i;
+    const sn_value *key = sn_map_field(m, "key");
+    const sn_value *ph = sn_map_field(m, "prev_hlc"), *po = sn_map_field(m, "prev_origin");
+    int64_t kind = sn_map_field(m, "kind")->u.i, cf = sn_map_field(m, "cf")->u.i;
     if (kind > SN_KIND_SKIP) return sn_fail(e, SN_ECORRUPT, "log entry of an unknown kind");
     if (!sn_entry_cf_known(cf))
         return sn_fail(e, SN_ECORRUPT, "log entry names a column family that is not replicated");
@@ -127,33 +118,33 @@ static int parse_common(const sn_value *m, sn_entry *en, sn_err *e)
     en->cf = (int)cf;
     memcpy(en->key, key->u.s.p, key->u.s.len);
     en->klen = key->u.s.len;
-    en->hlc = (uint64_t)field(m, "hlc")->u.i;
+    en->hlc = (uint64_t)sn_map_field(m, "hlc")->u.i;
     if (po->type == SN_STR) {
         en->prev.hlc = (uint64_t)ph->u.i;
         memcpy(en->prev.origin, po->u.s.p, SN_ORIGIN_LEN);
     }
-    const sn_value *d = field(m, "depth");
-    if (d && d->type == SN_INT) {
+    const sn_value *d = sn_map_field(m, "depth");
+    if (d->type == SN_INT) {
         /* its writer's view of its history's length; a deeper history than
          * any store can hold is a forged one */
         if (en->cf != SN_ENTRY_CF_WEIGHTS || d->u.i < 1 || d->u.i > UINT32_MAX)
             return sn_fail(e, SN_ECORRUPT, "log entry depth is malformed");
         en->depth = (uint32_t)d->u.i;
     }
-    const sn_value *t = field(m, "tomb");
-    if (t && t->type == SN_INT) {
+    const sn_value *t = sn_map_field(m, "tomb");
+    if (t->type == SN_INT) {
         if (en->cf != SN_ENTRY_CF_WEIGHTS || en->kind != SN_KIND_DEL || t->u.i != 1)
             return sn_fail(e, SN_ECORRUPT, "log entry tombstone is malformed");
         en->tomb = 1;
     }
-    return parse_parents(field(m, "parents"), en, e);
+    return parse_parents(sn_map_field(m, "parents"), en, e);
 }
 
 static int parse_wire(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_err *e)
 {
-    const sn_value *t = field(m, "total"), *o = field(m, "off");
-    const sn_value *origin = field(m, "origin"), *seq = field(m, "seq");
-    const sn_value *l = field(m, "len");
+    const sn_value *t = sn_map_field(m, "total"), *o = sn_map_field(m, "off");
+    const sn_value *origin = sn_map_field(m, "origin"), *seq = sn_map_field(m, "seq");
+    const sn_value *l = sn_map_field(m, "len");
     if ((t->type == SN_NIL) != (o->type == SN_NIL))
         return sn_fail(e, SN_ECORRUPT, "chunk entry lacks total or off");
     if (t->type == SN_INT && t->u.i == 0)
@@ -178,7 +169,7 @@ int sn_entry_parse(const sn_value *m, sn_entry *en, sn_entry_wire *wire, sn_err 
     if (rc || wire) return rc ? rc : parse_wire(m, en, wire, e);
     static const char *const wire_only[] = { "origin", "seq", "len", "total", "off" };
     for (size_t i = 0; i < sizeof wire_only / sizeof wire_only[0]; i++)
-        if (field(m, wire_only[i])->type != SN_NIL)
+        if (sn_map_field(m, wire_only[i])->type != SN_NIL)
             return sn_fail(e, SN_ECORRUPT, "log entry carries wire fields");
     return SN_OK;
 }

@@ -265,22 +265,14 @@ int sn_sync_next_dial(sn_sync *y, sn_candidate *out)
 
 /* ---- samples in heartbeats ---------------------------------------------------------- */
 
-/* A field of a decoded entry; an absent optional one reads as nil. */
-static const sn_value *field(const sn_value *map, const char *key)
-{
-    static const sn_value nil;   /* SN_NIL is 0 */
-    const sn_value *v = sn_map_get(map, key);
-    return v ? v : &nil;
-}
-
 int sn_sample_check(const sn_value *list, sn_err *e)
 {
     if (!list || list->type != SN_ARRAY) return SN_OK;   /* absent (the schema checked its type) */
     if (list->u.a.n > SN_SYNC_SAMPLE_PEERS)
         return sn_fail(e, SN_ECORRUPT, "heartbeat names more than %d peers", SN_SYNC_SAMPLE_PEERS);
     for (size_t i = 0; i < list->u.a.n; i++) {
-        const sn_value *ep = field(&list->u.a.items[i], "endpoint");
-        const sn_value *pub = field(&list->u.a.items[i], "public");
+        const sn_value *ep = sn_map_field(&list->u.a.items[i], "endpoint");
+        const sn_value *pub = sn_map_field(&list->u.a.items[i], "public");
         if (ep->type != SN_STR || !endpoint_ok(ep->u.s.p, ep->u.s.len))
             return sn_fail(e, SN_ECORRUPT, "heartbeat peers[%zu].endpoint is malformed", i + 1);
         if (pub->type != SN_NIL && (pub->type != SN_STR || pub->u.s.len != SN_SYNC_KEY_LEN ||
@@ -293,9 +285,9 @@ int sn_sample_check(const sn_value *list, sn_err *e)
 int sn_sample_take(sn_sync *y, peer *p, const sn_value *list, sn_err *e)
 {
     for (size_t i = 0; list && list->type == SN_ARRAY && i < list->u.a.n; i++) {
-        const sn_value *id = field(&list->u.a.items[i], "id");
-        const sn_value *ep = field(&list->u.a.items[i], "endpoint");
-        const sn_value *pub = field(&list->u.a.items[i], "public");
+        const sn_value *id = sn_map_field(&list->u.a.items[i], "id");
+        const sn_value *ep = sn_map_field(&list->u.a.items[i], "endpoint");
+        const sn_value *pub = sn_map_field(&list->u.a.items[i], "public");
         if (p->node && strlen(p->node) == id->u.s.len && !memcmp(p->node, id->u.s.p, id->u.s.len)) {
             /* the sender's own entry: where it listens (first claim kept) */
             char epz[SN_SYNC_MAX_ENDPOINT + 1], pubz[SN_SYNC_KEY_LEN + 1];

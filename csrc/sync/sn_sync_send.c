@@ -20,42 +20,43 @@ static int build_heartbeat(sn_sync *y, const peer *p, int leaving, sn_buf *out, 
     if (!rc) {
         sn_msg_header(y, &map, e);
         sn_map_set(&map, "digest", sn_int((int64_t)digest));
-        sn_value yes = sn_nil();
-        yes.type = SN_BOOL;
-        yes.u.b = 1;
-        if (leaving) sn_map_set(&map, "leaving", yes);
-        else rc = sn_sample_put(y, p, &a, &map, e);
+        if (leaving) {
+            sn_value yes = sn_nil();
+            yes.type = SN_BOOL;
+            yes.u.b = 1;
+            sn_map_set(&map, "leaving", yes);
+        } else {
+            rc = sn_sample_put(y, p, &a, &map, e);
+        }
     }
     if (!rc) rc = sn_record_encode(SN_MSG_HEARTBEAT, &map, NULL, 0, SN_CODEC_NONE, out, e);
     sn_arena_free(&a);
     return rc;
 }
 
-int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
+/* A heartbeat to p into the outbox, counted. */
+static int queue_heartbeat(sn_sync *y, peer *p, int leaving, sn_err *e)
 {
     sn_buf out;
-    int rc = build_heartbeat(y, p, 0, &out, e);
+    int rc = build_heartbeat(y, p, leaving, &out, e);
     if (!rc) rc = sn_outbox_add(y, p, &out, e);
     if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
-    if (!rc) {
-        p->last_heartbeat = y->now;
-        y->st.heartbeats_sent++;
-    }
+    if (!rc) y->st.heartbeats_sent++;
+    return rc;
+}
+
+int sn_send_heartbeat(sn_sync *y, peer *p, sn_err *e)
+{
+    int rc = queue_heartbeat(y, p, 0, e);
+    if (!rc) p->last_heartbeat = y->now;
     return rc;
 }
 
 int sn_sync_leave(sn_sync *y, sn_err *e)
 {
     int rc = SN_OK;
-    for (size_t i = 0; !rc && i < y->npeers; i++) {
-        peer *p = &y->peers[i];
-        if (sn_peer_state(y, p) > SN_PEER_SUSPECT) continue;
-        sn_buf out;
-        rc = build_heartbeat(y, p, 1, &out, e);
-        if (!rc) rc = sn_outbox_add(y, p, &out, e);
-        if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
-        if (!rc) y->st.heartbeats_sent++;
-    }
+    for (size_t i = 0; !rc && i < y->npeers; i++)
+        if (sn_peer_state(y, &y->peers[i]) <= SN_PEER_SUSPECT) rc = queue_heartbeat(y, &y->peers[i], 1, e);
     return rc;
 }
 
@@ -335,6 +336,13 @@ static size_t resume_offset(const sn_value *fields, const char *origin, uint64_t
     return 0;
 }
 
+/* A receive_only node hands out no write of its own origin (others' it
+ * relays). */
+static int withheld(sn_sync *y, const char *origin)
+{
+    return y->cfg.mode == SN_MODE_RECEIVE_ONLY && !strcmp(origin, sn_store_origin(y->s));
+}
+
 /* Entries the asker logged as skips while it did not sync their kind and
  * now asks for whole (its "refetch" list): those we hold whole go first.
  * A record too large for one message is left for a later version of this
@@ -350,7 +358,7 @@ static int add_refetched(sn_sync *y, const sn_value *fields, builder *b, size_t 
         char origin[SN_ORIGIN_LEN + 1];
         memcpy(origin, o->u.s.p, SN_ORIGIN_LEN);
         origin[SN_ORIGIN_LEN] = 0;
-        if (y->cfg.mode == SN_MODE_RECEIVE_ONLY && !strcmp(origin, sn_store_origin(y->s))) continue;
+        if (withheld(y, origin)) continue;
         sn_entry en;
         sn_buf bytes;
         rc = read_for_send(y, origin, (uint64_t)q->u.i, &en, &bytes, e);
@@ -380,9 +388,8 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
     size_t budget = y->cfg.max_message_bytes - MESSAGE_OVERHEAD;
     const sn_value *po = sn_map_get(fields, "partial_origin");
     rc = add_refetched(y, fields, &b, budget, e);
-    const char *own = y->cfg.mode == SN_MODE_RECEIVE_ONLY ? sn_store_origin(y->s) : NULL;
     for (size_t i = 0; !rc && i < vv.n && !more && !chunked; i++) {
-        if (own && !strcmp(vv.items[i].origin, own)) continue;   /* receive_only: ours stay */
+        if (withheld(y, vv.items[i].origin)) continue;
         uint64_t theirs = their_seq(have, vv.items[i].origin);
         if (theirs > vv.items[i].seq) asker_ahead = 1;
         /* entries we sent this peer a moment ago are on their way: the
