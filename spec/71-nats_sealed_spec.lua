@@ -73,6 +73,26 @@ describe("NATS nodes with keys", function()
     assert.equal(0, na:stats().rejected)
   end)
 
+  it("node:authorize admits a key while it runs, node:revoke refuses it again", function()
+    if not server then return pending(why) end
+    local a, b = keep(open("a")), keep(open("b"))
+    local na = node(a, "A", "A", {})
+    local nb = node(b, "B", "B", { keys.A.public })
+    b:put_weights("y", 0, helpers.weights(8, 2), {})
+    until_({ na, nb }, nil, 60)
+    assert.is_nil(a:get_weights("y", 0))                -- B is not admitted yet
+    assert.is_true(na:authorize(keys.B.public, "B"))
+    assert.is_true(until_({ na, nb }, function() return a:get_weights("y", 0) ~= nil end, 500))
+    local rejected = na:stats().rejected
+    assert.is_true(na:revoke(keys.B.public))
+    assert.equal(0, #na:peers())
+    b:put_weights("late", 0, helpers.weights(8, 3), {})
+    until_({ na, nb }, nil, 100)
+    assert.is_nil(a:get_weights("late", 0))
+    assert.is_true(na:stats().rejected > rejected)
+    assert.is_false(na:revoke(keys.B.public))
+  end)
+
   it("refuses an unauthorized key's messages, which change nothing", function()
     if not server then return pending(why) end
     local a, f = keep(open("a")), keep(open("f"))

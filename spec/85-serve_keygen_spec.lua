@@ -133,6 +133,59 @@ describe("synaptic serve", function()
     assert.is_false(has(dir .. "/g", "poison"))
   end)
 
+  it("reads --authorized again on SIGHUP: a key added gets in, a key removed is shut out", function()
+    local dir = helpers.tmpdir("serve-hup")
+    local spub, gpub = keygen(dir .. "/server.key"), keygen(dir .. "/good.key")
+    local list = dir .. "/authorized"
+    local function write_list(text) local f = assert(io.open(list, "w")); f:write(text); f:close() end
+    write_list("# nobody yet\n")
+    store_with(dir .. "/s", "server_secret", 1)
+    store_with(dir .. "/g", "from_good", 2)
+    local pid, outf, errf = start(dir, dir .. "/s", "--listen", "tcp://127.0.0.1:0", "--key", dir .. "/server.key",
+                                  "--authorized", list, "--heartbeat", "0.2", "--seconds", "60", "--json")
+    local address = cjson.decode(wait_for_line(outf, 1)[1]).address
+    local peer = "--peer=" .. spub .. "@" .. address
+    local gdir = helpers.tmpdir("serve-hup-g")
+    local gpid, gout = start(gdir, dir .. "/g", peer, "--key", dir .. "/good.key",
+                             "--heartbeat", "0.2", "--seconds", "60", "--json")
+    wait_for_line(gout, 1)
+    os.execute("sleep 1")
+    assert.is_false(has(dir .. "/g", "server_secret"))   -- refused so far
+    write_list("# the good peer\n" .. gpub .. "\n")
+    os.execute("kill -HUP " .. pid)
+    C.wait_until(function() return has(dir .. "/g", "server_secret") and has(dir .. "/s", "from_good") end,
+                 "the peer admitted on SIGHUP synced both ways")
+    assert.matches("SIGHUP: read .- again: 1 keys admitted %(1 added, 0 revoked%)", slurp(errf))
+    assert.is_true(alive(pid))                            -- a reload, not an exit
+    -- removed from the file: revoked on the next SIGHUP
+    write_list("")
+    os.execute("kill -HUP " .. pid)
+    C.wait_until(function() return (slurp(errf) or ""):find("0 keys admitted %(0 added, 1 revoked%)") ~= nil end,
+                 "the second reload revoked the key")
+    os.execute("kill -INT " .. gpid)
+    assert.is_true(wait_exit(gpid))
+    local s = assert(synaptic.open(dir .. "/g"))
+    s:put_weights("after_revoke", 0, { 5 }, {})
+    s:close()
+    gpid, gout = start(gdir, dir .. "/g", peer, "--key", dir .. "/good.key",
+                       "--heartbeat", "0.2", "--seconds", "60", "--json")
+    wait_for_line(gout, 1)
+    os.execute("sleep 1.5")
+    assert.is_false(has(dir .. "/s", "after_revoke"))
+    os.execute("kill -INT " .. gpid)
+    assert.is_true(wait_exit(gpid))
+    -- a list that does not read keeps the keys and says why
+    write_list("not a key\n")
+    os.execute("kill -HUP " .. pid)
+    C.wait_until(function() return (slurp(errf) or ""):find("keys unchanged") ~= nil end, "a bad list is refused")
+    os.execute("kill -INT " .. pid)
+    local lines = wait_for_line(outf, 2)
+    assert.is_true(wait_exit(pid))
+    local report = cjson.decode(lines[2])
+    assert.equal("SIGINT", report.stopped_by)
+    assert.is_true(report.stats.unauthorized >= 1)
+  end)
+
   it("ends on the first SIGINT with its stats (text)", function()
     local dir = helpers.tmpdir("serve-int")
     local pid, outf = start(dir, dir .. "/new", "--create", "--listen", "tcp://127.0.0.1:0")

@@ -10,8 +10,11 @@
 
 /* Install the handlers (again) and clear the flag. */
 SN_HIDDEN int sn_signal_trap(sn_err *e);
-/* The signal caught since the last trap (SIGINT, SIGTERM or SIGHUP), else 0. */
+/* The signal caught since the last trap (SIGINT or SIGTERM first, else a
+ * SIGHUP not yet taken), else 0. */
 SN_HIDDEN int sn_signal_caught(void);
+/* 1 when a SIGHUP came since the last trap or take (and forget it), else 0. */
+SN_HIDDEN int sn_signal_take_hangup(void);
 /* "SIGINT", "SIGTERM", "SIGHUP", or NULL. */
 SN_HIDDEN const char *sn_signal_name(int sig);
 

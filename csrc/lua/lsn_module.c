@@ -164,6 +164,14 @@ static int l_interrupted(lua_State *L)
     return 1;
 }
 
+/* core.take_hangup() -> whether a SIGHUP came since the last trap or
+ * take; forgets it (a SIGINT or SIGTERM stays). */
+static int l_take_hangup(lua_State *L)
+{
+    lua_pushboolean(L, sn_signal_take_hangup());
+    return 1;
+}
+
 /* A Lua file handle's closer, as liolib's for files io.open made. */
 static int temp_fclose(lua_State *L)
 {
@@ -214,6 +222,7 @@ int luaopen_synaptic_core(lua_State *L)
         { "features", lsn_features },
         { "cue_scores", lsn_cue_scores },
         { "trap_signals", l_trap_signals },
+        { "take_hangup", l_take_hangup },
         { "interrupted", l_interrupted },
         { "temp_file", l_temp_file },
         { NULL, NULL },

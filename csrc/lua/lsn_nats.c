@@ -308,6 +308,33 @@ static int l_nats_disconnect(lua_State *L)
     return 1;
 }
 
+/* node:authorize(public [, node_id]): on a gateway, for both transports */
+static int l_nats_authorize(lua_State *L)
+{
+    lsn_nats *u = check_nats(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    const char *id = luaL_optstring(L, 3, NULL);
+    sn_err e;
+    int rc = sn_nats_authorize(u->nats, key, id, &e);
+    if (!rc && u->net) rc = sn_net_authorize(u->net, key, id, &e);
+    if (rc) return lsn_result(L, "authorize", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_nats_revoke(lua_State *L)
+{
+    lsn_nats *u = check_nats(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    sn_sync *y = enter(L, 1);
+    sn_err e;
+    int r = sn_nats_revoke(u->nats, y, key, &e);
+    int r2 = r < 0 || !u->net ? 0 : sn_net_revoke(u->net, y, key, &e);
+    if (r < 0 || r2 < 0) return lsn_result(L, "revoke", e.code, &e);
+    lua_pushboolean(L, r || r2);
+    return 1;
+}
+
 /* Tests only (SYNAPTIC_TEST_HOOKS): bytes as they are on a subject, to
  * play a forger or a tampering server. */
 static int l_nats_send_raw(lua_State *L)
@@ -413,6 +440,8 @@ void lsn_nats_register(lua_State *L)
         { "address", l_nats_address },
         { "connect", l_nats_connect },
         { "disconnect", l_nats_disconnect },
+        { "authorize", l_nats_authorize },
+        { "revoke", l_nats_revoke },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

@@ -221,6 +221,32 @@ static int l_node_disconnect(lua_State *L)
     return 1;
 }
 
+/* node:authorize(public [, node_id]) -> true */
+static int l_node_authorize(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    const char *id = luaL_optstring(L, 3, NULL);
+    sn_err e;
+    int rc = sn_net_authorize(u->net, key, id, &e);
+    if (rc) return lsn_result(L, "authorize", rc, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* node:revoke(public) -> whether it was authorized */
+static int l_node_revoke(lua_State *L)
+{
+    lsn_node *u = check_node(L, 1);
+    const char *key = luaL_checkstring(L, 2);
+    sn_sync *y = enter(L, 1);
+    sn_err e;
+    int r = sn_net_revoke(u->net, y, key, &e);
+    if (r < 0) return lsn_result(L, "revoke", e.code, &e);
+    lua_pushboolean(L, r);
+    return 1;
+}
+
 /* Tests only (SYNAPTIC_TEST_HOOKS): the routing id later connections
  * claim, to play a forger. */
 static int l_node_force_routing_id(lua_State *L)
@@ -308,6 +334,8 @@ void lsn_node_register(lua_State *L)
         { "address", l_node_address },
         { "connect", l_node_connect },
         { "disconnect", l_node_disconnect },
+        { "authorize", l_node_authorize },
+        { "revoke", l_node_revoke },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

@@ -51,13 +51,7 @@ void sn_nats_free(sn_nats *n)
         natsConnection_Destroy(n->nc);
     }
     sn_idmap_free(n->ids);
-    for (size_t i = 0; i < n->cfg.nauthorized; i++) {
-        if (n->authorized) free(n->authorized[i]);
-        if (n->authorized_ids) free(n->authorized_ids[i]);
-    }
-    free(n->authorized);
-    free(n->authorized_ids);
-    free(n->auth_bytes);
+    sn_keyset_free(n->keys);
     free(n->prefix);
     free(n);
     __atomic_sub_fetch(&live_nodes, 1, __ATOMIC_SEQ_CST);
@@ -108,20 +102,13 @@ static int options(sn_nats *n, const sn_nats_config *c, natsOptions **out, sn_er
 
 static int copy_keys(sn_nats *n, const sn_nats_config *c, sn_err *e)
 {
-    size_t k = c->nauthorized ? c->nauthorized : 1;
-    n->authorized = calloc(k, sizeof(char *));
-    n->authorized_ids = calloc(k, sizeof(char *));
-    n->auth_bytes = calloc(k, SN_SEAL_KEY_BYTES);
-    if (!n->authorized || !n->authorized_ids || !n->auth_bytes) return sn_fail(e, SN_ENOMEM, "out of memory");
-    for (size_t i = 0; i < c->nauthorized; i++) {
-        n->authorized[i] = strdup(c->authorized[i]);
-        if (!n->authorized[i]) return sn_fail(e, SN_ENOMEM, "out of memory");
-        const char *id = c->authorized_ids ? c->authorized_ids[i] : NULL;
-        if (id && !(n->authorized_ids[i] = strdup(id))) return sn_fail(e, SN_ENOMEM, "out of memory");
-        if (sn_z85_key(c->authorized[i], n->auth_bytes + i * SN_SEAL_KEY_BYTES, e)) return e->code;
-    }
-    n->cfg.authorized = (const char *const *)n->authorized;
-    n->cfg.authorized_ids = (const char *const *)n->authorized_ids;
+    int rc = sn_keyset_new(SN_NATS_MAX_AUTHORIZED, &n->keys, e);
+    for (size_t i = 0; !rc && i < c->nauthorized; i++)
+        rc = sn_keyset_add(n->keys, c->authorized[i], c->authorized_ids ? c->authorized_ids[i] : NULL, e);
+    if (rc) return rc;
+    /* the config's lists are the caller's: the set holds copies */
+    n->cfg.authorized = n->cfg.authorized_ids = NULL;
+    n->cfg.nauthorized = 0;
     if (c->curve && (sn_z85_key(c->public_key, n->pub, e) || sn_z85_key(c->secret_key, n->sec, e)))
         return e->code;
     return SN_OK;
@@ -243,6 +230,31 @@ int sn_nats_disconnect(sn_nats *n, sn_sync *y, const char *id, sn_err *e)
     if (!rc) sn_sync_remove_peer(y, gone, strlen(gone));
     free(gone);
     return rc ? -1 : 1;
+}
+
+int sn_nats_authorize(sn_nats *n, const char *key, const char *id, sn_err *e)
+{
+    if (!n->cfg.curve) return sn_fail(e, SN_EARG, "authorize needs a node with curve keys");
+    return sn_keyset_add(n->keys, key, id, e);
+}
+
+int sn_nats_revoke(sn_nats *n, sn_sync *y, const char *key, sn_err *e)
+{
+    if (!n->cfg.curve) return sn_fail(e, SN_EARG, "revoke needs a node with curve keys"), -1;
+    if (!sn_keyset_remove(n->keys, key)) return 0;
+    sn_idmap_revoke(n->ids, key);
+    /* no connection to close: what it seals is refused from now on
+     * (open_sealed), and its peers are forgotten */
+    for (size_t i = sn_sync_peer_count(y); i-- > 0;) {
+        sn_peer_info p;
+        sn_sync_peer(y, i, &p);
+        if (!p.pub || strcmp(p.pub, key)) continue;
+        char *gone = strdup(p.id);
+        if (!gone) return sn_fail(e, SN_ENOMEM, "out of memory"), -1;
+        sn_sync_remove_peer(y, gone, strlen(gone));
+        free(gone);
+    }
+    return 1;
 }
 
 int sn_nats_send_raw(sn_nats *n, const char *subject, const void *bytes, size_t len, sn_err *e)

@@ -92,6 +92,10 @@ SN_HIDDEN int sn_nats_attach(sn_nats *n, sn_sync *y, sn_err *e);
 /* Adds node_id as a static peer (and its key, under keys). */
 SN_HIDDEN int sn_nats_add_peer(sn_nats *n, sn_sync *y, const char *node_id, const char *pub, sn_err *e);
 SN_HIDDEN int sn_nats_disconnect(sn_nats *n, sn_sync *y, const char *id, sn_err *e);
+/* As sn_net_authorize and sn_net_revoke: the keys whose sealed messages
+ * are opened, and that mesh heartbeats are sealed to. */
+SN_HIDDEN int sn_nats_authorize(sn_nats *n, const char *key, const char *id, sn_err *e);
+SN_HIDDEN int sn_nats_revoke(sn_nats *n, sn_sync *y, const char *key, sn_err *e);
 /* Wait up to timeout_ms for messages, hand them to the engine, run its
  * timers at the wall clock, announce on the mesh when due, and send its
  * outbox. *interrupted: a trapped signal cut the wait short. */

@@ -22,8 +22,7 @@ struct sn_nats {
     natsSubscription *replay;                /* the durable consumer's pull subscription */
     sn_nats_config cfg;
     char *prefix;
-    char **authorized, **authorized_ids;
-    unsigned char *auth_bytes;               /* the authorized keys, 32 bytes each */
+    sn_keyset *keys;                         /* the authorized keys, and the ids they alone hold */
     unsigned char pub[SN_SEAL_KEY_BYTES], sec[SN_SEAL_KEY_BYTES];
     sn_idmap *ids;
     sn_sync *y;                              /* the engine, during a poll (for sn_idmap's liveness) */

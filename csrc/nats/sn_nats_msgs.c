@@ -25,7 +25,7 @@ static int dialed(void *ud, const char *node)
 int sn_nats_ids_init(sn_nats *n, sn_err *e)
 {
     sn_idmap_ops ops = { n, conn_alive, dialed };
-    return sn_idmap_new(n->cfg.authorized, n->cfg.authorized_ids, n->cfg.nauthorized, &ops, &n->ids, e);
+    return sn_idmap_new(n->keys, &ops, &n->ids, e);
 }
 
 static void rejected(sn_nats *n, sn_sync *y)
@@ -145,9 +145,7 @@ static const char *key_of(sn_nats *n, sn_sync *y, const char *node)
         sn_sync_peer(y, (size_t)i, &p);
         if (p.pub) return p.pub;
     }
-    for (size_t k = 0; k < n->cfg.nauthorized; k++)
-        if (n->authorized_ids[k] && !strcmp(n->authorized_ids[k], node)) return n->authorized[k];
-    return NULL;
+    return sn_keyset_key_for(n->keys, node);
 }
 
 static int publish(sn_nats *n, const char *subject, const unsigned char *to, const void *bytes, size_t len,
@@ -223,9 +221,9 @@ int sn_nats_announce(sn_nats *n, sn_sync *y, sn_err *e)
     } else {
         /* one copy per authorized key: the server learns nothing it could
          * replay as another node's, and a node opens only its own copy */
-        for (size_t k = 0; !rc && k < n->cfg.nauthorized; k++)
-            if (memcmp(n->auth_bytes + k * SN_SEAL_KEY_BYTES, n->pub, SN_SEAL_KEY_BYTES))
-                rc = publish(n, mesh, n->auth_bytes + k * SN_SEAL_KEY_BYTES, bytes, len, e);
+        for (size_t k = 0; !rc && k < sn_keyset_count(n->keys); k++)
+            if (memcmp(sn_keyset_bytes(n->keys, k), n->pub, SN_SEAL_KEY_BYTES))
+                rc = publish(n, mesh, sn_keyset_bytes(n->keys, k), bytes, len, e);
     }
     free(bytes);
     return rc;

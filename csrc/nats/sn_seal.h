@@ -15,17 +15,14 @@
 #ifndef SN_SEAL_H
 #define SN_SEAL_H
 
-#include "base/sn_types.h"
+#include "base/sn_z85.h"
 
-#define SN_SEAL_KEY_BYTES 32
-#define SN_SEAL_Z85_LEN 40
+#define SN_SEAL_KEY_BYTES SN_Z85_KEY_BYTES
+#define SN_SEAL_Z85_LEN SN_Z85_KEY_CHARS
 #define SN_SEAL_OVERHEAD (4 + 32 + 32 + 24 + 16)
 
 enum { SN_SEAL_OPENED, SN_SEAL_NOT_MINE, SN_SEAL_BAD };
 
-/* A Z85 key (40 characters) to its 32 bytes; SN_EARG when malformed. */
-SN_HIDDEN int sn_z85_key(const char *z85, unsigned char out[SN_SEAL_KEY_BYTES], sn_err *e);
-SN_HIDDEN void sn_z85_encode_key(const unsigned char key[SN_SEAL_KEY_BYTES], char out[SN_SEAL_Z85_LEN + 1]);
 /* Seals msg to the recipient `to` from our keypair; *out (malloc'd, the
  * caller frees it) holds len + SN_SEAL_OVERHEAD bytes. */
 SN_HIDDEN int sn_seal(const unsigned char to[SN_SEAL_KEY_BYTES], const unsigned char pub[SN_SEAL_KEY_BYTES],

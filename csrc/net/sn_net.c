@@ -10,6 +10,7 @@
 #include "net/sn_net_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,7 @@ void sn_net_free(sn_net *n)
     if (n->router) zmq_close(n->router);
     if (n->zap) zmq_close(n->zap);
     if (n->ctx) zmq_ctx_term(n->ctx);
-    for (size_t i = 0; i < n->cfg.nauthorized; i++) {
-        if (n->authorized) free(n->authorized[i]);
-        if (n->authorized_ids) free(n->authorized_ids[i]);
-    }
-    free(n->authorized);
-    free(n->authorized_ids);
+    sn_keyset_free(n->keys);
     free(n);
 }
 
@@ -73,17 +69,12 @@ int sn_net_new(const sn_net_config *c, const char *node_id, sn_net **out, sn_err
     n->cfg = *c;
     n->cfg.listen = NULL;
     memcpy(n->node_id, node_id, idlen + 1);
-    n->authorized = calloc(c->nauthorized ? c->nauthorized : 1, sizeof(char *));
-    n->authorized_ids = calloc(c->nauthorized ? c->nauthorized : 1, sizeof(char *));
-    int rc = n->authorized && n->authorized_ids ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < c->nauthorized; i++) {
-        n->authorized[i] = strdup(c->authorized[i]);
-        if (!n->authorized[i]) rc = sn_fail(e, SN_ENOMEM, "out of memory");
-        const char *id = c->authorized_ids ? c->authorized_ids[i] : NULL;
-        if (!rc && id && !(n->authorized_ids[i] = strdup(id))) rc = sn_fail(e, SN_ENOMEM, "out of memory");
-    }
-    n->cfg.authorized = (const char *const *)n->authorized;
-    n->cfg.authorized_ids = (const char *const *)n->authorized_ids;
+    int rc = sn_keyset_new(SN_NET_MAX_AUTHORIZED, &n->keys, e);
+    for (size_t i = 0; !rc && i < c->nauthorized; i++)
+        rc = sn_keyset_add(n->keys, c->authorized[i], c->authorized_ids ? c->authorized_ids[i] : NULL, e);
+    /* the config's lists are the caller's: the set holds copies */
+    n->cfg.authorized = n->cfg.authorized_ids = NULL;
+    n->cfg.nauthorized = 0;
     if (!rc) rc = sn_net_peers_init(n, e);
     if (!rc) {
         n->ctx = zmq_ctx_new();
@@ -147,9 +138,13 @@ int sn_net_attach(sn_net *n, sn_sync *y, sn_err *e)
 
 int sn_net_authorized(const sn_net *n, const char *key)
 {
-    for (size_t i = 0; i < n->cfg.nauthorized; i++)
-        if (!strcmp(key, n->authorized[i])) return 1;
-    return 0;
+    return sn_keyset_has(n->keys, key);
+}
+
+int sn_net_authorize(sn_net *n, const char *key, const char *id, sn_err *e)
+{
+    if (!n->cfg.curve) return sn_fail(e, SN_EARG, "authorize needs a node with curve keys");
+    return sn_keyset_add(n->keys, key, id, e);
 }
 
 void sn_net_close_dealer(sn_net *n, size_t i)
@@ -181,7 +176,8 @@ static void *watch(sn_net *n, void *s, const char *tag)
 {
     char addr[128];
     snprintf(addr, sizeof addr, "inproc://synaptic-monitor-%s", tag);
-    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED))
+    if (zmq_socket_monitor(s, addr, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
         return NULL;
     void *m = zmq_socket(n->ctx, ZMQ_PAIR);
     if (m && !zmq_connect(m, addr)) return m;
@@ -190,17 +186,42 @@ static void *watch(sn_net *n, void *s, const char *tag)
     return NULL;
 }
 
-/* Reads a dealer's monitor events: after either, the connection is polled
- * for POLLOUT, which comes when it takes messages again (ZMQ_IMMEDIATE). */
+/* Reads a dealer's monitor events: after a disconnect or handshake, the
+ * connection is polled for POLLOUT, which comes when it takes messages
+ * again (ZMQ_IMMEDIATE). A handshake the server refused (our key is not
+ * authorized there) is not tried again by ZeroMQ: it is noted, and
+ * redial_refused dials again later, so a key the peer authorizes while
+ * both run (node:authorize) gets in. */
 static void watch_events(dealer *d)
 {
     for (int i = 0; d->monitor && i < 64; i++) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, d->monitor, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); break; }
-        /* an event is two frames: event and value, then the endpoint */
-        if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) d->waiting = 1;
+        /* an event is two frames: event (2 bytes, host order) and value,
+         * then the endpoint */
+        if (zmq_msg_more(&m) && zmq_msg_size(&m) >= 2) {
+            uint16_t ev;
+            memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) d->refused_at = sn_now();
+            else d->waiting = 1;
+        }
         zmq_msg_close(&m);
+    }
+}
+
+/* Dial again, once a heartbeat interval has passed, the connections whose
+ * handshake the other side refused. */
+static void redial_refused(sn_net *n, sn_sync *y)
+{
+    double wait = sn_sync_config_of(y)->heartbeat_interval, now = sn_now();
+    for (size_t i = 0; i < n->ndealers; i++) {
+        dealer *d = &n->dealers[i];
+        if (!d->refused_at || now - d->refused_at < wait) continue;
+        d->refused_at = 0;
+        zmq_disconnect(d->sock, d->endpoint);
+        if (zmq_connect(d->sock, d->endpoint)) d->refused_at = now;   /* next time */
+        d->waiting = 1;
     }
 }
 
@@ -239,6 +260,7 @@ int sn_net_connect(sn_net *n, const char *endpoint, const char *server_key, sn_e
     d->endpoint = copy;
     d->sock = s;
     d->waiting = 1;
+    d->refused_at = 0;
     d->monitor = watch(n, s, rid + 1);
     snprintf(d->key, sizeof d->key, "%s", n->cfg.curve ? server_key : "");
     return SN_OK;
@@ -326,6 +348,7 @@ int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err 
     rc = sn_net_drain(n, y, e);
     if (!rc) rc = sn_sync_tick(y, sn_now(), e);
     if (!rc) rc = sn_net_discover(n, y, e);
+    if (!rc) redial_refused(n, y);
     if (!rc) sn_net_flush(n, y);
     return rc;
 }

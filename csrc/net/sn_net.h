@@ -77,6 +77,15 @@ SN_HIDDEN int sn_net_add_peer(sn_net *n, sn_sync *y, const char *endpoint, const
  * dialing it again (sn_sync_block). 1 when there was such a peer, 0 when
  * not, -1 with e set on failure. */
 SN_HIDDEN int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e);
+/* Admit key (Z85) from now on, naming id (NULL: none) as the node id it
+ * alone holds; SN_EARG without CURVE, for a bad key or id, or past
+ * SN_NET_MAX_AUTHORIZED keys. */
+SN_HIDDEN int sn_net_authorize(sn_net *n, const char *key, const char *id, sn_err *e);
+/* Admit key no more: its handshakes are refused, what its connections
+ * still carry is dropped (stats.zap_denied), our connections to it close
+ * and its peers are forgotten. 1 when it was authorized, 0 when not, -1
+ * with e set on failure. */
+SN_HIDDEN int sn_net_revoke(sn_net *n, sn_sync *y, const char *key, sn_err *e);
 /* Wait up to timeout_ms for traffic, hand every message to the engine,
  * run its timers at the wall clock, dial the peers discovery learned, and
  * send its outbox. *interrupted is set when a signal cut the wait short

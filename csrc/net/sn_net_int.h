@@ -8,6 +8,7 @@
 #define SN_NET_INT_H
 
 #include "net/sn_net.h"
+#include "sync/sn_keyset.h"
 
 #define MAX_DEALERS 4096
 #define MAX_RECV_PER_POLL 4096
@@ -22,6 +23,7 @@ typedef struct dealer {
      * is when the engine hears its connection came up. */
     int waiting;
     void *monitor;                  /* PAIR: its disconnects and handshakes; NULL if none */
+    double refused_at;              /* when the server refused our key (0: it has not) */
 } dealer;
 
 struct sn_net {
@@ -32,8 +34,7 @@ struct sn_net {
     size_t ndealers, cap;
     struct sn_idmap *ids;    /* who may speak for which node id (sync/sn_idmap.h) */
     sn_net_config cfg;
-    char **authorized;
-    char **authorized_ids;   /* per authorized key: the node id it alone holds, or NULL */
+    sn_keyset *keys;         /* the authorized keys, and the node ids they alone hold */
     char node_id[SN_NET_MAX_NODE_ID + 1];
     char address[512];
     char *forced_id;         /* tests: the routing id of our next DEALERs */

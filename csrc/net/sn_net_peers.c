@@ -43,7 +43,7 @@ static int dialed(void *ud, const char *endpoint)
 int sn_net_peers_init(sn_net *n, sn_err *e)
 {
     sn_idmap_ops ops = { n, conn_alive, dialed };
-    return sn_idmap_new(n->cfg.authorized, n->cfg.authorized_ids, n->cfg.nauthorized, &ops, &n->ids, e);
+    return sn_idmap_new(n->keys, &ops, &n->ids, e);
 }
 
 void sn_net_peers_free(sn_net *n)
@@ -125,6 +125,13 @@ static int from_router(sn_net *n, sn_sync *y, zmq_msg_t *conn, zmq_msg_t *body, 
     sn_sync_msg *m = decode(n, y, body, from, &rc, e);
     if (!m) return rc;
     const char *key = n->cfg.curve ? zmq_msg_gets(body, "User-Id") : NULL;
+    if (n->cfg.curve && (!key || !sn_net_authorized(n, key))) {
+        /* a connection ZAP admitted under a key revoked since */
+        sn_sync_msg_free(m);
+        n->st.zap_denied++;
+        rejected(n, y);
+        return SN_OK;
+    }
     if (!strcmp(from, n->node_id) || (n->cfg.curve && !sn_idmap_key_may_speak(n->ids, from, key, NULL)) ||
         !sn_idmap_conn_may_speak(n->ids, from, zmq_msg_data(conn), zmq_msg_size(conn))) {
         sn_sync_msg_free(m);
@@ -322,6 +329,23 @@ int sn_net_discover(sn_net *n, sn_sync *y, sn_err *e)
     return SN_OK;
 }
 
+/* Close our connection to the engine's peer id (if we dialed it), free the
+ * node id it held and forget the peer. */
+static int drop_peer(sn_net *n, sn_sync *y, const char *id, sn_err *e)
+{
+    char *gone = strdup(id);   /* id may be a dealer's endpoint, freed below */
+    if (!gone) return sn_fail(e, SN_ENOMEM, "out of memory");
+    for (size_t d = 0; d < n->ndealers; d++)
+        if (!strcmp(n->dealers[d].endpoint, gone)) {
+            sn_net_close_dealer(n, d);
+            break;
+        }
+    sn_idmap_release(n->ids, gone);
+    sn_sync_remove_peer(y, gone, strlen(gone));
+    free(gone);
+    return SN_OK;
+}
+
 int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e)
 {
     long i = sn_sync_find_node(y, id);
@@ -332,16 +356,25 @@ int sn_net_disconnect(sn_net *n, sn_sync *y, const char *id, sn_err *e)
     int rc = sn_sync_block(y, p.id, e);
     if (!rc && p.node) rc = sn_sync_block(y, p.node, e);
     if (!rc && p.endpoint) rc = sn_sync_block(y, p.endpoint, e);
-    if (rc) return -1;
-    for (size_t d = 0; d < n->ndealers; d++)
-        if (!strcmp(n->dealers[d].endpoint, p.id)) {
-            sn_net_close_dealer(n, d);
-            break;
-        }
-    sn_idmap_release(n->ids, p.id);
-    char *gone = strdup(p.id);
-    if (!gone) return sn_fail(e, SN_ENOMEM, "out of memory"), -1;
-    sn_sync_remove_peer(y, gone, strlen(gone));
-    free(gone);
+    if (!rc) rc = drop_peer(n, y, p.id, e);
+    return rc ? -1 : 1;
+}
+
+int sn_net_revoke(sn_net *n, sn_sync *y, const char *key, sn_err *e)
+{
+    if (!n->cfg.curve) return sn_fail(e, SN_EARG, "revoke needs a node with curve keys"), -1;
+    if (!sn_keyset_remove(n->keys, key)) return 0;
+    sn_idmap_revoke(n->ids, key);
+    /* every peer dialed or heard under the key goes: our connections to it
+     * close; an inbound one is ZeroMQ's to keep (a ROUTER has no per-peer
+     * close), but nothing it carries is taken any more (from_router) and
+     * its next handshake is refused (ZAP) */
+    for (size_t d = n->ndealers; d-- > 0;)
+        if (!strcmp(n->dealers[d].key, key) && drop_peer(n, y, n->dealers[d].endpoint, e)) return -1;
+    for (size_t i = sn_sync_peer_count(y); i-- > 0;) {
+        sn_peer_info p;
+        sn_sync_peer(y, i, &p);
+        if (p.pub && !strcmp(p.pub, key) && drop_peer(n, y, p.id, e)) return -1;
+    }
     return 1;
 }

@@ -22,8 +22,7 @@ typedef struct keybind {
 } keybind;
 
 struct sn_idmap {
-    const char *const *keys, *const *ids;
-    size_t nkeys_authorized;
+    const sn_keyset *keys;
     sn_idmap_ops ops;
     claim *claims;
     size_t nclaims, claims_cap;
@@ -31,14 +30,11 @@ struct sn_idmap {
     size_t nbound, bound_cap;
 };
 
-int sn_idmap_new(const char *const *keys, const char *const *ids, size_t n, const sn_idmap_ops *ops,
-                 sn_idmap **out, sn_err *e)
+int sn_idmap_new(const sn_keyset *keys, const sn_idmap_ops *ops, sn_idmap **out, sn_err *e)
 {
     sn_idmap *t = calloc(1, sizeof *t);
     if (!t) return sn_fail(e, SN_ENOMEM, "out of memory");
     t->keys = keys;
-    t->ids = ids;
-    t->nkeys_authorized = n;
     t->ops = *ops;
     *out = t;
     return SN_OK;
@@ -59,9 +55,7 @@ void sn_idmap_free(sn_idmap *t)
 
 int sn_idmap_authorized(const sn_idmap *t, const char *key)
 {
-    for (size_t i = 0; i < t->nkeys_authorized; i++)
-        if (!strcmp(key, t->keys[i])) return 1;
-    return 0;
+    return t->keys && sn_keyset_has(t->keys, key);
 }
 
 /* ---- inbound connections --------------------------------------------------------- */
@@ -138,17 +132,14 @@ void sn_idmap_forget(sn_idmap *t, const sn_sync *y)
 /* The node id the config gives key alone, or NULL. */
 static const char *named_id(const sn_idmap *t, const char *key)
 {
-    for (size_t i = 0; t->ids && i < t->nkeys_authorized; i++)
-        if (t->ids[i] && !strcmp(t->keys[i], key)) return t->ids[i];
-    return NULL;
+    return t->keys ? sn_keyset_id_of(t->keys, key) : NULL;
 }
 
 /* Whether the config names node with another key than key. */
 static int named_for_other(const sn_idmap *t, const char *node, const char *key)
 {
-    for (size_t i = 0; t->ids && i < t->nkeys_authorized; i++)
-        if (t->ids[i] && !strcmp(t->ids[i], node) && strcmp(t->keys[i], key)) return 1;
-    return 0;
+    const char *holder = t->keys ? sn_keyset_key_for(t->keys, node) : NULL;
+    return holder && strcmp(holder, key);
 }
 
 static int binding_held(const sn_idmap *t, const keybind *k)
@@ -188,4 +179,15 @@ int sn_idmap_key_may_speak(sn_idmap *t, const char *node, const char *key, const
     free(k->endpoint);
     k->endpoint = ep;
     return 1;
+}
+
+void sn_idmap_revoke(sn_idmap *t, const char *key)
+{
+    for (size_t i = 0; i < t->nbound;) {
+        keybind *k = &t->keys_bound[i];
+        if (strcmp(k->key, key)) { i++; continue; }
+        free(k->node);
+        free(k->endpoint);
+        *k = t->keys_bound[--t->nbound];
+    }
 }

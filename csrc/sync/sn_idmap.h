@@ -11,11 +11,12 @@
  *     it; any other id to the first key that used it, while the holder (a
  *     live inbound claim, or our outbound connection to an endpoint) lives.
  *
- * Liveness is the transport's to tell (ops). The authorized keys and ids
- * are borrowed: they must outlive the table. */
+ * Liveness is the transport's to tell (ops). The authorized keys are
+ * borrowed (and may change): they must outlive the table. */
 #ifndef SN_IDMAP_H
 #define SN_IDMAP_H
 
+#include "sync/sn_keyset.h"
 #include "sync/sn_sync.h"
 
 #define SN_IDMAP_MAX_CONN 255          /* bytes of a connection handle */
@@ -32,10 +33,9 @@ typedef struct sn_idmap_ops {
     int (*dialed)(void *ud, const char *endpoint);
 } sn_idmap_ops;
 
-/* keys[i] is authorized; ids (or NULL) gives ids[i], the node id keys[i]
- * alone holds, or NULL. */
-SN_HIDDEN int sn_idmap_new(const char *const *keys, const char *const *ids, size_t n,
-                           const sn_idmap_ops *ops, sn_idmap **out, sn_err *e);
+/* keys: the authorized keys and the ids they alone hold (NULL: none, a
+ * transport without keys). */
+SN_HIDDEN int sn_idmap_new(const sn_keyset *keys, const sn_idmap_ops *ops, sn_idmap **out, sn_err *e);
 SN_HIDDEN void sn_idmap_free(sn_idmap *t);
 SN_HIDDEN int sn_idmap_authorized(const sn_idmap *t, const char *key);
 /* Whether key may speak for node, over our outbound connection to
@@ -48,6 +48,8 @@ SN_HIDDEN int sn_idmap_conn_may_speak(sn_idmap *t, const char *node, const void 
 SN_HIDDEN int sn_idmap_conn_of(const sn_idmap *t, const char *node, const void **conn, size_t *len);
 /* node's connection is gone: the id is free for the next one. */
 SN_HIDDEN void sn_idmap_release(sn_idmap *t, const char *node);
+/* key is no longer authorized: the ids it held are free. */
+SN_HIDDEN void sn_idmap_revoke(sn_idmap *t, const char *key);
 /* Release the ids of nodes the engine no longer has as peers. */
 SN_HIDDEN void sn_idmap_forget(sn_idmap *t, const sn_sync *y);
 

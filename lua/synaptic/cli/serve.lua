@@ -89,9 +89,42 @@ local function node_config(args)
   return cfg
 end
 
+-- SIGHUP with --authorized: the node admits what the --authorize keys and
+-- the file now list, and no other key (node:authorize, node:revoke). A
+-- file that does not read leaves the keys as they were. One line on
+-- stderr says what changed (stdout stays the address and the report).
+local function reload_authorized(node, args, admitted)
+  local ok, listed = pcall(keys.read_authorized, args.authorized)
+  if not ok then
+    io.stderr:write(("synaptic serve: SIGHUP: %s; keys unchanged\n"):format(
+      common.is_failure(listed) and listed.msg or tostring(listed)))
+    return
+  end
+  local want = {}
+  for _, k in ipairs(args.authorize) do want[k] = true end
+  for _, k in ipairs(listed) do want[k] = true end
+  local added, removed = 0, 0
+  for k in pairs(admitted) do
+    if not want[k] then node:revoke(k); admitted[k] = nil; removed = removed + 1 end
+  end
+  for k in pairs(want) do
+    if not admitted[k] then check(node:authorize(k)); admitted[k] = true; added = added + 1 end
+  end
+  local n = 0
+  for _ in pairs(admitted) do n = n + 1 end
+  io.stderr:write(("synaptic serve: SIGHUP: read %s again: %d keys admitted (%d added, %d revoked)\n")
+    :format(args.authorized, n, added, removed))
+end
+
 -- Runs the node until the deadline (nil: none) or a signal; returns the
--- signal's name, or nil.
-local function run(node, seconds)
+-- signal's name, or nil. With --authorized a SIGHUP reloads that file
+-- instead of ending the loop.
+local function run(node, seconds, args, cfg)
+  local admitted
+  if args.authorized and cfg.curve then
+    admitted = {}
+    for _, k in ipairs(cfg.curve.authorized) do admitted[k] = true end
+  end
   local deadline = seconds and synaptic.now() + seconds
   while true do
     local slice = SLICE_SECONDS
@@ -100,6 +133,7 @@ local function run(node, seconds)
       if slice <= 0 then return nil end
     end
     check(node:run(slice))
+    if admitted and core.take_hangup() then reload_authorized(node, args, admitted) end
     local signal = core.interrupted()
     if signal then return signal end
   end
@@ -137,7 +171,7 @@ function commands.serve(args)
     out("%s", address or "(not listening)")
   end
   io.stdout:flush()
-  local signal = run(node, args.seconds)
+  local signal = run(node, args.seconds, args, cfg)
   report(args, cfg, store, address, node, signal)
   return 0
 end
@@ -155,7 +189,8 @@ function M.add_to_parser(p)
   c:option("--key", "CURVE keypair file (from synaptic keygen): encrypt, and admit only authorized peers.")
     :argname("<file>")
   c:option("--authorize", "A peer's public key to admit (repeatable; needs --key)."):argname("<public>"):count("*")
-  c:option("--authorized", "A file of public keys to admit, one a line (needs --key)."):argname("<file>")
+  c:option("--authorized", "A file of public keys to admit, one a line (needs --key); read again on SIGHUP.")
+    :argname("<file>")
   c:flag("--insecure", "Allow a listen beyond loopback without CURVE.")
   c:option("--nats", "Sync through a NATS server at this URL instead of ZeroMQ (no --listen; "
     .. "--peer names node ids, PUBLIC@NODE_ID under --key)."):argname("<url>")
