@@ -95,6 +95,28 @@ describe("node", function()
     na:close(); nb:close(); a:close(); b:close()
   end)
 
+  it("a node refused for max_peers is told so, reports why, and gets in when a slot frees", function()
+    local a, b, c = open("a"), open("b"), open("c")
+    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0", max_peers = 1 }))
+    local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    assert.is_true(until_({ na, nb }, function() return #na:peers() == 1 end))
+    local nc = assert(synaptic.node(c, conf { node_id = "C", peers = { na:address() } }))
+    local function c_sees() return nc:peers()[1] end
+    assert.is_true(until_({ na, nb, nc }, function() return c_sees().state == "refused" end))
+    assert.equal("max_peers (1) reached", c_sees().reason)
+    assert.is_true(na:stats().refusals_sent >= 1)
+    a:put_weights("x", 0, { 1 }, {})
+    until_({ na, nb, nc }, nil, 50)
+    assert.is_nil(c:get_weights("x", 0))          -- nothing but the refusal crossed
+    assert.equal("refused", c_sees().state)
+    -- B goes; once A forgets it (left, then three timeouts) C takes the slot
+    nb:close(); b:close()
+    assert.is_true(until_({ na, nc }, function() return c:get_weights("x", 0) ~= nil end, 2000))
+    assert.equal("alive", c_sees().state)
+    assert.is_nil(c_sees().reason)
+    na:close(); nc:close(); a:close(); c:close()
+  end)
+
   it("marks a peer that falls silent suspect, then dead", function()
     local a, b = open("a"), open("b")
     local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))

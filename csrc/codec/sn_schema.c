@@ -186,6 +186,9 @@ static const sn_field heartbeat_fields[] = {
     /* appended later: a node closing says so, and its peers mark it left at
      * once (older readers ignore a trailing field) */
     F("leaving", SN_F_BOOL, 0),
+    /* appended later: a node with no slot left (max_peers) answers a new
+     * node's heartbeat with one naming why, which that node reports */
+    F("refused", SN_F_STR, 0),
 };
 static SCHEMA(heartbeat_schema, "Heartbeat", heartbeat_fields);
 

@@ -283,6 +283,7 @@ int lsn_push_peers(lua_State *L, sn_sync *y)
         set_str(L, "endpoint", p.endpoint);
         set_str(L, "public", p.pub);
         set_str(L, "state", sn_sync_peer_state_name(p.state));
+        set_str(L, "reason", p.reason);
         if (p.last_seen >= 0) {
             lua_pushnumber(L, p.last_seen);
             lua_setfield(L, -2, "last_seen");
@@ -312,7 +313,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
 {
     sn_sync_stats st;
     sn_sync_get_stats(y, &st);
-    lua_createtable(L, 0, 28);
+    lua_createtable(L, 0, 29);
 #define S(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
     S(weights_sent); S(weights_received); S(configs_sent); S(configs_received);
     S(checkpoints_sent); S(checkpoints_received); S(conflicts); S(rejected);
@@ -321,6 +322,7 @@ int lsn_push_stats(lua_State *L, sn_sync *y)
     S(chunks_sent); S(chunks_received); S(chunk_sets_completed); S(chunk_sets_dropped);
     S(chunk_sets_rejected); S(reassembly_bytes); S(candidates_refused);
     S(states_sent); S(states_received); S(metrics_sent); S(metrics_received);
+    S(refusals_sent);
 #undef S
     return 1;
 }

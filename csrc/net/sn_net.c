@@ -347,6 +347,9 @@ int sn_net_poll(sn_net *n, sn_sync *y, int timeout_ms, int *interrupted, sn_err 
     }
     rc = sn_net_drain(n, y, e);
     if (!rc) rc = sn_sync_tick(y, sn_now(), e);
+    /* before discovery forgets the connections of nodes that are no peers:
+     * a refusal (max_peers) goes to one */
+    if (!rc) sn_net_flush(n, y);
     if (!rc) rc = sn_net_discover(n, y, e);
     if (!rc) redial_refused(n, y);
     if (!rc) sn_net_flush(n, y);

@@ -49,8 +49,14 @@ typedef struct sn_sync_config {
 } sn_sync_config;
 
 /* SN_PEER_LEFT: it said it was closing (a leaving heartbeat); as dead for
- * what is sent to it, until it talks again. */
-enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD, SN_PEER_LEFT };
+ * what is sent to it, until it talks again. SN_PEER_REFUSED: it has no
+ * slot for us (its max_peers; sn_peer_info.reason says so); as dead, but
+ * our heartbeats go on, so a slot that frees up is taken. */
+enum { SN_PEER_ALIVE, SN_PEER_SUSPECT, SN_PEER_DEAD, SN_PEER_LEFT, SN_PEER_REFUSED };
+/* Refusals sent per heartbeat interval, at most (to anyone): a flood of
+ * new ids is answered by at most this many small messages. */
+#define SN_SYNC_MAX_REFUSALS 16
+#define SN_SYNC_MAX_REASON 200   /* bytes of a refusal's reason kept */
 
 /* Which way writes flow. send_only: this node's writes go out, peers'
  * writes are not taken (their entries are counted in stats.ignored) and it
@@ -73,6 +79,7 @@ typedef struct sn_peer_info {
     const char *endpoint;         /* where it can be dialed; NULL when unknown */
     const char *pub;              /* its public key; NULL without */
     uint64_t bytes_sent, bytes_received;
+    const char *reason;           /* SN_PEER_REFUSED: why, as the peer said; else NULL */
 } sn_peer_info;
 
 /* A peer some heartbeat named that the engine would have the caller dial
@@ -94,6 +101,7 @@ typedef struct sn_sync_stats {
     uint64_t states_sent, states_received, metrics_sent, metrics_received;
     uint64_t candidates_refused;   /* learned endpoints that never answered, or as another id */
     uint64_t ignored;              /* peers' entries a send_only node did not take */
+    uint64_t refusals_sent;        /* new nodes told there is no slot for them (max_peers) */
 } sn_sync_stats;
 
 /* The defaults: the one home of the values p2p.config fills in

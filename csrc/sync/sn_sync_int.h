@@ -61,6 +61,7 @@ typedef struct peer {
     sn_vv vector;                /* its "have" at its last request */
     unsigned unsent;             /* UNSENT_*: what its connection never took (sn_sync_unsent) */
     int left;                    /* its last message said it was closing */
+    char *refused;               /* its last message refused us: why (malloc'd); NULL: not */
 } peer;
 
 /* UNSENT_DATA: a push or answer it did not take (a full queue): no more
@@ -136,6 +137,8 @@ struct sn_sync {
     char **refused;
     size_t nrefused;
     int handed_kind;               /* the kind of the message sn_sync_next_out handed out last */
+    double refusals_since;         /* the window SN_SYNC_MAX_REFUSALS counts in */
+    unsigned refusals_in_window;
 };
 
 /* The engine's xorshift64 step (peer and candidate picks). Inline here so
@@ -195,6 +198,9 @@ SN_HIDDEN int sn_sample_put(sn_sync *y, const peer *p, sn_arena *a, sn_value *ma
 /* ---- the outbox and building messages (sn_sync_build.c) ---- */
 /* Takes msg->data, also on failure. */
 SN_HIDDEN int sn_outbox_add(sn_sync *y, const peer *p, sn_buf *msg, sn_err *e);
+/* A heartbeat that says only "refused: reason" to id, a node we have no
+ * slot for; at most SN_SYNC_MAX_REFUSALS per heartbeat interval. */
+SN_HIDDEN int sn_send_refusal(sn_sync *y, const char *id, size_t len, const char *reason, sn_err *e);
 SN_HIDDEN void sn_outbox_clear(sn_sync *y);
 SN_HIDDEN void sn_builder_init(builder *b);
 SN_HIDDEN void sn_builder_free(builder *b);

@@ -20,6 +20,7 @@ int sn_peer_state(const sn_sync *y, const peer *p)
      * no heartbeat of ours names it */
     if (p->candidate) return SN_PEER_DEAD;
     if (p->left) return SN_PEER_LEFT;
+    if (p->refused) return SN_PEER_REFUSED;
     double seen = p->last_seen >= 0 ? p->last_seen : p->added;
     double silent = y->now - seen;
     if (silent > y->cfg.peer_timeout) return SN_PEER_DEAD;
@@ -69,6 +70,7 @@ static void peer_free(peer *p)
     free(p->sent);
     free(p->node);
     free(p->endpoint);
+    free(p->refused);
     free(p->vector.items);
 }
 
@@ -143,6 +145,7 @@ void sn_sync_peer(const sn_sync *y, size_t i, sn_peer_info *out)
     out->pub = p->pub[0] ? p->pub : NULL;
     out->bytes_sent = p->bytes_sent;
     out->bytes_received = p->bytes_received;
+    out->reason = p->refused;
 }
 
 long sn_sync_find_node(const sn_sync *y, const char *node)
@@ -191,7 +194,7 @@ int sn_sync_peer_missing(sn_sync *y, size_t i, uint64_t *here, uint64_t *there, 
 const char *sn_sync_peer_state_name(int state)
 {
     return state == SN_PEER_ALIVE ? "alive" : state == SN_PEER_SUSPECT ? "suspect"
-           : state == SN_PEER_LEFT ? "left" : "dead";
+           : state == SN_PEER_LEFT ? "left" : state == SN_PEER_REFUSED ? "refused" : "dead";
 }
 
 /* ---- what a peer was sent lately ---------------------------------------------- */

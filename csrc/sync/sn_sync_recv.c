@@ -336,6 +336,13 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     if (!p) {
         y->st.rejected++;
         *e = pe;
+        /* no slot (max_peers): a new node's plain heartbeat is told so,
+         * never a refusal or a leaving one (two full nodes would answer
+         * each other's refusals for ever) */
+        if (pe.code == SN_EIO && m->r.type == SN_MSG_HEARTBEAT &&
+            sn_map_field(&m->r.fields, "refused")->type == SN_NIL &&
+            sn_map_field(&m->r.fields, "leaving")->type == SN_NIL)
+            return sn_send_refusal(y, id, idlen, pe.msg, e) == SN_ENOMEM ? SN_ENOMEM : SN_OK;
         return SN_OK;
     }
     const sn_value *from = sn_map_get(&m->r.fields, "from");
@@ -348,7 +355,16 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     int back = p->last_seen < 0 || sn_peer_state(y, p) >= SN_PEER_DEAD;
     const sn_value *lv = sn_map_get(&m->r.fields, "leaving");
     p->left = m->r.type == SN_MSG_HEARTBEAT && lv && lv->type == SN_BOOL && lv->u.b;
-    if (p->left) back = 0;   /* it is going: nothing to exchange */
+    const sn_value *rv = m->r.type == SN_MSG_HEARTBEAT ? sn_map_get(&m->r.fields, "refused") : NULL;
+    free(p->refused);
+    p->refused = NULL;
+    if (rv && rv->type == SN_STR) {
+        size_t n = rv->u.s.len < SN_SYNC_MAX_REASON ? rv->u.s.len : SN_SYNC_MAX_REASON;
+        if (!(p->refused = malloc(n + 1))) return sn_fail(e, SN_ENOMEM, "out of memory");
+        memcpy(p->refused, rv->u.s.p, n);
+        p->refused[n] = 0;
+    }
+    if (p->left || p->refused) back = 0;   /* it is going, or has no room: nothing to exchange */
     p->last_seen = y->now;
     p->bytes_received += len;
     int rc = note_sender(y, p, m, e);
@@ -356,7 +372,7 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     int need_sync = 0, bad = 0;
     switch (m->r.type) {
     case SN_MSG_HEARTBEAT: {
-        if (p->left) break;
+        if (p->left || p->refused) break;
         uint64_t mine;
         rc = sn_sync_digest(y->s, &mine, e);
         uint64_t theirs = (uint64_t)sn_map_get(&m->r.fields, "digest")->u.i;

@@ -8,11 +8,13 @@
 
 /* A heartbeat to p, or (p NULL) to no one in particular: its sample then
  * leaves out no peer. A leaving one carries no digest and no sample and
- * reads nothing of the store, which may be closed by then. */
-static int build_heartbeat(sn_sync *y, const peer *p, int leaving, sn_buf *out, sn_err *e)
+ * reads nothing of the store, which may be closed by then; nor does a
+ * refusal (refused: the reason), which is all it says. */
+static int build_heartbeat(sn_sync *y, const peer *p, int leaving, const char *refused, sn_buf *out,
+                           sn_err *e)
 {
     uint64_t digest = 0;
-    int rc = leaving ? SN_OK : sn_sync_digest(y->s, &digest, e);
+    int rc = leaving || refused ? SN_OK : sn_sync_digest(y->s, &digest, e);
     sn_arena a;
     sn_arena_init(&a);
     sn_value map;
@@ -25,6 +27,8 @@ static int build_heartbeat(sn_sync *y, const peer *p, int leaving, sn_buf *out, 
             yes.type = SN_BOOL;
             yes.u.b = 1;
             sn_map_set(&map, "leaving", yes);
+        } else if (refused) {
+            sn_map_set(&map, "refused", sn_str(refused, strlen(refused)));
         } else {
             rc = sn_sample_put(y, p, &a, &map, e);
         }
@@ -38,7 +42,7 @@ static int build_heartbeat(sn_sync *y, const peer *p, int leaving, sn_buf *out, 
 static int queue_heartbeat(sn_sync *y, peer *p, int leaving, sn_err *e)
 {
     sn_buf out;
-    int rc = build_heartbeat(y, p, leaving, &out, e);
+    int rc = build_heartbeat(y, p, leaving, NULL, &out, e);
     if (!rc) rc = sn_outbox_add(y, p, &out, e);
     if (!rc) y->tail->kind = SN_MSG_HEARTBEAT;
     if (!rc) y->st.heartbeats_sent++;
@@ -60,10 +64,30 @@ int sn_sync_leave(sn_sync *y, sn_err *e)
     return rc;
 }
 
+int sn_send_refusal(sn_sync *y, const char *id, size_t len, const char *reason, sn_err *e)
+{
+    if (y->now - y->refusals_since >= y->cfg.heartbeat_interval) {
+        y->refusals_since = y->now;
+        y->refusals_in_window = 0;
+    }
+    if (y->refusals_in_window >= SN_SYNC_MAX_REFUSALS) return SN_OK;
+    y->refusals_in_window++;
+    sn_buf out;
+    int rc = build_heartbeat(y, NULL, 0, reason, &out, e);
+    /* to a node that is no peer: the outbox needs only its id */
+    peer to = { .id = (char *)id, .len = len };
+    if (!rc) rc = sn_outbox_add(y, &to, &out, e);
+    if (!rc) {
+        y->tail->kind = SN_MSG_HEARTBEAT;
+        y->st.refusals_sent++;
+    }
+    return rc;
+}
+
 int sn_sync_broadcast_heartbeat(sn_sync *y, unsigned char **bytes, size_t *len, sn_err *e)
 {
     sn_buf out;
-    int rc = build_heartbeat(y, NULL, 0, &out, e);
+    int rc = build_heartbeat(y, NULL, 0, NULL, &out, e);
     if (rc) return rc;
     *bytes = (unsigned char *)out.data;
     *len = out.len;
