@@ -612,3 +612,54 @@ describe("sync engine modes", function()
     assert.equal("both", synaptic.p2p_config({}).mode)
   end)
 end)
+
+-- max_send_bytes_per_second: what goes to a peer in engine time never runs
+-- ahead of the limit (one second's burst, plus one message), a throttled
+-- transfer still completes, and an unlimited one goes at once.
+describe("sync engine send limit", function()
+  after_each(helpers.cleanup)
+
+  local RATE = 50000
+
+  local function transfer(limit)
+    local p = pair({ node_id = "A", max_send_bytes_per_second = limit, chunk_bytes = 8192 }, { node_id = "B" })
+    p.a:put_weights("big", 0, helpers.weights(60000, 3), {})   -- about 240 KB, incompressible
+    local sent, seconds = 0, nil
+    for t = 1, 30 do
+      p.ea:tick(t); p.eb:tick(t)
+      for _ = 1, 50 do
+        local n = 0
+        for _, m in ipairs(p.ea:outbox()) do n = n + 1; sent = sent + #m.bytes; p.eb:receive("A", m.bytes) end
+        for _, m in ipairs(p.eb:outbox()) do n = n + 1; p.ea:receive("B", m.bytes) end
+        if n == 0 then break end
+      end
+      if limit > 0 then
+        assert.is_true(sent <= RATE * (t + 1) + 8192 + 2048, ("%d bytes by second %d"):format(sent, t))
+      end
+      if not seconds and p.b:get_weights("big", 0) then seconds = t end
+    end
+    assert.is_not_nil(seconds, "the layer never arrived")
+    assert.same(p.a:get_weights("big", 0), p.b:get_weights("big", 0))
+    p.close()
+    return seconds, sent
+  end
+
+  it("keeps to the limit and still delivers", function()
+    local slow, bytes = transfer(RATE)
+    local fast, fast_bytes = transfer(0)
+    assert.equal(1, fast)
+    -- at 50 KB/s about 240 KB takes four seconds or more, not one; and
+    -- what waits in the outbox is not queued again for a request meanwhile
+    assert.is_true(slow >= 240000 / RATE - 1, ("%d s for %d bytes"):format(slow, bytes))
+    assert.is_true(bytes < 240000 * 1.15, bytes .. " bytes sent for about 240000")
+    assert.is_true(slow > fast)
+  end)
+
+  it("refuses a negative or infinite limit", function()
+    for _, v in ipairs { -1, math.huge, 0 / 0 } do
+      local ok, err = pcall(synaptic.p2p_config, { max_send_bytes_per_second = v })
+      assert.is_false(ok)
+      assert.matches("max_send_bytes_per_second must be a number from 0", tostring(err))
+    end
+  end)
+end)

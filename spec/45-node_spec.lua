@@ -117,6 +117,22 @@ describe("node", function()
     na:close(); nc:close(); a:close(); c:close()
   end)
 
+  it("max_send_bytes_per_second holds within one large record (in chunks)", function()
+    local a, b = open("a"), open("b")
+    local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0",
+                                              max_send_bytes_per_second = 200000 }))
+    local nb = assert(synaptic.node(b, conf { node_id = "B", peers = { na:address() } }))
+    assert.is_true(until_({ na, nb }, function() return #na:peers() == 1 end))
+    local t0 = synaptic.now()
+    a:put_weights("big", 0, helpers.weights(200000, 3), {})   -- about 670 KB stored
+    assert.is_true(until_({ na, nb }, function() return same_weights(a, b, "big", 0) end, 5000))
+    -- one second's burst, then 200 KB/s: not before about 2.3 s (a lower
+    -- bound only: a loaded machine is slower, never faster)
+    assert.is_true(synaptic.now() - t0 >= 1.5, ("%.2f s"):format(synaptic.now() - t0))
+    assert.is_true(na:stats().chunks_sent >= 10)
+    na:close(); nb:close(); a:close(); b:close()
+  end)
+
   it("marks a peer that falls silent suspect, then dead", function()
     local a, b = open("a"), open("b")
     local na = assert(synaptic.node(a, conf { node_id = "A", listen = "tcp://127.0.0.1:0" }))

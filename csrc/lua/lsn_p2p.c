@@ -161,6 +161,7 @@ static void read_sync_config(lua_State *L, int idx, sn_sync_config *c, int *cust
     c->max_reassembly_bytes =
         (size_t)num_field(L, idx, "max_reassembly_bytes", (double)c->max_reassembly_bytes);
     c->chunk_timeout = num_field(L, idx, "chunk_timeout_seconds", c->chunk_timeout);
+    c->max_send_rate = num_field(L, idx, "max_send_bytes_per_second", c->max_send_rate);
     c->weights = bool_field(L, idx, "enable_weight_sync", 1);
     c->configs = bool_field(L, idx, "enable_config_sync", 1);
     c->checkpoints = bool_field(L, idx, "enable_checkpoint_sync", 1);
@@ -465,6 +466,7 @@ static void push_defaults(lua_State *L)
     set_int(L, "chunk_bytes", (lua_Integer)c.chunk_bytes);
     set_int(L, "max_reassembly_bytes", (lua_Integer)c.max_reassembly_bytes);
     set_num(L, "chunk_timeout_seconds", c.chunk_timeout);
+    set_num(L, "max_send_bytes_per_second", c.max_send_rate);
     set_num(L, "max_clock_offset_ms", c.max_clock_offset_ms);
     set_bool(L, "enable_weight_sync", c.weights);
     set_bool(L, "enable_config_sync", c.configs);

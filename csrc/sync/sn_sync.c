@@ -30,6 +30,8 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     if (!(c->heartbeat_interval > 0) || !(c->sync_interval > 0) || !(c->peer_timeout > 0) ||
         !(c->chunk_timeout > 0))
         return sn_fail(e, SN_EARG, "intervals and timeouts must be positive");
+    if (!(c->max_send_rate >= 0) || c->max_send_rate > 1e15)
+        return sn_fail(e, SN_EARG, "max_send_bytes_per_second must be a finite number >= 0");
     if (c->chunk_bytes < SN_SYNC_MIN_CHUNK_BYTES)
         return sn_fail(e, SN_EARG, "chunk_bytes must be at least %d", SN_SYNC_MIN_CHUNK_BYTES);
     sn_sync *y = calloc(1, sizeof *y);
@@ -47,6 +49,12 @@ int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e)
     y->chunk = c->chunk_bytes;
     if (y->chunk > c->max_message_bytes - SN_SYNC_CHUNK_OVERHEAD)
         y->chunk = c->max_message_bytes - SN_SYNC_CHUNK_OVERHEAD;
+    /* under a send limit, a large record goes in chunks of a quarter
+     * second's worth, so the limit holds within a record too */
+    if (c->max_send_rate > 0 && y->chunk > c->max_send_rate / 4) {
+        y->chunk = (size_t)(c->max_send_rate / 4);
+        if (y->chunk < SN_SYNC_MIN_CHUNK_BYTES) y->chunk = SN_SYNC_MIN_CHUNK_BYTES;
+    }
     *out = y;
     return SN_OK;
 }

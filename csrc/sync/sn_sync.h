@@ -45,6 +45,7 @@ typedef struct sn_sync_config {
     double chunk_timeout;         /* an idle incomplete chunk set is dropped after this */
     int discovery;                /* dial the endpoints heartbeats name (sn_sync_next_dial) */
     int mode;                     /* SN_MODE_*: which way writes flow (Syncthing's folder types) */
+    double max_send_rate;         /* bytes a second to each peer; 0: no limit */
     sn_resolver resolver;
 } sn_sync_config;
 

@@ -16,7 +16,8 @@ int sn_outbox_add(sn_sync *y, const peer *p, sn_buf *msg, sn_err *e)
         free(msg->data);
         return sn_fail(e, SN_ENOMEM, "out of memory");
     }
-    memcpy(m->to, p->id, p->len + 1);
+    memcpy(m->to, p->id, p->len);
+    m->to[p->len] = 0;
     m->bytes = msg->data;
     m->len = msg->len;
     if (y->tail) y->tail->next = m;
@@ -27,16 +28,52 @@ int sn_outbox_add(sn_sync *y, const peer *p, sn_buf *msg, sn_err *e)
     y->st.bytes_sent += msg->len;
     peer *q = sn_peer_find(y, p->id, p->len);   /* p is const to its callers */
     if (q) q->bytes_sent += msg->len;
+    if (q) q->queued += msg->len;
     return SN_OK;
+}
+
+/* max_send_bytes_per_second: a token bucket per peer, refilled at the rate
+ * and holding at most one second of it. A message goes when the bucket is
+ * not empty and takes its size out (it may go below zero: a message larger
+ * than a second's worth still goes, and the next waits longer), so the
+ * long-run rate is the limit whatever the message sizes. Heartbeats and
+ * requests are never held back (they are what keeps the peer alive and
+ * asking), but count. */
+static int may_send(sn_sync *y, const out_msg *m)
+{
+    double rate = y->cfg.max_send_rate;
+    if (!(rate > 0)) return 1;
+    peer *p = sn_peer_find(y, m->to, strlen(m->to));
+    if (!p) return 1;
+    if (p->refilled < 0) p->tokens = rate;
+    else p->tokens += rate * (y->now - p->refilled);
+    if (p->tokens > rate) p->tokens = rate;
+    p->refilled = y->now;
+    if (p->tokens <= 0 && m->kind != SN_MSG_HEARTBEAT && m->kind != SN_MSG_SYNC_REQUEST) return 0;
+    p->tokens -= (double)m->len;
+    return 1;
+}
+
+/* Take m, which follows prev (NULL: the head), off the outbox. */
+static void unlink_out(sn_sync *y, out_msg *prev, out_msg *m)
+{
+    if (prev) prev->next = m->next;
+    else y->head = m->next;
+    if (y->tail == m) y->tail = prev;
+    y->nout--;
+    peer *p = sn_peer_find(y, m->to, strlen(m->to));
+    if (p) p->queued -= p->queued < m->len ? p->queued : m->len;
 }
 
 int sn_sync_next_out(sn_sync *y, char **to, unsigned char **bytes, size_t *len)
 {
-    out_msg *m = y->head;
+    /* the oldest message its peer's rate lets go now: a held peer's data
+     * keeps its order (its bucket stays empty for the rest of the scan),
+     * and neither it nor the heartbeats that pass it hold back others */
+    out_msg *prev = NULL, *m = y->head;
+    for (; m && !may_send(y, m); prev = m, m = m->next) {}
     if (!m) return 0;
-    y->head = m->next;
-    if (!y->head) y->tail = NULL;
-    y->nout--;
+    unlink_out(y, prev, m);
     *to = m->to;
     *bytes = m->bytes;
     *len = m->len;
@@ -49,12 +86,12 @@ size_t sn_sync_outbox_len(const sn_sync *y) { return y->nout; }
 
 void sn_outbox_clear(sn_sync *y)
 {
-    char *to;
-    unsigned char *bytes;
-    size_t len;
-    while (sn_sync_next_out(y, &to, &bytes, &len)) {
-        free(to);
-        free(bytes);
+    while (y->head) {
+        out_msg *m = y->head;
+        unlink_out(y, NULL, m);
+        free(m->to);
+        free(m->bytes);
+        free(m);
     }
 }
 

@@ -62,6 +62,8 @@ typedef struct peer {
     unsigned unsent;             /* UNSENT_*: what its connection never took (sn_sync_unsent) */
     int left;                    /* its last message said it was closing */
     char *refused;               /* its last message refused us: why (malloc'd); NULL: not */
+    size_t queued;               /* bytes in the outbox for it */
+    double tokens, refilled;     /* max_send_rate's bucket (sn_sync_build.c); refilled < 0: never */
 } peer;
 
 /* UNSENT_DATA: a push or answer it did not take (a full queue): no more

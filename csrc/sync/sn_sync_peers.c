@@ -55,6 +55,7 @@ peer *sn_peer_learn(sn_sync *y, const char *id, size_t len, int is_static, sn_er
     p->added = y->now;
     p->last_seen = -1;
     p->last_heartbeat = p->last_request = -1e300;
+    p->refilled = -1;
     y->npeers++;
     return p;
 }
@@ -212,7 +213,9 @@ uint64_t sn_sent_lately(const sn_sync *y, const peer *p, const char *origin)
 {
     for (size_t i = 0; i < p->nsent; i++)
         if (memcmp(p->sent[i].origin, origin, SN_ORIGIN_LEN) == 0)
-            return y->now - p->sent[i].at <= sent_memory(y) ? p->sent[i].seq : 0;
+            /* still in the outbox (held by max_send_bytes_per_second) is
+             * in flight too: a request meanwhile must not queue it twice */
+            return p->queued > 0 || y->now - p->sent[i].at <= sent_memory(y) ? p->sent[i].seq : 0;
     return 0;
 }
 

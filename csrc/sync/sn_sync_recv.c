@@ -327,6 +327,24 @@ static void ignore_entries(sn_sync *y, const msg *m)
     y->st.ignored += list && list->type == SN_ARRAY ? list->u.a.n : 0;
 }
 
+/* Whether the message says its sender is closing (a leaving heartbeat) or
+ * has no slot for us (a refusal, with the reason it gives): either holds
+ * until its next message says otherwise. */
+static int read_leaving(peer *p, const msg *m, sn_err *e)
+{
+    const sn_value *lv = sn_map_get(&m->r.fields, "leaving");
+    p->left = m->r.type == SN_MSG_HEARTBEAT && lv && lv->type == SN_BOOL && lv->u.b;
+    const sn_value *rv = m->r.type == SN_MSG_HEARTBEAT ? sn_map_get(&m->r.fields, "refused") : NULL;
+    free(p->refused);
+    p->refused = NULL;
+    if (!rv || rv->type != SN_STR) return SN_OK;
+    size_t n = rv->u.s.len < SN_SYNC_MAX_REASON ? rv->u.s.len : SN_SYNC_MAX_REASON;
+    if (!(p->refused = malloc(n + 1))) return sn_fail(e, SN_ENOMEM, "out of memory");
+    memcpy(p->refused, rv->u.s.p, n);
+    p->refused[n] = 0;
+    return SN_OK;
+}
+
 /* A decoded message from peer id: who sent it, then what it says. */
 static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *m, size_t len,
                            int *accepted, sn_err *e)
@@ -353,17 +371,7 @@ static int receive_decoded(sn_sync *y, const char *id, size_t idlen, const msg *
     /* the first message of a new peer, or of one back from a partition:
      * digests are exchanged now, not at the next heartbeat */
     int back = p->last_seen < 0 || sn_peer_state(y, p) >= SN_PEER_DEAD;
-    const sn_value *lv = sn_map_get(&m->r.fields, "leaving");
-    p->left = m->r.type == SN_MSG_HEARTBEAT && lv && lv->type == SN_BOOL && lv->u.b;
-    const sn_value *rv = m->r.type == SN_MSG_HEARTBEAT ? sn_map_get(&m->r.fields, "refused") : NULL;
-    free(p->refused);
-    p->refused = NULL;
-    if (rv && rv->type == SN_STR) {
-        size_t n = rv->u.s.len < SN_SYNC_MAX_REASON ? rv->u.s.len : SN_SYNC_MAX_REASON;
-        if (!(p->refused = malloc(n + 1))) return sn_fail(e, SN_ENOMEM, "out of memory");
-        memcpy(p->refused, rv->u.s.p, n);
-        p->refused[n] = 0;
-    }
+    if (read_leaving(p, m, e)) return e->code;
     if (p->left || p->refused) back = 0;   /* it is going, or has no room: nothing to exchange */
     p->last_seen = y->now;
     p->bytes_received += len;

@@ -280,6 +280,17 @@ static int push_one(sn_sync *y, peer *p, push_to *t, const sn_entry *en, const s
     return rc;
 }
 
+/* A peer whose rate limit holds more than a second of messages for it
+ * already: no eager pushes until it asks (as a connection that refused
+ * a push: UNSENT_DATA), so the outbox does not grow with a writer that
+ * outpaces the limit; what it missed comes with its next request. */
+static int backlogged(sn_sync *y, peer *p)
+{
+    if (!(y->cfg.max_send_rate > 0) || (double)p->queued <= y->cfg.max_send_rate) return 0;
+    p->unsent |= UNSENT_DATA;
+    return 1;
+}
+
 /* Each local entry goes to every live peer in a message of its kind (in
  * chunks when it is larger than a chunk). Kinds this node does not sync
  * are left to anti-entropy (as skips). Entries are sent in seq order, so a peer that got
@@ -307,7 +318,8 @@ int sn_push_local(sn_sync *y, sn_err *e)
         memcpy(en.origin, origin, SN_ORIGIN_LEN + 1);
         en.seq = seq;
         for (size_t i = 0; en.kind != SN_KIND_SKIP && !rc && i < y->npeers; i++)
-            if (sn_peer_state(y, &y->peers[i]) <= SN_PEER_SUSPECT && !(y->peers[i].unsent & UNSENT_DATA))
+            if (sn_peer_state(y, &y->peers[i]) <= SN_PEER_SUSPECT && !(y->peers[i].unsent & UNSENT_DATA) &&
+                !backlogged(y, &y->peers[i]))
                 rc = push_one(y, &y->peers[i], &to[i], &en, &bytes, e);
         free(bytes.data);
     }
@@ -417,11 +429,13 @@ int sn_answer_request(sn_sync *y, peer *p, const sn_value *fields, sn_err *e)
         uint64_t theirs = their_seq(have, vv.items[i].origin);
         if (theirs > vv.items[i].seq) asker_ahead = 1;
         /* entries we sent this peer a moment ago are on their way: the
-         * request crossed them (unless it names one as half-received) */
+         * request crossed them (unless it names one as half-received and
+         * nothing for it still waits in our outbox: then the rest of that
+         * record was lost) */
         uint64_t from = theirs, lately = sn_sent_lately(y, p, vv.items[i].origin);
         int partial_here = po->type == SN_STR && po->u.s.len == SN_ORIGIN_LEN &&
                            memcmp(po->u.s.p, vv.items[i].origin, SN_ORIGIN_LEN) == 0;
-        if (lately > from && !partial_here) from = lately;
+        if (lately > from && (!partial_here || p->queued > 0)) from = lately;
         for (uint64_t seq = from + 1; !rc && seq <= vv.items[i].seq; seq++) {
             sn_entry en;
             sn_buf bytes;

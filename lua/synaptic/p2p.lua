@@ -72,6 +72,10 @@ local FIELDS = {
   max_reassembly_bytes = { "number", DEFAULTS.max_reassembly_bytes, range "max_reassembly_bytes" },
   chunk_timeout_seconds = { "number", DEFAULTS.chunk_timeout_seconds, positive },
   max_clock_offset_ms = { "number", DEFAULTS.max_clock_offset_ms, function(v) if not (v >= 0) or v == math.huge then return "must be a finite number >= 0" end end },
+  -- to each peer; 0: no limit (Syncthing's per-device rate limits)
+  max_send_bytes_per_second = { "number", DEFAULTS.max_send_bytes_per_second, function(v)
+    if not (v >= 0) or v > 1e15 then return "must be a number from 0 (no limit) to 1e15" end
+  end },
   send_hwm = { "number", DEFAULTS.send_hwm, range "send_hwm" },
   recv_hwm = { "number", DEFAULTS.recv_hwm, range "recv_hwm" },
   discovery = { "boolean", nil },                -- default: on under CURVE only (see build)

@@ -70,6 +70,7 @@ local function node_config(args)
     max_peers = args.max_peers or math.max(10, #peers + 1),
     conflict_resolution = args.strategy,
     mode = args.mode,
+    max_send_bytes_per_second = args.max_send_rate,
     enable_weight_sync = not args.no_weights,
     enable_config_sync = not args.no_configs,
     enable_checkpoint_sync = not args.no_checkpoints,
@@ -203,6 +204,8 @@ function M.add_to_parser(p)
     .. table.concat(require("synaptic.core").p2p_limits.modes, ", ") .. ".")
     :argname("<mode>")
   c:option("--max-peers", "Most peers to keep."):argname("<n>"):convert(arguments.positive_integer("--max-peers"))
+  c:option("--max-send-rate", "Most bytes a second sent to each peer (default: no limit)."):argname("<bytes>")
+    :convert(arguments.positive_integer("--max-send-rate"))
   c:flag("--no-weights", "Do not sync weights.")
   c:flag("--no-configs", "Do not sync expert configs.")
   c:flag("--no-checkpoints", "Do not sync checkpoints.")
