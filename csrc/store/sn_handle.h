@@ -48,6 +48,7 @@ struct sn_store {
     sn_codec_ctx *codec;          /* codec state reused by every record read and written */
     const sn_batch_hooks *hooks;  /* set by sn_store_open */
     char log_dir[96];             /* RocksDB's info LOG directory (sn_infolog.c), or "" */
+    int has_remote;               /* the log holds another origin's writes (once true, for good) */
 };
 
 /* The weights writes a batch made to one layer, so a second write to it in

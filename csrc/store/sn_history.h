@@ -33,6 +33,16 @@
  * deepest heads it can name into its parents (sn_layer_before). */
 #define SN_MAX_HEADS 512
 
+/* The merge window (issue 17): a merge reads the records of writes less
+ * than this many levels of depth below its deepest head, never deeper
+ * (a base further down makes it the mean of the heads, on every node
+ * alike), so a store that syncs may let a layer's records deeper than the
+ * window below its newest write go (sn_trim.c) without two nodes ever
+ * merging the same heads into different bytes. 128 levels: about 60
+ * training steps of a mesh (a step and its merge are two), so a node away
+ * for a minute of steps still merges exactly. */
+#define SN_MERGE_WINDOW 128
+
 enum {
     SN_HIST_HELD = 1,    /* this store holds the record (not trimmed, not only heard of) */
     SN_HIST_MERGE = 2,   /* a merge of concurrent heads */

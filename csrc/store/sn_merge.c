@@ -20,9 +20,10 @@
  * timestamp, codec and fields derive from the heads alone (hlc one past
  * the newest head, an origin that hashes the heads' identities); and a
  * node merges only once it knows the heads' whole ancestry, which is the
- * same everywhere. Known limit: a base trimmed by max_weight_versions on
- * one node and held on another makes the two compute the mean and the
- * base merge under one identity. */
+ * same everywhere. It reads no record below the merge window (a base or
+ * change deeper than SN_MERGE_WINDOW under the deepest head makes it the
+ * mean of the heads): which records a node trimmed there is its own, and
+ * within the window a store that syncs trims none (sn_trim.c). */
 #include "store/sn_ancestry.h"
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
@@ -72,6 +73,36 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
     return rc;
 }
 
+#define OUT_OF_WINDOW 2006   /* a record the merge needs lies below the merge window */
+
+/* The depth at or below which a merge of heads ids reads no record: the
+ * deepest head's less SN_MERGE_WINDOW (see sn_history.h). */
+static int window_floor(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids, size_t n,
+                        const sn_hist *fresh, uint32_t *floor, sn_err *e)
+{
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        sn_hist h;
+        int rc = sn_hist_get_or(s, lk, lklen, &ids[i], fresh, &h, e);
+        if (rc == SN_NOTFOUND) return INCOMPLETE;
+        if (rc) return rc;
+        if (h.depth > top) top = h.depth;
+    }
+    *floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
+    return SN_OK;
+}
+
+/* Whether write id (its depth when known, else read) is above the floor. */
+static int in_window(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id, const sn_hist *fresh,
+                     uint32_t floor, sn_err *e)
+{
+    sn_hist h;
+    int rc = sn_hist_get_or(s, lk, lklen, id, fresh, &h, e);
+    if (rc == SN_NOTFOUND) return INCOMPLETE;
+    if (rc) return rc;
+    return h.depth > floor ? SN_OK : OUT_OF_WINDOW;
+}
+
 /* acc = base + rule(a - base, b - base): the pairwise step of merge_value,
  * a and b in acc and y. */
 static int combine_pair(sn_merge_rule rule, const double *base, double *acc, double *y, size_t m,
@@ -95,15 +126,20 @@ static int combine_pair(sn_merge_rule rule, const double *base, double *acc, dou
  * INCOMPLETE, NO_BASE (more than two: the caller takes the mean) or an
  * error. */
 static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
-                       sn_weights_view *views, size_t n, const sn_hist *fresh, int depth,
+                       sn_weights_view *views, size_t n, const sn_hist *fresh, int depth, uint32_t floor,
                        sn_merge_rule rule, size_t m, double *acc, float *tmp, sn_err *e)
 {
-    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, rule, m, acc, tmp, e)
+    int rc = n > 2 ? merge_value(s, lk, lklen, ids, views, n - 1, fresh, depth, floor, rule, m, acc, tmp, e)
                    : add_write(s, lk, lklen, &ids[0], views ? &views[0] : NULL, 1.0, m, acc, tmp, e);
     if (n > 2 && rc == NO_COMMON) rc = NO_BASE;
     sn_ident *bases = NULL;
     size_t nbases = 0;
     if (!rc) rc = base_set(s, lk, lklen, ids, n - 1, &ids[n - 1], fresh, &bases, &nbases, e);
+    /* a base below the merge window: the mean, on every node alike */
+    for (size_t i = 0; !rc && i < nbases; i++) {
+        rc = in_window(s, lk, lklen, &bases[i], fresh, floor, e);
+        if (rc == OUT_OF_WINDOW) rc = NO_BASE;
+    }
     if (!rc && nbases == 0) {
         rc = n > 2 ? NO_BASE : add_write(s, lk, lklen, &ids[1], views ? &views[1] : NULL, 1.0, m, acc, tmp, e);
         free(bases);
@@ -115,7 +151,7 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
     if (!rc && nbases == 1) rc = add_write(s, lk, lklen, &bases[0], NULL, 1.0, m, b, tmp, e);
     if (!rc && nbases > 1) {
         rc = depth < MAX_BASE_DEPTH
-                 ? merge_value(s, lk, lklen, bases, NULL, nbases, fresh, depth + 1, rule, m, b, tmp, e)
+                 ? merge_value(s, lk, lklen, bases, NULL, nbases, fresh, depth + 1, floor, rule, m, b, tmp, e)
                  : NO_BASE;
         if (rc == NO_COMMON) rc = NO_BASE;
     }
@@ -139,6 +175,7 @@ static int merge_value(sn_store *s, const unsigned char *lk, size_t lklen, const
  * to merge_value. */
 #define FALLBACK 2004
 #define NOT_HELD 2005   /* the base is known, its record not held here */
+
 
 /* The deepest common ancestor of the heads (ties: the lowest identity),
  * chosen from the history alone, so every node that knows the same history
@@ -231,7 +268,7 @@ static double *change_of(changes *c, const char *o, sn_err *e)
  * bytes than a node that holds it. */
 static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
                        sn_weights_view *views, size_t n, const sn_hist *fresh,
-                       sn_weights_view *fresh_view, sn_merge_rule rule, size_t m, double *acc,
+                       sn_weights_view *fresh_view, uint32_t floor, sn_merge_rule rule, size_t m, double *acc,
                        float *tmp, double *scale, size_t *norigins, sn_err *e)
 {
     changes ch = { .m = m };
@@ -239,9 +276,18 @@ static int delta_merge(sn_store *s, const unsigned char *lk, size_t lklen, const
     size_t nunseen = 0;
     sn_anc_status st = SN_ANC_DONE;
     int rc = delta_base(s, lk, lklen, ids, n, fresh, &b, e);
+    /* every record read (the base, each change and its parent) within the
+     * window, or none: what a node may have let go (sn_trim.c) is decided
+     * by depth alone, the same on every node */
+    if ((!rc || rc == NOT_HELD) && b.depth <= floor) rc = OUT_OF_WINDOW;
     if (!rc) rc = sn_anc_unseen(s, lk, lklen, ids, n, &b.id, fresh, &unseen, &nunseen, &st, e);
     if (!rc && st == SN_ANC_UNKNOWN) rc = INCOMPLETE;
     if (!rc && st != SN_ANC_DONE) rc = FALLBACK;
+    for (size_t i = 0; !rc && i < nunseen; i++)
+        if (!is_merge(&unseen[i]) && unseen[i].nparents == 1 && !(unseen[i].flags & SN_HIST_TOMBSTONE)) {
+            rc = unseen[i].depth > floor ? SN_OK : OUT_OF_WINDOW;
+            if (!rc) rc = in_window(s, lk, lklen, &unseen[i].parent, fresh, floor, e);
+        }
     if (!rc) rc = add_write(s, lk, lklen, &b.id, view_of(ids, views, n, fresh, fresh_view, &b.id), 1.0, m, acc, tmp, e);
     for (size_t i = 0; !rc && i < nunseen; i++) {
         const sn_anc_write *w = &unseen[i];
@@ -309,11 +355,15 @@ static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
     double *acc = calloc(m ? m : 1, sizeof *acc), scale = 1;
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, m, acc, tmp, &scale, &origins, e);
+    uint32_t floor = 0;
+    if (!rc) rc = window_floor(s, lk, lklen, ids, n, fresh, &floor, e);
+    if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, fresh_view, floor, rule, m, acc, tmp, &scale, &origins, e);
+    int out_of_window = rc == OUT_OF_WINDOW;
+    if (out_of_window) rc = NO_BASE;   /* the mean of the heads, whose records every node holds */
     int pairwise = rc == FALLBACK;
     if (pairwise) {
         memset(acc, 0, m * sizeof *acc);
-        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, rule, m, acc, tmp, e);
+        rc = merge_value(s, lk, lklen, ids, v, n, fresh, 0, floor, rule, m, acc, tmp, e);
     }
     int mean = rc == NO_COMMON || rc == NO_BASE;
     if (rc == NO_BASE) {
@@ -326,7 +376,9 @@ static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_
     /* the record's "merge" field: part of its bytes, so only what every
      * node computes alike */
     const char *r = sn_merge_rule_name(rule);
-    if (mean) snprintf(how, howlen, "mean of %zu heads (no common ancestor retained)", n);
+    if (mean && out_of_window)
+        snprintf(how, howlen, "mean of %zu heads (their base is %d or more writes deep)", n, SN_MERGE_WINDOW);
+    else if (mean) snprintf(how, howlen, "mean of %zu heads (no common ancestor retained)", n);
     else if (pairwise) snprintf(how, howlen, "base + %zu heads, %s, pairwise", n, r);
     else snprintf(how, howlen, "base + %zu heads, %s over %zu origins (scale %.6g)", n, r, origins, scale);
     free(acc);

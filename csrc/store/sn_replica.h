@@ -110,6 +110,10 @@ typedef struct sn_conflict {
 
 SN_HIDDEN uint64_t sn_replica_local_seq(const sn_store *s);
 SN_HIDDEN int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e);
+/* Whether the log holds writes of another origin than this store's: it
+ * syncs, so its merges may need a layer's recent records (sn_trim.c keeps
+ * the merge window then). */
+SN_HIDDEN int sn_replica_has_remote(sn_store *s);
 SN_HIDDEN int sn_replica_have(sn_store *s, const char *origin, uint64_t *seq, sn_err *e);
 
 /* Entry (origin, seq) and its record's stored bytes (malloc'd, or NULL).

@@ -176,6 +176,17 @@ int sn_replica_have(sn_store *s, const char *origin, uint64_t *seq, sn_err *e)
 }
 
 /* One seek per origin, not a walk over the log. */
+int sn_replica_has_remote(sn_store *s)
+{
+    if (s->has_remote) return 1;
+    sn_vv vv;
+    sn_err e;
+    if (sn_replica_vector(s, &vv, &e)) return 1;   /* unknown: as if it syncs (keeps more) */
+    s->has_remote = vv.n > 1 || (vv.n == 1 && strcmp(vv.items[0].origin, s->origin) != 0);
+    free(vv.items);
+    return s->has_remote;
+}
+
 int sn_replica_vector(sn_store *s, sn_vv *out, sn_err *e)
 {
     out->items = NULL;

@@ -1,14 +1,21 @@
 /* max_weight_versions: the oldest records of a layer go, their history
  * entries stay (so version numbers never shift and peers still learn what
- * superseded what). Never trimmed: a head, a pinned write, and while a
- * layer has several heads anything their merge may need as its base. */
+ * superseded what). Never trimmed: a head, a pinned write, while a layer
+ * has several heads anything their merge may need as its base, and in a
+ * store that syncs, the merge window: a write less than SN_MERGE_WINDOW
+ * levels of depth below the newest (sn_history.h), which any merge this
+ * node will make may read; records deeper than that no merge reads, on
+ * any node, so a synced store keeps max_weight_versions plus the window
+ * however long it runs. */
 #include "store/sn_batch.h"
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
 #include "store/sn_rank.h"
+#include "store/sn_replica.h"
 #include "store/sn_rocks.h"
 #include "store/sn_weights_int.h"
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct trim_walk {
@@ -17,6 +24,7 @@ typedef struct trim_walk {
     const unsigned char *lk;
     size_t lklen;
     uint64_t cutoff;              /* writes of rank <= cutoff may go */
+    uint32_t depth_floor;         /* ... and of depth <= depth_floor (the merge window; UINT32_MAX: none) */
     const sn_ident *heads;
     size_t nheads;
     int has_floor;                /* the first write the walk left held, or where it stopped */
@@ -54,7 +62,9 @@ int sn_write_pinned(sn_store *s, const unsigned char *lk, size_t lklen, const sn
 static int trim_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 {
     trim_walk *w = ud;
-    if (rank > w->cutoff) { floor_at(w, rank, h); return 1; }   /* done: stops the walk */
+    /* done: stops the walk (a write in the window keeps what follows it
+     * too, until the window moves past it) */
+    if (rank > w->cutoff || h->depth > w->depth_floor) { floor_at(w, rank, h); return 1; }
     if (!(h->flags & SN_HIST_HELD)) return SN_OK;
     for (size_t i = 0; i < w->nheads; i++)
         if (sn_same_ident(&w->heads[i], &h->id)) return floor_at(w, rank, h);
@@ -72,9 +82,10 @@ static int trim_step(void *ud, uint64_t rank, const sn_hist *h, sn_err *e)
 
 /* Writes of this batch old enough to go: deleting a key put earlier in the
  * same batch undoes the put. */
-static void trim_pending(sn_batch *b, sn_pending *p, uint64_t cutoff)
+static void trim_pending(sn_batch *b, sn_pending *p, uint64_t cutoff, uint32_t floor)
 {
-    while (p->trimmed < p->nwrites && p->versions[p->trimmed] <= cutoff) {
+    while (p->trimmed < p->nwrites && p->versions[p->trimmed] <= cutoff &&
+           p->writes[p->trimmed].depth <= floor) {
         sn_hist t = p->writes[p->trimmed++];
         unsigned char key[SN_WKEY_MAX];
         rocksdb_writebatch_delete_cf(b->wb, b->s->cf[CF_WEIGHTS], (const char *)key,
@@ -99,18 +110,25 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t l
     uint64_t cutoff = total - keep;
     sn_ident heads[SN_MAX_HEADS];
     size_t n = 0;
+    uint32_t top = p ? p->depth : 0, floor = UINT32_MAX;
     /* a write in this batch superseded every head on disk; without one the
      * heads stay, and several heads keep their whole history for the merge */
     if (!p) {
         rc = sn_heads_load(s, lk, lklen, heads, &n, e);
         if (rc || n > 1) return rc;
-    } else {
-        /* the newest write of the batch is the head; it is never <= cutoff */
-        trim_pending(b, p, cutoff);
+        sn_hist h;
+        if (n == 1 && sn_replica_has_remote(s)) {
+            rc = sn_hist_get(s, lk, lklen, &heads[0], &h, e);
+            if (rc) return rc;
+            top = h.depth;
+        }
     }
+    if (sn_replica_has_remote(s)) floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
+    /* the newest write of the batch is the head; it is never <= cutoff */
+    if (p) trim_pending(b, p, cutoff, floor);
     /* the oldest writes were trimmed by earlier walks: start where the
      * last one left the first write held (sn_rank.c) */
-    trim_walk w = { s, b, lk, lklen, cutoff, heads, n, 0, { 0, "" }, 0 };
+    trim_walk w = { s, b, lk, lklen, cutoff, floor, heads, n, 0, { 0, "" }, 0 };
     sn_ident from;
     uint64_t from_rank;
     int have_from = sn_rank_floor(s, lk, lklen, &from, &from_rank) && from_rank <= cutoff + 1;

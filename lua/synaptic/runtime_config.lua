@@ -46,9 +46,8 @@ function M.check(config, experts_list)
   end
   if c.merge_rule ~= nil then sync.checked_config({ merge_rule = c.merge_rule }, 3) end
   if c.p2p then c.p2p = sync.checked_config(c.p2p, 3, c.merge_rule) end
-  -- a live mesh merges against older versions peers built on: trimming them
-  -- would leave the merge no base (it falls back to the mean)
-  if c.sync_with_peers and config.max_weight_versions == nil then c.max_weight_versions = 0 end
+  -- a store that syncs keeps the merge window besides max_weight_versions
+  -- (the core's SN_MERGE_WINDOW), so the default 2 is safe under sync too
   if c.auto_save_interval < 0 then error("runtime: auto_save_interval must be >= 0", 3) end
   if math.type(c.max_checkpoints) ~= "integer" or c.max_checkpoints < 1 then
     error("runtime: max_checkpoints must be an integer >= 1", 3)

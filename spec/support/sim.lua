@@ -20,7 +20,8 @@ end
 
 --- opts: n, dir (a directory to create stores in), seed, loss, dup, delay
 -- (max extra steps a message may wait, which reorders), degree (random
--- extra peers per node besides ring neighbours), config (p2p config).
+-- extra peers per node besides ring neighbours), config (p2p config),
+-- store (more options for synaptic.open).
 function sim.new(opts)
   local self = setmetatable({}, sim)
   self.n = opts.n
@@ -35,8 +36,9 @@ function sim.new(opts)
   self.delivered, self.dropped, self.bytes = 0, 0, 0
   local base = opts.config or {}
   for i = 1, self.n do
-    local store = assert(synaptic.open(("%s/node%03d"):format(opts.dir, i),
-                                       { write_buffer_mb = 1, cache_mb = 1 }))
+    local so = { write_buffer_mb = 1, cache_mb = 1 }
+    for k, v in pairs(opts.store or {}) do so[k] = v end
+    local store = assert(synaptic.open(("%s/node%03d"):format(opts.dir, i), so))
     local cfg = { node_id = "n" .. i }
     for k, v in pairs(base) do cfg[k] = v end
     self.nodes[i] = { id = "n" .. i, store = store, engine = synaptic.sync_engine(store, cfg) }
@@ -137,8 +139,10 @@ sim.canon = canon
 
 --- Everything replicated in a store, as one string: current weights bytes
 -- and identity for every expert/layer given, their version lists and
--- conflicts, configs and their conflicts, and the checkpoint list.
-function sim.fingerprint(store, experts, layers)
+-- conflicts, configs and their conflicts, and the checkpoint list. With
+-- trimmed = true the version lists are left out: which old records a store
+-- still holds is its own (max_weight_versions, the merge window).
+function sim.fingerprint(store, experts, layers, trimmed)
   local out = {}
   for _, x in ipairs(experts) do
     for l = 0, layers - 1 do
@@ -147,7 +151,7 @@ function sim.fingerprint(store, experts, layers)
         out[#out + 1] = ("%s/%d v%d %d %s %s %s"):format(x, l, info.version, info.hlc, info.origin,
                                                         w:tobytes(), b:tobytes())
       end
-      out[#out + 1] = table.concat(store:weight_versions(x, l), ",")
+      if not trimmed then out[#out + 1] = table.concat(store:weight_versions(x, l), ",") end
       for _, c in ipairs(store:conflicts(x, l)) do
         out[#out + 1] = ("conflict v%d %d %s %s"):format(c.version, c.hlc, c.origin, c.weights:tobytes())
       end
