@@ -64,7 +64,23 @@ local function disk()
   return total
 end
 
-print(("  %8s %10s %10s %12s %14s"):format("rounds", "disk MiB", "router v", "round ms", "worst poll ms"))
+-- Where one store's bytes are: blob files (payloads), table files, WALs,
+-- the rest (MANIFEST, info logs, OPTIONS).
+local function kinds(p)
+  local f = assert(io.popen("find '" .. p .. "' -type f -printf '%s %f\\n'"))
+  local t = { blob = 0, sst = 0, log = 0, other = 0 }
+  for line in f:lines() do
+    local size, name = line:match("^(%d+) (.*)$")
+    local ext = name and name:match("%.(%a+)$")
+    local k = (ext == "blob" or ext == "sst" or ext == "log") and ext or "other"
+    t[k] = t[k] + tonumber(size)
+  end
+  f:close()
+  return t
+end
+
+print(("  %8s %10s %10s %12s %14s   %s"):format("rounds", "disk MiB", "router v", "round ms", "worst poll ms",
+      "store a: blob / sst / wal / other MiB"))
 local rounds, worst, first_round = {}, 0, nil
 local t_all = now()
 for step = 1, STEPS do
@@ -81,7 +97,9 @@ for step = 1, STEPS do
     first_round = first_round or med
     local v = 0
     for _, rt in ipairs(rts) do v = math.max(v, router_versions(rt.store)) end
-    print(("  %8d %10.1f %10d %12.2f %14.1f   (round %.2fx the first rows')"):format(step, disk() / U.MiB, v, med, worst,
+    local k = kinds(dir .. "/a")
+    print(("  %8d %10.1f %10d %12.2f %14.1f   %.1f / %.1f / %.1f / %.1f   (round %.2fx the first rows')"):format(
+          step, disk() / U.MiB, v, med, worst, k.blob / U.MiB, k.sst / U.MiB, k.log / U.MiB, k.other / U.MiB,
           med / first_round))
     io.stdout:flush()
     rounds, worst = {}, 0

@@ -38,9 +38,13 @@
  * (a base further down makes it the mean of the heads, on every node
  * alike), so a store that syncs may let a layer's records deeper than the
  * window below its newest write go (sn_trim.c) without two nodes ever
- * merging the same heads into different bytes. 128 levels: about 60
- * training steps of a mesh (a step and its merge are two), so a node away
- * for a minute of steps still merges exactly. */
+ * merging the same heads into different bytes. 128 levels: a mesh step
+ * and its merge are about two, so a node some sixty steps behind still
+ * merges exactly. Not less: a merge out of the window is the mean, and a
+ * write built on it keeps that for good, so the window must pass what
+ * loss and delay leave behind in a busy mesh (32 did not: four writers
+ * building on their merges under 10% loss lost changes, spec 62). A
+ * protocol constant: nodes with different windows would merge apart. */
 #define SN_MERGE_WINDOW 128
 
 enum {

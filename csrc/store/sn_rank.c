@@ -77,6 +77,9 @@ typedef struct heads_after {
     sn_ident heads[RANK_HEADS];
     size_t nadded;                /* distinct writes added (ADDED_MAX + 1: too many) */
     sn_ident added[ADDED_MAX];
+    int has_floor;                /* sn_rank_floor_after */
+    sn_ident floor;
+    uint64_t floor_rank;
 } heads_after;
 
 struct sn_rank_touched {
@@ -232,6 +235,7 @@ void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
         h->lklen = (uint32_t)lklen;
         h->adds = 0;
         h->nadded = 0;
+        h->has_floor = 0;
     }
     h->adds++;
     h->n = n;
@@ -250,11 +254,35 @@ static heads_after *after_of(struct sn_rank_touched *t, const unsigned char *lk,
     return NULL;
 }
 
+void sn_rank_floor_after(sn_batch *b, const unsigned char *lk, size_t lklen, const sn_ident *floor,
+                         uint64_t rank)
+{
+    struct sn_rank_touched *t = b->touched;
+    if (!t) return;
+    heads_after *h = after_of(t, lk, lklen);
+    if (!h) return;   /* not noted: the next walk starts where the last did */
+    h->has_floor = 1;
+    h->floor = *floor;
+    h->floor_rank = rank;
+}
+
 /* A peer's batch touched r's layer (a: the writes it added, or NULL):
  * keep what stays true, 0 when the slot must go. */
 static int foreign_keeps(rank_slot *r, const heads_after *a)
 {
-    r->has_floor = 0;   /* a record filled in may be older than the floor */
+    /* the floor (no write older is held) stays while every write added
+     * sorts after it, so its number holds; a record filled in taints the
+     * slot (sn_replica_weights.c), and a batch without adds drops it */
+    int after_all = a && a->nadded <= ADDED_MAX;
+    for (size_t i = 0; after_all && i < a->nadded; i++)
+        after_all = (!r->has_floor || sn_ident_cmp(&a->added[i], &r->floor) > 0) &&
+                    (!a->has_floor || sn_ident_cmp(&a->added[i], &a->floor) > 0);
+    r->has_floor = after_all && r->has_floor;
+    if (after_all && a->has_floor) {
+        r->has_floor = 1;
+        r->floor = a->floor;
+        r->floor_rank = a->floor_rank;
+    }
     if (!a) return 1;   /* no write added: count, versions and heads stand */
     if (a->nadded > ADDED_MAX) return 0;
     if (r->has_id) {

@@ -30,6 +30,11 @@ SN_HIDDEN void sn_rank_touch(sn_batch *b, const unsigned char *lk, size_t lklen)
  * date from the writes added (sn_rank.c). */
 SN_HIDDEN void sn_rank_heads_after(sn_batch *b, const unsigned char *lk, size_t lklen,
                                    const sn_ident *heads, size_t n, const sn_ident *added);
+/* A trim of a peer's batch left the first write held at floor (of number
+ * rank, counted before the batch): kept at commit while every write the
+ * batch added sorts after it (so the number still holds). */
+SN_HIDDEN void sn_rank_floor_after(sn_batch *b, const unsigned char *lk, size_t lklen,
+                                   const sn_ident *floor, uint64_t rank);
 /* A local write of lk that failed half-way: its slot goes at commit. */
 SN_HIDDEN void sn_rank_taint(sn_batch *b, const unsigned char *lk, size_t lklen);
 SN_HIDDEN void sn_rank_commit(sn_batch *b, int ok);

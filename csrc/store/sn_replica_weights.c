@@ -3,6 +3,7 @@
  * heads: by the resolver, or by merging them (SN_RESOLVE_MERGE). */
 #include "store/sn_history.h"
 #include "store/sn_keys.h"
+#include "store/sn_rank.h"
 #include "store/sn_replica.h"
 #include "store/sn_replica_int.h"
 #include "store/sn_weights_int.h"
@@ -179,11 +180,14 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     } else if (!rc) {
         known.flags |= SN_HIST_HELD;
         sn_hist_put(b, lk, lklen, &known);
+        sn_rank_taint(b, lk, lklen);   /* held again: it may be older than the trim floor */
         h = known;
     }
     fresh_write f = { &h, en->key, store ? bytes : NULL, en->klen, len };
     if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
     if (!rc && is_new && tomb) rc = sn_tomb_settle(s, b, lk, lklen, &h, heads, n, e);
+    /* what no merge here will read again goes (sn_trim.c) */
+    if (!rc && is_new && !tomb) rc = sn_trim_received(s, b, lk, lklen, heads, n, &h, e);
     /* a conflict is a head beside others, not the first write of a layer */
     if (!rc && n > before && n > 1) res->conflicts = (int)(n - before);
     return rc;

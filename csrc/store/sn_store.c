@@ -127,10 +127,17 @@ static int make_options(sn_store *s, sn_err *e)
         if (i == CF_WEIGHTS) {
             /* payloads are compressed by our codecs: RocksDB must not
              * spend time compressing them again */
+            /* blob garbage: the older half of the blob files is
+             * collected as compactions pass, and a compaction is forced
+             * once those are half garbage, so a layer rewritten for ever
+             * (a training mesh) keeps about twice its live payloads, not
+             * every payload it ever wrote */
             snprintf(spec, sizeof spec, "compression=kNoCompression;%s",
                      o->blob_files ? "enable_blob_files=true;min_blob_size=4096;"
                                      "blob_file_size=268435456;"
-                                     "enable_blob_garbage_collection=true"
+                                     "enable_blob_garbage_collection=true;"
+                                     "blob_garbage_collection_age_cutoff=0.5;"
+                                     "blob_garbage_collection_force_threshold=0.5"
                                    : "enable_blob_files=false");
         } else {
             snprintf(spec, sizeof spec, "compression=kSnappyCompression");

@@ -95,6 +95,18 @@ static void trim_pending(sn_batch *b, sn_pending *p, uint64_t cutoff, uint32_t f
     }
 }
 
+/* The walk, from where the layer's last one left the first write held
+ * (sn_rank.c), to the first write it must keep. */
+static int walk_from_floor(trim_walk *w, sn_err *e)
+{
+    sn_ident from;
+    uint64_t from_rank;
+    int have_from = sn_rank_floor(w->s, w->lk, w->lklen, &from, &from_rank) && from_rank <= w->cutoff + 1;
+    int rc = sn_hist_each_from(w->s, w->lk, w->lklen, have_from ? &from : NULL, have_from ? from_rank : 0,
+                               trim_step, w, e);
+    return rc == 1 ? SN_OK : rc;
+}
+
 int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen, sn_err *e)
 {
     uint32_t keep = s->opts.max_weight_versions;
@@ -126,18 +138,37 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t l
     if (sn_replica_has_remote(s)) floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
     /* the newest write of the batch is the head; it is never <= cutoff */
     if (p) trim_pending(b, p, cutoff, floor);
-    /* the oldest writes were trimmed by earlier walks: start where the
-     * last one left the first write held (sn_rank.c) */
     trim_walk w = { s, b, lk, lklen, cutoff, floor, heads, n, 0, { 0, "" }, 0 };
-    sn_ident from;
-    uint64_t from_rank;
-    int have_from = sn_rank_floor(s, lk, lklen, &from, &from_rank) && from_rank <= cutoff + 1;
-    rc = sn_hist_each_from(s, lk, lklen, have_from ? &from : NULL, have_from ? from_rank : 0,
-                           trim_step, &w, e);
-    if (rc == 1 && p && w.has_floor) {
+    rc = walk_from_floor(&w, e);
+    if (!rc && p && w.has_floor) {
         p->has_floor = 1;
         p->floor = w.floor;
         p->floor_rank = w.floor_rank;
     }
-    return rc == 1 ? SN_OK : rc;
+    return rc;
+}
+
+int sn_trim_received(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                     const sn_ident *heads, size_t n, const sn_hist *fresh, sn_err *e)
+{
+    uint32_t keep = s->opts.max_weight_versions;
+    if (!keep || b->has_checkpoint || !n || sn_pending_find(b, lk, lklen)) return SN_OK;
+    /* the deepest head: no merge this node makes from now on reads deeper
+     * than the window below it (its deepest head only ever goes deeper) */
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        sn_hist h;
+        int rc = sn_hist_get_or(s, lk, lklen, &heads[i], fresh, &h, e);
+        if (rc == SN_NOTFOUND) continue;   /* another write of this batch */
+        if (rc) return rc;
+        if (h.depth > top) top = h.depth;
+    }
+    if (top <= SN_MERGE_WINDOW) return SN_OK;
+    uint64_t known;
+    int rc = sn_hist_count(s, lk, lklen, &known, e);   /* on disk: this batch's writes not counted */
+    if (rc || known <= keep) return rc;
+    trim_walk w = { s, b, lk, lklen, known - keep, top - SN_MERGE_WINDOW, heads, n, 0, { 0, "" }, 0 };
+    rc = walk_from_floor(&w, e);
+    if (!rc && w.has_floor) sn_rank_floor_after(b, lk, lklen, &w.floor, w.floor_rank);
+    return rc;
 }

@@ -7,6 +7,12 @@
 
 /* Keep the newest max_weight_versions records of a layer (layer key lk);
  * never a head, a pinned write, or the base the heads' merge needs. */
+/* A peer's write (fresh, in the batch) applied to lk left it with heads
+ * (n): records of depth at or below the merge window under the deepest
+ * head, and past max_weight_versions, go (a node that only receives a
+ * layer keeps what merges read, not all it was sent). */
+SN_HIDDEN int sn_trim_received(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
+                               const sn_ident *heads, size_t n, const struct sn_hist *fresh, sn_err *e);
 SN_HIDDEN int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lklen,
                                sn_err *e);
 /* The record of write id of layer lk (SN_NOTFOUND when not held), with
