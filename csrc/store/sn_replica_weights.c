@@ -187,7 +187,7 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
     if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
     if (!rc && is_new && tomb) rc = sn_tomb_settle(s, b, lk, lklen, &h, heads, n, e);
     /* what no merge here will read again goes (sn_trim.c) */
-    if (!rc && is_new && !tomb) rc = sn_trim_received(s, b, lk, lklen, heads, n, &h, e);
+    if (!rc && is_new && store) rc = sn_trim_received(s, b, lk, lklen, heads, n, &h, e);
     /* a conflict is a head beside others, not the first write of a layer */
     if (!rc && n > before && n > 1) res->conflicts = (int)(n - before);
     return rc;
