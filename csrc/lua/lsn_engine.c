@@ -114,6 +114,15 @@ static int l_engine_receive(lua_State *L)
     return 1;
 }
 
+/* Tests only (SYNAPTIC_TEST_HOOKS): engine:_skip_settle(on) */
+static int l_engine_skip_settle(lua_State *L)
+{
+    lsn_engine *u = check_engine(L, 1);
+    int on = lua_toboolean(L, 2);
+    sn_sync_test_skip_settle(lsn_sync_enter(L, u, 1), on);
+    return 0;
+}
+
 static int push_outbox(lua_State *L, sn_sync *y)
 {
     lua_createtable(L, (int)sn_sync_outbox_len(y), 0);
@@ -198,6 +207,10 @@ void lsn_engine_register(lua_State *L)
     lsn_newclass(L, LSN_ENGINE, methods, meta);
     static const lsn_sync_kind kind = { LSN_ENGINE, "sync engine", NULL, NULL };
     lsn_sync_add_methods(L, &kind);
+    if (getenv("SYNAPTIC_TEST_HOOKS")) {
+        static const luaL_Reg hooks[] = { { "_skip_settle", l_engine_skip_settle }, { NULL, NULL } };
+        lsn_class_add_methods(L, LSN_ENGINE, hooks);
+    }
 }
 
 void lsn_engine_open(lua_State *L)

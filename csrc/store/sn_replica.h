@@ -87,6 +87,9 @@ typedef struct sn_apply_result {
     int stored;             /* the record became a head */
     int conflicts;          /* conflict versions newly kept */
     int merged;             /* weights heads merged into a new write */
+    int deferred;           /* weights: the current write is left to sn_replica_settle (layer, lklen) */
+    size_t lklen;
+    unsigned char layer[SN_MAX_ID_LEN + 1 + 4];   /* expert 0x00 layer(4 BE) */
     int collision;          /* another record was already logged under this (origin, seq) */
 } sn_apply_result;
 
@@ -145,6 +148,22 @@ SN_HIDDEN int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, s
 SN_HIDDEN int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes,
                                size_t len, const sn_resolver *r, sn_apply_result *res,
                                sn_err *e);
+/* As sn_replica_apply, but a weights write leaves its layer's current
+ * write as it was (res->deferred, res->layer): a catch-up that brings many
+ * writes of one layer merges its heads once, at sn_replica_settle, not
+ * once per write. Until then the layer's current write is the one before
+ * the batch; after a crash in between, sn_replica_settle_all puts it right. */
+SN_HIDDEN int sn_replica_apply_deferred(sn_store *s, const sn_entry *en, const unsigned char *bytes,
+                                        size_t len, const sn_resolver *r, sn_apply_result *res,
+                                        sn_err *e);
+/* The layer's current write from its heads now (merged, or the resolver's
+ * pick), in one batch. The resolver may run Lua code. */
+SN_HIDDEN int sn_replica_settle(sn_store *s, const unsigned char *lk, size_t lklen, const sn_resolver *r,
+                                sn_err *e);
+/* sn_replica_settle every layer with several heads, or whose current write
+ * is not its one head: what a crash between a deferred apply and its
+ * settle left. */
+SN_HIDDEN int sn_replica_settle_all(sn_store *s, const sn_resolver *r, sn_err *e);
 
 /* The conflict versions kept for one layer's weights, and for one
  * expert's config, in key then identity order. */

@@ -310,8 +310,8 @@ int sn_replica_logged(sn_store *s, const char *origin, uint64_t seq, sn_entry *e
     return rc;
 }
 
-int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
-                     const sn_resolver *r, sn_apply_result *res, sn_err *e)
+static int apply(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
+                 const sn_resolver *r, int defer, sn_apply_result *res, sn_err *e)
 {
     memset(res, 0, sizeof *res);
     int rc = sn_check_writable(s, e);
@@ -344,11 +344,23 @@ int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes
             rocksdb_writebatch_delete_cf(b->wb, s->cf[CF_DEFAULT], (const char *)k, LOG_KEY_LEN);
     }
     if (!rc && en->kind != SN_KIND_SKIP)
-        rc = en->cf == CF_WEIGHTS ? sn_apply_weights(s, b, en, bytes, len, r, res, e)
+        rc = en->cf == CF_WEIGHTS ? sn_apply_weights(s, b, en, bytes, len, r, res, defer, e)
                                   : merge(s, b, en, bytes, len, r, res, e);
     if (!rc) rc = sn_batch_commit(b, e);
     sn_batch_free(b);
     /* HLC receive rule: our next write orders after what we have seen */
     if (!rc && en->hlc > s->last_hlc) s->last_hlc = en->hlc;
     return rc;
+}
+
+int sn_replica_apply(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
+                     const sn_resolver *r, sn_apply_result *res, sn_err *e)
+{
+    return apply(s, en, bytes, len, r, 0, res, e);
+}
+
+int sn_replica_apply_deferred(sn_store *s, const sn_entry *en, const unsigned char *bytes, size_t len,
+                              const sn_resolver *r, sn_apply_result *res, sn_err *e)
+{
+    return apply(s, en, bytes, len, r, 1, res, e);
 }

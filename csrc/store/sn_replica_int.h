@@ -42,6 +42,6 @@ SN_HIDDEN int sn_resolver_beats(const sn_resolver *r, const sn_head *a, const sn
 /* Apply a peer's weights entry in batch b (sn_replica_weights.c). */
 SN_HIDDEN int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en,
                                const unsigned char *bytes, size_t len, const sn_resolver *r,
-                               sn_apply_result *res, sn_err *e);
+                               sn_apply_result *res, int defer, sn_err *e);
 
 #endif

@@ -6,6 +6,7 @@
 #include "store/sn_rank.h"
 #include "store/sn_replica.h"
 #include "store/sn_replica_int.h"
+#include "store/sn_rocks.h"
 #include "store/sn_weights_int.h"
 
 #include <stdlib.h>
@@ -133,7 +134,7 @@ static int choose_current(sn_store *s, sn_batch *b, const unsigned char *lk, siz
 }
 
 int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigned char *bytes,
-                     size_t len, const sn_resolver *r, sn_apply_result *res, sn_err *e)
+                     size_t len, const sn_resolver *r, sn_apply_result *res, int defer, sn_err *e)
 {
     size_t lklen;
     sn_hist h;
@@ -184,11 +185,84 @@ int sn_apply_weights(sn_store *s, sn_batch *b, const sn_entry *en, const unsigne
         h = known;
     }
     fresh_write f = { &h, en->key, store ? bytes : NULL, en->klen, len };
-    if (!rc) rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
+    /* a tombstone settles its layer at once (sn_tomb_settle reads current) */
+    if (defer && !tomb && lklen <= sizeof res->layer) {
+        res->deferred = 1;
+        res->lklen = lklen;
+        memcpy(res->layer, lk, lklen);
+    } else if (!rc) {
+        rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, res, e);
+    }
     if (!rc && is_new && tomb) rc = sn_tomb_settle(s, b, lk, lklen, &h, heads, n, e);
     /* what no merge here will read again goes (sn_trim.c) */
     if (!rc && is_new && store) rc = sn_trim_received(s, b, lk, lklen, heads, n, &h, e);
     /* a conflict is a head beside others, not the first write of a layer */
     if (!rc && n > before && n > 1) res->conflicts = (int)(n - before);
+    return rc;
+}
+
+int sn_replica_settle(sn_store *s, const unsigned char *lk, size_t lklen, const sn_resolver *r, sn_err *e)
+{
+    int rc = sn_check_writable(s, e);
+    if (rc) return rc;
+    sn_ident heads[SN_MAX_HEADS];
+    size_t n;
+    rc = sn_heads_load(s, lk, lklen, heads, &n, e);
+    if (rc || n == 0) return rc;
+    sn_batch *b = sn_batch_new(s);
+    if (!b) return sn_fail(e, SN_ENOMEM, "out of memory");
+    fresh_write f = { NULL, NULL, NULL, 0, 0 };
+    sn_apply_result res;
+    memset(&res, 0, sizeof res);
+    rc = choose_current(s, b, lk, lklen, &f, heads, &n, r, &res, e);
+    if (!rc) rc = sn_batch_commit(b, e);
+    sn_batch_free(b);
+    return rc;
+}
+
+/* One layer whose current write may lag its heads. */
+typedef struct layer_ref {
+    size_t lklen;
+    unsigned char lk[SN_LAYER_KEY_MAX];
+} layer_ref;
+
+int sn_replica_settle_all(sn_store *s, const sn_resolver *r, sn_err *e)
+{
+    sn_err ro;
+    if (sn_check_writable(s, &ro)) return SN_OK;   /* read-only: nothing was deferred here */
+    /* first the layers to settle, from the head markers (01 'T' lk id):
+     * a layer with several heads, or whose current write is missing or not
+     * its one head; then each settled, none while the iterator is open */
+    layer_ref *todo = NULL;
+    size_t n = 0, cap = 0;
+    unsigned char p[2] = { 1, TAG_HEAD };
+    sn_bound *bd;
+    rocksdb_iterator_t *it = sn_iter_prefix(s, CF_DEFAULT, p, 2, &bd);
+    int rc = SN_OK;
+    for (rocksdb_iter_seek(it, (const char *)p, 2); !rc && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen < 2 || k[0] != 1 || k[1] != TAG_HEAD) break;
+        if (klen < 3 + SN_ID_LEN || klen - 2 - SN_ID_LEN > SN_LAYER_KEY_MAX) continue;   /* verify's to report */
+        size_t lklen = klen - 2 - SN_ID_LEN;
+        if (n && todo[n - 1].lklen == lklen && memcmp(todo[n - 1].lk, k + 2, lklen) == 0) continue;
+        sn_ident cur, heads[SN_MAX_HEADS];
+        size_t nh;
+        rc = sn_heads_load(s, k + 2, lklen, heads, &nh, e);
+        int has_cur = 0;
+        if (!rc) {
+            rc = sn_current_get(s, k + 2, lklen, &cur, e);
+            has_cur = rc == SN_OK;
+            if (rc == SN_NOTFOUND) rc = SN_OK;
+        }
+        if (rc || (nh == 1 && has_cur && sn_same_ident(&heads[0], &cur))) continue;
+        if ((rc = SN_GROW(todo, n, cap, 8, e))) break;
+        todo[n].lklen = lklen;
+        memcpy(todo[n].lk, k + 2, lklen);
+        n++;
+    }
+    rc = sn_bound_end(bd, it, rc, "reading heads", e);
+    for (size_t i = 0; !rc && i < n; i++) rc = sn_replica_settle(s, todo[i].lk, todo[i].lklen, r, e);
+    free(todo);
     return rc;
 }

@@ -84,6 +84,7 @@ int sn_sync_mode_find(const char *s)
 }
 
 void sn_sync_set_store(sn_sync *y, sn_store *s) { y->s = s; }
+void sn_sync_test_skip_settle(sn_sync *y, int on) { y->skip_settle = on; }
 const sn_sync_config *sn_sync_config_of(const sn_sync *y) { return &y->cfg; }
 
 void sn_sync_get_stats(const sn_sync *y, sn_sync_stats *out) { *out = y->st; }
@@ -122,6 +123,14 @@ int sn_sync_tick(sn_sync *y, double now, sn_err *e)
 {
     if (now > y->now || !y->started) y->now = now;
     int rc = SN_OK;
+    /* a crash between a deferred apply and its settle left a layer's
+     * current write behind its heads: put right before anything else (here,
+     * not in sn_sync_new: the resolver may call back into Lua) */
+    if (!y->settled) {
+        rc = sn_replica_settle_all(y->s, &y->cfg.resolver, e);
+        if (rc) return rc;
+        y->settled = 1;
+    }
     sn_partials_expire(y);
     sn_peers_forget_dead(y);
     /* heartbeats go to dead peers too: that is how they come back */

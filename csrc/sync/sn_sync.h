@@ -110,6 +110,9 @@ typedef struct sn_sync_stats {
 SN_HIDDEN void sn_sync_default_config(sn_sync_config *c);
 SN_HIDDEN int sn_sync_new(sn_store *s, const sn_sync_config *c, sn_sync **out, sn_err *e);
 SN_HIDDEN void sn_sync_free(sn_sync *y);
+/* Tests only: on, a message's writes of a layer are applied and its
+ * current write left unsettled, as when the process dies in between. */
+SN_HIDDEN void sn_sync_test_skip_settle(sn_sync *y, int on);
 /* The store may be re-pointed (the binding checks it is still open). */
 SN_HIDDEN void sn_sync_set_store(sn_sync *y, sn_store *s);
 SN_HIDDEN const sn_sync_config *sn_sync_config_of(const sn_sync *y);

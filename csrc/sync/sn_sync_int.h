@@ -139,6 +139,9 @@ struct sn_sync {
     char **refused;
     size_t nrefused;
     int handed_kind;               /* the kind of the message sn_sync_next_out handed out last */
+    struct sn_deferred *deferring; /* while a message's entries are applied: layers to settle after */
+    int settled;                   /* the first tick settled what a crash left (sn_replica_settle_all) */
+    int skip_settle;               /* tests: as if the process died before settling */
     double refusals_since;         /* the window SN_SYNC_MAX_REFUSALS counts in */
     unsigned refusals_in_window;
 };

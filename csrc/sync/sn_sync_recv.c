@@ -75,6 +75,31 @@ static int check_put(sn_sync *y, const sn_entry *en, const unsigned char *bytes,
 
 /* Apply one entry whose seq is the next of its origin: the record's checks
  * (unless checked already), then the merge. */
+/* The layers a message's writes left to settle (sn_replica_apply_deferred). */
+typedef struct sn_deferred {
+    size_t n, cap;
+    size_t *lklen;
+    unsigned char (*lk)[SN_MAX_ID_LEN + 1 + 4];
+} sn_deferred;
+
+static int defer_layer(sn_deferred *d, const unsigned char *lk, size_t lklen, sn_err *e)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->lklen[i] == lklen && memcmp(d->lk[i], lk, lklen) == 0) return SN_OK;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 8;
+        void *a = realloc(d->lklen, cap * sizeof *d->lklen);
+        if (a) d->lklen = a;
+        void *b = a ? realloc(d->lk, cap * sizeof *d->lk) : NULL;
+        if (b) d->lk = b;
+        if (!a || !b) return sn_fail(e, SN_ENOMEM, "out of memory");
+        d->cap = cap;
+    }
+    d->lklen[d->n] = lklen;
+    memcpy(d->lk[d->n++], lk, lklen);
+    return SN_OK;
+}
+
 static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int checked,
                      int *bad, sn_err *e)
 {
@@ -89,8 +114,11 @@ static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_
         len = 0;
     }
     sn_apply_result res;
-    int rc = sn_replica_apply(y->s, en, bytes, len, &y->cfg.resolver, &res, e);
+    int rc = y->deferring ? sn_replica_apply_deferred(y->s, en, bytes, len, &y->cfg.resolver, &res, e)
+                          : sn_replica_apply(y->s, en, bytes, len, &y->cfg.resolver, &res, e);
     if (rc == SN_ECORRUPT) { *bad = 1; return rc; }
+    if (rc) return rc;
+    if (res.deferred) rc = defer_layer(y->deferring, res.layer, res.lklen, e);
     if (rc) return rc;
     if (res.duplicate) { y->st.duplicates++; return SN_OK; }
     y->st.collisions += (uint64_t)res.collision;
@@ -171,7 +199,30 @@ static int check_entries(sn_sync *y, const msg *m, const sn_value *list, sn_err 
  * which is applied once whole and its turn has come. *bad is set when the
  * message itself is malformed or a record in it fails its checks; nothing
  * of it is applied then (chunk sets completed earlier are their own). */
+static int apply_listed(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e);
+
+/* A message's entries, applied in order. Several writes of one layer (a
+ * catch-up) merge its heads once, after the last (sn_replica_settle), not
+ * once per write: that was most of a joiner's time. Settled whatever
+ * happened to the entries after them. */
 static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
+{
+    const sn_value *list = sn_map_get(&m->r.fields, "entries");
+    sn_deferred d = { 0 };
+    if (list->u.a.n > 1) y->deferring = &d;
+    int rc = apply_listed(y, p, m, need_sync, bad, e);
+    y->deferring = NULL;
+    for (size_t i = 0; !y->skip_settle && i < d.n; i++) {
+        sn_err why;
+        int r2 = sn_replica_settle(y->s, d.lk[i], d.lklen[i], &y->cfg.resolver, &why);
+        if (r2 && !rc) { rc = r2; *e = why; }
+    }
+    free(d.lklen);
+    free(d.lk);
+    return rc;
+}
+
+static int apply_listed(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
 {
     const sn_value *list = sn_map_get(&m->r.fields, "entries");
     size_t total = 0;
