@@ -68,6 +68,17 @@ describe("catch-up merges a layer once", function()
                  conflict_resolution = "merge" }
   local function cfg(id) local t = { node_id = id }; for k, v in pairs(FAST) do t[k] = v end; return t end
 
+  -- both engines at time t, then their messages carried until quiet
+  local function pump(e1, e2, t)
+    e1:tick(t); e2:tick(t)
+    for _ = 1, 50 do
+      local n = 0
+      for _, m in ipairs(e1:outbox()) do n = n + 1; e2:receive(e1:node_id(), m.bytes) end
+      for _, m in ipairs(e2:outbox()) do n = n + 1; e1:receive(e2:node_id(), m.bytes) end
+      if n == 0 then return end
+    end
+  end
+
   -- two writers of one layer, concurrent, each with a history of its own
   local function two_writers()
     local a, b = open("a"), open("b")
@@ -75,21 +86,12 @@ describe("catch-up merges a layer once", function()
     a:put_weights("x", 0, base, {})
     local ea, eb = synaptic.sync_engine(a, cfg("A")), synaptic.sync_engine(b, cfg("B"))
     ea:add_peer("B"); eb:add_peer("A")
-    local function carry(t)
-      ea:tick(t); eb:tick(t)
-      for _ = 1, 50 do
-        local n = 0
-        for _, m in ipairs(ea:outbox()) do n = n + 1; eb:receive("A", m.bytes) end
-        for _, m in ipairs(eb:outbox()) do n = n + 1; ea:receive("B", m.bytes) end
-        if n == 0 then break end
-      end
-    end
-    carry(1)
+    pump(ea, eb, 1)
     for i = 1, 6 do
       a:put_weights("x", 0, { 1 + i, 2, 3, 4 }, {})
       b:put_weights("x", 0, { 1, 2, 3 + i, 4 }, {})
     end
-    carry(3); carry(5)
+    pump(ea, eb, 3); pump(ea, eb, 5)
     assert.same(a:get_weights("x", 0):totable(), b:get_weights("x", 0):totable())
     ea:close(); eb:close()
     return a, b
@@ -101,15 +103,7 @@ describe("catch-up merges a layer once", function()
     local ea, ec = synaptic.sync_engine(a, cfg("A")), synaptic.sync_engine(c, cfg("C"))
     ea:add_peer("C"); ec:add_peer("A")
     if skip then ec:_skip_settle(true) end
-    for t = 1, 4 do
-      ea:tick(t); ec:tick(t)
-      for _ = 1, 50 do
-        local n = 0
-        for _, m in ipairs(ea:outbox()) do n = n + 1; ec:receive("A", m.bytes) end
-        for _, m in ipairs(ec:outbox()) do n = n + 1; ea:receive("C", m.bytes) end
-        if n == 0 then break end
-      end
-    end
+    for t = 1, 4 do pump(ea, ec, t) end
     ea:close(); ec:close()
     return c
   end

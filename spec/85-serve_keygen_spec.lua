@@ -85,6 +85,25 @@ describe("synaptic keygen", function()
   end)
 end)
 
+describe("--authorized files", function()
+  after_each(helpers.cleanup)
+
+  it("take keys that hold '#', comment lines and trailing comments; refuse anything else", function()
+    local keys = require "synaptic.cli.keys"
+    local hashed                               -- Z85 keys hold '#' about 38% of the time
+    repeat hashed = synaptic.keypair() until hashed:find("#", 1, true)
+    local plain = synaptic.keypair()
+    local path = helpers.tmpdir("authorized") .. "/list"
+    local function write(text) local f = assert(io.open(path, "w")); f:write(text); f:close() end
+    write("# the mesh\n\n" .. hashed .. "\n  " .. plain .. "   # the laptop\n")
+    assert.same({ hashed, plain }, keys.read_authorized(path))
+    write(plain .. "#no blank before the comment\n")
+    local ok, err = pcall(keys.read_authorized, path)
+    assert.is_false(ok)
+    assert.matches("line 1 is not a 40%-character Z85 key", err.msg)
+  end)
+end)
+
 describe("synaptic serve", function()
   after_each(helpers.cleanup)
 
