@@ -271,14 +271,15 @@ void sn_rank_floor_after(sn_batch *b, const unsigned char *lk, size_t lklen, con
 static int foreign_keeps(rank_slot *r, const heads_after *a)
 {
     /* the floor (no write older is held) stays while every write added
-     * sorts after it, so its number holds; a record filled in taints the
-     * slot (sn_replica_weights.c), and a batch without adds drops it */
-    int after_all = a && a->nadded <= ADDED_MAX;
-    for (size_t i = 0; after_all && i < a->nadded; i++)
+     * sorts after it, so its number holds; a batch that adds none (a merge
+     * made current, a layer settled) keeps it, and a record filled in
+     * taints the slot instead (sn_replica_weights.c) */
+    int after_all = !a || a->nadded <= ADDED_MAX;
+    for (size_t i = 0; a && after_all && i < a->nadded; i++)
         after_all = (!r->has_floor || sn_ident_cmp(&a->added[i], &r->floor) > 0) &&
                     (!a->has_floor || sn_ident_cmp(&a->added[i], &a->floor) > 0);
     r->has_floor = after_all && r->has_floor;
-    if (after_all && a->has_floor) {
+    if (after_all && a && a->has_floor) {
         r->has_floor = 1;
         r->floor = a->floor;
         r->floor_rank = a->floor_rank;
