@@ -73,8 +73,6 @@ static int check_put(sn_sync *y, const sn_entry *en, const unsigned char *bytes,
     return SN_OK;
 }
 
-/* Apply one entry whose seq is the next of its origin: the record's checks
- * (unless checked already), then the merge. */
 /* The layers a message's writes left to settle (sn_replica_apply_deferred). */
 typedef struct sn_deferred {
     size_t n, cap;
@@ -100,6 +98,9 @@ static int defer_layer(sn_deferred *d, const unsigned char *lk, size_t lklen, sn
     return SN_OK;
 }
 
+/* Apply one entry whose seq is the next of its origin: the record's checks
+ * (unless checked already), then the merge (or, while a message's entries
+ * are applied, its layer noted to settle after them). */
 static int apply_one(sn_sync *y, sn_entry *en, const unsigned char *bytes, size_t len, int checked,
                      int *bad, sn_err *e)
 {
@@ -193,12 +194,6 @@ static int check_entries(sn_sync *y, const msg *m, const sn_value *list, sn_err 
     return SN_OK;
 }
 
-/* Apply the entries of an update or a response. Entries of one origin are
- * applied in seq order only: a gap (a lost or reordered message) stops that
- * origin and asks the sender for a sync instead. A chunk goes to its set,
- * which is applied once whole and its turn has come. *bad is set when the
- * message itself is malformed or a record in it fails its checks; nothing
- * of it is applied then (chunk sets completed earlier are their own). */
 static int apply_listed(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e);
 
 /* A message's entries, applied in order. Several writes of one layer (a
@@ -222,6 +217,12 @@ static int apply_entries(sn_sync *y, peer *p, const msg *m, int *need_sync, int 
     return rc;
 }
 
+/* Apply the entries of an update or a response. Entries of one origin are
+ * applied in seq order only: a gap (a lost or reordered message) stops that
+ * origin and asks the sender for a sync instead. A chunk goes to its set,
+ * which is applied once whole and its turn has come. *bad is set when the
+ * message itself is malformed or a record in it fails its checks; nothing
+ * of it is applied then (chunk sets completed earlier are their own). */
 static int apply_listed(sn_sync *y, peer *p, const msg *m, int *need_sync, int *bad, sn_err *e)
 {
     const sn_value *list = sn_map_get(&m->r.fields, "entries");
