@@ -260,8 +260,12 @@ static int l_nats_run(lua_State *L)
     double end = sn_now() + secs;
     sn_err e;
     int interrupted = 0;
+    /* an untrapped SIGINT reaches Lua's own handler, which sets a hook to
+     * raise "interrupted!" at the next Lua instruction: a signal that
+     * lands between two waits (no EINTR) shows as that hook */
+    lua_Hook hook = lua_gethook(L);
     do {
-        if (sn_signal_caught()) return poll_result(L, 1);
+        if (sn_signal_caught() || lua_gethook(L) != hook) return poll_result(L, 1);
         double left = (end - sn_now()) * 1000;
         int rc = poll_once(u, y, left > 50 ? 50 : left > 0 ? (int)left : 0, &interrupted, &e);
         if (rc) return lsn_result(L, "run", rc, &e);
