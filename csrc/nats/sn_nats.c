@@ -43,13 +43,17 @@ int sn_nats_node_subject(const char *prefix, const char *node_id, char out[SN_NA
 void sn_nats_free(sn_nats *n)
 {
     if (!n) return;
+    /* the connection closed first: closing joins its reader thread, which
+     * could otherwise be delivering a message to a subscription being
+     * destroyed here (a use after free ASan caught in libnats 3.4) */
+    if (n->nc) {
+        natsConnection_FlushTimeout(n->nc, 1000);   /* what we published reaches the server */
+        natsConnection_Close(n->nc);
+    }
     sn_nats_js_free(n);
     if (n->own) natsSubscription_Destroy(n->own);
     if (n->mesh) natsSubscription_Destroy(n->mesh);
-    if (n->nc) {
-        natsConnection_FlushTimeout(n->nc, 1000);   /* what we published reaches the server */
-        natsConnection_Destroy(n->nc);
-    }
+    if (n->nc) natsConnection_Destroy(n->nc);
     sn_idmap_free(n->ids);
     sn_keyset_free(n->keys);
     free(n->prefix);
