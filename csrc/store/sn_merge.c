@@ -75,24 +75,8 @@ static int add_write(sn_store *s, const unsigned char *lk, size_t lklen, const s
 
 #define OUT_OF_WINDOW 2006   /* a record the merge needs lies below the merge window */
 
-/* The depth at or below which a merge of heads ids reads no record: the
- * deepest head's less SN_MERGE_WINDOW (see sn_history.h). */
-static int window_floor(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids, size_t n,
-                        const sn_hist *fresh, uint32_t *floor, sn_err *e)
-{
-    uint32_t top = 0;
-    for (size_t i = 0; i < n; i++) {
-        sn_hist h;
-        int rc = sn_hist_get_or(s, lk, lklen, &ids[i], fresh, &h, e);
-        if (rc == SN_NOTFOUND) return INCOMPLETE;
-        if (rc) return rc;
-        if (h.depth > top) top = h.depth;
-    }
-    *floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
-    return SN_OK;
-}
-
-/* Whether write id (its depth when known, else read) is above the floor. */
+/* Whether write id (its depth read from its history entry) is above the
+ * merge window's floor. */
 static int in_window(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *id, const sn_hist *fresh,
                      uint32_t floor, sn_err *e)
 {
@@ -349,14 +333,12 @@ int sn_merge_compatible(const sn_weights_view *v, size_t n)
  * heads' ancestry is not all known yet. */
 static int combine(sn_store *s, const unsigned char *lk, size_t lklen, const sn_ident *ids,
                    sn_weights_view *v, size_t n, const sn_hist *fresh, sn_weights_view *fresh_view,
-                   sn_merge_rule rule, float *out, char *how, size_t howlen, sn_err *e)
+                   uint32_t floor, sn_merge_rule rule, float *out, char *how, size_t howlen, sn_err *e)
 {
     size_t m = v[0].nw + v[0].nb, origins = 0;
     double *acc = calloc(m ? m : 1, sizeof *acc), scale = 1;
     float *tmp = malloc((m ? m : 1) * sizeof *tmp);
     int rc = acc && tmp ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    uint32_t floor = 0;
-    if (!rc) rc = window_floor(s, lk, lklen, ids, n, fresh, &floor, e);
     if (!rc) rc = delta_merge(s, lk, lklen, ids, v, n, fresh, fresh_view, floor, rule, m, acc, tmp, &scale, &origins, e);
     int out_of_window = rc == OUT_OF_WINDOW;
     if (out_of_window) rc = NO_BASE;   /* the mean of the heads, whose records every node holds */
@@ -431,7 +413,10 @@ int sn_merge_heads(sn_store *s, sn_batch *b, const unsigned char *lk, size_t lkl
     float *w = malloc((m ? m : 1) * sizeof *w);
     char how[128];
     int rc = w ? SN_OK : sn_fail(e, SN_ENOMEM, "out of memory");
-    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, fresh_view, rule, w, how, sizeof how, e);
+    /* the merge window's floor: the deepest head's depth (the merge's, less
+     * one) less SN_MERGE_WINDOW (sn_history.h) */
+    uint32_t top = h.depth - 1, floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
+    if (!rc) rc = combine(s, lk, lklen, ids, v, n, fresh, fresh_view, floor, rule, w, how, sizeof how, e);
     if (rc == INCOMPLETE) rc = SN_NOTFOUND;   /* not yet: the caller picks a current meanwhile */
     if (rc) { free(w); return rc; }
     /* the newest head's codec, so every node encodes the same bytes */

@@ -123,19 +123,20 @@ int sn_trim_versions(sn_store *s, sn_batch *b, const unsigned char *lk, size_t l
     sn_ident heads[SN_MAX_HEADS];
     size_t n = 0;
     uint32_t top = p ? p->depth : 0, floor = UINT32_MAX;
+    int syncs = sn_replica_has_remote(s);
     /* a write in this batch superseded every head on disk; without one the
      * heads stay, and several heads keep their whole history for the merge */
     if (!p) {
         rc = sn_heads_load(s, lk, lklen, heads, &n, e);
         if (rc || n > 1) return rc;
         sn_hist h;
-        if (n == 1 && sn_replica_has_remote(s)) {
+        if (n == 1 && syncs) {
             rc = sn_hist_get(s, lk, lklen, &heads[0], &h, e);
             if (rc) return rc;
             top = h.depth;
         }
     }
-    if (sn_replica_has_remote(s)) floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
+    if (syncs) floor = top > SN_MERGE_WINDOW ? top - SN_MERGE_WINDOW : 0;
     /* the newest write of the batch is the head; it is never <= cutoff */
     if (p) trim_pending(b, p, cutoff, floor);
     trim_walk w = { s, b, lk, lklen, cutoff, floor, heads, n, 0, { 0, "" }, 0 };
